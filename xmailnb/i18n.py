@@ -1,0 +1,145 @@
+"""Message catalogs and rendering in Japanese and English.
+
+Core code never builds user-facing sentences: it returns :class:`Msg` values
+(a catalog key plus parameters) and the view (CLI, widgets) renders them in the
+user's language.  Catalogs live in ``xmailnb/catalogs/<lang>/<domain>.toml``,
+one flat table of ``"key" = "text"`` per domain, so that modules can grow their
+own messages without touching each other's files.  Both languages must define
+exactly the same keys with the same ``{placeholders}`` (a test enforces it).
+"""
+
+from __future__ import annotations
+
+import locale
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Mapping
+
+__all__ = [
+    "LANGUAGES",
+    "DEFAULT_LANGUAGE",
+    "Msg",
+    "catalog",
+    "detect_language",
+    "render",
+    "text",
+]
+
+LANGUAGES: tuple[str, ...] = ("ja", "en")
+DEFAULT_LANGUAGE = "en"
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    # TOML turns unquoted dotted keys into nested tables; accept both spellings.
+    flat: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@lru_cache(maxsize=None)
+def catalog(lang: str) -> Mapping[str, str]:
+    """Return the merged catalog of *lang* (every domain file), key -> text.
+
+    Raises:
+        ValueError: *lang* is not one of :data:`LANGUAGES`, or two domain
+            files define the same key.
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}")
+    merged: dict[str, str] = {}
+    folder = resources.files("xmailnb").joinpath("catalogs", lang)
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        table = _flatten(tomllib.loads(entry.read_text(encoding="utf-8")))
+        clash = merged.keys() & table.keys()
+        if clash:
+            raise ValueError(f"{lang}/{entry.name}: duplicate keys {sorted(clash)}")
+        merged.update(table)
+    return merged
+
+
+def text(key: str, lang: str, **params: Any) -> str:
+    """Render catalog entry *key* in *lang* with *params*.
+
+    A missing key falls back to English, then to the key itself, so that a
+    catalog gap shows up as a visible key rather than a traceback.
+    """
+    template = catalog(lang).get(key)
+    if template is None:
+        template = catalog(DEFAULT_LANGUAGE).get(key, key)
+    rendered = {name: _render_value(value, lang) for name, value in params.items()}
+    try:
+        return template.format(**rendered)
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
+def _render_value(value: Any, lang: str) -> Any:
+    if isinstance(value, Msg):
+        return value.render(lang)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Msg) for v in value):
+        sep = "、" if lang == "ja" else ", "
+        return sep.join(v.render(lang) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message to show to the user: a catalog key and its parameters.
+
+    Parameters may themselves be :class:`Msg` values (rendered in the same
+    language) or lists of them.
+
+    >>> Msg("common.yes").render("en")
+    'yes'
+    """
+
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, key: str, **params: Any) -> "Msg":
+        return cls(key, params)
+
+    def render(self, lang: str) -> str:
+        return text(self.key, lang, **dict(self.params))
+
+    def to_json(self, lang: str) -> str:
+        return self.render(lang)
+
+
+def render(msg: Msg | None, lang: str) -> str:
+    """Render *msg*, or return an empty string for ``None``."""
+    return "" if msg is None else msg.render(lang)
+
+
+def detect_language(environ: Mapping[str, str] | None = None) -> str:
+    """Pick the user's language from the locale: ``ja`` for a Japanese locale,
+    else English.  ``XMAILNB_LANG`` overrides the locale when set to a known
+    language."""
+    env = os.environ if environ is None else environ
+    forced = env.get("XMAILNB_LANG", "").strip().lower()
+    if forced in LANGUAGES:
+        return forced
+    # POSIX precedence: LC_ALL, then LC_MESSAGES, then LANG.
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        value = env.get(var, "")
+        if value:
+            return "ja" if value.lower().startswith("ja") else DEFAULT_LANGUAGE
+    if environ is None:
+        try:
+            loc = locale.getlocale()[0] or ""
+        except ValueError:
+            loc = ""
+        if loc.lower().startswith("ja"):
+            return "ja"
+    return DEFAULT_LANGUAGE
