@@ -1,0 +1,209 @@
+"""The store: archive first, atomic replace, rollback, busy lock, audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from pathlib import Path
+
+from xmailnb import store as storemod
+from xmailnb.errors import BusyError, InputError
+from xmailnb.mailroot import MailRoot
+from xmailnb.store import Store, StoreError, sha256_hex
+
+
+@pytest.fixture
+def mr(tmp_path):
+    (tmp_path / "server.tab").write_bytes(b'"RootDomain"\t"example.jp"\n')
+    return MailRoot(tmp_path)
+
+
+def tree(root) -> dict[str, str]:
+    """Hash of every file below *root* except the store's own bookkeeping."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if rel.startswith(os.path.join("sslconf", "archive")) or rel.endswith(("audit.log", ".xmailnb.lock")):
+                continue
+            out[rel] = sha256_hex(open(path, "rb").read())
+    return out
+
+
+def test_apply_archives_previous_and_writes_new(mr):
+    mr.server_cert.write_bytes(b"old cert")
+    entry = Store(mr).apply("install", {"server.cert": b"new cert", "server.key": b"new key"})
+    assert mr.server_cert.read_bytes() == b"new cert"
+    assert mr.server_key.read_bytes() == b"new key"
+    assert entry is not None and entry.files == {"server.cert": sha256_hex(b"old cert"), "server.key": None}
+    assert (entry.path / "files" / "server.cert").read_bytes() == b"old cert"
+
+
+def test_keys_are_private_and_archive_is_private(mr):
+    mr.server_key.write_bytes(b"old")
+    os.chmod(mr.server_key, 0o644)
+    entry = Store(mr).apply("install", {"server.key": b"new", "sslconf/server.key": b"pending"})
+    assert stat.S_IMODE(mr.server_key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(mr.pending_key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(mr.archive_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((entry.path / "files" / "server.key").stat().st_mode) == 0o600
+
+
+def test_other_files_keep_their_mode(mr):
+    os.chmod(mr.server_tab, 0o640)
+    Store(mr).apply("settings", {"server.tab": b'"RootDomain"\t"example.com"\n'})
+    assert stat.S_IMODE(mr.server_tab.stat().st_mode) == 0o640
+
+
+def test_no_change_writes_nothing(mr):
+    assert Store(mr).apply("settings", {"server.tab": mr.server_tab.read_bytes()}) is None
+    assert Store(mr).history() == []
+
+
+def test_failure_on_second_rename_restores_everything(mr, monkeypatch):
+    mr.server_cert.write_bytes(b"old cert")
+    mr.server_key.write_bytes(b"old key")
+    before = tree(mr.path)
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def failing_replace(src, dst):
+        if Path(dst) == mr.server_key:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(storemod, "_replace", failing_replace)
+    with pytest.raises(StoreError) as err:
+        Store(mr).apply("install", {"server.cert": b"new cert", "server.key": b"new key"})
+    assert err.value.msg.key == "store.write_failed"
+    assert tree(mr.path) == before
+    assert Store(mr).history() == []  # nothing changed, so no noise in history
+    leftovers = [p for p in mr.path.rglob("*") if "xmailnb-tmp" in p.name or p.name.endswith(".partial")]
+    assert leftovers == []
+    audit = Store(mr).audit_records()
+    assert audit[-1]["result"] == "failed"
+
+
+def test_failure_while_archiving_changes_nothing(mr, monkeypatch):
+    mr.server_cert.write_bytes(b"old cert")
+    before = tree(mr.path)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if "archive" in str(dst):
+            raise OSError(13, "Permission denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(storemod, "_replace", failing_replace)
+    with pytest.raises(StoreError) as err:
+        Store(mr).apply("install", {"server.cert": b"new cert"})
+    assert err.value.msg.key == "store.archive_failed"
+    monkeypatch.undo()
+    assert tree(mr.path) == before
+    assert not [p for p in mr.archive_dir.iterdir()]
+
+
+def test_failure_of_fsync_leaves_files(mr, monkeypatch):
+    mr.server_cert.write_bytes(b"old cert")
+    before = tree(mr.path)
+
+    def bad_fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(storemod, "_fsync", bad_fsync)
+    with pytest.raises(Exception):
+        Store(mr).apply("install", {"server.cert": b"new cert", "server.key": b"k"})
+    monkeypatch.undo()
+    assert tree(mr.path) == before
+
+
+def test_rollback_restores_and_second_rollback_undoes(mr):
+    mr.server_cert.write_bytes(b"v1")
+    s = Store(mr)
+    s.apply("install", {"server.cert": b"v2", "server.key": b"k2"})
+    target, new = s.rollback()
+    assert mr.server_cert.read_bytes() == b"v1"
+    assert not mr.server_key.exists()  # it did not exist before the install
+    assert target.action == "install" and new is not None and new.action == "rollback"
+    s.rollback()
+    assert mr.server_cert.read_bytes() == b"v2" and mr.server_key.read_bytes() == b"k2"
+
+
+def test_rollback_to_specific_id_and_unknown_id(mr):
+    s = Store(mr)
+    e1 = s.apply("install", {"server.cert": b"v1"})
+    s.apply("install", {"server.cert": b"v2"})
+    s.rollback(e1.id)
+    assert not mr.server_cert.exists()
+    with pytest.raises(InputError) as err:
+        s.rollback("19990101T000000000000Z")
+    assert err.value.msg.key == "store.history.unknown"
+
+
+def test_rollback_with_empty_history(mr):
+    with pytest.raises(InputError) as err:
+        Store(mr).rollback()
+    assert err.value.msg.key == "store.history.empty"
+
+
+def test_corrupt_archive_is_refused(mr):
+    mr.server_cert.write_bytes(b"v1")
+    s = Store(mr)
+    e = s.apply("install", {"server.cert": b"v2"})
+    (e.path / "files" / "server.cert").write_bytes(b"tampered")
+    with pytest.raises(InputError) as err:
+        s.rollback()
+    assert err.value.msg.key == "store.archive.corrupt"
+    assert mr.server_cert.read_bytes() == b"v2"
+
+
+def test_history_newest_first_and_unique_ids(mr):
+    s = Store(mr)
+    for i in range(5):
+        s.apply("settings", {"server.tab": f'"RootDomain"\t"d{i}.jp"\n'.encode()})
+    ids = [e.id for e in s.history()]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 5
+
+
+def test_audit_log_has_fingerprints_not_contents(mr):
+    secret = b"-----BEGIN RSA PRIVATE KEY-----\nsecret\n-----END RSA PRIVATE KEY-----\n"
+    Store(mr).apply("install", {"server.key": secret}, details={"note": "x"})
+    log = mr.audit_log.read_bytes()
+    assert b"PRIVATE KEY" not in log and b"secret" not in log
+    record = json.loads(log.splitlines()[-1])
+    assert record["files"]["server.key"]["after"] == sha256_hex(secret)
+    assert record["action"] == "install" and record["result"] == "ok"
+
+
+def test_second_writer_is_told_busy(mr, tmp_path):
+    # Another process holds the lock for a while; our write must be refused
+    # at once, not wait or interleave.
+    script = textwrap.dedent(f"""
+        import sys, time
+        from xmailnb.mailroot import MailRoot
+        from xmailnb.store import Store
+        with Store(MailRoot(__import__('pathlib').Path({str(mr.path)!r}))).lock():
+            print('locked', flush=True)
+            time.sleep(5)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(BusyError):
+            Store(mr).apply("install", {"server.cert": b"x"})
+        assert not mr.server_cert.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    # The lock dies with its holder: no stale lock.
+    Store(mr).apply("install", {"server.cert": b"x"})
+    assert mr.server_cert.read_bytes() == b"x"

@@ -1,0 +1,374 @@
+"""The one place that changes a MailRoot: lock, archive, atomic replace, audit.
+
+Every action (CSR, install, settings, rollback) hands the store the complete
+new contents of the files it changes.  Under an exclusive per-MailRoot lock
+the store archives the current versions, replaces each file atomically (temp
+file, fsync, rename) and appends a line to the audit log.  If anything fails
+half-way, the files already replaced are put back from the archive, so the
+MailRoot ends either exactly as before or exactly as intended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import BusyError, InputError, XmailnbError
+from .i18n import Msg
+from .mailroot import MailRoot
+
+__all__ = ["ArchiveEntry", "Store", "StoreError", "sha256_hex", "is_key_file"]
+
+KEY_MODE = 0o600
+DIR_MODE = 0o700
+DEFAULT_MODE = 0o644
+MANIFEST = "manifest.json"
+
+# Seams for fault-injection tests: each step of a write goes through one of
+# these, so a test can make exactly that step fail.
+_fsync = os.fsync
+_replace = os.replace
+
+
+class StoreError(XmailnbError):
+    """A write failed; the MailRoot was put back as it was (exit 1)."""
+
+    exit_code = 1
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_key_file(rel: str) -> bool:
+    return rel.endswith(".key")
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or type(exc).__name__)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One archived state: the versions of *files* just before *action*.
+
+    ``files`` maps each relative name to the SHA-256 of the archived version,
+    or ``None`` when the file did not exist then (restoring removes it).
+    """
+
+    id: str
+    time: str
+    action: str
+    files: Mapping[str, str | None]
+    details: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time, "action": self.action,
+                "files": dict(self.files), "details": dict(self.details)}
+
+
+def _fsync_dir(path: Path) -> None:
+    # Directory fsync makes the rename durable on POSIX; Windows has no such
+    # call (and NTFS journals the rename), so it is skipped there.
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write *data* to *path* through a temp file in the same folder.
+
+    The temp file is created with *mode* from the start, so a key is never
+    readable by others, not even for a moment.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xmailnb-tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            _fsync(fh.fileno())
+        _replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+class Store:
+    """Serialised, archived, atomic writes to one MailRoot."""
+
+    def __init__(self, mailroot: MailRoot) -> None:
+        self.mailroot = mailroot
+
+    # -- locking -----------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the MailRoot's exclusive lock, or raise :class:`BusyError`.
+
+        filelock uses flock()/LockFileEx, which the OS releases when the
+        process dies, so a crashed writer never leaves a stale lock.
+        """
+        import filelock
+
+        sslconf = self.mailroot.sslconf
+        sslconf.mkdir(exist_ok=True, mode=DIR_MODE)
+        lock = filelock.FileLock(str(self.mailroot.lock_path), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise BusyError.of("store.busy", "store.busy.fix", path=str(self.mailroot.path)) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- archive -------------------------------------------------------------
+    def _new_id(self) -> tuple[str, dt.datetime]:
+        when = _now()
+        while True:
+            entry_id = when.strftime("%Y%m%dT%H%M%S%fZ")
+            if not (self.mailroot.archive_dir / entry_id).exists():
+                return entry_id, when
+            when += dt.timedelta(microseconds=1)
+
+    def _archive(self, action: str, current: Mapping[str, bytes | None],
+                 details: Mapping[str, Any]) -> ArchiveEntry:
+        archive = self.mailroot.archive_dir
+        archive.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        os.chmod(archive, DIR_MODE)
+        entry_id, when = self._new_id()
+        # Built under a temp name and renamed, so a half-written entry never
+        # shows up in the history.
+        staging = archive / f".{entry_id}.partial"
+        staging.mkdir(mode=DIR_MODE)
+        try:
+            files: dict[str, str | None] = {}
+            for rel, data in current.items():
+                if data is None:
+                    files[rel] = None
+                    continue
+                target = staging / "files" / Path(*rel.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+                write_atomic(target, data, KEY_MODE)
+                files[rel] = sha256_hex(data)
+            entry = ArchiveEntry(id=entry_id, time=when.isoformat(timespec="microseconds"),
+                                 action=action, files=files, details=dict(details))
+            write_atomic(staging / MANIFEST,
+                         json.dumps(entry.to_json(), indent=2, sort_keys=True).encode(), KEY_MODE)
+            _replace(staging, archive / entry_id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _fsync_dir(archive)
+        return ArchiveEntry(id=entry.id, time=entry.time, action=action, files=files,
+                            details=entry.details, path=archive / entry_id)
+
+    def history(self) -> list[ArchiveEntry]:
+        """Every archived state, newest first.  Unreadable entries are skipped."""
+        archive = self.mailroot.archive_dir
+        if not archive.is_dir():
+            return []
+        entries: list[ArchiveEntry] = []
+        for child in archive.iterdir():
+            if child.name.startswith(".") or not child.is_dir():
+                continue
+            try:
+                raw = json.loads((child / MANIFEST).read_text(encoding="utf-8"))
+                entries.append(ArchiveEntry(id=raw["id"], time=raw["time"], action=raw["action"],
+                                            files=raw["files"], details=raw.get("details", {}),
+                                            path=child))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        entries.sort(key=lambda e: e.id, reverse=True)
+        return entries
+
+    def entry(self, entry_id: str | None) -> ArchiveEntry:
+        entries = self.history()
+        if not entries:
+            raise InputError.of("store.history.empty", "store.history.empty.fix")
+        if entry_id is None:
+            return entries[0]
+        for e in entries:
+            if e.id == entry_id:
+                return e
+        raise InputError.of("store.history.unknown", "store.history.unknown.fix", id=entry_id)
+
+    def archived_bytes(self, entry: ArchiveEntry) -> dict[str, bytes | None]:
+        """The archived contents of *entry*, checked against its manifest."""
+        assert entry.path is not None
+        out: dict[str, bytes | None] = {}
+        for rel, digest in entry.files.items():
+            if digest is None:
+                out[rel] = None
+                continue
+            try:
+                data = (entry.path / "files" / Path(*rel.split("/"))).read_bytes()
+            except OSError:
+                data = b""
+            if sha256_hex(data) != digest:
+                raise InputError.of("store.archive.corrupt", "store.archive.corrupt.fix",
+                                    id=entry.id, name=rel)
+            out[rel] = data
+        return out
+
+    # -- the one write path ----------------------------------------------------
+    def _read_current(self, rel: str) -> bytes | None:
+        path = self.mailroot.file(rel)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _mode_for(self, rel: str) -> int:
+        if is_key_file(rel):
+            return KEY_MODE
+        try:
+            return stat.S_IMODE(self.mailroot.file(rel).stat().st_mode)
+        except FileNotFoundError:
+            return DEFAULT_MODE
+
+    def apply(self, action: str, changes: Mapping[str, bytes | None], *,
+              details: Mapping[str, Any] | None = None) -> ArchiveEntry | None:
+        """Replace (or, for ``None``, remove) the files in *changes* as one unit.
+
+        Args:
+            action: what the user did (``csr``, ``install``, ``settings``,
+                ``rollback``); recorded in the archive and the audit log.
+            changes: relative name -> complete new contents, or ``None`` to
+                remove the file.
+            details: extra facts for the audit log (fingerprints, names);
+                never key material.
+
+        Returns:
+            The archive entry holding the previous versions, or ``None`` when
+            every file already had the requested contents.
+
+        Raises:
+            BusyError: another writer holds the lock; nothing was touched.
+            StoreError: a write failed; the previous files are back in place.
+        """
+        details = dict(details or {})
+        with self.lock():
+            current = {rel: self._read_current(rel) for rel in changes}
+            todo = {rel: data for rel, data in changes.items() if current[rel] != data}
+            if not todo:
+                return None
+            modes = {rel: self._mode_for(rel) for rel in todo}
+            try:
+                entry = self._archive(action, {rel: current[rel] for rel in todo}, details)
+            except Exception as exc:
+                self._audit(action, None, current, changes, details, result="failed",
+                            error=type(exc).__name__)
+                raise StoreError.of("store.archive_failed", "store.write_failed.fix", action=action,
+                                    reason=_reason(exc)) from exc
+            done: list[str] = []
+            try:
+                for rel, data in todo.items():
+                    path = self.mailroot.file(rel)
+                    if data is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        write_atomic(path, data, modes[rel])
+                    done.append(rel)
+            except Exception as exc:
+                restored = self._undo(done, current, modes)
+                if restored:
+                    # Nothing changed in the end: the entry would only be noise.
+                    shutil.rmtree(entry.path, ignore_errors=True)  # type: ignore[arg-type]
+                self._audit(action, entry.id if not restored else None, current, changes,
+                            details, result="failed", error=type(exc).__name__)
+                key = "store.write_failed" if restored else "store.write_failed.unrestored"
+                raise StoreError.of(key, f"{key}.fix", action=action, id=entry.id,
+                                    reason=_reason(exc)) from exc
+            self._audit(action, entry.id, current, todo, details, result="ok")
+            return entry
+
+    def _undo(self, done: list[str], previous: Mapping[str, bytes | None],
+              modes: Mapping[str, int]) -> bool:
+        ok = True
+        for rel in reversed(done):
+            path = self.mailroot.file(rel)
+            try:
+                old = previous[rel]
+                if old is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    write_atomic(path, old, modes[rel])
+            except Exception:
+                ok = False
+        return ok
+
+    def rollback(self, entry_id: str | None = None) -> tuple[ArchiveEntry, ArchiveEntry | None]:
+        """Restore exactly the files of an archived state (default: newest).
+
+        The current versions are archived first, so a second plain rollback
+        undoes the first.  Returns (restored entry, new archive entry).
+        """
+        target = self.entry(entry_id)
+        contents = self.archived_bytes(target)
+        new_entry = self.apply("rollback", contents, details={"restored": target.id})
+        return target, new_entry
+
+    # -- audit log -------------------------------------------------------------
+    def _audit(self, action: str, entry_id: str | None, before: Mapping[str, bytes | None],
+               after: Mapping[str, bytes | None], details: Mapping[str, Any], *,
+               result: str, error: str | None = None) -> None:
+        record: dict[str, Any] = {
+            "time": _now().isoformat(timespec="seconds"),
+            "action": action,
+            "result": result,
+            "archive": entry_id,
+            "files": {rel: {"before": None if before.get(rel) is None else sha256_hex(before[rel]),  # type: ignore[arg-type]
+                            "after": None if after.get(rel) is None else sha256_hex(after[rel])}  # type: ignore[arg-type]
+                      for rel in after},
+            "details": dict(details),
+        }
+        if error:
+            record["error"] = error
+        line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        log = self.mailroot.audit_log
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                _fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            # The audit log must never turn a completed change into a failure.
+            pass
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.mailroot.audit_log.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
