@@ -38,7 +38,7 @@ class XmailnbError(Exception):
         self.field = field
 
     @classmethod
-    def of(cls, key: str, fix: str | None = None, *, field: str | None = None, **params: Any) -> "XmailnbError":
+    def of(cls, key: str, fix: str | None = None, /, *, field: str | None = None, **params: Any) -> "XmailnbError":
         """Shorthand: ``InputError.of("csr.country.invalid", "csr.country.fix", value=v)``.
         The fix key is rendered with the same parameters."""
         return cls(Msg(key, params), Msg(fix, params) if fix else None, field=field)

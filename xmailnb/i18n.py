@@ -67,7 +67,7 @@ def catalog(lang: str) -> Mapping[str, str]:
     return merged
 
 
-def text(key: str, lang: str, **params: Any) -> str:
+def text(key: str, lang: str, /, **params: Any) -> str:
     """Render catalog entry *key* in *lang* with *params*.
 
     A missing key falls back to English, then to the key itself, so that a
@@ -107,7 +107,7 @@ class Msg:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, key: str, **params: Any) -> "Msg":
+    def of(cls, key: str, /, **params: Any) -> "Msg":
         return cls(key, params)
 
     def render(self, lang: str) -> str:

@@ -1,0 +1,184 @@
+"""Diagnosis: each check on hand-made MailRoots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import pki
+from xmailnb.diagnose import CHECK_IDS, diagnose
+from xmailnb.mailroot import MailRoot, resolve
+
+
+@pytest.fixture
+def mr(tmp_path) -> MailRoot:
+    target = tmp_path / "MailRoot"
+    shutil.copytree(resolve(None).path, target)
+    return MailRoot(target)
+
+
+@pytest.fixture(scope="module")
+def h():
+    return pki.hierarchy()
+
+
+def install(mr: MailRoot, cert: bytes, key: bytes | None, mode: int = 0o600) -> None:
+    mr.server_cert.write_bytes(cert)
+    if key is not None:
+        mr.server_key.write_bytes(key)
+        os.chmod(mr.server_key, mode)
+
+
+def status(mr: MailRoot, check: str, **kw) -> str:
+    return diagnose(mr, **kw).by_check(check).status
+
+
+def test_every_check_always_present(mr):
+    report = diagnose(mr)
+    assert [f.check for f in report.findings] == list(CHECK_IDS)
+    for f in report.findings:
+        assert f.message.render("ja") and f.message.render("en")
+
+
+def test_good_setup(mr, h):
+    install(mr, h.chain_pem, h.leaf.key_pem())
+    report = diagnose(mr)
+    got = {f.check: f.status for f in report.findings}
+    assert got["key.present"] == got["key.usable"] == got["key.permissions"] == "ok"
+    assert got["cert.present"] == got["cert.pair"] == got["cert.validity"] == "ok"
+    assert got["cert.hostname"] == "ok" and got["cert.chain"] == "ok"
+    assert got["cert.trust"] == "warn"  # private test root: chain ok, trust warn
+    assert report.ready
+
+
+def test_mismatched_pair(mr, h):
+    other = pki.hierarchy()
+    install(mr, h.chain_pem, other.leaf.key_pem())
+    assert status(mr, "cert.pair") == "error"
+
+
+def test_encrypted_key(mr, h):
+    install(mr, h.chain_pem, h.leaf.key_pem(password=b"pw"))
+    f = diagnose(mr).by_check("key.usable")
+    assert f.status == "error" and "passphrase" in f.message.render("en")
+    assert status(mr, "cert.pair") == "info"
+
+
+def test_weak_key(mr):
+    leaf = pki.self_signed_leaf(key_size=1024)
+    install(mr, leaf.pem, leaf.key_pem())
+    assert status(mr, "key.usable") == "error"
+
+
+def test_ec_key_gets_compatibility_note(mr):
+    h = pki.hierarchy(key_kind="ec")
+    install(mr, h.chain_pem, h.leaf.key_pem())
+    f = diagnose(mr).by_check("key.usable")
+    assert f.status == "info" and "0.9.8" in f.message.render("en")
+
+
+@pytest.mark.parametrize("mode,expected", [(0o600, "ok"), (0o640, "warn"), (0o644, "error")])
+def test_key_permissions(mr, h, mode, expected):
+    install(mr, h.chain_pem, h.leaf.key_pem(), mode=mode)
+    assert status(mr, "key.permissions") == expected
+
+
+def test_validity(mr):
+    now = pki.now()
+    expired = pki.hierarchy(not_before=now - dt.timedelta(days=100), days=50)
+    install(mr, expired.chain_pem, expired.leaf.key_pem())
+    assert status(mr, "cert.validity") == "error"
+    soon = pki.hierarchy(days=10)
+    install(mr, soon.chain_pem, soon.leaf.key_pem())
+    f = diagnose(mr).by_check("cert.validity")
+    assert f.status == "warn" and f.details["days_left"] < 30
+    future = pki.hierarchy(not_before=now + dt.timedelta(days=3))
+    install(mr, future.chain_pem, future.leaf.key_pem())
+    assert status(mr, "cert.validity") == "error"
+
+
+def test_hostname(mr):
+    h = pki.hierarchy(cn="www.example.com")
+    install(mr, h.chain_pem, h.leaf.key_pem())
+    assert status(mr, "cert.hostname") == "error"  # server.tab says mail.example.jp
+    assert status(mr, "cert.hostname", hostname="www.example.com") == "ok"
+    wild = pki.hierarchy(cn="*.example.jp")
+    install(mr, wild.chain_pem, wild.leaf.key_pem())
+    assert status(mr, "cert.hostname") == "ok"
+
+
+def test_cert_without_san(mr):
+    h = pki.hierarchy(sans=[])
+    install(mr, h.chain_pem, h.leaf.key_pem())
+    f = diagnose(mr).by_check("cert.hostname")
+    assert f.status == "error" and "subjectAltName" in f.message.render("en")
+
+
+def test_chain_states(mr, h):
+    install(mr, h.intermediate.pem + h.leaf.pem, h.leaf.key_pem())  # reversed
+    assert status(mr, "cert.chain") == "error"
+    install(mr, h.leaf.pem, h.leaf.key_pem())  # intermediate missing
+    assert status(mr, "cert.chain") == "warn"
+    install(mr, h.chain_pem + h.root.pem, h.leaf.key_pem())  # root included
+    assert status(mr, "cert.chain") == "info"
+    other = pki.hierarchy()
+    install(mr, h.leaf.pem + other.intermediate.pem, h.leaf.key_pem())  # broken link
+    assert status(mr, "cert.chain") == "error"
+
+
+def test_trust(mr, h):
+    leaf = pki.self_signed_leaf()
+    install(mr, leaf.pem, leaf.key_pem())
+    f = diagnose(mr).by_check("cert.trust")
+    assert f.status == "warn" and diagnose(mr).by_check("cert.chain").status == "ok"
+    install(mr, h.chain_pem, h.leaf.key_pem())
+    mr.certs_pem.write_bytes(h.root.pem)
+    assert status(mr, "cert.trust") == "info"
+    # leaf with its issuer known only from certs.pem: chain complete, not missing
+    install(mr, h.leaf.pem, h.leaf.key_pem())
+    mr.certs_pem.write_bytes(h.intermediate.pem + h.root.pem)
+    assert status(mr, "cert.chain") == "ok"
+
+
+def test_ca_files(mr):
+    tab = mr.server_tab
+    text = tab.read_bytes()
+    assert status(mr, "ca.files") == "ok"
+    tab.write_bytes(text + b'"SSLUseCertsFile"\t"1"\n')
+    assert status(mr, "ca.files") == "warn"
+    mr.certs_pem.write_bytes(b"not a certificate")
+    assert status(mr, "ca.files") == "error"
+    tab.write_bytes(text + b'"SSLUseCertsDir"\t"1"\n')
+    mr.certs_pem.unlink()
+    assert status(mr, "ca.files") == "warn"
+
+
+def test_settings_tls_disabled(mr):
+    mr.server_tab.write_bytes(mr.server_tab.read_bytes() + b'"EnableSMTP-TLS"\t"0"\n"EnablePOP3-TLS"\t"0"\n'
+                              b'"EnableCTRL-TLS"\t"0"\n')
+    assert status(mr, "settings.tls") in ("warn", "error")
+
+
+def test_csr_pending_states(mr, h):
+    from helpers import CSR_ARGS, run
+
+    assert status(mr, "csr.pending") == "info"
+    assert run("csr", "--mailroot", str(mr.path), *CSR_ARGS).code == 0
+    f = diagnose(mr).by_check("csr.pending")
+    assert f.status == "info" and "waiting" in f.message.render("en")
+    mr.pending_key.unlink()
+    assert status(mr, "csr.pending") == "warn"
+
+
+def test_report_json_shape(mr, h):
+    install(mr, h.chain_pem, h.leaf.key_pem())
+    doc = diagnose(mr).to_json("ja")
+    assert doc["mailroot"] == str(mr.path)
+    for f in doc["findings"]:
+        assert {"check", "status", "message", "fix"} <= set(f)
+        assert f["status"] in ("ok", "info", "warn", "error")
+    assert "PRIVATE" not in str(doc)
