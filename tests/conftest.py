@@ -14,4 +14,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XMAILNB_DATA_DIR", str(data))
     monkeypatch.delenv("MAIL_ROOT", raising=False)
     monkeypatch.delenv("XMAILNB_LANG", raising=False)
+    for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     yield

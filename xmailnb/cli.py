@@ -1,0 +1,372 @@
+"""The ``xmailnb`` command: the whole real job on a MailRoot from a terminal.
+
+Exit status: 0 success; 1 refused (invalid input, or diagnosis errors; nothing
+changed); 2 usage error or unusable MailRoot; 3 MailRoot busy.  ``--json``
+prints exactly one JSON document on stdout; messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Callable, NoReturn, Sequence, TextIO
+
+from .errors import InputError, UsageError, XmailnbError
+from .i18n import LANGUAGES, Msg, detect_language, text
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+_ICONS = {"ok": "OK", "info": "i", "warn": "!", "error": "X"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as :class:`UsageError` (exit 2)
+    in the user's language instead of printing and exiting itself."""
+
+    lang = "en"
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(Msg.of("cli.usage_error", detail=message, prog=self.prog),
+                         Msg.of("cli.usage_error.fix", prog=self.prog))
+
+
+def _scan_lang(argv: Sequence[str]) -> tuple[str, str | None]:
+    """Find --lang anywhere on the line before parsing, so that even usage
+    errors come out in the chosen language."""
+    lang: str | None = None
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            lang = argv[i + 1]
+        elif arg.startswith("--lang="):
+            lang = arg.split("=", 1)[1]
+    if lang is None:
+        return detect_language(), None
+    if lang.lower() in LANGUAGES:
+        return lang.lower(), None
+    return detect_language(), lang
+
+
+def build_parser(lang: str) -> argparse.ArgumentParser:
+    t: Callable[..., str] = lambda key, **kw: text(f"cli.help.{key}", lang, **kw)  # noqa: E731
+    parser = _Parser(prog="xmailnb", description=t("description"))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--mailroot", metavar="DIR", help=t("mailroot"))
+    common.add_argument("--lang", choices=LANGUAGES, help=t("lang"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("diagnose", parents=[common], help=t("diagnose"), description=t("diagnose"))
+    p.add_argument("--hostname", metavar="NAME", help=t("hostname"))
+    p.add_argument("--json", action="store_true", help=t("json"))
+
+    p = sub.add_parser("csr", parents=[common], help=t("csr"), description=t("csr"))
+    p.add_argument("--country", required=True, metavar="C", help=t("country"))
+    p.add_argument("--state", required=True, metavar="S", help=t("state"))
+    p.add_argument("--locality", required=True, metavar="L", help=t("locality"))
+    p.add_argument("--org", required=True, metavar="O", help=t("org"))
+    p.add_argument("--unit", default="", metavar="U", help=t("unit"))
+    p.add_argument("--cn", required=True, metavar="NAME", help=t("cn"))
+    p.add_argument("--aliases", default="", metavar='"A B"', help=t("aliases"))
+    p.add_argument("--email", default="", metavar="E", help=t("email"))
+    p.add_argument("--key-type", default="rsa", metavar="rsa|ec", help=t("key_type"))
+    p.add_argument("--key-size", default="2048", metavar="2048|3072|4096", help=t("key_size"))
+    p.add_argument("--curve", default="P-256", metavar="P-256|P-384", help=t("curve"))
+    p.add_argument("--memo", default="", metavar="TEXT", help=t("memo"))
+    p.add_argument("--json", action="store_true", help=t("json"))
+
+    p = sub.add_parser("install", parents=[common], help=t("install"), description=t("install"))
+    p.add_argument("--cert", required=True, metavar="FILE", help=t("cert"))
+    p.add_argument("--chain", action="append", default=[], metavar="FILE", help=t("chain"))
+    p.add_argument("--key", metavar="FILE", help=t("key"))
+    p.add_argument("--ca", metavar="FILE", help=t("ca"))
+    p.add_argument("--passphrase-file", metavar="F", help=t("passphrase_file"))
+    p.add_argument("--hostname", metavar="NAME", help=t("hostname"))
+    p.add_argument("--allow-incomplete-chain", action="store_true", help=t("allow_incomplete"))
+    p.add_argument("--dry-run", action="store_true", help=t("dry_run"))
+    p.add_argument("--json", action="store_true", help=t("json"))
+
+    p = sub.add_parser("history", parents=[common], help=t("history"), description=t("history"))
+    p.add_argument("--json", action="store_true", help=t("json"))
+
+    p = sub.add_parser("rollback", parents=[common], help=t("rollback"), description=t("rollback"))
+    p.add_argument("--to", metavar="ID", help=t("to"))
+    p.add_argument("--json", action="store_true", help=t("json"))
+
+    p = sub.add_parser("settings", parents=[common], help=t("settings"), description=t("settings"))
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
+                   help=t("set"))
+    p.add_argument("--json", action="store_true", help=t("json"))
+    return parser
+
+
+class _Out:
+    """Where the command writes: results to stdout, messages to stderr."""
+
+    def __init__(self, lang: str, stdout: TextIO, stderr: TextIO) -> None:
+        self.lang, self.stdout, self.stderr = lang, stdout, stderr
+
+    def t(self, key: str, /, **params: Any) -> str:
+        return text(key, self.lang, **params)
+
+    def say(self, msg: Msg | str) -> None:
+        print(msg if isinstance(msg, str) else msg.render(self.lang), file=self.stderr)
+
+    def result(self, line: str = "") -> None:
+        print(line, file=self.stdout)
+
+    def json(self, doc: Any) -> None:
+        json.dump(doc, self.stdout, ensure_ascii=False, indent=2, default=str)
+        self.stdout.write("\n")
+
+
+def _mailroot(args: argparse.Namespace, out: _Out):
+    from .mailroot import describe, resolve
+
+    mr = resolve(args.mailroot)
+    if mr.is_sandbox:
+        out.say(describe(mr))
+    return mr
+
+
+def _print_report(report: Any, out: _Out) -> None:
+    out.result(out.t("cli.diagnose.header", path=str(report.mailroot.path)))
+    for f in report.findings:
+        label = out.t(f"cli.status.{f.status}")
+        out.result(f"[{label}] {f.check}: {f.message.render(out.lang)}")
+        if f.fix is not None and f.status in ("warn", "error", "info"):
+            out.result(f"      -> {f.fix.render(out.lang)}")
+    out.result(report.summary().render(out.lang))
+
+
+def _normalise_hostname(value: str | None) -> str | None:
+    if not value:
+        return None
+    from .actions import normalize_hostname_option
+
+    return normalize_hostname_option(value)
+
+
+def cmd_diagnose(args: argparse.Namespace, out: _Out) -> int:
+    from .diagnose import diagnose
+
+    mr = _mailroot(args, out)
+    report = diagnose(mr, hostname=_normalise_hostname(args.hostname))
+    if args.json:
+        out.json(report.to_json(out.lang))
+    else:
+        _print_report(report, out)
+    return EXIT_REFUSED if report.count("error") else EXIT_OK
+
+
+def cmd_csr(args: argparse.Namespace, out: _Out) -> int:
+    from . import actions, csr as csrmod
+
+    values = {"country": args.country, "state": args.state, "locality": args.locality, "org": args.org,
+              "unit": args.unit, "cn": args.cn, "aliases": args.aliases, "email": args.email,
+              "keytype": args.key_type, "keysize": args.key_size, "curve": args.curve, "memo": args.memo}
+    request = csrmod.request_from_values(values)
+    mr = _mailroot(args, out)
+    result = actions.create_csr(mr, request)
+    d = result.description
+    if result.entry is not None and result.replaced_pending:
+        out.say(Msg.of("cli.csr.archived", id=result.entry.id))
+    out.say(Msg.of("cli.csr.written", key=mr.rel_pending_key, csr=mr.rel_pending_csr))
+    if args.json:
+        out.json({"mailroot": str(mr.path), "csr": result.pem.decode("ascii"), "sha256": d["sha256"],
+                  "subject": {k: d.get(k) for k in ("country", "state", "locality", "org", "unit", "cn",
+                                                    "email")},
+                  "sans": d["sans"], "key": d["key"], "public_key_sha256": d["public_key_sha256"],
+                  "files": {"key": mr.rel_pending_key, "csr": mr.rel_pending_csr},
+                  "archive": result.entry.id if result.entry else None})
+    else:
+        out.result(result.pem.decode("ascii").rstrip("\n"))
+        out.result(out.t("cli.csr.fingerprint", sha256=d["sha256"]))
+        out.result(out.t("cli.csr.names", names=", ".join(d["sans"]), key=d["key"]))
+        out.say(Msg.of("cli.csr.next"))
+    return EXIT_OK
+
+
+def _read_passphrase(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            first = fh.read(64 * 1024).split(b"\n", 1)[0]
+    except OSError as exc:
+        raise InputError.of("actions.unreadable", "actions.unreadable.fix", field="passphrase",
+                            name=path, reason=exc.strerror or str(exc)) from None
+    return first[:-1] if first.endswith(b"\r") else first
+
+
+def cmd_install(args: argparse.Namespace, out: _Out) -> int:
+    from . import actions
+    from .diagnose import diagnose
+
+    passphrase = _read_passphrase(args.passphrase_file)
+    cert = actions.Upload.from_path(args.cert)
+    chain = [actions.Upload.from_path(p) for p in args.chain]
+    key = actions.Upload.from_path(args.key) if args.key else None
+    ca = actions.Upload.from_path(args.ca) if args.ca else None
+    hostname = _normalise_hostname(args.hostname)
+    mr = _mailroot(args, out)
+    plan = actions.plan_install(mr, cert, chain, key=key, ca=ca, passphrase=passphrase, hostname=hostname,
+                                allow_incomplete=args.allow_incomplete_chain)
+    for warning in plan.warnings:
+        out.say(Msg.of("cli.warning", text=warning))
+    preview = plan.describe(out.lang)
+    if args.dry_run:
+        out.say(Msg.of("cli.install.dry_run"))
+        if args.json:
+            out.json({"mailroot": str(mr.path), "dry_run": True, "plan": preview})
+        else:
+            _print_preview(preview, out)
+        return EXIT_OK
+    entry = actions.apply_install(mr, plan)
+    if entry is None:
+        out.say(Msg.of("cli.install.unchanged"))
+    else:
+        out.say(Msg.of("cli.install.done", id=entry.id))
+    report = diagnose(mr, hostname=hostname)
+    if args.json:
+        out.json({"mailroot": str(mr.path), "installed": True, "archive": entry.id if entry else None,
+                  "plan": preview, "diagnosis": report.to_json(out.lang)})
+    else:
+        _print_preview(preview, out)
+        _print_report(report, out)
+    return EXIT_OK
+
+
+def _print_preview(preview: dict[str, Any], out: _Out) -> None:
+    out.result(out.t("cli.preview.leaf", subject=preview["leaf"]["subject"],
+                     names=", ".join(preview["leaf"]["sans"]), not_after=preview["leaf"]["not_after"]))
+    for i, c in enumerate(preview["intermediates"], 1):
+        out.result(out.t("cli.preview.intermediate", n=i, subject=c["subject"]))
+    if preview["root_left_out"]:
+        out.result(out.t("cli.preview.root", subject=preview["root_left_out"]["subject"]))
+    source = out.t(f"cli.preview.key_source.{preview['key']['source']}")
+    out.result(out.t("cli.preview.key", type=preview["key"]["type"], source=source))
+
+
+def cmd_history(args: argparse.Namespace, out: _Out) -> int:
+    from .store import Store
+
+    mr = _mailroot(args, out)
+    entries = Store(mr).history()
+    if args.json:
+        out.json([{"id": e.id, "time": e.time, "action": e.action, "files": dict(e.files)} for e in entries])
+        return EXIT_OK
+    if not entries:
+        out.say(Msg.of("store.history.empty"))
+        return EXIT_OK
+    for e in entries:
+        files = ", ".join(name if digest else out.t("cli.history.absent", name=name)
+                          for name, digest in sorted(e.files.items()))
+        out.result(out.t("cli.history.row", id=e.id, time=e.time[:19].replace("T", " "),
+                         action=out.t(f"cli.action.{e.action}"), files=files))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace, out: _Out) -> int:
+    from . import actions
+
+    mr = _mailroot(args, out)
+    target, new_entry = actions.rollback(mr, args.to)
+    if new_entry is None:
+        out.say(Msg.of("cli.rollback.unchanged", id=target.id))
+    else:
+        out.say(Msg.of("cli.rollback.done", id=target.id, action=Msg.of(f"cli.action.{target.action}"),
+                       new=new_entry.id))
+    if args.json:
+        out.json({"mailroot": str(mr.path), "restored": target.id,
+                  "archive": new_entry.id if new_entry else None, "files": dict(target.files)})
+    return EXIT_OK
+
+
+def _parse_assignment(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(Msg.of("cli.settings.bad_assignment", item=item),
+                         Msg.of("cli.settings.bad_assignment.fix"))
+    return name.strip(), value
+
+
+def cmd_settings(args: argparse.Namespace, out: _Out) -> int:
+    from . import actions
+    from .servertab import ServerTab, tls_settings
+
+    assignments = dict(_parse_assignment(a) for a in args.assignments)
+    mr = _mailroot(args, out)
+    if assignments:
+        entry = actions.change_settings(mr, assignments)
+        if entry is None:
+            out.say(Msg.of("cli.settings.unchanged"))
+        else:
+            out.say(Msg.of("cli.settings.done", names=", ".join(assignments), id=entry.id))
+    rows = tls_settings(ServerTab.read(mr.server_tab))
+    if args.json:
+        out.json({"mailroot": str(mr.path), "settings": [
+            {"name": r["name"], "value": r["value"], "default": r["default"], "effective": r["effective"],
+             "is_default": r["is_default"], "kind": r["kind"], "summary": r["summary"].render(out.lang),
+             "meaning": r["meaning"].render(out.lang)} for r in rows]})
+        return EXIT_OK
+    for r in rows:
+        value = out.t("cli.settings.unset") if r["value"] is None else f'"{r["value"]}"'
+        out.result(out.t("cli.settings.row", name=r["name"], value=value,
+                         meaning=r["meaning"].render(out.lang)))
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, _Out], int]] = {
+    "diagnose": cmd_diagnose,
+    "csr": cmd_csr,
+    "install": cmd_install,
+    "history": cmd_history,
+    "rollback": cmd_rollback,
+    "settings": cmd_settings,
+}
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status (never raises)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out_stream = stdout or sys.stdout
+    err_stream = stderr or sys.stderr
+    lang, bad_lang = _scan_lang(argv)
+    out = _Out(lang, out_stream, err_stream)
+    try:
+        if bad_lang is not None:
+            raise UsageError(Msg.of("cli.lang.unknown", value=bad_lang), Msg.of("cli.lang.unknown.fix"))
+        parser = build_parser(lang)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version print and exit 0
+            return int(exc.code or 0)
+        if args.command is None:
+            parser.print_help(err_stream)
+            return EXIT_USAGE
+        return _COMMANDS[args.command](args, out)
+    except XmailnbError as exc:
+        out.say(exc.render(lang))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.say(Msg.of("cli.interrupted"))
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, like other tools.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except Exception as exc:  # a bug: one clear line, never a traceback
+        if os.environ.get("XMAILNB_DEBUG"):
+            raise
+        out.say(Msg.of("cli.internal", error=f"{type(exc).__name__}: {exc}"))
+        return EXIT_REFUSED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
