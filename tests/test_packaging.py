@@ -1,0 +1,34 @@
+"""environment.yml and pyproject.toml must ask for the same dependencies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _norm(requirement: str) -> tuple[str, str]:
+    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    assert m, requirement
+    return re.sub(r"[-_.]+", "-", m.group(1)).lower(), m.group(2).replace(" ", "")
+
+
+def test_environment_matches_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = dict(_norm(r) for r in pyproject["project"]["dependencies"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    have = dict(_norm(d) for d in conda if not d.startswith(("python", "pip")))
+    assert have == wanted
+    assert "conda-forge" in env["channels"]
+    pip_section = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert "-e ." in pip_section  # installs the package itself
+
+
+def test_console_script_declared():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["xmailnb"] == "xmailnb.cli:main"
