@@ -20,7 +20,6 @@ from typing import Any, Mapping, Sequence
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import InputError
@@ -595,23 +594,6 @@ def verify_trust(
 
 # -- description for previews --------------------------------------------------
 
-_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-
-
-def _key_summary(key: Any) -> str:
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size}"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519"
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448"
-    if isinstance(key, dsa.DSAPublicKey):
-        return f"DSA {key.key_size}"
-    return type(key).__name__
-
-
 def describe(cert: x509.Certificate) -> dict[str, Any]:
     """Facts about *cert* for previews and JSON output (no key material).
 
@@ -622,9 +604,10 @@ def describe(cert: x509.Certificate) -> dict[str, Any]:
         ``"EC P-256"``).
     """
     from .certfiles import cert_fingerprint
+    from .keys import key_summary
 
     try:
-        key = _key_summary(cert.public_key())
+        key = key_summary(cert)
     except (ValueError, UnsupportedAlgorithm):
         key = "?"
     return {

@@ -52,7 +52,7 @@ def _scan_lang(argv: Sequence[str]) -> tuple[str, str | None]:
 def build_parser(lang: str) -> argparse.ArgumentParser:
     t: Callable[..., str] = lambda key, **kw: text(f"cli.help.{key}", lang, **kw)  # noqa: E731
     parser = _Parser(prog="xmailnb", description=t("description"))
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--mailroot", metavar="DIR", help=t("mailroot"))
     common.add_argument("--lang", choices=LANGUAGES, help=t("lang"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from . import keys
 from .errors import InputError
@@ -538,7 +538,7 @@ def _subject_value(csr: x509.CertificateSigningRequest, oid: x509.ObjectIdentifi
 def _sans(csr: x509.CertificateSigningRequest) -> list[str] | None:
     """DNS names and IP addresses of the SAN extension; ``None`` without one."""
     try:
-        ext = csr.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return None
     names: list[str] = list(ext.value.get_values_for_type(x509.DNSName))

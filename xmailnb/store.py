@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .errors import BusyError, InputError, XmailnbError
-from .i18n import Msg
 from .mailroot import MailRoot
 
 __all__ = ["ArchiveEntry", "Store", "StoreError", "sha256_hex", "is_key_file"]
