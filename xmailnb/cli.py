@@ -16,7 +16,7 @@ from typing import Any, Callable, NoReturn, Sequence, TextIO
 from .errors import InputError, UsageError, XmailnbError
 from .i18n import LANGUAGES, Msg, detect_language, text
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "Out", "mailroot_from", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_BUSY"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 _ICONS = {"ok": "OK", "info": "i", "warn": "!", "error": "X"}
@@ -98,10 +98,18 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
                    help=t("set"))
     p.add_argument("--json", action="store_true", help=t("json"))
+
+    # Further commands live in xmailnb/commands/<name>.py, each with
+    # register(sub, common, lang) that sets `func`; their own imports stay
+    # lazy so that start-up cost does not grow with the number of commands.
+    from . import commands
+
+    for module in commands.modules():
+        module.register(sub, common, lang)
     return parser
 
 
-class _Out:
+class Out:
     """Where the command writes: results to stdout, messages to stderr."""
 
     def __init__(self, lang: str, stdout: TextIO, stderr: TextIO) -> None:
@@ -121,7 +129,9 @@ class _Out:
         self.stdout.write("\n")
 
 
-def _mailroot(args: argparse.Namespace, out: _Out):
+def mailroot_from(args: argparse.Namespace, out: Out) -> Any:
+    """Resolve ``--mailroot`` (else MAIL_ROOT, else the sandbox) and say on
+    stderr when the sandbox is used."""
     from .mailroot import describe, resolve
 
     mr = resolve(args.mailroot)
@@ -130,7 +140,7 @@ def _mailroot(args: argparse.Namespace, out: _Out):
     return mr
 
 
-def _print_report(report: Any, out: _Out) -> None:
+def _print_report(report: Any, out: Out) -> None:
     out.result(out.t("cli.diagnose.header", path=str(report.mailroot.path)))
     for f in report.findings:
         label = out.t(f"cli.status.{f.status}")
@@ -148,10 +158,10 @@ def _normalise_hostname(value: str | None) -> str | None:
     return normalize_hostname_option(value)
 
 
-def cmd_diagnose(args: argparse.Namespace, out: _Out) -> int:
+def cmd_diagnose(args: argparse.Namespace, out: Out) -> int:
     from .diagnose import diagnose
 
-    mr = _mailroot(args, out)
+    mr = mailroot_from(args, out)
     report = diagnose(mr, hostname=_normalise_hostname(args.hostname))
     if args.json:
         out.json(report.to_json(out.lang))
@@ -160,14 +170,14 @@ def cmd_diagnose(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_REFUSED if report.count("error") else EXIT_OK
 
 
-def cmd_csr(args: argparse.Namespace, out: _Out) -> int:
+def cmd_csr(args: argparse.Namespace, out: Out) -> int:
     from . import actions, csr as csrmod
 
     values = {"country": args.country, "state": args.state, "locality": args.locality, "org": args.org,
               "unit": args.unit, "cn": args.cn, "aliases": args.aliases, "email": args.email,
               "keytype": args.key_type, "keysize": args.key_size, "curve": args.curve, "memo": args.memo}
     request = csrmod.request_from_values(values)
-    mr = _mailroot(args, out)
+    mr = mailroot_from(args, out)
     result = actions.create_csr(mr, request)
     d = result.description
     if result.entry is not None and result.replaced_pending:
@@ -200,7 +210,7 @@ def _read_passphrase(path: str | None) -> bytes | None:
     return first[:-1] if first.endswith(b"\r") else first
 
 
-def cmd_install(args: argparse.Namespace, out: _Out) -> int:
+def cmd_install(args: argparse.Namespace, out: Out) -> int:
     from . import actions
     from .diagnose import diagnose
 
@@ -210,7 +220,7 @@ def cmd_install(args: argparse.Namespace, out: _Out) -> int:
     key = actions.Upload.from_path(args.key) if args.key else None
     ca = actions.Upload.from_path(args.ca) if args.ca else None
     hostname = _normalise_hostname(args.hostname)
-    mr = _mailroot(args, out)
+    mr = mailroot_from(args, out)
     plan = actions.plan_install(mr, cert, chain, key=key, ca=ca, passphrase=passphrase, hostname=hostname,
                                 allow_incomplete=args.allow_incomplete_chain)
     for warning in plan.warnings:
@@ -238,7 +248,7 @@ def cmd_install(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-def _print_preview(preview: dict[str, Any], out: _Out) -> None:
+def _print_preview(preview: dict[str, Any], out: Out) -> None:
     out.result(out.t("cli.preview.leaf", subject=preview["leaf"]["subject"],
                      names=", ".join(preview["leaf"]["sans"]), not_after=preview["leaf"]["not_after"]))
     for i, c in enumerate(preview["intermediates"], 1):
@@ -249,10 +259,10 @@ def _print_preview(preview: dict[str, Any], out: _Out) -> None:
     out.result(out.t("cli.preview.key", type=preview["key"]["type"], source=source))
 
 
-def cmd_history(args: argparse.Namespace, out: _Out) -> int:
+def cmd_history(args: argparse.Namespace, out: Out) -> int:
     from .store import Store
 
-    mr = _mailroot(args, out)
+    mr = mailroot_from(args, out)
     entries = Store(mr).history()
     if args.json:
         out.json([{"id": e.id, "time": e.time, "action": e.action, "files": dict(e.files)} for e in entries])
@@ -268,10 +278,10 @@ def cmd_history(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-def cmd_rollback(args: argparse.Namespace, out: _Out) -> int:
+def cmd_rollback(args: argparse.Namespace, out: Out) -> int:
     from . import actions
 
-    mr = _mailroot(args, out)
+    mr = mailroot_from(args, out)
     target, new_entry = actions.rollback(mr, args.to)
     if new_entry is None:
         out.say(Msg.of("cli.rollback.unchanged", id=target.id))
@@ -292,12 +302,12 @@ def _parse_assignment(item: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def cmd_settings(args: argparse.Namespace, out: _Out) -> int:
+def cmd_settings(args: argparse.Namespace, out: Out) -> int:
     from . import actions
     from .servertab import ServerTab, tls_settings
 
     assignments = dict(_parse_assignment(a) for a in args.assignments)
-    mr = _mailroot(args, out)
+    mr = mailroot_from(args, out)
     if assignments:
         entry = actions.change_settings(mr, assignments)
         if entry is None:
@@ -318,7 +328,7 @@ def cmd_settings(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, _Out], int]] = {
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Out], int]] = {
     "diagnose": cmd_diagnose,
     "csr": cmd_csr,
     "install": cmd_install,
@@ -335,7 +345,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     out_stream = stdout or sys.stdout
     err_stream = stderr or sys.stderr
     lang, bad_lang = _scan_lang(argv)
-    out = _Out(lang, out_stream, err_stream)
+    out = Out(lang, out_stream, err_stream)
     try:
         if bad_lang is not None:
             raise UsageError(Msg.of("cli.lang.unknown", value=bad_lang), Msg.of("cli.lang.unknown.fix"))
@@ -347,7 +357,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         if args.command is None:
             parser.print_help(err_stream)
             return EXIT_USAGE
-        return _COMMANDS[args.command](args, out)
+        func = getattr(args, "func", None) or _COMMANDS[args.command]
+        return int(func(args, out))
     except XmailnbError as exc:
         out.say(exc.render(lang))
         return exc.exit_code
