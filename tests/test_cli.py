@@ -412,3 +412,12 @@ def test_settings_keep_crlf(mailroot):
     new = tab.read_bytes()
     assert b"\r\n" in new and b"\n" not in new.replace(b"\r\n", b"")
     assert len(new.splitlines()) in (len(original.splitlines()), len(original.splitlines()) + 1)
+
+
+def test_json_refusal_is_one_json_document(mailroot, tmp_path):
+    r = run("install", "--mailroot", str(mailroot), "--cert", write(tmp_path / "g", b"garbage"), "--json")
+    assert r.code == 1
+    doc = r.json
+    assert doc["error"]["exit_code"] == 1 and doc["error"]["field"] == "cert" and doc["error"]["message"]
+    r = run("diagnose", "--mailroot", str(tmp_path / "missing"), "--json")
+    assert r.code == 2 and r.json["error"]["exit_code"] == 2

@@ -112,8 +112,10 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
 class Out:
     """Where the command writes: results to stdout, messages to stderr."""
 
-    def __init__(self, lang: str, stdout: TextIO, stderr: TextIO) -> None:
+    def __init__(self, lang: str, stdout: TextIO, stderr: TextIO, *, want_json: bool = False) -> None:
         self.lang, self.stdout, self.stderr = lang, stdout, stderr
+        self.want_json = want_json
+        self.json_written = False
 
     def t(self, key: str, /, **params: Any) -> str:
         return text(key, self.lang, **params)
@@ -127,6 +129,17 @@ class Out:
     def json(self, doc: Any) -> None:
         json.dump(doc, self.stdout, ensure_ascii=False, indent=2, default=str)
         self.stdout.write("\n")
+        self.json_written = True
+
+    def error(self, exc: XmailnbError) -> None:
+        """Report a refusal: the message on stderr and, with --json, one
+        JSON document saying the same, so scripts never parse an empty stdout."""
+        self.say(exc.render(self.lang))
+        if self.want_json and not self.json_written:
+            self.json({"error": {"exit_code": exc.exit_code, "key": exc.msg.key,
+                                 "message": exc.msg.render(self.lang),
+                                 "fix": exc.fix.render(self.lang) if exc.fix else "",
+                                 "field": exc.field}})
 
 
 def mailroot_from(args: argparse.Namespace, out: Out) -> Any:
@@ -345,7 +358,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     out_stream = stdout or sys.stdout
     err_stream = stderr or sys.stderr
     lang, bad_lang = _scan_lang(argv)
-    out = Out(lang, out_stream, err_stream)
+    out = Out(lang, out_stream, err_stream, want_json="--json" in argv)
     try:
         if bad_lang is not None:
             raise UsageError(Msg.of("cli.lang.unknown", value=bad_lang), Msg.of("cli.lang.unknown.fix"))
@@ -360,7 +373,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         func = getattr(args, "func", None) or _COMMANDS[args.command]
         return int(func(args, out))
     except XmailnbError as exc:
-        out.say(exc.render(lang))
+        out.error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         out.say(Msg.of("cli.interrupted"))
