@@ -311,6 +311,14 @@ def plan_install(
             raise InputError.of("actions.ca.not_ca", "actions.ca.not_ca.fix", field="ca",
                                 name=ca.name, subject=not_ca[0].subject.rfc4514_string())
 
+    # Checked before the chain: cryptography cannot even verify a SHA-1
+    # signature, which would otherwise read as a broken link.
+    for candidate in cert_material.certificates:
+        weak_sig = None if chainmod.is_ca(candidate) else _weak_signature(candidate)
+        if weak_sig:
+            raise InputError.of("actions.cert.weak_signature", "actions.cert.weak_signature.fix", field="cert",
+                                algorithm=weak_sig)
+
     # The leaf must come from the file given as the server certificate: a CA
     # certificate there, or a server certificate among the intermediates, is
     # the classic mix-up this refuses.
@@ -349,10 +357,6 @@ def plan_install(
                                 field="cert" if c is plan.leaf else "chain",
                                 subject=c.subject.rfc4514_string(),
                                 date=c.not_valid_before_utc.isoformat(timespec="minutes"))
-    weak_sig = _weak_signature(plan.leaf)
-    if weak_sig:
-        raise InputError.of("actions.cert.weak_signature", "actions.cert.weak_signature.fix", field="cert",
-                            algorithm=weak_sig)
     problem = keys.key_strength_problem(plan.leaf.public_key())
     if problem is not None:
         raise InputError(problem, Msg.of("actions.key.weak.fix"), field="cert")
