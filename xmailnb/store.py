@@ -36,6 +36,12 @@ MANIFEST = "manifest.json"
 # these, so a test can make exactly that step fail.
 _fsync = os.fsync
 _replace = os.replace
+_mkstemp = tempfile.mkstemp
+_unlink = os.unlink
+
+
+def _write(fh: Any, data: bytes) -> None:
+    fh.write(data)
 
 
 class StoreError(XmailnbError):
@@ -92,6 +98,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _remove(path: Path) -> None:
+    try:
+        _unlink(path)
+    except FileNotFoundError:
+        return
+    _fsync_dir(path.parent)
+
+
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write *data* to *path* through a temp file in the same folder.
 
@@ -99,13 +113,13 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     readable by others, not even for a moment.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xmailnb-tmp", dir=path.parent)
+    fd, tmp_name = _mkstemp(prefix=f".{path.name}.", suffix=".xmailnb-tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            _write(fh, data)
             fh.flush()
             _fsync(fh.fileno())
         _replace(tmp, path)
@@ -132,12 +146,19 @@ class Store:
         import filelock
 
         sslconf = self.mailroot.sslconf
-        sslconf.mkdir(exist_ok=True, mode=DIR_MODE)
+        try:
+            sslconf.mkdir(exist_ok=True, mode=DIR_MODE)
+        except OSError as exc:
+            raise StoreError.of("store.lock_failed", "store.lock_failed.fix", path=str(self.mailroot.path),
+                                reason=_reason(exc)) from None
         lock = filelock.FileLock(str(self.mailroot.lock_path), timeout=0)
         try:
             lock.acquire()
         except filelock.Timeout:
             raise BusyError.of("store.busy", "store.busy.fix", path=str(self.mailroot.path)) from None
+        except OSError as exc:
+            raise StoreError.of("store.lock_failed", "store.lock_failed.fix", path=str(self.mailroot.path),
+                                reason=_reason(exc)) from None
         try:
             yield
         finally:
@@ -177,10 +198,12 @@ class Store:
             write_atomic(staging / MANIFEST,
                          json.dumps(entry.to_json(), indent=2, sort_keys=True).encode(), KEY_MODE)
             _replace(staging, archive / entry_id)
+            _fsync_dir(archive)
         except BaseException:
+            # Whatever step failed, no entry may be left that no change follows.
             shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(archive / entry_id, ignore_errors=True)
             raise
-        _fsync_dir(archive)
         return ArchiveEntry(id=entry.id, time=entry.time, action=action, files=files,
                             details=entry.details, path=archive / entry_id)
 
@@ -286,11 +309,13 @@ class Store:
             try:
                 for rel, data in todo.items():
                     path = self.mailroot.file(rel)
+                    # Counted before the write: a failure after the rename
+                    # (the directory fsync) must still be undone.
+                    done.append(rel)
                     if data is None:
-                        path.unlink(missing_ok=True)
+                        _remove(path)
                     else:
                         write_atomic(path, data, modes[rel])
-                    done.append(rel)
             except Exception as exc:
                 restored = self._undo(done, current, modes)
                 if restored:
@@ -312,7 +337,7 @@ class Store:
             try:
                 old = previous[rel]
                 if old is None:
-                    path.unlink(missing_ok=True)
+                    _remove(path)
                 else:
                     write_atomic(path, old, modes[rel])
             except Exception:
