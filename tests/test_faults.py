@@ -161,6 +161,7 @@ def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_pa
         shutil.rmtree(mr.path)
     else:
         pytest.fail("the action never completed without reaching the injected fault")
+    print(f"fault-injection {action} {seam}: {failures} faults injected, none lost anything")
     if seam != "_unlink" or action == "rollback":
         assert failures >= 1, f"{seam} is never used by {action}"
 

@@ -1,0 +1,88 @@
+"""Two writers at once: one wins, the other is told the MailRoot is busy.
+
+Never a key from one and a certificate from the other; the archive and the
+audit log stay consistent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import pki
+from xmailnb import actions, keys
+from xmailnb import store as storemod
+from xmailnb.errors import BusyError
+from xmailnb.mailroot import MailRoot, resolve
+
+ROUNDS = 4
+
+
+def _writer(path: str, chain_pem: bytes, key_pem: bytes, go, result) -> None:
+    mr = MailRoot(Path(path))
+    plan = actions.plan_install(mr, actions.Upload(chain_pem, "c"), key=actions.Upload(key_pem, "k"))
+    real_write = storemod._write
+
+    def slow_write(fh, data):
+        # Hold the lock long enough that the other writer surely arrives.
+        time.sleep(0.05)
+        real_write(fh, data)
+
+    storemod._write = slow_write
+    go.wait(10)
+    try:
+        actions.apply_install(mr, plan)
+        result.put("ok")
+    except BusyError:
+        result.put("busy")
+    except Exception as exc:  # pragma: no cover - reported by the assertion
+        result.put(f"error {type(exc).__name__}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return [pki.hierarchy() for _ in range(2)]
+
+
+def test_two_processes_installing_at_once(pairs, tmp_path):
+    target = tmp_path / "MailRoot"
+    shutil.copytree(resolve(None).path, target)
+    mr = MailRoot(target)
+    ctx = mp.get_context("fork")
+    outcomes = []
+    for _round in range(ROUNDS):
+        go = ctx.Event()
+        result = ctx.Queue()
+        procs = [ctx.Process(target=_writer, args=(str(target), h.chain_pem, h.leaf.key_pem(), go, result))
+                 for h in pairs]
+        for p in procs:
+            p.start()
+        time.sleep(0.3)  # both have planned and wait at the start line
+        go.set()
+        for p in procs:
+            p.join(30)
+        got = sorted(result.get(timeout=5) for _ in procs)
+        outcomes.append(got)
+        # Whoever won, the pair on disk belongs together.
+        cert = x509.load_pem_x509_certificates((target / "server.cert").read_bytes())[0]
+        key = serialization.load_pem_private_key((target / "server.key").read_bytes(), None)
+        assert keys.public_key_matches(key, cert)
+        assert (target / "server.cert").read_bytes() in [h.chain_pem for h in pairs]
+    assert all(o == ["busy", "ok"] for o in outcomes), outcomes
+
+    store = storemod.Store(mr)
+    history = store.history()
+    ok_records = [r for r in store.audit_records() if r["result"] == "ok"]
+    # Each winner archived exactly once (a repeat of the same pair is a no-op).
+    assert len(ok_records) == len(history) <= ROUNDS
+    ids = {e.id for e in history}
+    assert all(r["archive"] in ids for r in ok_records)
+    for entry in history:
+        store.archived_bytes(entry)  # every manifest matches its files
+    assert not list(target.rglob("*.xmailnb-tmp"))
