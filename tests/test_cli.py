@@ -22,10 +22,12 @@ from xmailnb.mailroot import resolve
 
 @pytest.fixture
 def mailroot(tmp_path) -> Path:
-    """A copied MailRoot: the stock sandbox copied somewhere else."""
+    """A live-like MailRoot: the stock sandbox copied elsewhere, without the
+    marker that makes it a practice sandbox."""
     sandbox = resolve(None).path
     target = tmp_path / "MailRoot"
     shutil.copytree(sandbox, target)
+    (target / "sslconf" / "xmailnb-sandbox.txt").unlink()
     return target
 
 
@@ -67,6 +69,13 @@ def test_mail_root_environment_variable(mailroot, monkeypatch):
     r = run("diagnose", "--json")
     assert r.json["mailroot"] == str(mailroot) and r.json["sandbox"] is False
     assert "sandbox" not in r.err
+
+
+def test_copy_of_the_sandbox_is_still_a_practice_mailroot(tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(resolve(None).path, copy)
+    r = run("diagnose", "--mailroot", str(copy), "--json")
+    assert r.json["sandbox"] is True and "sandbox" in r.err
 
 
 def test_folder_without_server_tab_is_refused(tmp_path):

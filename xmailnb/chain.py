@@ -367,27 +367,40 @@ def hostnames(cert: x509.Certificate) -> list[str]:
 def covers_hostname(cert: x509.Certificate, hostname: str) -> bool:
     """Whether a client connecting to *hostname* accepts *cert*'s names.
 
-    Follows RFC 6125 as mail clients do (via service_identity): wildcards
-    cover one label, the common name is ignored, an IP address must be an IP
-    subjectAltName.  Internationalised names are compared in their ASCII
-    (punycode) form.
+    Follows RFC 6125 as mail clients do: wildcards cover exactly one label,
+    the common name is ignored, an IP address must be an IP subjectAltName.
+    Internationalised names are compared in their ASCII (punycode) form.
+
+    The matching is cryptography's own (its server verifier), run on a
+    policy that judges the name alone: the certificate is its own trust
+    anchor, the clock is set inside its validity and extensions are not
+    judged.  Trust, validity and key strength have their own checks.
     """
-    from service_identity import CertificateError, VerificationError
-    from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
+    from cryptography.x509.verification import (Criticality, ExtensionPolicy, PolicyBuilder, Store,
+                                                VerificationError)
 
     name = hostname.strip().rstrip(".")
     if not name:
         return False
     try:
-        ip = ipaddress.ip_address(name.strip("[]"))
+        subject: x509.DNSName | x509.IPAddress = x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
     except ValueError:
-        ip = None
+        try:
+            subject = x509.DNSName(_ascii_hostname(name))
+        except ValueError:
+            return False
     try:
-        if ip is not None:
-            verify_certificate_ip_address(cert, str(ip))
-        else:
-            verify_certificate_hostname(cert, _ascii_hostname(name))
-    except (VerificationError, CertificateError, ValueError):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return False
+    names_only = ExtensionPolicy.permit_all().require_present(
+        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    try:
+        verifier = (PolicyBuilder().store(Store([cert])).time(cert.not_valid_before_utc)
+                    .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=names_only)
+                    .build_server_verifier(subject))
+        verifier.verify(cert, [])
+    except (VerificationError, ValueError):
         return False
     return True
 

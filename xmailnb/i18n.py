@@ -15,7 +15,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = [
@@ -55,10 +55,10 @@ def catalog(lang: str) -> Mapping[str, str]:
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
     merged: dict[str, str] = {}
-    folder = resources.files("xmailnb").joinpath("catalogs", lang)
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".toml"):
-            continue
+    # A plain path, not importlib.resources: the catalogs ship as package
+    # data next to this file, and the command line's start-up time counts.
+    folder = Path(__file__).parent / "catalogs" / lang
+    for entry in sorted(folder.glob("*.toml")):
         table = _flatten(tomllib.loads(entry.read_text(encoding="utf-8")))
         clash = merged.keys() & table.keys()
         if clash:

@@ -18,6 +18,9 @@ from .i18n import Msg
 __all__ = ["MailRoot", "resolve", "sandbox_path", "data_dir", "create_sandbox"]
 
 SANDBOX_DIRNAME = "sandbox-MailRoot"
+# Written into every sandbox (and kept by a copy of one): practice features
+# such as the practice CA are offered only where it is present.
+SANDBOX_MARKER = "sslconf/xmailnb-sandbox.txt"
 
 # Folders of a stock XMail MailRoot; the sandbox gets them so that it looks
 # (and is diagnosed) like the real thing.
@@ -150,6 +153,10 @@ def create_sandbox(path: Path) -> MailRoot:
         tab = path / name
         if not tab.exists():
             tab.write_bytes(b"")
+    marker = path.joinpath(*SANDBOX_MARKER.split("/"))
+    if not marker.exists():
+        marker.write_text("This MailRoot is the xmailnb practice sandbox, not a live XMail server.\n",
+                          encoding="utf-8")
     (path / "domains" / "example.jp").mkdir(exist_ok=True)
     domains = path / "domains.tab"
     if domains.stat().st_size == 0:
@@ -174,14 +181,13 @@ def resolve(arg: str | os.PathLike[str] | None = None,
     chosen = arg if arg not in (None, "") else env.get("MAIL_ROOT") or None
     if chosen is None:
         sandbox = sandbox_path(env)
-        if not (sandbox / "server.tab").is_file():
+        if not (sandbox / "server.tab").is_file() or not sandbox.joinpath(*SANDBOX_MARKER.split("/")).is_file():
             return create_sandbox(sandbox)
         return MailRoot(path=sandbox, is_sandbox=True)
     path = Path(chosen).expanduser()
     path = path.resolve() if path.exists() else path.absolute()
     _check(path)
-    sandbox = sandbox_path(env)
-    return MailRoot(path=path, is_sandbox=sandbox.exists() and path == sandbox.resolve())
+    return MailRoot(path=path, is_sandbox=path.joinpath(*SANDBOX_MARKER.split("/")).is_file())
 
 
 def describe(mr: MailRoot) -> Msg:
