@@ -200,12 +200,12 @@ def _find_issuer(child: x509.Certificate, pool: Sequence[x509.Certificate]) -> x
 
 
 def _anchor_for(cert: x509.Certificate, anchors: Mapping[str, Sequence[x509.Certificate]]) -> str | None:
-    fp = _fp(cert)
+    issuer = cert.issuer
     for name, roots in anchors.items():
         for root in roots:
-            if root.subject == cert.issuer and issued_by(cert, root):
-                return name
-            if _fp(root) == fp:
+            # Certificate equality compares the DER encoding (in Rust): much
+            # cheaper than hashing every root of a public bundle.
+            if root == cert or (root.subject == issuer and issued_by(cert, root)):
                 return name
     return None
 
@@ -420,12 +420,27 @@ def _ascii_hostname(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _public_roots() -> tuple[x509.Certificate, ...]:
+    import os
+    import warnings
+
     import certifi
 
-    from . import certfiles
-
-    with open(certifi.where(), "rb") as fh:
-        return tuple(certfiles.load_material(fh.read(), name="certifi").certificates)
+    # certifi.where() goes through importlib.resources, which costs more than
+    # the whole bundle takes to parse; the file sits next to the module in
+    # every wheel.  Distributions that patch where() drop that file, and get
+    # their own answer.
+    path = os.path.join(os.path.dirname(certifi.__file__), "cacert.pem")
+    if not os.path.isfile(path):
+        path = certifi.where()
+    with open(path, "rb") as fh:
+        bundle = fh.read()
+    # One call for the whole bundle: certifi's file is plain PEM, none of the
+    # forgiving parsing user files need.  Some of Mozilla's old roots carry a
+    # negative serial number, which cryptography warns about; they are still
+    # valid anchors.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tuple(x509.load_pem_x509_certificates(bundle))
 
 
 def public_roots() -> list[x509.Certificate]:

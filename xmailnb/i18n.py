@@ -44,6 +44,24 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _folder(lang: str) -> Path:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}")
+    # A plain path, not importlib.resources: the catalogs ship as package
+    # data next to this file, and the command line's start-up time counts.
+    return Path(__file__).parent / "catalogs" / lang
+
+
+@lru_cache(maxsize=None)
+def _domain(lang: str, domain: str) -> Mapping[str, str]:
+    """One domain file of *lang* (empty when there is none)."""
+    try:
+        data = (_folder(lang) / f"{domain}.toml").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return _flatten(tomllib.loads(data))
+
+
 @lru_cache(maxsize=None)
 def catalog(lang: str) -> Mapping[str, str]:
     """Return the merged catalog of *lang* (every domain file), key -> text.
@@ -52,19 +70,21 @@ def catalog(lang: str) -> Mapping[str, str]:
         ValueError: *lang* is not one of :data:`LANGUAGES`, or two domain
             files define the same key.
     """
-    if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}")
     merged: dict[str, str] = {}
-    # A plain path, not importlib.resources: the catalogs ship as package
-    # data next to this file, and the command line's start-up time counts.
-    folder = Path(__file__).parent / "catalogs" / lang
-    for entry in sorted(folder.glob("*.toml")):
-        table = _flatten(tomllib.loads(entry.read_text(encoding="utf-8")))
+    for entry in sorted(_folder(lang).glob("*.toml")):
+        table = _domain(lang, entry.stem)
         clash = merged.keys() & table.keys()
         if clash:
             raise ValueError(f"{lang}/{entry.name}: duplicate keys {sorted(clash)}")
         merged.update(table)
     return merged
+
+
+def _lookup(key: str, lang: str) -> str | None:
+    # Keys start with their domain ("diagnose.cert.valid" lives in
+    # diagnose.toml), so a command reads only the files it speaks from.
+    found = _domain(lang, key.split(".", 1)[0]).get(key)
+    return found if found is not None else catalog(lang).get(key)
 
 
 def text(key: str, lang: str, /, **params: Any) -> str:
@@ -73,9 +93,9 @@ def text(key: str, lang: str, /, **params: Any) -> str:
     A missing key falls back to English, then to the key itself, so that a
     catalog gap shows up as a visible key rather than a traceback.
     """
-    template = catalog(lang).get(key)
+    template = _lookup(key, lang)
     if template is None:
-        template = catalog(DEFAULT_LANGUAGE).get(key, key)
+        template = _lookup(key, DEFAULT_LANGUAGE) or key
     rendered = {name: _render_value(value, lang) for name, value in params.items()}
     try:
         return template.format(**rendered)

@@ -207,15 +207,32 @@ class Store:
         return ArchiveEntry(id=entry.id, time=entry.time, action=action, files=files,
                             details=entry.details, path=archive / entry_id)
 
-    def history(self) -> list[ArchiveEntry]:
-        """Every archived state, newest first.  Unreadable entries are skipped."""
-        archive = self.mailroot.archive_dir
-        if not archive.is_dir():
+    def _entry_names(self) -> list[str]:
+        """Archive entry folder names, newest first (ids sort by time)."""
+        try:
+            with os.scandir(self.mailroot.archive_dir) as it:
+                names = [e.name for e in it if not e.name.startswith(".") and e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
             return []
+        return sorted(names, reverse=True)
+
+    def count(self) -> int:
+        """How many archived states there are (cheap: no manifest is read)."""
+        return len(self._entry_names())
+
+    def history(self, limit: int | None = None) -> list[ArchiveEntry]:
+        """Archived states, newest first; at most *limit* of them.
+
+        Only the manifests of the entries returned are read, so showing the
+        newest few stays fast however long the archive grows.  Unreadable
+        entries are skipped.
+        """
         entries: list[ArchiveEntry] = []
-        for child in archive.iterdir():
-            if child.name.startswith(".") or not child.is_dir():
-                continue
+        archive = self.mailroot.archive_dir
+        for name in self._entry_names():
+            if limit is not None and len(entries) >= limit:
+                break
+            child = archive / name
             try:
                 raw = json.loads((child / MANIFEST).read_text(encoding="utf-8"))
                 entries.append(ArchiveEntry(id=raw["id"], time=raw["time"], action=raw["action"],
@@ -223,16 +240,17 @@ class Store:
                                             path=child))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-        entries.sort(key=lambda e: e.id, reverse=True)
         return entries
 
     def entry(self, entry_id: str | None) -> ArchiveEntry:
-        entries = self.history()
-        if not entries:
-            raise InputError.of("store.history.empty", "store.history.empty.fix")
         if entry_id is None:
-            return entries[0]
-        for e in entries:
+            newest = self.history(limit=1)
+            if not newest:
+                raise InputError.of("store.history.empty", "store.history.empty.fix")
+            return newest[0]
+        if not self._entry_names():
+            raise InputError.of("store.history.empty", "store.history.empty.fix")
+        for e in self.history():
             if e.id == entry_id:
                 return e
         raise InputError.of("store.history.unknown", "store.history.unknown.fix", id=entry_id)
