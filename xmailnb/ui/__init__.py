@@ -1,0 +1,40 @@
+"""The guided workbook as ipywidgets: one widget per step and the wizard.
+
+Every step is an ``ipywidgets.VBox`` that a notebook cell can simply show::
+
+    from xmailnb.ui import Wizard
+    Wizard()                      # MAIL_ROOT, else the practice sandbox
+
+Each step takes ``(mailroot=None, lang=None)``, has ``set_lang(lang)``,
+``refresh()`` and a ``state`` trait (``"init"``, ``"ready"``, ``"done"`` or
+``"error"``).  The widgets only call the core (:mod:`xmailnb.actions`,
+:class:`xmailnb.store.Store`, ...); stable CSS classes (``xm-...``) let
+browser tests find them in any language.
+
+Besides the classes of DESIGN.md section 4, the widgets carry: ``xm-next``
+(the wizard's Next button), ``xm-nav-current`` and ``xm-done`` on navigation
+buttons, ``xm-field-message xm-field-<input>`` (the note beside an input,
+plus ``xm-ok|xm-warn|xm-error|xm-info``), ``xm-csr-curve``, ``xm-csr-text``,
+``xm-csr-result``, ``xm-csr-download``, ``xm-csr-confirm``/``xm-csr-cancel``
+(replacing a pending CSR), ``xm-submit-mode``, ``xm-checklist-<item>``,
+``xm-install-passphrase``, ``xm-install-ca``, ``xm-install-hostname``,
+``xm-install-preview``, ``xm-rollback-select``, ``xm-rollback-confirm``/
+``xm-rollback-cancel``, ``xm-setting-<Variable>``, ``xm-settings-save``,
+``xm-probe-host``, ``xm-probe-ports``, ``xm-endpoint-<name>`` (result rows),
+``xm-practice-start``/``xm-practice-stop``, ``xm-notice-hostname``,
+``xm-notice-download``.
+"""
+
+from __future__ import annotations
+
+from .csr import CsrStep
+from .diagnose import DiagnoseStep
+from .install import InstallStep
+from .notice import NoticeStep
+from .probe import ProbeStep
+from .settings import SettingsStep
+from .submit import SubmitStep
+from .wizard import STEPS, Wizard
+
+__all__ = ["Wizard", "STEPS", "DiagnoseStep", "CsrStep", "SubmitStep", "InstallStep", "SettingsStep",
+           "ProbeStep", "NoticeStep"]

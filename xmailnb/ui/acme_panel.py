@@ -1,0 +1,307 @@
+"""The ACME path of the CA step: choose the CA and the challenge, watch each
+authorization, see the result and the renewal status.
+
+A thin view over :mod:`xmailnb.acmeflow`: the order runs in a worker thread
+and reports through :class:`~xmailnb.acmeflow.Event` values; dns-01 records
+are shown with a Continue button the worker waits for.
+
+Stable CSS classes for browser tests: ``xm-acme`` (root),
+``xm-acme-directory``, ``xm-acme-directory-url``, ``xm-acme-challenge``,
+``xm-acme-email``, ``xm-acme-http-port``, ``xm-acme-tos``, ``xm-acme-run``,
+``xm-acme-progress``, ``xm-acme-authz`` (one ``xm-acme-authz-row`` per name,
+with ``xm-info`` pending / ``xm-ok`` / ``xm-error``), ``xm-acme-dns``,
+``xm-acme-dns-records``, ``xm-acme-dns-continue``, ``xm-acme-dns-cancel``,
+``xm-acme-message`` (with ``xm-ok``/``xm-error``) and ``xm-acme-renewal``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Sequence
+
+import ipywidgets as widgets
+import traitlets
+
+from .. import acmeflow
+from ..errors import XmailnbError
+from ..i18n import LANGUAGES, Msg, detect_language, text
+from ..mailroot import MailRoot
+from ._base import Message, as_mailroot, escape, set_status_class
+
+__all__ = ["AcmePanel"]
+
+_DIRECTORIES = {"letsencrypt": acmeflow.LETSENCRYPT, "staging": acmeflow.LETSENCRYPT_STAGING}
+_AUTHZ_STATUS = {"pending": "info", "valid": "ok", "invalid": "error"}
+DNS_CONFIRM_SECONDS = 3600
+
+
+class AcmePanel(widgets.VBox):
+    """Get a free certificate for the pending CSR through ACME, and install it.
+
+    Attributes:
+        state: ``"init"``, ``"running"``, ``"done"`` or ``"error"``.
+        changes: incremented each time the panel changed the MailRoot.
+        result: the latest :class:`~xmailnb.acmeflow.IssueResult` (or ``None``).
+    """
+
+    state = traitlets.Enum(("init", "running", "done", "error"), default_value="init")
+    changes = traitlets.Int(0)
+
+    def __init__(self, mailroot: str | os.PathLike[str] | MailRoot | None = None,
+                 lang: str | None = None, *, flow: Any = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.lang: str = lang if lang in LANGUAGES else detect_language()
+        self.flow = flow or acmeflow
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._bindings: list[tuple[Any, str, Callable[[str], str]]] = []
+        self._thread: threading.Thread | None = None
+        self._dns_event = threading.Event()
+        self._dns_ok = False
+        self._step: Msg | None = None
+        self._authz: dict[str, tuple[str, Msg]] = {}
+        self._records: list[acmeflow.TxtRecord] = []
+        self.add_class("xm-acme")
+        self.title = self._bind(widgets.HTML(), "value", "acme.ui.title", wrap="h4")
+        self.message = Message(base_class="xm-acme-message", lang=self.lang)
+        try:
+            self.mailroot: MailRoot | None = as_mailroot(mailroot)
+        except XmailnbError as exc:
+            self.mailroot = None
+            self.message.show_error(exc)
+            self.children = [self.title, self.message]
+            self.state = "error"
+            return
+        self._build()
+        self.refresh()
+
+    # -- building -------------------------------------------------------------------
+    def _bind(self, widget: Any, attr: str, key: str, *, wrap: str | None = None) -> Any:
+        def render(lang: str) -> str:
+            value = text(key, lang)
+            return f"<{wrap}>{escape(value)}</{wrap}>" if wrap else value
+
+        self._bindings.append((widget, attr, render))
+        setattr(widget, attr, render(self.lang))
+        return widget
+
+    def _css(self, widget: Any, *classes: str) -> Any:
+        for cls in classes:
+            widget.add_class(cls)
+        return widget
+
+    def _build(self) -> None:
+        self.intro = self._bind(widgets.HTML(), "value", "acme.ui.intro", wrap="div")
+        self.directory = self._css(widgets.Dropdown(), "xm-acme-directory")
+        self.directory_url = self._css(widgets.Text(placeholder="https://.../directory"), "xm-acme-directory-url")
+        self.challenge = self._css(widgets.ToggleButtons(), "xm-acme-challenge")
+        self.email = self._css(widgets.Text(placeholder="admin@example.jp"), "xm-acme-email")
+        self.http_port = self._css(widgets.BoundedIntText(value=80, min=1, max=65535), "xm-acme-http-port")
+        self.tos = self._css(widgets.Checkbox(value=False, indent=False), "xm-acme-tos")
+        self.run_button = self._css(widgets.Button(icon="certificate", button_style="primary"), "xm-acme-run")
+        self.progress = self._css(widgets.HTML(), "xm-acme-progress")
+        self.authz = self._css(widgets.VBox(), "xm-acme-authz")
+        self.dns_records = self._css(widgets.HTML(), "xm-acme-dns-records")
+        self.dns_continue = self._css(widgets.Button(button_style="success"), "xm-acme-dns-continue")
+        self.dns_cancel = self._css(widgets.Button(), "xm-acme-dns-cancel")
+        self.dns_box = self._css(widgets.VBox([self.dns_records, widgets.HBox([self.dns_continue,
+                                                                              self.dns_cancel])]),
+                                 "xm-acme-dns")
+        self.dns_box.layout.display = "none"
+        self.renewal = self._css(widgets.HTML(), "xm-acme-renewal")
+        for widget, key in ((self.directory, "acme.ui.directory"), (self.directory_url, "acme.ui.directory_url"),
+                            (self.challenge, "acme.ui.challenge"), (self.email, "acme.ui.email"),
+                            (self.http_port, "acme.ui.http_port"), (self.tos, "acme.ui.tos")):
+            self._bind(widget, "description", key)
+        for button, key in ((self.run_button, "acme.ui.run"), (self.dns_continue, "acme.ui.dns_continue"),
+                            (self.dns_cancel, "acme.ui.dns_cancel")):
+            self._bind(button, "description", key)
+        self._set_options()
+        self.directory.observe(lambda _c: self._show_fields(), names="value")
+        self.challenge.observe(lambda _c: self._show_fields(), names="value")
+        self.run_button.on_click(lambda _b: self.start())
+        self.dns_continue.on_click(lambda _b: self._answer_dns(True))
+        self.dns_cancel.on_click(lambda _b: self._answer_dns(False))
+        self.children = [self.title, self.intro, self.directory, self.directory_url, self.challenge,
+                         self.http_port, self.email, self.tos, self.run_button, self.progress, self.authz,
+                         self.dns_box, self.message, self.renewal]
+
+    def _set_options(self) -> None:
+        directory, challenge = self.directory.value, self.challenge.value
+        self.directory.options = [(text(f"acme.ui.directory.{k}", self.lang), k)
+                                  for k in ("letsencrypt", "staging", "custom")]
+        self.challenge.options = [(text("acme.ui.challenge.http", self.lang), "http-01"),
+                                  (text("acme.ui.challenge.dns", self.lang), "dns-01")]
+        self.directory.value = directory or "letsencrypt"
+        self.challenge.value = challenge or "http-01"
+
+    def _show_fields(self) -> None:
+        self.directory_url.layout.display = None if self.directory.value == "custom" else "none"
+        self.http_port.layout.display = None if self.challenge.value == "http-01" else "none"
+
+    # -- public ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Show the recorded settings (when ACME was used here) and the renewal status."""
+        if self.mailroot is None:
+            return
+        try:
+            recorded = self.flow.load_settings(self.mailroot)
+        except Exception:  # a damaged record must not break the panel
+            recorded = None
+        if recorded is not None and self.state == "init":
+            choice = next((k for k, url in _DIRECTORIES.items() if url == recorded.directory), "custom")
+            self.directory.value = choice
+            if choice == "custom":
+                self.directory_url.value = recorded.directory
+            self.challenge.value = recorded.challenge
+            self.http_port.value = recorded.http_port
+            self.email.value = recorded.email
+        self._show_fields()
+        self._draw_renewal()
+
+    def settings(self) -> acmeflow.AcmeSettings:
+        """The settings the form describes (recorded extras such as the
+        directory's trust anchor kept when the directory is unchanged)."""
+        assert self.mailroot is not None
+        url = _DIRECTORIES.get(self.directory.value) or self.directory_url.value.strip()
+        recorded = self.flow.load_settings(self.mailroot)
+        settings = acmeflow.AcmeSettings(directory=url, email=self.email.value.strip(),
+                                         challenge=self.challenge.value, http_port=int(self.http_port.value))
+        if recorded is not None:
+            settings.accounts = dict(recorded.accounts)
+            settings.http_address = recorded.http_address
+            if recorded.directory == url:
+                settings.directory_ca = recorded.directory_ca
+        return settings
+
+    def start(self) -> threading.Thread | None:
+        """Validate the form and run the order in a worker thread (returned)."""
+        if self.mailroot is None or self.state == "running":
+            return None
+        try:
+            settings = self.settings().validate()
+        except Exception as exc:
+            self._fail(exc)
+            return None
+        self.error, self.result = None, None
+        self._authz, self._records, self._step = {}, [], None
+        self.state = "running"
+        self.run_button.disabled = True
+        self.message.clear()
+        self._draw_progress()
+        self._thread = threading.Thread(target=self._work, args=(settings, bool(self.tos.value)),
+                                        name="xmailnb-acme", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the worker (tests, notebooks)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def set_lang(self, lang: str) -> None:
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}")
+        with self.hold_trait_notifications():
+            self.lang = lang
+            for widget, attr, render in self._bindings:
+                setattr(widget, attr, render(lang))
+            self.message.set_lang(lang)
+            if self.mailroot is not None:
+                self._set_options()
+                self._draw_progress()
+                self._draw_renewal()
+
+    # -- the worker -------------------------------------------------------------------------
+    def _work(self, settings: acmeflow.AcmeSettings, agree_tos: bool) -> None:
+        assert self.mailroot is not None
+        try:
+            result = self.flow.issue(self.mailroot, settings, agree_tos=agree_tos, on_event=self._on_event,
+                                     confirm_dns=self._confirm_dns)
+        except BaseException as exc:  # shown to the user, never a traceback
+            self._fail(exc)
+        else:
+            self.result = result
+            msgs = [Msg.of("acme.ui.done", names=", ".join(result.names),
+                           not_after=result.not_after.date().isoformat()), *result.plan.warnings]
+            self.message.show("ok", *msgs)
+            self.changes += 1
+            self.state = "done"
+        finally:
+            self._step = None
+            self.dns_box.layout.display = "none"
+            self.run_button.disabled = False
+            self._draw_progress()
+            self._draw_renewal()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.message.show_error(exc)
+        self.state = "error"
+
+    def _on_event(self, event: acmeflow.Event) -> None:
+        if event.kind == "authz" and event.name:
+            self._authz[event.name] = (event.status or "pending", event.msg)
+        elif event.kind == "dns":
+            self._records = list(event.records)
+        else:
+            self._step = event.msg
+        self._draw_progress()
+
+    def _confirm_dns(self, records: Sequence[acmeflow.TxtRecord]) -> bool:
+        self._records = list(records)
+        self._dns_event.clear()
+        self._dns_ok = False
+        self._draw_progress()
+        self.dns_box.layout.display = None
+        answered = self._dns_event.wait(DNS_CONFIRM_SECONDS)
+        self.dns_box.layout.display = "none"
+        return answered and self._dns_ok
+
+    def _answer_dns(self, ok: bool) -> None:
+        self._dns_ok = ok
+        self._dns_event.set()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _draw_progress(self) -> None:
+        running = self.state == "running"
+        step = self._step.render(self.lang) if self._step is not None else ""
+        if running and not step:
+            step = text("acme.ui.running", self.lang)
+        self.progress.value = f"<div>{escape(step)}</div>" if step else ""
+        set_flag = "xm-progress"
+        if running and set_flag not in self.progress._dom_classes:
+            self.progress.add_class(set_flag)
+        elif not running and set_flag in self.progress._dom_classes:
+            self.progress.remove_class(set_flag)
+        rows = []
+        for name, (status, msg) in self._authz.items():
+            row = widgets.HTML(f"<div>{escape(msg.render(self.lang))}</div>")
+            row.add_class("xm-acme-authz-row")
+            set_status_class(row, _AUTHZ_STATUS.get(status, "info"))
+            rows.append(row)
+        self.authz.children = rows
+        if self._records:
+            lines = "".join(f"<tr><td><code>{escape(r.name)}</code></td><td>TXT</td>"
+                            f"<td><code>{escape(r.value)}</code></td></tr>" for r in self._records)
+            self.dns_records.value = (f"<div>{escape(text('acme.ui.dns_intro', self.lang))}</div>"
+                                      f"<table>{lines}</table>")
+        else:
+            self.dns_records.value = ""
+
+    def _draw_renewal(self) -> None:
+        assert self.mailroot is not None
+        try:
+            finding = acmeflow.renewal_finding(self.mailroot)
+        except Exception:
+            finding = None
+        if finding is None:
+            self.renewal.value = f"<div>{escape(text('acme.ui.renewal_none', self.lang))}</div>"
+            set_status_class(self.renewal, None)
+            return
+        parts = [f"<div>{escape(finding.message.render(self.lang))}</div>"]
+        if finding.fix is not None:
+            parts.append(f'<div class="xm-fix">{escape(finding.fix.render(self.lang))}</div>')
+        self.renewal.value = "".join(parts)
+        set_status_class(self.renewal, finding.status)
