@@ -60,6 +60,10 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
     p = sub.add_parser("diagnose", parents=[common], help=t("diagnose"), description=t("diagnose"))
     p.add_argument("--hostname", metavar="NAME", help=t("hostname"))
     p.add_argument("--json", action="store_true", help=t("json"))
+    from .commands.probe import add_probe_options
+
+    p.add_argument("--probe", action="store_true", help=text("probe.help.probe", lang))
+    add_probe_options(p, lang, host_help="probe.help.diag_host")
 
     p = sub.add_parser("csr", parents=[common], help=t("csr"), description=t("csr"))
     p.add_argument("--country", required=True, metavar="C", help=t("country"))
@@ -175,7 +179,15 @@ def cmd_diagnose(args: argparse.Namespace, out: Out) -> int:
     from .diagnose import diagnose
 
     mr = mailroot_from(args, out)
-    report = diagnose(mr, hostname=_normalise_hostname(args.hostname))
+    hostname = _normalise_hostname(args.hostname)
+    extra = None
+    if args.probe:
+        # The live checks become findings probe.<endpoint> of the same report.
+        from .commands.probe import probe_from_args
+        from .probe import probe_findings
+
+        extra = probe_findings(probe_from_args(args, mr, hostname))
+    report = diagnose(mr, hostname=hostname, extra=extra)
     if args.json:
         out.json(report.to_json(out.lang))
     else:

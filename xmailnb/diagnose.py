@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from cryptography import x509
 
@@ -422,13 +422,16 @@ _CHECKS: dict[str, Callable[[_State], Finding]] = {
 }
 
 
-def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | None = None) -> Report:
+def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | None = None,
+             extra: Sequence[Finding] | None = None) -> Report:
     """Run every check on *mr* and return the report.
 
     Args:
         hostname: the mail host name clients use; default server.tab's
             SmtpServerDomain, else RootDomain.
         at: the time to judge validity at (default now).
+        extra: findings made elsewhere (e.g. ``probe.<name>`` from
+            :func:`xmailnb.probe.probe_findings`), appended after the checks.
     """
     from .servertab import ServerTab, mail_hostname
 
@@ -456,4 +459,5 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
             findings.append(_CHECKS[check](s))
         except XmailnbError as exc:
             findings.append(Finding(check, "error", exc.msg, exc.fix))
+    findings.extend(extra or ())
     return Report(mailroot=mr, findings=findings, hostname=s.hostname)
