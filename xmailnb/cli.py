@@ -49,7 +49,16 @@ def _scan_lang(argv: Sequence[str]) -> tuple[str, str | None]:
     return detect_language(), lang
 
 
-def build_parser(lang: str) -> argparse.ArgumentParser:
+_CORE = ("diagnose", "csr", "install", "history", "rollback", "settings")
+
+
+def build_parser(lang: str, only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, in *lang*.
+
+    With *only* naming a command, just that command's sub-parser is built
+    (and just its module imported): the full set is needed only for help and
+    for unknown commands, and start-up time is part of the product.
+    """
     t: Callable[..., str] = lambda key, **kw: text(f"cli.help.{key}", lang, **kw)  # noqa: E731
     parser = _Parser(prog="xmailnb", description=t("description"))
     common = _Parser(add_help=False)
@@ -57,6 +66,24 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
     common.add_argument("--lang", choices=LANGUAGES, help=t("lang"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    from . import commands
+
+    extension = commands.module_for(only) if only else None
+    wanted = [only] if only in _CORE else ([] if extension else list(_CORE))
+    for name in wanted:
+        _BUILDERS[name](sub, common, t, lang)
+    # Further commands live in xmailnb/commands/<name>.py, each with
+    # register(sub, common, lang) that sets `func`; their own imports stay
+    # lazy so that start-up cost does not grow with the number of commands.
+    if extension is not None:
+        extension.register(sub, common, lang)
+    elif only not in _CORE:
+        for module in commands.modules():
+            module.register(sub, common, lang)
+    return parser
+
+
+def _add_diagnose(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
     p = sub.add_parser("diagnose", parents=[common], help=t("diagnose"), description=t("diagnose"))
     p.add_argument("--hostname", metavar="NAME", help=t("hostname"))
     p.add_argument("--json", action="store_true", help=t("json"))
@@ -65,6 +92,8 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
     p.add_argument("--probe", action="store_true", help=text("probe.help.probe", lang))
     add_probe_options(p, lang, host_help="probe.help.diag_host")
 
+
+def _add_csr(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
     p = sub.add_parser("csr", parents=[common], help=t("csr"), description=t("csr"))
     p.add_argument("--country", required=True, metavar="C", help=t("country"))
     p.add_argument("--state", required=True, metavar="S", help=t("state"))
@@ -80,6 +109,8 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
     p.add_argument("--memo", default="", metavar="TEXT", help=t("memo"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
+
+def _add_install(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
     p = sub.add_parser("install", parents=[common], help=t("install"), description=t("install"))
     p.add_argument("--cert", required=True, metavar="FILE", help=t("cert"))
     p.add_argument("--chain", action="append", default=[], metavar="FILE", help=t("chain"))
@@ -91,26 +122,33 @@ def build_parser(lang: str) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help=t("dry_run"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
+
+def _add_history(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
     p = sub.add_parser("history", parents=[common], help=t("history"), description=t("history"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
+
+def _add_rollback(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
     p = sub.add_parser("rollback", parents=[common], help=t("rollback"), description=t("rollback"))
     p.add_argument("--to", metavar="ID", help=t("to"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
+
+def _add_settings(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
     p = sub.add_parser("settings", parents=[common], help=t("settings"), description=t("settings"))
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
                    help=t("set"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
-    # Further commands live in xmailnb/commands/<name>.py, each with
-    # register(sub, common, lang) that sets `func`; their own imports stay
-    # lazy so that start-up cost does not grow with the number of commands.
-    from . import commands
 
-    for module in commands.modules():
-        module.register(sub, common, lang)
-    return parser
+_BUILDERS: dict[str, Callable[[Any, argparse.ArgumentParser, Callable[..., str], str], None]] = {
+    "diagnose": _add_diagnose,
+    "csr": _add_csr,
+    "install": _add_install,
+    "history": _add_history,
+    "rollback": _add_rollback,
+    "settings": _add_settings,
+}
 
 
 class Out:
@@ -374,7 +412,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     try:
         if bad_lang is not None:
             raise UsageError(Msg.of("cli.lang.unknown", value=bad_lang), Msg.of("cli.lang.unknown.fix"))
-        parser = build_parser(lang)
+        command = argv[0] if argv and not argv[0].startswith("-") else None
+        parser = build_parser(lang, only=command)
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version print and exit 0

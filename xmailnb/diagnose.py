@@ -459,5 +459,12 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
             findings.append(_CHECKS[check](s))
         except XmailnbError as exc:
             findings.append(Finding(check, "error", exc.msg, exc.fix))
+    # acme.renewal appears only where ACME was used; the ACME module (and
+    # its imports) is loaded only then.
+    if mr.file("sslconf/acme/settings.json").is_file():
+        from .acmeflow import renewal_finding
+
+        if (acme := renewal_finding(mr, at=s.at)) is not None:
+            findings.append(acme)
     findings.extend(extra or ())
     return Report(mailroot=mr, findings=findings, hostname=s.hostname)

@@ -12,9 +12,19 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-__all__ = ["modules"]
+__all__ = ["modules", "module_for"]
 
 
 def modules() -> list[ModuleType]:
     found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
     return [importlib.import_module(f"{__name__}.{name}") for name in found]
+
+
+def module_for(command: str) -> ModuleType | None:
+    """The module of *command* (``practice-ca`` -> ``practice_ca``), or ``None``."""
+    name = command.replace("-", "_")
+    if not name.isidentifier() or name.startswith("_"):
+        return None
+    if name not in {m.name for m in pkgutil.iter_modules(__path__)}:
+        return None
+    return importlib.import_module(f"{__name__}.{name}")
