@@ -207,3 +207,16 @@ def test_second_writer_is_told_busy(mr, tmp_path):
     # The lock dies with its holder: no stale lock.
     Store(mr).apply("install", {"server.cert": b"x"})
     assert mr.server_cert.read_bytes() == b"x"
+
+
+def test_plain_rollback_steps_over_bookkeeping_entries(mr):
+    s = Store(mr)
+    s.apply("install", {"server.cert": b"v1"})
+    s.apply("checklist", {"sslconf/checklist.json": b'{"sent": true}'})
+    s.apply("acme", {"sslconf/acme/status.json": b"{}"})
+    target, _new = s.rollback()
+    assert target.action == "install"
+    assert not mr.server_cert.exists()
+    # The bookkeeping files are left as they are, and still reachable by id.
+    assert mr.file("sslconf/checklist.json").read_bytes() == b'{"sent": true}'
+    assert [e.action for e in s.history(bookkeeping=False)] == ["rollback", "install"]

@@ -25,7 +25,12 @@ from typing import Any, Iterator, Mapping
 from .errors import BusyError, InputError, XmailnbError
 from .mailroot import MailRoot
 
-__all__ = ["ArchiveEntry", "Store", "StoreError", "sha256_hex", "is_key_file"]
+__all__ = ["ArchiveEntry", "Store", "StoreError", "sha256_hex", "is_key_file", "BOOKKEEPING_ACTIONS"]
+
+# Actions that record the product's own progress (checklist ticks, ACME
+# account and status) rather than the mail server's configuration: archived
+# like everything else, but a plain rollback steps over them.
+BOOKKEEPING_ACTIONS = frozenset({"checklist", "acme"})
 
 KEY_MODE = 0o600
 DIR_MODE = 0o700
@@ -220,12 +225,13 @@ class Store:
         """How many archived states there are (cheap: no manifest is read)."""
         return len(self._entry_names())
 
-    def history(self, limit: int | None = None) -> list[ArchiveEntry]:
+    def history(self, limit: int | None = None, *, bookkeeping: bool = True) -> list[ArchiveEntry]:
         """Archived states, newest first; at most *limit* of them.
 
         Only the manifests of the entries returned are read, so showing the
         newest few stays fast however long the archive grows.  Unreadable
-        entries are skipped.
+        entries are skipped, and so are :data:`BOOKKEEPING_ACTIONS` entries
+        unless *bookkeeping* is true.
         """
         entries: list[ArchiveEntry] = []
         archive = self.mailroot.archive_dir
@@ -235,6 +241,8 @@ class Store:
             child = archive / name
             try:
                 raw = json.loads((child / MANIFEST).read_text(encoding="utf-8"))
+                if not bookkeeping and raw["action"] in BOOKKEEPING_ACTIONS:
+                    continue
                 entries.append(ArchiveEntry(id=raw["id"], time=raw["time"], action=raw["action"],
                                             files=raw["files"], details=raw.get("details", {}),
                                             path=child))
@@ -244,7 +252,8 @@ class Store:
 
     def entry(self, entry_id: str | None) -> ArchiveEntry:
         if entry_id is None:
-            newest = self.history(limit=1)
+            # The newest change to the server's files, not a checklist tick.
+            newest = self.history(limit=1, bookkeeping=False)
             if not newest:
                 raise InputError.of("store.history.empty", "store.history.empty.fix")
             return newest[0]

@@ -41,6 +41,11 @@ def _when(iso: str) -> str:
         return iso
 
 
+# The rollback list shows the newest changes; older ones stay reachable with
+# `xmailnb rollback --to ID`, and the list stays fast however long the archive.
+HISTORY_SHOWN = 50
+
+
 class InstallStep(Step):
     """Uploads, a preview of what will be written, Apply and Rollback.
 
@@ -317,7 +322,7 @@ class InstallStep(Step):
     def _refresh_history(self) -> None:
         assert self.mailroot is not None
         known = [e.id for e in self.history]
-        self.history = Store(self.mailroot).history()
+        self.history = Store(self.mailroot).history(limit=HISTORY_SHOWN, bookkeeping=False)
         current = self.rollback_select.value
         self.rollback_select.options = [(self._entry_label(e), e.id) for e in self.history]
         ids = [e.id for e in self.history]
