@@ -377,3 +377,15 @@ def test_defaults_are_resolved_when_the_widget_is_created(mailroot, monkeypatch)
     assert wizard.current == "csr" and wizard.body.children == (wizard.steps["csr"],)
     assert "xm-nav-current" in classes(wizard.nav["csr"])
     assert wizard.next_button.layout.display == "none"  # no CSR yet
+
+
+def test_wizard_builds_only_the_step_shown(mailroot):
+    # Each widget is a message to the browser and a model there: the page is
+    # fast because the other steps are built when first opened.
+    from xmailnb.ui import Wizard
+
+    wizard = Wizard(mailroot, lang="en")
+    assert list(wizard.steps.built()) == ["diagnose"]
+    wizard.show("install")
+    assert list(wizard.steps.built()) == ["diagnose", "install"]
+    assert wizard.current == "install"

@@ -172,6 +172,13 @@ def plan(mailroot: MailRoot, *, lang: str, port: int = DEFAULT_PORT, ip: str = "
         "--VoilaConfiguration.allow_theme_override=NO",
         "--show_tracebacks=False",
         "--strip_sources=True",
+        # A kernel is started and the dashboard's imports run before anyone
+        # asks: the page is then as quick as an empty Voilà app.  The
+        # notebook waits for the request (voila.utils.wait_for_request)
+        # before it reads the MailRoot, so the page never shows a state from
+        # preheat time.
+        "--preheat_kernel=True",
+        "--pool_size=1",
         "--Voila.log_level=ERROR",
     ]
     tornado_settings: dict[str, object] = {"websocket_max_message_size": MAX_MESSAGE_BYTES}

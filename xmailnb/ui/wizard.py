@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable
 
 import ipywidgets as widgets
 import traitlets
@@ -29,11 +31,82 @@ STEPS: tuple[tuple[str, type[Step]], ...] = (
 )
 
 
+def _quick_done(name: str, mr: MailRoot) -> bool:
+    """Whether a step not built yet would show as complete.
+
+    The same rules the steps apply, read straight from the MailRoot, so the
+    navigation can mark progress without building every step's widgets.
+    """
+    if name == "csr":
+        return mr.pending_csr.is_file()
+    if name == "submit":
+        if mr.file("sslconf/practice-ca/issued/server.crt").is_file():
+            return True
+        try:
+            doc = json.loads(mr.file(mr.rel_checklist).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        from .submit import CHECKLIST
+
+        ticked = doc.get("ticked") if isinstance(doc, dict) else None
+        return isinstance(ticked, list) and set(CHECKLIST) <= set(ticked)
+    if name == "install":
+        return mr.server_cert.is_file() and mr.server_key.is_file()
+    if name == "settings":
+        from ..servertab import ServerTab, tls_inconsistencies
+
+        try:
+            return not any(i.severity == "error" for i in tls_inconsistencies(ServerTab.read(mr.server_tab)))
+        except OSError:
+            return False
+    if name == "notice":
+        return mr.server_cert.is_file()
+    return False
+
+
+class _Steps(Mapping[str, Step]):
+    """Step name -> step widget, built on first access.
+
+    Every widget costs a message to the browser and a model there: building
+    only the step shown makes the dashboard interactive about as fast as an
+    empty Voilà page; the others are built when first opened.
+    """
+
+    def __init__(self, build: Callable[[str], Step]) -> None:
+        self._build = build
+        self._built: dict[str, Step] = {}
+
+    def __getitem__(self, name: str) -> Step:
+        if name not in _STEP_NAMES:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default would build the step just to answer.
+        return name in _STEP_NAMES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STEP_NAMES)
+
+    def __len__(self) -> int:
+        return len(_STEP_NAMES)
+
+    def built(self) -> dict[str, Step]:
+        """The steps built so far, in order."""
+        return {n: self._built[n] for n in _STEP_NAMES if n in self._built}
+
+
+_STEP_NAMES = tuple(name for name, _cls in STEPS)
+
+
 class Wizard(widgets.VBox):
     """The seven steps with navigation; the diagnosis re-runs after every change.
 
     Attributes:
-        steps: step name -> step widget, in order.
+        steps: step name -> step widget, in order; a step is built when it
+            is first opened (or looked up).
         current: the name of the step shown.
         nav: step name -> its navigation button (``xm-nav-<step>``).
     """
@@ -52,7 +125,7 @@ class Wizard(widgets.VBox):
                                                  style={"button_width": "6em"},
                                                  layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.lang_switch.add_class("xm-lang")
-        self.steps: dict[str, Step] = {}
+        self.steps: _Steps = _Steps(self._build_step)
         self.nav: dict[str, widgets.Button] = {}
         self.mailroot: MailRoot | None
         try:
@@ -64,11 +137,7 @@ class Wizard(widgets.VBox):
             self.children = [widgets.HTML(_CSS), self.lang_switch, self.error]
             self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
             return
-        for name, cls in STEPS:
-            step = cls(self.mailroot, self.lang)
-            self.steps[name] = step
-            step.observe(lambda _c: self._draw_nav(), "state")
-            step.observe(lambda _c, n=name: self._step_changed(n), "changes")
+        for name, _cls in STEPS:
             nav_button = button()
             nav_button.add_class(f"xm-nav-{name}")
             nav_button.add_class("xm-nav")
@@ -88,6 +157,12 @@ class Wizard(widgets.VBox):
         self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
         self._draw_header()
         self.show("diagnose")
+
+    def _build_step(self, name: str) -> Step:
+        step = dict(STEPS)[name](self.mailroot, self.lang)
+        step.observe(lambda _c: self._draw_nav(), "state")
+        step.observe(lambda _c, n=name: self._step_changed(n), "changes")
+        return step
 
     def _lang_options(self) -> list[tuple[str, str]]:
         return [(text(f"ui.lang.{code}", code), code) for code in LANGUAGES]
@@ -109,22 +184,26 @@ class Wizard(widgets.VBox):
             self.show(names[index + 1])
 
     def _draw_nav(self) -> None:
-        if not self.steps:
+        if self.mailroot is None or not self.nav:
             return
         names = list(self.steps)
-        for index, (name, step) in enumerate(self.steps.items(), 1):
+        built = self.steps.built()
+        for index, name in enumerate(names, 1):
             nav_button = self.nav[name]
-            done = step.state == "done"
+            step = built.get(name)
+            state = step.state if step is not None else ("done" if _quick_done(name, self.mailroot) else "init")
+            done = state == "done"
             mark = text("ui.nav.done_mark", self.lang) if done else ""
             nav_button.description = text("ui.nav.button", self.lang, n=index,
                                       name=text(f"ui.nav.{name}", self.lang), mark=mark)
             nav_button.button_style = "primary" if name == self.current else ("success" if done else "")
             set_flag_class(nav_button, "xm-nav-current", name == self.current)
             set_flag_class(nav_button, "xm-done", done)
-            set_flag_class(nav_button, "xm-error", step.state == "error")
+            set_flag_class(nav_button, "xm-error", state == "error")
         index = names.index(self.current)
         has_next = index + 1 < len(names)
-        offer = has_next and self.steps[self.current].state == "done"
+        current = built.get(self.current)
+        offer = has_next and current is not None and current.state == "done"
         self.next_button.layout.display = None if offer else "none"
         self.next_button.disabled = not offer
         if has_next:
@@ -134,7 +213,7 @@ class Wizard(widgets.VBox):
     def _step_changed(self, name: str) -> None:
         # Anything that changed the MailRoot may change every finding, the
         # archive list, the settings shown and the notice's host name.
-        for other, step in self.steps.items():
+        for other, step in self.steps.built().items():
             if other != name:
                 step.refresh()
         self._draw_nav()
@@ -151,7 +230,7 @@ class Wizard(widgets.VBox):
             if self.mailroot is None:
                 self.error.set_lang(lang)
                 return
-            for step in self.steps.values():
+            for step in self.steps.built().values():
                 step.set_lang(lang)
             self._draw_header()
             self._draw_nav()
