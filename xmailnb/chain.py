@@ -406,10 +406,10 @@ def covers_hostname(cert: x509.Certificate, hostname: str) -> bool:
 
 
 def _ascii_hostname(name: str) -> str:
-    import idna
-
     if name.isascii():
         return name.lower()
+    import idna
+
     try:
         return idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
@@ -420,17 +420,19 @@ def _ascii_hostname(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _public_roots() -> tuple[x509.Certificate, ...]:
+    import importlib.util
     import os
     import warnings
 
-    import certifi
-
-    # certifi.where() goes through importlib.resources, which costs more than
-    # the whole bundle takes to parse; the file sits next to the module in
-    # every wheel.  Distributions that patch where() drop that file, and get
-    # their own answer.
-    path = os.path.join(os.path.dirname(certifi.__file__), "cacert.pem")
+    # certifi.where() (and even importing certifi) goes through
+    # importlib.resources, which costs more than parsing the whole bundle;
+    # the file sits next to the module in every wheel.  Distributions that
+    # patch where() drop that file, and get their own answer.
+    spec = importlib.util.find_spec("certifi")
+    path = os.path.join(os.path.dirname(spec.origin), "cacert.pem") if spec and spec.origin else ""
     if not os.path.isfile(path):
+        import certifi
+
         path = certifi.where()
     with open(path, "rb") as fh:
         bundle = fh.read()

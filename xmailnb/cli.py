@@ -52,14 +52,27 @@ def _scan_lang(argv: Sequence[str]) -> tuple[str, str | None]:
 _CORE = ("diagnose", "csr", "install", "history", "rollback", "settings")
 
 
-def build_parser(lang: str, only: str | None = None) -> argparse.ArgumentParser:
+class _Help:
+    """Option descriptions from the catalog, or ``None`` when no help is
+    shown (argparse prints them only for --help)."""
+
+    def __init__(self, lang: str, enabled: bool) -> None:
+        self.lang, self.enabled = lang, enabled
+
+    def __call__(self, key: str, **params: Any) -> str | None:
+        return text(f"cli.help.{key}", self.lang, **params) if self.enabled else None
+
+
+def build_parser(lang: str, only: str | None = None, *, with_help: bool = True) -> argparse.ArgumentParser:
     """The argument parser, in *lang*.
 
     With *only* naming a command, just that command's sub-parser is built
     (and just its module imported): the full set is needed only for help and
-    for unknown commands, and start-up time is part of the product.
+    for unknown commands.  Without *with_help* the option descriptions are
+    left out (they show only with --help), so a normal run reads no help
+    catalog: start-up time is part of the product.
     """
-    t: Callable[..., str] = lambda key, **kw: text(f"cli.help.{key}", lang, **kw)  # noqa: E731
+    t = _Help(lang, with_help)
     parser = _Parser(prog="xmailnb", description=t("description"))
     common = _Parser(add_help=False)
     common.add_argument("--mailroot", metavar="DIR", help=t("mailroot"))
@@ -83,17 +96,17 @@ def build_parser(lang: str, only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_diagnose(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
+def _add_diagnose(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> None:
     p = sub.add_parser("diagnose", parents=[common], help=t("diagnose"), description=t("diagnose"))
     p.add_argument("--hostname", metavar="NAME", help=t("hostname"))
     p.add_argument("--json", action="store_true", help=t("json"))
     from .commands.probe import add_probe_options
 
-    p.add_argument("--probe", action="store_true", help=text("probe.help.probe", lang))
-    add_probe_options(p, lang, host_help="probe.help.diag_host")
+    p.add_argument("--probe", action="store_true", help=text("probe.help.probe", lang) if t.enabled else None)
+    add_probe_options(p, lang, host_help="probe.help.diag_host", helps=t.enabled)
 
 
-def _add_csr(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
+def _add_csr(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> None:
     p = sub.add_parser("csr", parents=[common], help=t("csr"), description=t("csr"))
     p.add_argument("--country", required=True, metavar="C", help=t("country"))
     p.add_argument("--state", required=True, metavar="S", help=t("state"))
@@ -110,7 +123,7 @@ def _add_csr(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], l
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
-def _add_install(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
+def _add_install(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> None:
     p = sub.add_parser("install", parents=[common], help=t("install"), description=t("install"))
     p.add_argument("--cert", required=True, metavar="FILE", help=t("cert"))
     p.add_argument("--chain", action="append", default=[], metavar="FILE", help=t("chain"))
@@ -123,25 +136,25 @@ def _add_install(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
-def _add_history(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
+def _add_history(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> None:
     p = sub.add_parser("history", parents=[common], help=t("history"), description=t("history"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
-def _add_rollback(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
+def _add_rollback(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> None:
     p = sub.add_parser("rollback", parents=[common], help=t("rollback"), description=t("rollback"))
     p.add_argument("--to", metavar="ID", help=t("to"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
-def _add_settings(sub: Any, common: argparse.ArgumentParser, t: Callable[..., str], lang: str) -> None:
+def _add_settings(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> None:
     p = sub.add_parser("settings", parents=[common], help=t("settings"), description=t("settings"))
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
                    help=t("set"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
-_BUILDERS: dict[str, Callable[[Any, argparse.ArgumentParser, Callable[..., str], str], None]] = {
+_BUILDERS: dict[str, Callable[[Any, argparse.ArgumentParser, _Help, str], None]] = {
     "diagnose": _add_diagnose,
     "csr": _add_csr,
     "install": _add_install,
@@ -413,7 +426,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         if bad_lang is not None:
             raise UsageError(Msg.of("cli.lang.unknown", value=bad_lang), Msg.of("cli.lang.unknown.fix"))
         command = argv[0] if argv and not argv[0].startswith("-") else None
-        parser = build_parser(lang, only=command)
+        parser = build_parser(lang, only=command, with_help=any(a in ("-h", "--help") for a in argv))
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version print and exit 0

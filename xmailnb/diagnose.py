@@ -381,11 +381,10 @@ def _check_settings(s: _State) -> Finding:
 
 
 def _check_csr(s: _State) -> Finding:
-    from . import csr as csrmod
-
     data = _read(s.mr.pending_csr)
     if data is None:
         return _f("csr.pending", "info", "diagnose.csr.none")
+    from . import csr as csrmod
     try:
         request = certfiles.csr_from(data, name=s.mr.rel_pending_csr)
     except XmailnbError as exc:

@@ -10,9 +10,7 @@ exactly the same keys with the same ``{placeholders}`` (a test enforces it).
 
 from __future__ import annotations
 
-import locale
 import os
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +53,8 @@ def _folder(lang: str) -> Path:
 @lru_cache(maxsize=None)
 def _domain(lang: str, domain: str) -> Mapping[str, str]:
     """One domain file of *lang* (empty when there is none)."""
+    import tomllib
+
     try:
         data = (_folder(lang) / f"{domain}.toml").read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -157,6 +157,8 @@ def detect_language(environ: Mapping[str, str] | None = None) -> str:
             return "ja" if value.lower().startswith("ja") else DEFAULT_LANGUAGE
     if environ is None:
         try:
+            import locale
+
             loc = locale.getlocale()[0] or ""
         except ValueError:
             loc = ""

@@ -14,12 +14,17 @@ from typing import Any
 from ..i18n import text
 
 
-def add_probe_options(p: argparse.ArgumentParser, lang: str, *, host_help: str = "probe.help.host") -> None:
-    """The options shared by ``probe`` and ``diagnose --probe``."""
-    p.add_argument("--host", default="127.0.0.1", metavar="H", help=text(host_help, lang))
-    p.add_argument("--ports", metavar="LIST", help=text("probe.help.ports", lang))
-    p.add_argument("--cafile", metavar="F", help=text("probe.help.cafile", lang))
-    p.add_argument("--timeout", default="5", metavar="S", help=text("probe.help.timeout", lang))
+def add_probe_options(p: argparse.ArgumentParser, lang: str, *, host_help: str = "probe.help.host",
+                      helps: bool = True) -> None:
+    """The options shared by ``probe`` and ``diagnose --probe`` (descriptions
+    only with *helps*: ``diagnose`` leaves them out unless --help is asked)."""
+    def h(key: str) -> str | None:
+        return text(key, lang) if helps else None
+
+    p.add_argument("--host", default="127.0.0.1", metavar="H", help=h(host_help))
+    p.add_argument("--ports", metavar="LIST", help=h("probe.help.ports"))
+    p.add_argument("--cafile", metavar="F", help=h("probe.help.cafile"))
+    p.add_argument("--timeout", default="5", metavar="S", help=h("probe.help.timeout"))
 
 
 def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
