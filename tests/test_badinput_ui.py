@@ -1,0 +1,125 @@
+"""The bad-input corpus through the widget layer.
+
+The same cases as tests/test_badinput.py, fed to the Install step as
+uploads and to the CSR form as typed values: the same refusals (the same
+catalog key, shown beside the input at fault), nothing written, and the
+accepted cases accepted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_badinput import ALL, CSR_CASES, INSTALL_CASES, Case, material  # noqa: F401  (fixture)
+from helpers import tree
+from xmailnb.mailroot import resolve
+from xmailnb.ui import CsrStep, InstallStep
+from xmailnb.ui.install import upload_value
+
+UPLOADS = {"--cert": "cert", "--chain": "chain", "--key": "key", "--ca": "ca"}
+
+
+@pytest.fixture
+def mailroot(tmp_path) -> Path:
+    target = tmp_path / "MailRoot"
+    shutil.copytree(resolve(None).path, target)
+    return target
+
+
+def _pairs(argv: list[str]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    i = 1  # argv[0] is the command
+    while i < len(argv):
+        arg = argv[i]
+        if "=" in arg and arg.startswith("--"):
+            flag, value = arg.split("=", 1)
+            out.append((flag, value))
+            i += 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            out.append((arg, argv[i + 1]))
+            i += 2
+        else:
+            out.append((arg, None))
+            i += 1
+    return out
+
+
+@pytest.mark.parametrize("case", INSTALL_CASES, ids=[c.name for c in INSTALL_CASES])
+def test_install_step(case: Case, material, mailroot, tmp_path):  # noqa: F811
+    for need in case.needs:
+        if material.get(need) is None:
+            pytest.skip(f"openssl could not make the {need} sample")
+    work = tmp_path / "in"
+    work.mkdir()
+    argv = case.build(material, work)
+    step = InstallStep(mailroot, lang="en")
+    for flag, value in _pairs(argv):
+        if flag in UPLOADS:
+            path = Path(value)
+            if not path.is_file():
+                pytest.skip("an upload is always a file's content: missing files and folders cannot be chosen")
+            step.uploads[UPLOADS[flag]].value = upload_value(path.read_bytes(), path.name)
+        elif flag == "--passphrase-file":
+            path = Path(value)
+            if not path.is_file():
+                pytest.skip("the dashboard takes the passphrase typed, not from a file")
+            step.passphrase.value = path.read_bytes().split(b"\n", 1)[0].decode()
+        elif flag == "--hostname":
+            step.hostname.value = value
+        elif flag == "--allow-incomplete-chain":
+            step.allow_incomplete.value = True
+    before = tree(mailroot)
+    step.apply()
+    if case.expect == "ok":
+        assert "xm-ok" in step.message._dom_classes, step.message.value
+        assert (mailroot / "server.cert").is_file()
+        if case.check is not None:
+            case.check(material, mailroot)
+        return
+    assert tree(mailroot) == before
+    assert "xm-error" in step.message._dom_classes
+    keys = [m.key for m in step.message.msgs]
+    noted = [m.key for note in step.notes.values() for m in note.msgs]
+    assert case.expect in keys + noted, (keys, noted)
+    # Shown beside an input, not only as the outcome line.
+    assert any("xm-error" in note._dom_classes for note in step.notes.values()) or not noted
+
+
+FIELDS = {"--country": "country", "--state": "state", "--locality": "locality", "--org": "org",
+          "--unit": "unit", "--cn": "cn", "--aliases": "aliases", "--email": "email", "--memo": "memo"}
+
+
+@pytest.mark.parametrize("case", CSR_CASES, ids=[c.name for c in CSR_CASES])
+def test_csr_form(case: Case, mailroot, tmp_path):
+    argv = case.build({}, tmp_path)
+    values = dict(_pairs(argv))
+    choices = [f for f in ("--key-type", "--key-size", "--curve") if f in values]
+    if choices and case.expect != "ok":
+        pytest.skip("the form offers key types, sizes and curves as a list of valid choices only")
+    step = CsrStep(mailroot, lang="en")
+    before = tree(mailroot)
+    for flag, value in values.items():
+        if flag in FIELDS:
+            step.inputs[FIELDS[flag]].value = value or ""
+    if case.expect == "ok":
+        assert not step.generate_button.disabled
+        assert not any("xm-invalid" in w._dom_classes for w in step.inputs.values())
+        return
+    # The field at fault is the one the case changed (written as --flag=value).
+    changed = [a.split("=", 1)[0] for a in argv if a.startswith("--") and "=" in a]
+    field = FIELDS[changed[0]]
+    assert step.generate_button.disabled
+    step.generate()  # a click on a disabled button does nothing; calling it directly must refuse too
+    assert tree(mailroot) == before
+    if values[changed[0]] == "":
+        # An empty required field is not flagged before the user has typed
+        # anything, but Generate stays disabled.
+        return
+    invalid = [name for name, w in step.inputs.items() if "xm-invalid" in w._dom_classes]
+    assert invalid == [field], (field, invalid)
+    note = step.notes[field] if hasattr(step, "notes") else None
+    if note is not None:
+        assert case.expect in [m.key for m in note.msgs], [m.key for m in note.msgs]
