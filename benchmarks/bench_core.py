@@ -95,10 +95,10 @@ def keygen(runs: int) -> list[Figure]:
 
     figures = []
     for label, spec, direct, n in (
-        ("rsa-2048", KeySpec("rsa", 2048), lambda: rsa.generate_private_key(65537, 2048), runs),
+        ("rsa-2048", KeySpec("rsa", 2048), lambda: rsa.generate_private_key(65537, 2048), runs * 3),
         ("rsa-3072", KeySpec("rsa", 3072), lambda: rsa.generate_private_key(65537, 3072), max(3, runs // 2)),
         ("rsa-4096", KeySpec("rsa", 4096), lambda: rsa.generate_private_key(65537, 4096), max(3, runs // 3)),
-        ("p-256", KeySpec("ec", curve="P-256"), lambda: ec.generate_private_key(ec.SECP256R1()), runs),
+        ("p-256", KeySpec("ec", curve="P-256"), lambda: ec.generate_private_key(ec.SECP256R1()), runs * 10),
     ):
         base, value = interleave(timed(direct), timed(lambda spec=spec: generate_private_key(spec)), n)
         figures.append(Figure(f"keygen-{label}", "through the product vs cryptography directly", "s",

@@ -125,7 +125,9 @@ def run_all(work: Path, quick: bool) -> list[Figure]:
                 if i:
                     for fn, seconds in pair:
                         (b_times if fn is _open_baseline else t_times).append(seconds)
-                    time.sleep(1.0)  # let preheated kernels refill, as between real visits
+                    # Visits a few seconds apart, as people make them: time for
+                    # the pool to start the next preheated kernel.
+                    time.sleep(3.0)
             figures.append(Figure("1 dashboard-time-to-interactive",
                                   "findings visible + a button answers, vs bare Voilà one-button notebook", "s",
                                   b_times, t_times, 1.0))

@@ -103,10 +103,13 @@ def full_mailroot(base: Path, *, ca_bundle: int = 1, archive_entries: int = 0) -
     """A MailRoot with leaf + two intermediates installed and certs.pem."""
     import pki
     from xmailnb import actions
-    from xmailnb.mailroot import create_sandbox
+    from xmailnb.mailroot import SANDBOX_MARKER, MailRoot, create_sandbox
     from xmailnb.store import Store
 
     mr = create_sandbox(base / "MailRoot")
+    # Measured as a live MailRoot: without the practice-sandbox marker.
+    mr.path.joinpath(*SANDBOX_MARKER.split("/")).unlink()
+    mr = MailRoot(mr.path)
     root = pki.root()
     inter1 = root.sign("Bench Intermediate 1", ca=True)
     inter2 = inter1.sign("Bench Intermediate 2", ca=True)
