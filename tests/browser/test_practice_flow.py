@@ -1,0 +1,75 @@
+"""The whole training flow in the browser, offline: CSR -> practice CA ->
+install the practice certificate -> practice listener -> probe."""
+
+from __future__ import annotations
+
+import time
+
+CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Practice Flow",
+              "cn": "mail.example.jp"}
+
+
+def _go(page, step: str) -> None:
+    page.click(f".xm-nav-{step}")
+    page.wait_for_selector(f".xm-step-{step}", state="visible")
+
+
+def _wait_file_changed(path, before: bytes | None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_bytes() != before:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not change")
+
+
+def test_csr_practice_sign_install_probe(browser, served):
+    mr = served.mailroot
+    context = browser.new_context(viewport={"width": 1200, "height": 1400})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(served.url)
+    page.wait_for_selector("#loading", state="detached", timeout=90_000)
+
+    _go(page, "csr")
+    for name, value in CSR_VALUES.items():
+        page.fill(f".xm-csr-{name} input", value)
+    page.wait_for_selector(".xm-csr-generate:not([disabled])")
+    old_csr = (mr / "sslconf" / "server.csr").read_bytes() if (mr / "sslconf" / "server.csr").is_file() else None
+    page.click(".xm-csr-generate")
+    if page.locator(".xm-csr-confirm").is_visible():
+        page.click(".xm-csr-confirm")
+    _wait_file_changed(mr / "sslconf" / "server.csr", old_csr)
+
+    _go(page, "submit")
+    issued = mr / "sslconf" / "practice-ca" / "issued" / "server.crt"
+    old_issued = issued.read_bytes() if issued.is_file() else None
+    page.click(".xm-practice-sign")
+    _wait_file_changed(issued, old_issued)
+
+    _go(page, "install")
+    page.click(".xm-install-use-practice")
+    page.wait_for_selector(".xm-install-apply:not([disabled])")
+    old_cert = (mr / "server.cert").read_bytes() if (mr / "server.cert").is_file() else None
+    page.click(".xm-install-apply")
+    _wait_file_changed(mr / "server.cert", old_cert)
+    assert (mr / "server.cert").read_bytes().startswith(issued.read_bytes())
+
+    _go(page, "diagnose")
+    page.wait_for_selector(".xm-check-cert-pair.xm-ok")
+    page.wait_for_selector(".xm-check-cert-trust.xm-warn")  # a practice certificate, never for production
+
+    _go(page, "probe")
+    page.click(".xm-practice-start")
+    page.wait_for_function("() => { const i = document.querySelector('.xm-probe-ports input');"
+                           " return i && /smtp=\\d+/.test(i.value); }")
+    page.click(".xm-probe-run")
+    page.wait_for_selector(".xm-endpoint", timeout=60_000)
+    rows = page.locator(".xm-endpoint")
+    assert rows.count() >= 2
+    for i in range(rows.count()):
+        classes = rows.nth(i).get_attribute("class") or ""
+        assert "xm-error" not in classes and "xm-warn" not in classes, rows.nth(i).inner_text()
+    page.screenshot(path=str(served.data.parent / "practice-probe.png"), full_page=True)
+    page.click(".xm-practice-stop")
+    context.close()
