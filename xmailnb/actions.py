@@ -181,17 +181,6 @@ def _fingerprint(cert: x509.Certificate) -> bytes:
     return cert.fingerprint(hashes.SHA256())
 
 
-def _unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-    seen: set[bytes] = set()
-    out = []
-    for c in certs:
-        fp = _fingerprint(c)
-        if fp not in seen:
-            seen.add(fp)
-            out.append(c)
-    return out
-
-
 def _load_certs(upload: Upload, field_name: str, passphrase: bytes | None) -> certfiles.Material:
     try:
         material = certfiles.load_material(upload.data, name=upload.name, passphrase=passphrase,
@@ -334,7 +323,7 @@ def plan_install(
     certs_pem_bytes, certs_pem_certs = _read_certs_pem(mr)
     anchors = {"public": chainmod.public_roots(), "certs.pem": certs_pem_certs + ca_certs}
     try:
-        plan = chainmod.plan_chain(_unique(cert_material.certificates + chain_certs), leaf=leaf,
+        plan = chainmod.plan_chain(chainmod.unique(cert_material.certificates + chain_certs), leaf=leaf,
                                    anchors=anchors)
     except XmailnbError as exc:
         raise _with_field(exc, "chain")
@@ -388,7 +377,7 @@ def plan_install(
     added: list[x509.Certificate] = []
     if ca_certs:
         known = {_fingerprint(c) for c in certs_pem_certs}
-        added = [c for c in _unique(ca_certs) if _fingerprint(c) not in known]
+        added = [c for c in chainmod.unique(ca_certs) if _fingerprint(c) not in known]
         if added:
             base = certs_pem_bytes or b""
             if base and not base.endswith(b"\n"):

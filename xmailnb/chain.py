@@ -31,6 +31,7 @@ __all__ = [
     "issued_by",
     "ChainPlan",
     "plan_chain",
+    "unique",
     "ChainIssue",
     "check_order",
     "hostnames",
@@ -87,7 +88,8 @@ def _spki(cert: x509.Certificate) -> bytes:
         return _fp(cert)  # a key type we cannot read matches only itself
 
 
-def _unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+def unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """*certs* without repeats (same DER), in their order."""
     seen: set[bytes] = set()
     out = []
     for cert in certs:
@@ -237,7 +239,7 @@ def plan_chain(
         ValueError: *certs* is empty and no *leaf* was given.
     """
     anchors = anchors or {}
-    pool = _unique([*certs, leaf] if leaf is not None else certs)
+    pool = unique([*certs, leaf] if leaf is not None else certs)
     if not pool:
         raise ValueError("plan_chain needs at least one certificate")
     if leaf is None:

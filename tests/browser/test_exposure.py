@@ -42,13 +42,18 @@ def test_no_private_key_material_in_page_or_websocket(browser, served, tmp_path)
     for name, value in CSR_VALUES.items():
         page.fill(f".xm-csr-{name} input", value)
     page.wait_for_selector(".xm-csr-generate:not([disabled])")
-    before = page.locator(".xm-csr-text textarea").input_value()
+    csr_path = served.mailroot / "sslconf" / "server.csr"
+    old_csr = csr_path.read_bytes() if csr_path.is_file() else None
     page.click(".xm-csr-generate")
-    if page.locator(".xm-csr-confirm").is_visible():
+    if old_csr is not None:  # replacing the pending pair is confirmed first
+        page.wait_for_selector(".xm-csr-confirm", state="visible")
         page.click(".xm-csr-confirm")
+    deadline = time.monotonic() + 60
+    while (not csr_path.is_file() or csr_path.read_bytes() == old_csr) and time.monotonic() < deadline:
+        time.sleep(0.1)
     page.wait_for_function(
-        "prev => { const t = document.querySelector('.xm-csr-text textarea'); return t && t.value && t.value !== prev; }",
-        arg=before, timeout=60_000)
+        "csr => { const t = document.querySelector('.xm-csr-text textarea'); return t && t.value.trim() === csr; }",
+        arg=csr_path.read_text().strip(), timeout=30_000)
     key_pem = (served.mailroot / "sslconf" / "server.key").read_bytes()
 
     # Install a certificate for that key from the page, so the key is also
@@ -68,10 +73,11 @@ def test_no_private_key_material_in_page_or_websocket(browser, served, tmp_path)
         chooser.value.set_files(str(path))
     page.wait_for_selector(".xm-install-apply:not([disabled])")
     page.click(".xm-install-apply")
+    server_key = served.mailroot / "server.key"
     deadline = time.monotonic() + 30  # the preview already says "ok": wait for the files
-    while not (served.mailroot / "server.key").is_file() and time.monotonic() < deadline:
+    while not (server_key.is_file() and server_key.read_bytes() == key_pem) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert (served.mailroot / "server.key").read_bytes() == key_pem
+    assert server_key.read_bytes() == key_pem
     time.sleep(0.5)  # the last frames
     dom = page.content()
     context.close()

@@ -37,7 +37,8 @@ def test_csr_practice_sign_install_probe(browser, served):
     page.wait_for_selector(".xm-csr-generate:not([disabled])")
     old_csr = (mr / "sslconf" / "server.csr").read_bytes() if (mr / "sslconf" / "server.csr").is_file() else None
     page.click(".xm-csr-generate")
-    if page.locator(".xm-csr-confirm").is_visible():
+    if old_csr is not None:  # replacing the pending pair is confirmed first
+        page.wait_for_selector(".xm-csr-confirm", state="visible")
         page.click(".xm-csr-confirm")
     _wait_file_changed(mr / "sslconf" / "server.csr", old_csr)
 

@@ -9,6 +9,7 @@ values so they too follow the language.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import html
 import os
 import threading
@@ -290,6 +291,20 @@ class Step(widgets.VBox):
 
     def mark_changed(self) -> None:
         self.changes += 1
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the step's background work (key generation, probe) and
+        its display to finish; True when done (or when none is running)."""
+        future: concurrent.futures.Future[Any] | None = getattr(self, "future", None)
+        if future is None:
+            return True
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        except Exception:
+            pass  # the step has shown the error
+        return True
 
 
 def css_id(value: str) -> str:

@@ -307,19 +307,6 @@ class CsrStep(Step):
                          daemon=True).start()
         return future
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a running generation (and its display) to finish; True when done."""
-        future = self.future
-        if future is None:
-            return True
-        try:
-            future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            return False
-        except Exception:
-            pass
-        return True
-
     def _work(self, request: csrmod.CsrRequest, future: concurrent.futures.Future[Any]) -> None:
         assert self.mailroot is not None
         try:

@@ -145,18 +145,6 @@ class ProbeStep(Step):
                          daemon=True).start()
         return future
 
-    def wait(self, timeout: float | None = None) -> bool:
-        future = self.future
-        if future is None:
-            return True
-        try:
-            future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            return False
-        except Exception:
-            pass
-        return True
-
     def _work(self, probe: Any, host: str, ports: dict[str, int] | None,
               future: concurrent.futures.Future[Any]) -> None:
         try:
