@@ -58,3 +58,26 @@ def test_missing_key_shows_the_key_not_a_traceback():
 ])
 def test_language_from_locale(env, expected):
     assert detect_language(env) == expected
+
+
+def test_catalog_cache_follows_the_file(tmp_path, monkeypatch):
+    # The parsed catalog is reused while the TOML file is unchanged, and a
+    # changed file is read again.
+    import shutil
+
+    from xmailnb import i18n
+
+    folder = tmp_path / "catalogs"
+    shutil.copytree(i18n.Path(i18n.__file__).parent / "catalogs", folder,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(i18n, "_folder", lambda lang: folder / lang)
+    i18n._domain.cache_clear()
+    first = dict(i18n._domain("en", "common"))
+    assert list((folder / "en" / "__pycache__").glob("common.*.marshal"))
+    i18n._domain.cache_clear()
+    assert dict(i18n._domain("en", "common")) == first
+    (folder / "en" / "common.toml").write_text('"common.yes" = "yes indeed"\n"common.no" = "no"\n')
+    i18n._domain.cache_clear()
+    assert i18n._domain("en", "common")["common.yes"] == "yes indeed"
+    assert len(list((folder / "en" / "__pycache__").glob("common.*.marshal"))) == 1
+    i18n._domain.cache_clear()

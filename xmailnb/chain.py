@@ -204,9 +204,17 @@ def _find_issuer(child: x509.Certificate, pool: Sequence[x509.Certificate]) -> x
 def _anchor_for(cert: x509.Certificate, anchors: Mapping[str, Sequence[x509.Certificate]]) -> str | None:
     issuer = cert.issuer
     for name, roots in anchors.items():
+        if roots is _public_roots():
+            # The public bundle is searched by subject, not one by one.
+            candidates: Sequence[x509.Certificate] = _public_by_subject().get(issuer.public_bytes(), ())
+            if cert in candidates or any(issued_by(cert, root) for root in candidates):
+                return name
+            if cert in _public_roots():
+                return name
+            continue
         for root in roots:
             # Certificate equality compares the DER encoding (in Rust): much
-            # cheaper than hashing every root of a public bundle.
+            # cheaper than hashing every root.
             if root == cert or (root.subject == issuer and issued_by(cert, root)):
                 return name
     return None
@@ -447,11 +455,19 @@ def _public_roots() -> tuple[x509.Certificate, ...]:
         return tuple(x509.load_pem_x509_certificates(bundle))
 
 
-def public_roots() -> list[x509.Certificate]:
+def public_roots() -> Sequence[x509.Certificate]:
     """The publicly trusted root CAs (Mozilla's list, as shipped by certifi).
 
-    Read once per process."""
-    return list(_public_roots())
+    Read once per process; the same (immutable) sequence every time."""
+    return _public_roots()
+
+
+@lru_cache(maxsize=1)
+def _public_by_subject() -> dict[bytes, tuple[x509.Certificate, ...]]:
+    index: dict[bytes, list[x509.Certificate]] = {}
+    for root in _public_roots():
+        index.setdefault(root.subject.public_bytes(), []).append(root)
+    return {k: tuple(v) for k, v in index.items()}
 
 
 @dataclass

@@ -263,7 +263,7 @@ def _has_san(cert: x509.Certificate) -> bool:
         return False
 
 
-def _anchors(s: _State) -> dict[str, list[x509.Certificate]]:
+def _anchors(s: _State) -> dict[str, Sequence[x509.Certificate]]:
     return {"public": chainmod.public_roots(), "certs.pem": s.certs_pem}
 
 

@@ -10,6 +10,7 @@ exactly the same keys with the same ``{placeholders}`` (a test enforces it).
 
 from __future__ import annotations
 
+import marshal
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,14 +53,44 @@ def _folder(lang: str) -> Path:
 
 @lru_cache(maxsize=None)
 def _domain(lang: str, domain: str) -> Mapping[str, str]:
-    """One domain file of *lang* (empty when there is none)."""
-    import tomllib
+    """One domain file of *lang* (empty when there is none).
 
+    The parsed table is kept next to the file, in ``__pycache__`` as Python
+    keeps bytecode, and reused while the file is unchanged: every command
+    reads a few catalogs when it starts, and TOML parsing (with the parser's
+    import) would be a visible part of that.  Where the folder is read-only
+    the file is simply parsed each time.
+    """
+    source = _folder(lang) / f"{domain}.toml"
     try:
-        data = (_folder(lang) / f"{domain}.toml").read_text(encoding="utf-8")
+        st = source.stat()
     except FileNotFoundError:
         return {}
-    return _flatten(tomllib.loads(data))
+    cache = source.parent / "__pycache__" / f"{domain}.{st.st_mtime_ns}.{st.st_size}.marshal"
+    try:
+        table = marshal.loads(cache.read_bytes())
+        if isinstance(table, dict):
+            return table
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    import tomllib
+
+    table = _flatten(tomllib.loads(source.read_text(encoding="utf-8")))
+    _write_cache(cache, table)
+    return table
+
+
+def _write_cache(cache: Path, table: dict[str, str]) -> None:
+    domain = cache.name.split(".", 1)[0]
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        for old in cache.parent.glob(f"{domain}.*.marshal"):
+            old.unlink(missing_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_bytes(marshal.dumps(table))
+        os.replace(tmp, cache)  # atomic: a concurrent reader sees all or nothing
+    except OSError:
+        pass  # a read-only installation: parse again next time
 
 
 @lru_cache(maxsize=None)

@@ -461,10 +461,10 @@ def _installed(mr: MailRoot) -> list[x509.Certificate] | None:
         return None
 
 
-def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> dict[str, list[x509.Certificate]]:
+def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> dict[str, Sequence[x509.Certificate]]:
     from . import chain
 
-    anchors: dict[str, list[x509.Certificate]] = {"public": chain.public_roots(), "cafile": list(cafile_certs)}
+    anchors: dict[str, Sequence[x509.Certificate]] = {"public": chain.public_roots(), "cafile": list(cafile_certs)}
     if mr is not None:
         from . import certfiles
         from .errors import XmailnbError
