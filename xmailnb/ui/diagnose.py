@@ -7,7 +7,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import diagnose as diagnosemod
-from ._base import Step, button, css_id, escape, set_status_class
+from ._base import Step, button, css_id, escape
 
 __all__ = ["DiagnoseStep"]
 
@@ -31,25 +31,27 @@ class DiagnoseStep(Step):
         # The summary is the step's outcome message, shown above the findings.
         self.summary = self.message
         self.summary.add_class("xm-summary")
-        self.findings = widgets.VBox()
+        # All findings in one HTML widget, each a row with its own classes
+        # (xm-finding xm-<status> xm-check-<id>): one widget model instead of
+        # three per finding keeps the page quick to appear.
+        self.findings = widgets.HTML()
         self.findings.add_class("xm-findings")
-        self.rows: dict[str, widgets.HTML] = {}
         return [self.intro, self.refresh_button, self.summary, self.findings]
+
+    def row_classes(self, check: str) -> tuple[str, ...]:
+        """The CSS classes of the row of *check* (empty when it is not shown)."""
+        if self.report is None:
+            return ()
+        for finding in self.report.findings:
+            if finding.check == check:
+                return ("xm-finding", f"xm-{finding.status}", f"xm-check-{css_id(finding.check)}")
+        return ()
 
     def _refresh(self) -> None:
         assert self.mailroot is not None
         report = diagnosemod.diagnose(self.mailroot)
         with self.hold_trait_notifications():
             self.report = report
-            rows: dict[str, widgets.HTML] = {}
-            for finding in report.findings:
-                row = widgets.HTML()
-                row.add_class("xm-finding")
-                row.add_class(f"xm-check-{css_id(finding.check)}")
-                set_status_class(row, finding.status)
-                rows[finding.check] = row
-            self.rows = rows
-            self.findings.children = list(rows.values())
             self.message.show("ok" if report.ready else "error", report.summary())
             self._relabel()
             self.state = "done"
@@ -58,15 +60,15 @@ class DiagnoseStep(Step):
         report = self.report
         if report is None:
             return
+        rows = []
         for finding in report.findings:
-            row = self.rows.get(finding.check)
-            if row is None:
-                continue
             icon = escape(self.t(f"ui.icon.{finding.status}"))
             status = escape(self.t(f"cli.status.{finding.status}"))
             body = escape(finding.message.render(self.lang)).replace("\n", "<br>")
             fix = ""
             if finding.fix is not None:
                 fix = f'<div class="xm-fix">{escape(finding.fix.render(self.lang))}</div>'
-            row.value = (f'<span class="xm-icon" title="{status}">{icon}</span> '
-                         f'<span class="xm-text">{body}</span>{fix}')
+            rows.append(f'<div class="{" ".join(self.row_classes(finding.check))}">'
+                        f'<span class="xm-icon" title="{status}">{icon}</span> '
+                        f'<span class="xm-text">{body}</span>{fix}</div>')
+        self.findings.value = "".join(rows)
