@@ -125,9 +125,10 @@ def run_all(work: Path, quick: bool) -> list[Figure]:
                 if i:
                     for fn, seconds in pair:
                         (b_times if fn is _open_baseline else t_times).append(seconds)
-                    # Visits a few seconds apart, as people make them: time for
-                    # the pool to start the next preheated kernel.
-                    time.sleep(3.0)
+                    # Visits seconds apart, as people make them: time for the
+                    # pool to start and preheat the next kernel (a few seconds
+                    # on a busy 2-core machine), for both servers alike.
+                    time.sleep(8.0)
             figures.append(Figure("1 dashboard-time-to-interactive",
                                   "findings visible + a button answers, vs bare Voilà one-button notebook", "s",
                                   b_times, t_times, 1.0))
