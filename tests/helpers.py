@@ -56,3 +56,17 @@ def sign_csr_file(ca: pki.Issued, csr_path: Path, **kw) -> pki.Issued:
     names = san.get_values_for_type(x509.DNSName)
     cn = csr.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
     return ca.sign(cn, sans=kw.pop("sans", names), public_key=csr.public_key(), **kw)
+
+
+def interrupt(proc, timeout: float = 30) -> None:
+    """Stop a server process as Ctrl-C would; kill it if it does not exit."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run
+from helpers import interrupt, run
 from xmailnb import serving
 from xmailnb.errors import UsageError
 from xmailnb.mailroot import resolve
@@ -139,13 +138,7 @@ class Server:
             return exc.code, exc.headers.get("Location", ""), ""
 
     def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        interrupt(self.proc)
         return self.proc.returncode, self.said
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -83,13 +82,9 @@ class Served:
         return parsed.scheme in ("data", "blob", "about") or parsed.netloc == self.origin
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from helpers import interrupt
+
+        interrupt(self.proc)
 
 
 @pytest.fixture(scope="session")
