@@ -430,3 +430,22 @@ def test_json_refusal_is_one_json_document(mailroot, tmp_path):
     assert doc["error"]["exit_code"] == 1 and doc["error"]["field"] == "cert" and doc["error"]["message"]
     r = run("diagnose", "--mailroot", str(tmp_path / "missing"), "--json")
     assert r.code == 2 and r.json["error"]["exit_code"] == 2
+
+
+def test_change_settings_can_remove_a_setting(mailroot):
+    from xmailnb import actions
+    from xmailnb.errors import InputError
+    from xmailnb.mailroot import MailRoot
+    from xmailnb.servertab import ServerTab
+
+    mr = MailRoot(mailroot)
+    actions.change_settings(mr, {"SSLUseCertsFile": "1"})
+    before = (mailroot / "server.tab").read_bytes()
+    actions.change_settings(mr, {"SSLUseCertsFile": None})
+    after = (mailroot / "server.tab").read_bytes()
+    assert ServerTab.read(mailroot / "server.tab").get("SSLUseCertsFile") is None
+    assert after.replace(b'#"SSLUseCertsFile"\t"1"', b'"SSLUseCertsFile"\t"1"') == before
+    with pytest.raises(InputError) as err:
+        actions.change_settings(mr, {"SSLFoo": None})
+    assert err.value.msg.key == "servertab.name.unknown" and err.value.field == "SSLFoo"
+    assert (mailroot / "server.tab").read_bytes() == after

@@ -390,3 +390,24 @@ def test_wizard_builds_only_the_step_shown(mailroot):
     wizard.show("install")
     assert list(wizard.steps.built()) == ["diagnose", "install"]
     assert wizard.current == "install"
+
+
+def test_settings_tell_not_set_from_set_to_nothing(mailroot):
+    # The diagnosis advises SmtpNoTLSAuths = "" (no AUTH before STARTTLS):
+    # the form must be able to write exactly that, and to remove it again.
+    from xmailnb.servertab import ServerTab
+
+    step = SettingsStep(mailroot, lang="en")
+    assert step.defined["SmtpNoTLSAuths"].value is False
+    step.defined["SmtpNoTLSAuths"].value = True
+    assert step.changed() == {"SmtpNoTLSAuths": ""}
+    step.save()
+    assert ServerTab.read(mailroot / "server.tab").get("SmtpNoTLSAuths") == ""
+    assert "xm-ok" in classes(step.message)
+    step.defined["SmtpNoTLSAuths"].value = False
+    assert step.changed() == {"SmtpNoTLSAuths": None}
+    step.save()
+    assert ServerTab.read(mailroot / "server.tab").get("SmtpNoTLSAuths") is None
+    # Typing a value ticks the box by itself.
+    step.inputs["SmtpConfig"].value = "mail-auth"
+    assert step.defined["SmtpConfig"].value is True

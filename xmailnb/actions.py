@@ -428,18 +428,26 @@ def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
 
 # -- settings and rollback -----------------------------------------------------
 
-def change_settings(mr: MailRoot, assignments: Mapping[str, str]) -> ArchiveEntry | None:
+def change_settings(mr: MailRoot, assignments: Mapping[str, str | None]) -> ArchiveEntry | None:
     """Set server.tab TLS variables; only the changed lines differ afterwards.
+
+    A value of ``None`` removes the setting (its line is commented out), so
+    XMail's default applies again: for ``SmtpNoTLSAuths`` "not set" and "set
+    to the empty value" mean different things.
 
     Raises:
         InputError: an unknown name or an invalid value (nothing written).
     """
-    from .servertab import ServerTab, validate_setting
+    from .servertab import ServerTab, check_name, validate_setting
 
-    normalised = {}
+    normalised: dict[str, str | None] = {}
     for name, value in assignments.items():
         try:
-            normalised[name] = validate_setting(name, value)
+            if value is None:
+                check_name(name)
+                normalised[name] = None
+            else:
+                normalised[name] = validate_setting(name, value)
         except XmailnbError as exc:
             raise _with_field(exc, name)
     try:
@@ -448,8 +456,11 @@ def change_settings(mr: MailRoot, assignments: Mapping[str, str]) -> ArchiveEntr
         raise InputError.of("actions.unreadable", "actions.unreadable.fix",
                             name=mr.rel_server_tab, reason=exc.strerror or str(exc)) from None
     before = {name: tab.get(name) for name in normalised}
-    for name, value in normalised.items():
-        tab.set(name, value)
+    for name, new in normalised.items():
+        if new is None:
+            tab.unset(name)
+        else:
+            tab.set(name, new)
     return Store(mr).apply("settings", {mr.rel_server_tab: tab.to_bytes()},
                            details={"set": normalised, "before": before})
 

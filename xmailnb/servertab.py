@@ -49,6 +49,7 @@ __all__ = [
     "flag_value",
     "atoi",
     "validate_setting",
+    "check_name",
     "tls_settings",
     "tls_inconsistencies",
     "mail_hostname",
@@ -610,6 +611,14 @@ def validate_setting(name: str, value: str) -> str:
     if not text.isprintable():
         raise InputError.of("servertab.value.chars", "servertab.value.chars.fix", name=name)
     return text
+
+
+def check_name(name: str) -> str:
+    """*name* when it is a TLS variable this tool changes; else the same
+    refusal :func:`validate_setting` gives (with a spelling hint)."""
+    if variable(name) is None:
+        _unknown_name(name)
+    return name
 
 
 def _unknown_name(name: str) -> NoReturn:

@@ -32,11 +32,16 @@ class SettingsStep(Step):
 
     def _build(self) -> list[Any]:
         self.inputs: dict[str, Any] = {}
+        # For text variables "not set" and "set to nothing" differ in XMail
+        # (SmtpNoTLSAuths: no restriction vs. no AUTH before STARTTLS), so
+        # each has a "set in server.tab" box beside its text.
+        self.defined: dict[str, widgets.Checkbox] = {}
         self.meanings: dict[str, widgets.HTML] = {}
         self.notes: dict[str, Any] = {}
         self.loaded: dict[str, str | None] = {}
         self.rows_data: dict[str, dict[str, Any]] = {}
         self._saved = False
+        self._loading_values = False
         rows = []
         for var in st.TLS_VARIABLES:
             if var.kind == "flag":
@@ -45,6 +50,12 @@ class SettingsStep(Step):
                 w = widgets.IntText(value=0, layout=widgets.Layout(width="8em"))
             else:
                 w = widgets.Text(value="", layout=widgets.Layout(width="20em"))
+                defined = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"))
+                defined.add_class(f"xm-setting-defined-{var.name}")
+                self.bind(defined, "description", "ui.settings.defined")
+                defined.observe(self.safe(lambda _c, n=var.name: self._show_meaning(n)), "value")
+                w.observe(self.safe(lambda c, n=var.name: self._typed(n, c)), "value")
+                self.defined[var.name] = defined
             w.add_class(f"xm-setting-{var.name}")
             w.observe(self.safe(lambda _c, n=var.name: self._show_meaning(n)), "value")
             self.inputs[var.name] = w
@@ -54,8 +65,9 @@ class SettingsStep(Step):
             meaning.add_class("xm-setting-meaning")
             self.meanings[var.name] = meaning
             self.notes[var.name] = self.field_message(f"setting-{var.name}")
-            row = widgets.HBox([w, widgets.VBox([head, meaning, self.notes[var.name]],
-                                                layout=widgets.Layout(width="90%"))])
+            control = widgets.VBox([w, self.defined[var.name]]) if var.name in self.defined else w
+            row = widgets.HBox([control, widgets.VBox([head, meaning, self.notes[var.name]],
+                                                      layout=widgets.Layout(width="90%"))])
             row.add_class("xm-setting")
             row.add_class(f"xm-setting-row-{var.name}")
             rows.append(row)
@@ -81,27 +93,37 @@ class SettingsStep(Step):
             return str(value)
         return str(value).strip()
 
-    def changed(self) -> dict[str, str]:
-        """The variables whose input differs from server.tab, with the new text."""
-        out = {}
+    def _typed(self, name: str, change: dict[str, Any]) -> None:
+        # Typing a value means setting the variable.
+        if change["new"] and not self._loading_values:
+            self.defined[name].value = True
+
+    def _value(self, name: str) -> str | None:
+        """What server.tab should hold for *name*: its text, or ``None`` (not set)."""
+        if name in self.defined and not self.defined[name].value:
+            return None
+        return self._text(name)
+
+    def changed(self) -> dict[str, str | None]:
+        """The variables whose input differs from server.tab, with the new
+        text (``None``: remove the setting, so XMail's default applies)."""
+        out: dict[str, str | None] = {}
         for name in self.inputs:
             var = st.variable(name)
             assert var is not None
-            new = self._text(name)
+            new = self._value(name)
             old = self.loaded.get(name)
             if var.kind in ("flag", "int"):
                 if new != var.effective(old):
                     out[name] = new
-            elif new != (old or ""):
+            elif new != old:
                 out[name] = new
         return out
 
     def _show_meaning(self, name: str) -> None:
         var = st.variable(name)
         assert var is not None
-        current: str | None = self._text(name)
-        if var.kind not in ("flag", "int") and current == "" and self.loaded.get(name) is None:
-            current = None
+        current = self._value(name)
         self.meanings[name].value = f'<div class="xm-fix">{escape(var.meaning(current).render(self.lang))}</div>'
 
     def save(self) -> Any:
@@ -135,6 +157,7 @@ class SettingsStep(Step):
     def _refresh(self) -> None:
         assert self.mailroot is not None
         tab = st.ServerTab.read(self.mailroot.server_tab)
+        self._loading_values = True
         with self.hold_trait_notifications():
             for row in st.tls_settings(tab):
                 name = row["name"]
@@ -147,11 +170,13 @@ class SettingsStep(Step):
                     w.value = st.atoi(row["effective"])
                 else:
                     w.value = row["value"] or ""
+                    self.defined[name].value = row["value"] is not None
                 self._show_meaning(name)
             self._issues = st.tls_inconsistencies(tab)
             self._draw_issues()
             errors = any(i.severity == "error" for i in self._issues)
             self.state = "ready" if errors and not self._saved else "done"
+        self._loading_values = False
 
     def _draw_issues(self) -> None:
         rows = []
