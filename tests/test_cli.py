@@ -449,3 +449,14 @@ def test_change_settings_can_remove_a_setting(mailroot):
         actions.change_settings(mr, {"SSLFoo": None})
     assert err.value.msg.key == "servertab.name.unknown" and err.value.field == "SSLFoo"
     assert (mailroot / "server.tab").read_bytes() == after
+
+
+def test_settings_unset_from_the_command_line(mailroot):
+    assert run("settings", "--mailroot", str(mailroot), "--set", "SmtpNoTLSAuths=").code == 0
+    r = run("settings", "--mailroot", str(mailroot), "--json")
+    row = next(s for s in r.json["settings"] if s["name"] == "SmtpNoTLSAuths")
+    assert row["value"] == ""
+    assert run("settings", "--mailroot", str(mailroot), "--unset", "SmtpNoTLSAuths").code == 0
+    r = run("settings", "--mailroot", str(mailroot), "--json")
+    assert next(s for s in r.json["settings"] if s["name"] == "SmtpNoTLSAuths")["value"] is None
+    assert run("settings", "--mailroot", str(mailroot), "--unset", "NoSuchThing").code == 1

@@ -151,6 +151,7 @@ def _add_settings(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str
     p = sub.add_parser("settings", parents=[common], help=t("settings"), description=t("settings"))
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
                    help=t("set"))
+    p.add_argument("--unset", action="append", default=[], metavar="NAME", dest="removals", help=t("unset"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
@@ -382,7 +383,8 @@ def cmd_settings(args: argparse.Namespace, out: Out) -> int:
     from . import actions
     from .servertab import ServerTab, tls_settings
 
-    assignments = dict(_parse_assignment(a) for a in args.assignments)
+    assignments: dict[str, str | None] = dict(_parse_assignment(a) for a in args.assignments)
+    assignments.update({name.strip(): None for name in args.removals})
     mr = mailroot_from(args, out)
     if assignments:
         entry = actions.change_settings(mr, assignments)
