@@ -11,7 +11,6 @@ MailRoot ends either exactly as before or exactly as intended.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .certfiles import sha256_hex
 from .errors import BusyError, InputError, XmailnbError
 from .mailroot import MailRoot
 
@@ -53,10 +53,6 @@ class StoreError(XmailnbError):
     """A write failed; the MailRoot was put back as it was (exit 1)."""
 
     exit_code = 1
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def is_key_file(rel: str) -> bool:
