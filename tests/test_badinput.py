@@ -312,6 +312,17 @@ def test_corpus_is_large_enough():
     assert len(ALL) >= 60
 
 
+def prepare(case: Case, material: dict, tmp_path: Path) -> list[str]:
+    """Write the case's input files and return its command line (skips when
+    openssl could not make a sample the case needs)."""
+    for need in case.needs:
+        if material.get(need) is None:
+            pytest.skip(f"openssl could not make the {need} sample")
+    work = tmp_path / "in"
+    work.mkdir()
+    return case.build(material, work)
+
+
 @pytest.fixture
 def mailroot(tmp_path) -> Path:
     target = tmp_path / "MailRoot"
@@ -321,12 +332,7 @@ def mailroot(tmp_path) -> Path:
 
 @pytest.mark.parametrize("case", ALL, ids=[c.name for c in ALL])
 def test_bad_input(case: Case, material, mailroot, tmp_path):
-    for need in case.needs:
-        if material.get(need) is None:
-            pytest.skip(f"openssl could not make the {need} sample")
-    work = tmp_path / "in"
-    work.mkdir()
-    argv = case.build(material, work)
+    argv = prepare(case, material, tmp_path)
     before = tree(mailroot)
     for lang in ("en", "ja"):
         r = run(*argv, "--mailroot", str(mailroot), "--json", "--lang", lang)

@@ -8,25 +8,16 @@ accepted cases accepted.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from test_badinput import ALL, CSR_CASES, INSTALL_CASES, Case, material  # noqa: F401  (fixture)
+from test_badinput import CSR_CASES, INSTALL_CASES, Case, mailroot, material, prepare  # noqa: F401  (fixtures)
 from helpers import tree
-from xmailnb.mailroot import resolve
 from xmailnb.ui import CsrStep, InstallStep
 from xmailnb.ui.install import upload_value
 
 UPLOADS = {"--cert": "cert", "--chain": "chain", "--key": "key", "--ca": "ca"}
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
 
 
 def _pairs(argv: list[str]) -> list[tuple[str, str | None]]:
@@ -49,12 +40,7 @@ def _pairs(argv: list[str]) -> list[tuple[str, str | None]]:
 
 @pytest.mark.parametrize("case", INSTALL_CASES, ids=[c.name for c in INSTALL_CASES])
 def test_install_step(case: Case, material, mailroot, tmp_path):  # noqa: F811
-    for need in case.needs:
-        if material.get(need) is None:
-            pytest.skip(f"openssl could not make the {need} sample")
-    work = tmp_path / "in"
-    work.mkdir()
-    argv = case.build(material, work)
+    argv = prepare(case, material, tmp_path)
     step = InstallStep(mailroot, lang="en")
     for flag, value in _pairs(argv):
         if flag in UPLOADS:
@@ -93,7 +79,7 @@ FIELDS = {"--country": "country", "--state": "state", "--locality": "locality", 
 
 
 @pytest.mark.parametrize("case", CSR_CASES, ids=[c.name for c in CSR_CASES])
-def test_csr_form(case: Case, mailroot, tmp_path):
+def test_csr_form(case: Case, mailroot, tmp_path):  # noqa: F811
     argv = case.build({}, tmp_path)
     values = dict(_pairs(argv))
     choices = [f for f in ("--key-type", "--key-size", "--curve") if f in values]
