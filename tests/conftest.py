@@ -5,6 +5,21 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from xmailnb import clock  # noqa: E402
+
+# The one clock of the tests is the product's (xmailnb.clock): certificates
+# are minted relative to it (tests/pki.py) and the product judges them by it,
+# so no test names a calendar date, and a run under faketime moves both.
+# A test that needs time to stand still takes the `frozen_now` fixture.
+
+
+@pytest.fixture
+def frozen_now():
+    """The product's clock frozen at the test's start (tests/pki.py follows it)."""
+    at = clock.now().replace(microsecond=0)
+    with clock.frozen(at):
+        yield at
+
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):

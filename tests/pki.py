@@ -29,7 +29,10 @@ def new_key(kind: str = "rsa", size: int = 2048):
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    """The tests' clock: the product's (frozen by conftest in-process tests)."""
+    from xmailnb import clock
+
+    return clock.now()
 
 
 def _name(cn: str, org: str = "xmailnb tests") -> x509.Name:

@@ -10,7 +10,6 @@ and running the action again succeeds.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 from pathlib import Path
@@ -25,7 +24,6 @@ from xmailnb.errors import XmailnbError
 from xmailnb.mailroot import MailRoot, resolve
 
 SEAMS = ("_mkstemp", "_write", "_fsync", "_replace", "_unlink")
-FIXED_NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def content(root: Path) -> dict[str, bytes]:
@@ -120,9 +118,8 @@ ACTIONS = {
 
 @pytest.mark.parametrize("seam", SEAMS)
 @pytest.mark.parametrize("action", sorted(ACTIONS))
-def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_path, monkeypatch):
+def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_path, monkeypatch, frozen_now):
     h, h2 = pki_material
-    monkeypatch.setattr(actions, "_now", lambda: FIXED_NOW)
     act = ACTIONS[action](h2)
 
     # The state a successful run produces, on a copy.

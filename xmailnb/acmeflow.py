@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from cryptography import x509
 
 from . import certfiles, keys
+from . import clock
 from .errors import InputError, UsageError, XmailnbError
 from .i18n import Msg, catalog
 from .mailroot import MailRoot
@@ -86,9 +87,6 @@ class AcmeError(InputError):
 
     exit_code = 1
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 # -- settings and status ---------------------------------------------------------
@@ -231,7 +229,7 @@ def _store_write(mr: MailRoot, changes: Mapping[str, bytes | None], details: Map
 def _record_attempt(mr: MailRoot, action: str, *, error: XmailnbError | None = None,
                     leaf: x509.Certificate | None = None, days: int | None = None) -> None:
     status = load_status(mr)
-    attempt: dict[str, Any] = {"action": action, "time": _now().isoformat(timespec="seconds"),
+    attempt: dict[str, Any] = {"action": action, "time": clock.now().isoformat(timespec="seconds"),
                                "result": "failed" if error else "ok"}
     if error is not None:
         attempt["error"] = _msg_json(error.msg)
@@ -950,7 +948,7 @@ def renewal_due(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *,
 
     Returns ``(due, leaf, renew_after)``; no installed certificate counts as due.
     """
-    at = at or _now()
+    at = at or clock.now()
     leaf = _installed_leaf(mr)
     if leaf is None:
         return True, None, None
@@ -1059,7 +1057,7 @@ def renewal_finding(mr: MailRoot, at: dt.datetime | None = None) -> Any:
     settings = load_settings(mr)
     if settings is None:
         return None
-    at = at or _now()
+    at = at or clock.now()
     status = load_status(mr)
     days = int(status.get("renew_days") or DEFAULT_RENEW_DAYS)
     last = status.get("last_attempt") or {}

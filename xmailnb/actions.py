@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from . import certfiles, chain as chainmod, keys
+from . import clock
 from .errors import InputError, XmailnbError
 from .i18n import Msg
 from .mailroot import MailRoot
@@ -58,9 +59,6 @@ class Upload:
             raise InputError.of("actions.unreadable", "actions.unreadable.fix",
                                 name=material_name, reason=exc.strerror or str(exc)) from None
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _with_field(exc: XmailnbError, name: str) -> XmailnbError:
@@ -104,7 +102,7 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None) -> CsrResult:
     pem = csrmod.csr_pem(built)
     description = csrmod.describe_csr(built)
     meta = {
-        "created": _now().isoformat(timespec="seconds"),
+        "created": clock.now().isoformat(timespec="seconds"),
         "memo": request.memo,
         "subject": {k: description.get(k) for k in ("country", "state", "locality", "org", "unit", "cn", "email")},
         "sans": description["sans"],
@@ -284,7 +282,7 @@ def plan_install(
         InputError: with ``field`` naming the input at fault (``cert``,
             ``chain``, ``key``, ``ca``, ``hostname``).
     """
-    at = at or _now()
+    at = at or clock.now()
     cert_material = _load_certs(cert, "cert", passphrase)
     chain_certs: list[x509.Certificate] = []
     bundle_keys = list(cert_material.keys)

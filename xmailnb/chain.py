@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import clock
 from .errors import InputError
 from .i18n import Msg
 
@@ -605,7 +606,7 @@ def verify_trust(
     """
     from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-    at = at or dt.datetime.now(dt.timezone.utc)
+    at = at or clock.now()
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
     self_signed = is_self_signed(leaf)

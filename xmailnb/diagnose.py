@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from cryptography import x509
 
 from . import certfiles, chain as chainmod, keys
+from . import clock
 from .errors import XmailnbError
 from .i18n import Msg
 from .mailroot import MailRoot
@@ -434,7 +435,7 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
     """
     from .servertab import ServerTab, mail_hostname
 
-    s = _State(mr=mr, at=at or dt.datetime.now(dt.timezone.utc))
+    s = _State(mr=mr, at=at or clock.now())
     try:
         s.tab = ServerTab.read(mr.server_tab)
     except OSError:

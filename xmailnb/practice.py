@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import clock
 from .errors import InputError
 from .i18n import Msg
 from .mailroot import MailRoot
@@ -97,9 +98,6 @@ class PracticeIssue:
     leaf: x509.Certificate
     ca_created: bool = False
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -282,7 +280,7 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
     if not names:
         raise InputError.of("practice.csr_no_name", "practice.no_csr.fix", field="csr", path=mr.rel_pending_csr)
 
-    now = _now()
+    now = clock.now()
     ca = _load_ca(mr, now)
     created = ca is None
     if ca is None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from cryptography import x509
 
+from . import clock
 from .errors import InputError
 from .i18n import Msg
 from .mailroot import MailRoot
@@ -652,7 +653,7 @@ def probe(
 
     anchors = _anchors(mailroot, cafile_certs)
     installed = _installed(mailroot) if mailroot is not None else None
-    at = dt.datetime.now(dt.timezone.utc)
+    at = clock.now()
     results = []
     for name, outcome in outcomes.items():
         if isinstance(outcome, EndpointResult):

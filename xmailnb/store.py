@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .certfiles import sha256_hex
+from . import clock
 from .errors import BusyError, InputError, XmailnbError
 from .mailroot import MailRoot
 
@@ -62,9 +63,6 @@ def is_key_file(rel: str) -> bool:
 def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or type(exc).__name__)
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,7 @@ class Store:
 
     # -- archive -------------------------------------------------------------
     def _new_id(self) -> tuple[str, dt.datetime]:
-        when = _now()
+        when = clock.now()
         while True:
             entry_id = when.strftime("%Y%m%dT%H%M%S%fZ")
             if not (self.mailroot.archive_dir / entry_id).exists():
@@ -383,7 +381,7 @@ class Store:
                after: Mapping[str, bytes | None], details: Mapping[str, Any], *,
                result: str, error: str | None = None) -> None:
         record: dict[str, Any] = {
-            "time": _now().isoformat(timespec="seconds"),
+            "time": clock.now().isoformat(timespec="seconds"),
             "action": action,
             "result": result,
             "archive": entry_id,

@@ -10,6 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import actions, certfiles
+from .. import clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg, catalog
 from ..store import ArchiveEntry, Store
@@ -24,7 +25,7 @@ _FIELDS = ("cert", "chain", "key", "passphrase", "ca", "hostname")
 def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
     """A FileUpload ``value`` holding *data*, as the browser would send it."""
     return ({"name": name, "type": "application/x-pem-file", "size": len(data),
-             "content": memoryview(data), "last_modified": dt.datetime.now(dt.timezone.utc)},)
+             "content": memoryview(data), "last_modified": clock.now()},)
 
 
 def _practice() -> Any:

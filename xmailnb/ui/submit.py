@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import importlib
 import json
@@ -10,6 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .. import clock
 from ..i18n import Msg
 from ..store import Store
 from ._base import Step, button, escape
@@ -129,7 +129,7 @@ class SubmitStep(Step):
         assert self.mailroot is not None
         mr = self.mailroot
         doc = {"ticked": self.ticked(),
-               "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+               "updated": clock.now().isoformat(timespec="seconds")}
         data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         try:
             Store(mr).apply("checklist", {mr.rel_checklist: data}, details={"ticked": doc["ticked"]})
