@@ -1,0 +1,94 @@
+"""Reading files a user or a MailRoot hands us, safely.
+
+A path may name a device (``/dev/zero`` never ends), a FIFO (opening it
+blocks until a writer comes), a socket, a folder, or a file of gigabytes.
+:func:`read_regular` opens without blocking, looks at what it opened (not at
+the path, which may change in between) and reads at most *limit* bytes,
+counting while reading: ``stat`` sizes lie for ``/proc`` files and devices.
+
+Both refusals are :class:`OSError` subclasses, so code that treats any
+unreadable file as "unreadable" keeps working, and code that wants the
+precise reason catches them first.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+__all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "DEFAULT_LIMIT"]
+
+#: Certificates and keys are a few KB; a full public CA bundle ~300 KB.
+DEFAULT_LIMIT = 1024 * 1024
+
+
+class NotRegularFile(OSError):
+    """The path names a folder, device, FIFO or socket, not a file.
+
+    Attributes:
+        kind: ``"directory"``, ``"device"``, ``"fifo"``, ``"socket"`` or ``"other"``.
+    """
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({kind})", path)
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    """The file holds more than the allowed number of bytes."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        super().__init__(errno.EFBIG, f"larger than {limit} bytes", path)
+        self.limit = limit
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "other"
+
+
+def read_regular(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> bytes:
+    """The contents of the regular file at *path*, at most *limit* bytes.
+
+    Symbolic links are followed (admins link server.cert to where their
+    tools keep it); what they point at must be a regular file.
+
+    Raises:
+        FileNotFoundError, PermissionError, ...: as :func:`open` would.
+        NotRegularFile: a folder, device, FIFO or socket (refused at once,
+            a FIFO never blocks).
+        FileTooLarge: more than *limit* bytes.
+    """
+    name = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(name, flags)
+    except IsADirectoryError:
+        raise NotRegularFile(name, "directory") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(name, _kind(mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(65536, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise FileTooLarge(name, limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
