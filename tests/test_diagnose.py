@@ -147,13 +147,51 @@ def test_ca_files(mr):
     tab = mr.server_tab
     text = tab.read_bytes()
     assert status(mr, "ca.files") == "ok"
+    # XMail reads CA files only while it verifies certificates: with
+    # verification off, a missing or broken certs.pem is nothing to warn about.
     tab.write_bytes(text + b'"SSLUseCertsFile"\t"1"\n')
-    assert status(mr, "ca.files") == "warn"
+    assert status(mr, "ca.files") == "ok"
     mr.certs_pem.write_bytes(b"not a certificate")
-    assert status(mr, "ca.files") == "error"
-    tab.write_bytes(text + b'"SSLUseCertsDir"\t"1"\n')
+    assert status(mr, "ca.files") == "info"
+    # With verification on, the same broken file makes every TLS connection fail.
+    tab.write_bytes(text + b'"SSLUseCertsFile"\t"1"\n"SSLWantVerify"\t"1"\n')
+    f = diagnose(mr).by_check("ca.files")
+    assert f.status == "error" and "every TLS connection" in f.message.render("en")
     mr.certs_pem.unlink()
+    f = diagnose(mr).by_check("ca.files")
+    assert f.status == "warn" and "no certs.pem" in f.message.render("en")
+    tab.write_bytes(text + b'"SSLUseCertsDir"\t"1"\n"SSLWantCert"\t"1"\n')
     assert status(mr, "ca.files") == "warn"
+    tab.write_bytes(text + b'"SSLUseCertsDir"\t"1"\n')
+    assert status(mr, "ca.files") == "ok"
+
+
+def test_certs_pem_missing_is_not_warned_when_xmail_never_reads_it(mr):
+    # SSLUseCertsFile=0 (the default) or verification off: XMail never opens
+    # certs.pem, so its absence is not a finding at all.
+    text = mr.server_tab.read_bytes()
+    for extra in (b"", b'"SSLUseCertsFile"\t"1"\n', b'"SSLWantVerify"\t"1"\n"SSLUseCertsFile"\t"0"\n'):
+        mr.server_tab.write_bytes(text + extra)
+        f = diagnose(mr).by_check("ca.files")
+        assert "certs.pem" not in f.message.render("en") or f.status == "ok", extra
+        assert f.status in ("ok", "info")
+
+
+def test_every_settings_problem_is_shown(mr):
+    # POP3 STLS off and AUTH in clear before STARTTLS: both are told, not
+    # only the worst (the clear-text AUTH risk used to be hidden).
+    mr.server_tab.write_bytes(mr.server_tab.read_bytes() + b'"EnablePOP3-TLS"\t"0"\n"SSLWantCert"\t"1"\n')
+    f = diagnose(mr).by_check("settings.tls")
+    assert f.status == "warn"
+    assert {"starttls.some_off", "auth.clear", "verify.want_cert"} <= set(f.details["problems"])
+    for lang in ("en", "ja"):
+        text = f.message.render(lang)
+        assert "POP3" in text and "LOGIN" in text and "SSLWantCert" in text
+        assert "(1)" in text or "（1）" in text
+        assert "SmtpNoTLSAuths" in f.fix.render(lang) and "SSLWantCert=0" in f.fix.render(lang)
+    doc = diagnose(mr).to_json("en")
+    row = next(x for x in doc["findings"] if x["check"] == "settings.tls")
+    assert [i["code"] for i in row["issues"]] == row["problems"]
 
 
 def test_settings_tls_disabled(mr):

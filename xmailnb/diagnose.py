@@ -335,29 +335,51 @@ def _flag(s: _State, name: str) -> bool:
 
 
 def _check_ca_files(s: _State) -> Finding:
+    # XMail 1.27 (SSLConfig.cpp, SSLBind.cpp) loads CA files only to verify
+    # the other side: certs.pem when SSLUseCertsFile is 1 and the file
+    # exists, certs/ when SSLUseCertsDir is 1 and the folder exists, and only
+    # while SSLWantVerify or SSLWantCert is 1.  A file it never reads is
+    # nothing to warn about.
     use_file, use_dir = _flag(s, "SSLUseCertsFile"), _flag(s, "SSLUseCertsDir")
+    verify = _flag(s, "SSLWantVerify") or _flag(s, "SSLWantCert")
     has_file = s.mr.certs_pem.is_file()
     has_dir = s.mr.certs_dir.is_dir()
-    details = {"SSLUseCertsFile": use_file, "SSLUseCertsDir": use_dir, "certs_pem": has_file,
+    dir_entries = _dir_entries(s.mr.certs_dir) if has_dir else []
+    details = {"SSLUseCertsFile": use_file, "SSLUseCertsDir": use_dir, "verify": verify, "certs_pem": has_file,
                "certs_dir": has_dir, "certs_pem_count": len(s.certs_pem)}
-    if has_file and s.certs_pem_error is not None:
-        return Finding("ca.files", "error" if use_file else "warn", s.certs_pem_error,
+    read_file, read_dir = verify and use_file and has_file, verify and use_dir and has_dir
+    if read_file and s.certs_pem_error is not None:
+        # SSL_CTX_load_verify_locations fails: XMail gives up on every TLS
+        # connection (ERR_SSL_VERPATHS), not only on client certificates.
+        return Finding("ca.files", "error", Msg.of("diagnose.ca.certs_pem.fatal", reason=s.certs_pem_error),
                        Msg.of("diagnose.ca.certs_pem.broken.fix"), details)
-    if use_file and not has_file:
+    if verify and use_file and not has_file:
         return _f("ca.files", "warn", "diagnose.ca.file_missing", "diagnose.ca.file_missing.fix", details)
-    if use_dir:
-        entries = [p.name for p in s.mr.certs_dir.iterdir()] if has_dir else []
-        if not entries:
+    if verify and use_dir:
+        if not dir_entries:
             return _f("ca.files", "warn", "diagnose.ca.dir_missing", "diagnose.ca.dir_missing.fix", details)
-        bad = [n for n in entries if not _is_hash_name(n)]
+        bad = [n for n in dir_entries if not _is_hash_name(n)]
         if bad:
             return _f("ca.files", "warn", "diagnose.ca.dir_names", "diagnose.ca.dir_names.fix", details,
                       names=", ".join(sorted(bad)[:5]))
-    if (has_file and not use_file) or (has_dir and any(s.mr.certs_dir.iterdir()) and not use_dir):
-        return _f("ca.files", "info", "diagnose.ca.unused", "diagnose.ca.unused.fix", details)
-    if use_file or use_dir:
+    if read_file or read_dir:
         return _f("ca.files", "ok", "diagnose.ca.ok", details=details, count=len(s.certs_pem))
+    if has_file and s.certs_pem_error is not None:
+        # Not read by XMail; xmailnb itself cannot use it as a trust list either.
+        return Finding("ca.files", "info", Msg.of("diagnose.ca.certs_pem.unread", reason=s.certs_pem_error),
+                       Msg.of("diagnose.ca.certs_pem.broken.fix"), details)
+    if has_file or dir_entries:
+        if verify:
+            return _f("ca.files", "info", "diagnose.ca.unused", "diagnose.ca.unused.fix", details)
+        return _f("ca.files", "ok", "diagnose.ca.not_read", details=details)
     return _f("ca.files", "ok", "diagnose.ca.none", details=details)
+
+
+def _dir_entries(path: os.PathLike[str] | str) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(path)]
+    except OSError:
+        return []
 
 
 def _is_hash_name(name: str) -> bool:
@@ -373,12 +395,29 @@ def _check_settings(s: _State) -> Finding:
     if s.tab is None:
         return _f("settings.tls", "error", "diagnose.settings.unreadable", "diagnose.settings.unreadable.fix")
     problems = tls_inconsistencies(s.tab)
-    if problems:
-        worst = max(problems, key=lambda p: _RANK[p.severity])
-        return Finding("settings.tls", worst.severity, worst.msg, getattr(worst, "fix", None) or
-                       Msg.of("diagnose.settings.fix"),
-                       {"problems": [p.code for p in problems]} if hasattr(worst, "code") else {})
-    return _f("settings.tls", "ok", "diagnose.settings.ok")
+    if not problems:
+        return _f("settings.tls", "ok", "diagnose.settings.ok")
+    # Every problem is told, not only the worst: the status is the worst one's.
+    worst = max(problems, key=lambda p: _RANK[p.severity])
+    details = {"problems": [p.code for p in problems],
+               "issues": [{"code": p.code, "severity": p.severity, "names": list(p.names)} for p in problems]}
+    if len(problems) == 1:
+        return Finding("settings.tls", worst.severity, worst.msg, worst.fix or Msg.of("diagnose.settings.fix"),
+                       details)
+    message = Msg.of("diagnose.settings.several", count=len(problems),
+                     items=_numbered([(n, p.msg) for n, p in enumerate(problems, 1)]))
+    fixes = [(n, p.fix) for n, p in enumerate(problems, 1) if p.fix is not None]
+    fix = _numbered(fixes) if fixes else Msg.of("diagnose.settings.fix")
+    return Finding("settings.tls", worst.severity, message, fix, details)
+
+
+def _numbered(items: Sequence[tuple[int, Msg]]) -> Msg:
+    """``(1) first (2) second ...`` as one message, each part in its language."""
+    parts = [Msg.of("diagnose.settings.item", n=n, text=msg) for n, msg in items]
+    out = parts[-1]
+    for part in reversed(parts[:-1]):
+        out = Msg.of("diagnose.settings.join", first=part, rest=out)
+    return out
 
 
 def _check_csr(s: _State) -> Finding:

@@ -762,6 +762,12 @@ def tls_inconsistencies(tab: ServerTab) -> list[Issue]:
                              ["SmtpNoTLSAuths", "EnableSMTP-TLS"]))
 
     verify = _on(tab, "SSLWantVerify") or _on(tab, "SSLWantCert")
+    if _on(tab, "SSLWantCert"):
+        # SSL_VERIFY_FAIL_IF_NO_PEER_CERT: every client without a certificate
+        # is refused, and mail programs have none (issue #11).
+        issues.append(_issue("verify.want_cert", "warn", "servertab.issue.want_cert", ["SSLWantCert"]))
+    elif _on(tab, "SSLWantVerify"):
+        issues.append(_issue("verify.requested", "info", "servertab.issue.want_verify", ["SSLWantVerify"]))
     if _on(tab, "SSLWantCert") and not _on(tab, "SSLWantVerify"):
         issues.append(_issue("verify.implied", "info", "servertab.issue.want_cert_implies",
                              ["SSLWantCert", "SSLWantVerify"], fix=False))
