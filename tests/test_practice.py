@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import poplib
 import smtplib
+import socket
 import ssl
 import stat
 
@@ -18,6 +19,7 @@ from helpers import CSR_ARGS, run, tree
 from xmailnb import practice
 from xmailnb.errors import InputError
 from xmailnb.mailroot import create_sandbox
+from xmailnb.practice import PracticeServer, sign_pending_csr
 
 ALIASES = ["--aliases", "example.jp smtp.example.jp"]
 
@@ -292,3 +294,30 @@ def test_stop_cuts_idle_clients_at_once(tmp_path):
     for sock in idle:
         assert sock.recv(100) == b""  # the server closed it
         sock.close()
+
+
+def test_practice_listener_asks_for_certificates_like_xmail(tmp_path):
+    # SSLWantVerify=1: a certificate is asked for, clients without one get
+    # in; SSLWantCert=1: they are refused (TLS 1.3: after the handshake).
+    from xmailnb.probe import Problem, probe
+
+    mr = create_sandbox(tmp_path / "MailRoot")
+    assert run("csr", "--mailroot", str(mr.path), *CSR_ARGS).code == 0
+    issue = sign_pending_csr(mr)
+    assert run("install", "--mailroot", str(mr.path), "--cert", str(issue.server),
+               "--chain", str(issue.intermediate)).code == 0
+    text = mr.server_tab.read_bytes()
+    with PracticeServer(mr) as server:
+        mr.server_tab.write_bytes(text + b'"SSLWantVerify"\t"1"\n')
+        asked = probe(ports=server.ports, mailroot=mr, timeout=3)
+        assert [r.status for r in asked] == ["info", "info"], [r.message.render("en") for r in asked]
+        mr.server_tab.write_bytes(text + b'"SSLWantCert"\t"1"\n')
+        refused = probe(ports=server.ports, mailroot=mr, timeout=3)
+        assert [r.problem for r in refused] == [Problem.CLIENT_CERT] * 2
+        # A plain TLS 1.3 client sees the handshake succeed and the alert next.
+        ctx = ssl.create_default_context(cafile=str(issue.root))
+        with socket.create_connection(("127.0.0.1", server.ports["pop3s"]), timeout=3) as sock:
+            with ctx.wrap_socket(sock, server_hostname="mail.example.jp") as tls:
+                assert tls.version() == "TLSv1.3"
+                with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED|certificate required"):
+                    tls.recv(100)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
 import time
 
 import pytest
+from cryptography import x509
 
 import pki
 from helpers import CSR_ARGS, run
@@ -15,7 +17,10 @@ from xmailnb import practice
 from xmailnb.certfiles import cert_fingerprint
 from xmailnb.errors import InputError
 from xmailnb.mailroot import create_sandbox
-from xmailnb.probe import ENDPOINTS, parse_ports, probe, probe_findings
+from xmailnb.probe import ENDPOINTS, Problem, check_host, default_ports, parse_ports, probe, probe_findings
+from xmailnb.progress import events
+from xmailnb.store import Store
+from xmailnb.workbook import probe_settings
 
 HOST = "mail.example.jp"
 
@@ -57,17 +62,50 @@ class Tiny:
             conn.close()
 
 
-def tls_server(tmp_path, chain_pem: bytes, key_pem: bytes, name: str):
-    """Implicit TLS serving *chain_pem* exactly as given (like server.cert)."""
+def _speak(tls, protocol: str) -> None:
+    """Just enough SMTP/POP3/CTRL after the handshake for a client's first round."""
+    greeting = {"smtp": b"220 test ESMTP\r\n", "pop3": b"+OK test POP3\r\n",
+                "ctrl": b"+00000 <1.2@127.0.0.1> XMail 1.27 CTRL Server; test\r\n"}[protocol]
+    tls.sendall(greeting)
+    buffer = b""
+    while True:
+        data = tls.recv(4096)
+        if not data:
+            return
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            verb = line.strip().split(b" ")[0].upper()
+            if verb == b"EHLO":
+                tls.sendall(b"250-test\r\n250 8BITMIME\r\n")
+            elif verb == b"CAPA":
+                tls.sendall(b"+OK\r\nUIDL\r\n.\r\n")
+            elif verb == b"QUIT":
+                tls.sendall(b"221 bye\r\n" if protocol == "smtp" else b"+OK bye\r\n")
+                return
+            else:
+                tls.sendall(b"-00011 Bad login\r\n" if protocol == "ctrl" else b"500 what\r\n")
+
+
+def tls_server(tmp_path, chain_pem: bytes, key_pem: bytes, name: str, *, protocol: str = "pop3",
+               want_cert: bool = False, version: ssl.TLSVersion | None = None):
+    """Implicit TLS serving *chain_pem* exactly as given (like server.cert),
+    then speaking *protocol*; *want_cert* demands a client certificate as
+    XMail does with SSLWantCert=1, *version* pins the TLS version."""
     cert_file, key_file = tmp_path / f"{name}.cert", tmp_path / f"{name}.key"
     cert_file.write_bytes(chain_pem)
     key_file.write_bytes(key_pem)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert_file), str(key_file))
+    if want_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cadata=chain_pem.decode("ascii"))
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
 
     def behave(conn):
         with ctx.wrap_socket(conn, server_side=True) as tls:
-            tls.recv(1)
+            _speak(tls, protocol)
 
     return Tiny(behave)
 
@@ -144,7 +182,7 @@ def test_misbehaving_servers_each_get_a_clear_finding_in_bounded_time(tmp_path, 
     plain_on_tls = Tiny(lambda c: c.sendall(b"+OK plain POP3 here\r\n"))
     # server.cert written leaf, root, intermediate: the right certificates, wrong order.
     wrong_order = tls_server(tmp_path, h.leaf.pem + h.root.pem + h.intermediate.pem, h.leaf.key_pem(), "order")
-    leaf_only = tls_server(tmp_path, h.leaf.pem, h.leaf.key_pem(), "leaf")
+    leaf_only = tls_server(tmp_path, h.leaf.pem, h.leaf.key_pem(), "leaf", protocol="smtp")
     try:
         ports = {"submission": closed_port, "pop3": silent.port, "smtp": garbage_smtp.port,
                  "ctrls": plain_on_tls.port, "pop3s": wrong_order.port, "smtps": leaf_only.port}
@@ -194,7 +232,7 @@ def test_other_certificate_than_installed_is_a_warning(live, tmp_path, h):
 def test_leaf_only_from_an_old_xmail_is_named(tmp_path, h):
     mr = create_sandbox(tmp_path / "MailRoot")
     mr.server_cert.write_bytes(h.chain_pem)
-    old = tls_server(tmp_path, h.leaf.pem, h.leaf.key_pem(), "old")
+    old = tls_server(tmp_path, h.leaf.pem, h.leaf.key_pem(), "old", protocol="smtp")
     try:
         r = probe(ports={"smtps": old.port}, mailroot=mr, cafile=_write(tmp_path, h.root.pem), timeout=2)[0]
     finally:
@@ -215,7 +253,8 @@ def test_handshake_failure_is_an_error_not_a_hang(tmp_path):
 def test_parse_ports():
     assert parse_ports("smtp=2525,pop3s=1995") == {"smtp": 2525, "pop3s": 1995}
     assert parse_ports("smtp, ctrls") == {"smtp": 25, "ctrls": 6018}
-    assert set(ENDPOINTS) == {"smtp", "submission", "smtps", "pop3", "pop3s", "ctrls"}
+    assert set(ENDPOINTS) == {"smtp", "submission", "smtps", "pop3", "pop3s", "ctrl", "ctrls"}
+    assert parse_ports("ctrl") == {"ctrl": 6017}
     for bad in ("", "imap=143", "smtp=0", "smtp=70000", "smtp=abc", "smtp=25,smtp=26", "smtp=-1"):
         with pytest.raises(InputError) as exc:
             parse_ports(bad)
@@ -255,3 +294,214 @@ def test_bad_servername_is_refused_before_connecting():
     with pytest.raises(InputError) as exc:
         probe(ports={"smtp": 1}, servername="bad name!")
     assert exc.value.field == "servername"
+
+
+# -- a client's first round after the handshake -----------------------------------------
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+@pytest.mark.parametrize("protocol,name", [("smtp", "smtps"), ("pop3", "pop3s"), ("ctrl", "ctrls")])
+def test_server_demanding_a_client_certificate_fails(tmp_path, h, version, protocol, name):
+    # TLS 1.3: the handshake completes, the refusal is an alert on the first
+    # read; TLS 1.2: the handshake itself fails.  Either way no mail client
+    # without a certificate gets in.
+    strict = tls_server(tmp_path, h.chain_pem, h.leaf.key_pem(), "strict", protocol=protocol, want_cert=True,
+                        version=version)
+    normal = tls_server(tmp_path, h.chain_pem, h.leaf.key_pem(), "normal", protocol=protocol, version=version)
+    cafile = _write(tmp_path, h.root.pem)
+    try:
+        bad = probe(ports={name: strict.port}, servername=HOST, cafile=cafile, timeout=3)[0]
+        good = probe(ports={name: normal.port}, servername=HOST, cafile=cafile, timeout=3)[0]
+    finally:
+        strict.close()
+        normal.close()
+    assert bad.status == "error" and bad.problem == Problem.CLIENT_CERT and bad.reachable
+    assert not bad.verified
+    en, ja = bad.message.render("en"), bad.message.render("ja")
+    assert "clients without one" in en and "SSLWantCert" in en
+    assert "クライアント証明書" in ja and "SSLWantCert" in ja
+    assert "SSLWantCert=0" in bad.fix.render("en")
+    if version is ssl.TLSVersion.TLSv1_3:
+        # The server's certificate came before the refusal: shown as served.
+        assert bad.tls_version == "TLSv1.3" and len(bad.chain) == 2
+    assert good.status == "ok" and good.verified and good.problem is None, good.message.render("en")
+
+
+def test_handshake_then_hang_up_is_not_ok(tmp_path, h):
+    # A server that completes the handshake and then drops the client: the
+    # certificate is fine, but no client can use it.
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert_file.write_bytes(h.chain_pem)
+    key_file.write_bytes(h.leaf.key_pem())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+
+    def hang_up(conn):
+        ctx.wrap_socket(conn, server_side=True).close()
+
+    server = Tiny(hang_up)
+    try:
+        r = probe(ports={"smtps": server.port}, servername=HOST, cafile=_write(tmp_path, h.root.pem), timeout=2)[0]
+    finally:
+        server.close()
+    assert r.status == "error" and r.problem in (Problem.CLOSED, Problem.TLS_SESSION)
+    assert "closed" in r.message.render("en") or "broke" in r.message.render("en")
+
+
+def _ctrl_starttls_server(ctx, *, refuse: bool = False):
+    """XMail's CTRL port: greeting, ``#!TLS``, then TLS; it waits for the login line."""
+    def behave(conn):
+        conn.sendall(b"+00000 <1.2@127.0.0.1> XMail 1.27 CTRL Server; test\r\n")
+        line = b""
+        while not line.endswith(b"\n"):
+            data = conn.recv(1)
+            if not data:
+                return
+            line += data
+        if refuse or line.strip() != b"#!TLS":
+            conn.sendall(b"-00260 SSL disabled\r\n")
+            return
+        conn.sendall(b"+00000 Ready to start TLS mode\r\n")
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            login = tls.recv(4096)
+            if login.strip() == b"":
+                tls.sendall(b"-00011 Bad CTRL login\r\n")
+
+    return Tiny(behave)
+
+
+def test_ctrl_starttls_on_request(tmp_path, h):
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert_file.write_bytes(h.chain_pem)
+    key_file.write_bytes(h.leaf.key_pem())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    ok, off = _ctrl_starttls_server(ctx), _ctrl_starttls_server(ctx, refuse=True)
+    cafile = _write(tmp_path, h.root.pem)
+    try:
+        good = probe(ports={"ctrl": ok.port}, servername=HOST, cafile=cafile, timeout=3)[0]
+        refused = probe(ports={"ctrl": off.port}, servername=HOST, cafile=cafile, timeout=3)[0]
+    finally:
+        ok.close()
+        off.close()
+    assert good.status == "ok" and good.verified, good.message.render("en")
+    assert refused.status == "error" and refused.problem == Problem.NO_STARTTLS
+    assert "EnableCTRL-TLS" in refused.fix.render("en")
+
+
+# -- the practice listener behaves like XMail 1.27 -------------------------------------------
+
+def test_practice_listener_honours_sslwantcert(live):
+    mr, server = live
+    original = mr.server_tab.read_bytes()
+    try:
+        assert run("settings", "--mailroot", str(mr.path), "--set", "SSLWantCert=1").code == 0
+        locked = probe(ports=server.ports, mailroot=mr, timeout=3)
+        for r in locked:
+            assert r.status == "error" and r.problem == Problem.CLIENT_CERT, r.message.render("en")
+            # Read from the MailRoot's server.tab: the setting is named as set.
+            assert "server.tab sets SSLWantCert=1" in r.message.render("en")
+        # diagnose says what it means for ordinary mail clients, too.
+        d = run("diagnose", "--mailroot", str(mr.path), "--json")
+        settings = {f["check"]: f for f in d.json["findings"]}["settings.tls"]
+        assert settings["status"] == "warn" and "verify.want_cert" in settings["problems"]
+        assert "client certificate" in settings["message"]
+    finally:
+        mr.server_tab.write_bytes(original)
+    again = probe(ports=server.ports, mailroot=mr, timeout=3)
+    assert [r.status for r in again] == ["info", "info"]
+
+
+def test_practice_listener_without_smtp_starttls(live):
+    mr, server = live
+    original = mr.server_tab.read_bytes()
+    try:
+        assert run("settings", "--mailroot", str(mr.path), "--set", "EnableSMTP-TLS=0").code == 0
+        r = probe(ports={"smtp": server.ports["smtp"]}, mailroot=mr, timeout=3)[0]
+    finally:
+        mr.server_tab.write_bytes(original)
+    assert r.status == "error" and r.problem == Problem.NO_STARTTLS
+    assert "EnableSMTP-TLS" in r.fix.render("en")
+
+
+# -- which ports -----------------------------------------------------------------------------
+
+def test_default_ports_are_the_stock_xmail_listeners(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    probed, left_out = default_ports(mr)
+    assert probed == {"smtp": 25, "smtps": 465, "pop3": 110, "pop3s": 995, "ctrls": 6018}
+    assert left_out == {} and default_ports() == (probed, {})
+    assert "submission" not in probed and "ctrl" not in probed
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnablePOP3-TLS=0",
+               "--set", "EnableSMTP-TLS=0").code == 0
+    probed, left_out = default_ports(mr)
+    assert set(probed) == {"smtps", "pop3s", "ctrls"} and left_out == {"smtp": 25, "pop3": 110}
+
+
+def test_default_probe_has_no_submission_endpoint(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    # Nothing listens on 127.0.0.1's mail ports here: every endpoint is
+    # refused, quickly; what matters is which endpoints are tried.
+    results = probe("127.0.0.1", mailroot=mr, timeout=1)
+    assert [r.name for r in results] == ["smtp", "smtps", "pop3", "pop3s", "ctrls"]
+    r = run("probe", "--mailroot", str(mr.path), "--timeout", "1", "--json")
+    assert [e["name"] for e in r.json["endpoints"]] == ["smtp", "smtps", "pop3", "pop3s", "ctrls"]
+    assert all(e["port"] != 587 for e in r.json["endpoints"])
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnablePOP3-TLS=0").code == 0
+    skipped = {r.name: r for r in probe("127.0.0.1", mailroot=mr, timeout=1)}["pop3"]
+    assert skipped.status == "info" and skipped.problem == Problem.STARTTLS_OFF and not skipped.reachable
+    assert "EnablePOP3-TLS" in skipped.message.render("en")
+
+
+def test_named_ports_are_remembered_for_the_mailroot(live):
+    mr, server = live
+    ports = f"smtp={server.ports['smtp']},submission={server.ports['smtp']},pop3s={server.ports['pop3s']}"
+    try:
+        r = run("probe", "--mailroot", str(mr.path), "--ports", ports, "--timeout", "3")
+        assert r.code == 0, r.err
+        assert "sslconf/xmailnb.json" in r.err
+        assert probe_settings(mr).ports == parse_ports(ports)
+        assert json.loads(mr.file("sslconf/xmailnb.json").read_text())["probe"]["ports"]["submission"] == \
+            server.ports["smtp"]
+        # The next check without --ports probes what was named, submission included.
+        again = run("probe", "--mailroot", str(mr.path), "--timeout", "3", "--json")
+        assert [e["name"] for e in again.json["endpoints"]] == ["smtp", "submission", "pop3s"]
+        # Bookkeeping: a plain rollback steps over it.
+        assert Store(mr).history(limit=1)[0].action == "workbook"
+        assert Store(mr).history(limit=1, bookkeeping=False)[0].action != "workbook"
+    finally:
+        forget = run("probe", "--mailroot", str(mr.path), "--ports", "default", "--timeout", "1")
+    assert "stock" in forget.err and probe_settings(mr).ports is None
+
+
+def test_probe_records_the_live_check_for_step_progress(live):
+    mr, server = live
+    before = len([e for e in events(mr) if e.get("event") == "probe"])
+    r = run("probe", "--mailroot", str(mr.path), "--ports",
+            f"smtp={server.ports['smtp']},pop3s={server.ports['pop3s']}", "--timeout", "3")
+    assert r.code == 0, r.err
+    probes = [e for e in events(mr) if e.get("event") == "probe"]
+    assert len(probes) == before + 1
+    last = probes[-1]
+    installed = cert_fingerprint(x509.load_pem_x509_certificate(mr.server_cert.read_bytes()))
+    assert last["passed"] is True and last["worst"] == "info" and last["served"] == [installed]
+    # Without a MailRoot nothing is compared, and nothing is recorded.
+    run("probe", "--ports", f"smtp={server.ports['smtp']}", "--timeout", "3")
+    assert len([e for e in events(mr) if e.get("event") == "probe"]) == before + 1
+
+
+@pytest.mark.parametrize("host", ["a" * 300, "bad host", "mail..example.jp", "[not-an-ip]", "-mail.example.jp",
+                                  "mail_example.jp\x00", "   "])
+def test_bad_host_is_a_clear_refusal(host):
+    with pytest.raises(InputError) as exc:
+        probe(host, ports={"smtp": 25}, timeout=1)
+    assert exc.value.field == "host"
+    assert "Unexpected" not in exc.value.render("en")
+    r = run("probe", f"--host={host}", "--ports", "smtp", "--timeout", "1", "--json")
+    assert r.code == 1 and r.json["error"]["field"] == "host"
+    message = r.json["error"]["message"]
+    assert len(message) < 200 and "--host" in r.json["error"]["fix"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "::1", "MAIL.Example.JP.", "メール.example.jp"])
+def test_good_hosts_pass(host):
+    assert check_host(host)

@@ -238,7 +238,7 @@ def cmd_diagnose(args: argparse.Namespace, out: Out) -> int:
         from .commands.probe import probe_from_args
         from .probe import probe_findings
 
-        extra = probe_findings(probe_from_args(args, mr, hostname))
+        extra = probe_findings(probe_from_args(args, mr, hostname, out))
     report = diagnose(mr, hostname=hostname, extra=extra)
     if args.json:
         out.json(report.to_json(out.lang))

@@ -10,8 +10,10 @@ is a practice one (issuer Organization "xmailnb Practice CA", CNs ending in
 
 :class:`PracticeServer` is a tiny stand-in for XMail on 127.0.0.1: SMTP with
 STARTTLS and POP3 over implicit TLS, loading ``server.cert``/``server.key``
-on every connection as XMail 1.27 does, so a newly installed certificate is
-served from the next connection on.
+and server.tab's TLS settings on every connection as XMail 1.27 does, so a
+newly installed certificate is served from the next connection on, and
+``SSLWantCert=1`` locks out clients without a certificate as it would on
+the real server.
 
 >>> issue = sign_pending_csr(mr)                          # doctest: +SKIP
 >>> server = PracticeServer(mr); server.start()          # doctest: +SKIP
@@ -429,9 +431,12 @@ class PracticeServer:
     :func:`xmailnb.probe.probe`: greetings, EHLO/CAPA, STARTTLS, NOOP, RSET,
     QUIT; everything else is refused.  No mail is accepted.
 
-    Like XMail 1.27 it reads ``server.cert`` (leaf, then chain) and
-    ``server.key`` afresh for every connection; when they are missing or
-    broken, STARTTLS is still offered and the handshake then fails.
+    Like XMail 1.27 it reads ``server.cert`` (leaf, then chain),
+    ``server.key`` and server.tab's TLS settings afresh for every
+    connection: STARTTLS only while ``EnableSMTP-TLS`` is not 0, client
+    certificates requested with ``SSLWantVerify=1`` and demanded with
+    ``SSLWantCert=1``.  When the files are missing or broken, STARTTLS is
+    still offered and the handshake then fails.
 
     Args:
         smtp_port, pop3s_port: ports to listen on; 0 picks a free one.
@@ -464,15 +469,61 @@ class PracticeServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _servertab(self) -> Any:
+        # XMail reads server.tab again whenever it needs a value: so does
+        # the practice listener, once per connection.
+        from .servertab import ServerTab
+
+        try:
+            return ServerTab.read(self.mailroot.server_tab)
+        except OSError:
+            return None
+
+    def _flag(self, tab: Any, name: str) -> bool:
+        from .servertab import variable
+
+        var = variable(name)
+        assert var is not None
+        return var.effective(tab.get(name) if tab is not None else None) == "1"
+
     def tls_context(self) -> ssl.SSLContext:
-        """A new server context with the MailRoot's current files (one per
-        connection, as XMail builds one)."""
+        """A new server context with the MailRoot's current files and
+        server.tab's verification settings (one per connection, as XMail
+        builds one).
+
+        As in XMail 1.27: ``SSLWantVerify=1`` asks clients for a certificate
+        and checks one if sent; ``SSLWantCert=1`` refuses clients that send
+        none (in TLS 1.3 the refusal is an alert after the handshake).
+        Client certificates are checked against certs.pem
+        (``SSLUseCertsFile=1``) and certs/ (``SSLUseCertsDir=1``), else
+        OpenSSL's default locations.
+        """
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
             context.load_cert_chain(str(self.mailroot.server_cert), str(self.mailroot.server_key))
         except (OSError, ssl.SSLError, ValueError):
             # No certificate: the handshake fails, as on XMail without files.
-            pass
+            return context
+        tab = self._servertab()
+        want_cert = self._flag(tab, "SSLWantCert")
+        if not (want_cert or self._flag(tab, "SSLWantVerify")):
+            return context
+        context.verify_mode = ssl.CERT_REQUIRED if want_cert else ssl.CERT_OPTIONAL
+        cafile = self.mailroot.certs_pem
+        capath = self.mailroot.certs_dir
+        use_file = self._flag(tab, "SSLUseCertsFile") and cafile.is_file()
+        use_dir = self._flag(tab, "SSLUseCertsDir") and capath.is_dir()
+        try:
+            if use_file or use_dir:
+                context.load_verify_locations(cafile=str(cafile) if use_file else None,
+                                              capath=str(capath) if use_dir else None)
+            else:
+                context.set_default_verify_paths()
+        except (OSError, ssl.SSLError, ValueError):
+            # XMail gives up on the connection when its CA files cannot be
+            # loaded (ERR_SSL_VERPATHS): a context without a certificate
+            # fails every handshake the same way.
+            return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         return context
 
     def start(self) -> dict[str, int]:
@@ -582,10 +633,14 @@ class PracticeServer:
                 return
             verb = line.split(b" ", 1)[0].upper()
             if verb == b"EHLO":
-                extra = "" if tls else "250-STARTTLS\r\n"
+                # STARTTLS is offered only while EnableSMTP-TLS is not 0.
+                offer = not tls and self._flag(self._servertab(), "EnableSMTP-TLS")
+                extra = "250-STARTTLS\r\n" if offer else ""
                 s.send(f"250-localhost\r\n{extra}250-8BITMIME\r\n250 SIZE 10485760\r\n")
             elif verb == b"HELO":
                 s.send("250 localhost\r\n")
+            elif verb == b"STARTTLS" and not tls and not self._flag(self._servertab(), "EnableSMTP-TLS"):
+                s.send("454 4.7.0 TLS not available\r\n")
             elif verb == b"STARTTLS" and not tls:
                 context = self.tls_context()
                 s.send("220 2.0.0 Ready to start TLS\r\n")

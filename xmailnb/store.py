@@ -29,9 +29,9 @@ from .mailroot import MailRoot
 __all__ = ["ArchiveEntry", "Store", "StoreError", "sha256_hex", "is_key_file", "BOOKKEEPING_ACTIONS"]
 
 # Actions that record the product's own progress (checklist ticks, ACME
-# account and status) rather than the mail server's configuration: archived
+# account and status, the workbook's settings) rather than the mail server's configuration: archived
 # like everything else, but a plain rollback steps over them.
-BOOKKEEPING_ACTIONS = frozenset({"checklist", "acme"})
+BOOKKEEPING_ACTIONS = frozenset({"checklist", "acme", "workbook"})
 
 KEY_MODE = 0o600
 DIR_MODE = 0o700

@@ -21,7 +21,7 @@ def add_probe_options(p: argparse.ArgumentParser, lang: str, *, host_help: str =
     def h(key: str) -> str | None:
         return text(key, lang) if helps else None
 
-    p.add_argument("--host", default="127.0.0.1", metavar="H", help=h(host_help))
+    p.add_argument("--host", default=None, metavar="H", help=h(host_help))
     p.add_argument("--ports", metavar="LIST", help=h("probe.help.ports"))
     p.add_argument("--cafile", metavar="F", help=h("probe.help.cafile"))
     p.add_argument("--timeout", default="5", metavar="S", help=h("probe.help.timeout"))
@@ -36,13 +36,54 @@ def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
     p.set_defaults(func=run)
 
 
-def probe_from_args(args: argparse.Namespace, mr: Any, servername: str | None) -> list[Any]:
-    """Run :func:`xmailnb.probe.probe` with the shared options of *args*."""
-    from ..probe import parse_ports, probe
+def probe_from_args(args: argparse.Namespace, mr: Any, servername: str | None, out: Any = None) -> list[Any]:
+    """Run :func:`xmailnb.probe.probe` with the shared options of *args*.
 
-    ports = parse_ports(args.ports) if args.ports is not None else None
-    return probe(args.host, ports=ports, servername=servername, cafile=args.cafile, timeout=args.timeout,
-                 mailroot=mr)
+    With a MailRoot, a host or ports named on the command line are
+    remembered for it (``--ports default`` forgets the ports), and the
+    check is recorded for the step progress.
+    """
+    from ..probe import check_host, parse_ports, probe, record
+    from ..workbook import probe_settings
+
+    saved = probe_settings(mr) if mr is not None else None
+    forget = args.ports is not None and args.ports.strip().lower() == "default"
+    ports = parse_ports(args.ports) if args.ports is not None and not forget else None
+    host = check_host(args.host) if args.host is not None else ((saved.host if saved else None) or "127.0.0.1")
+    results = probe(host, ports=ports, servername=servername, cafile=args.cafile, timeout=args.timeout,
+                    mailroot=mr)
+    if mr is not None:
+        if args.host is not None or args.ports is not None:
+            _remember(mr, saved, host if args.host is not None else None, ports, forget, out)
+        record(mr, results)
+    return results
+
+
+def _remember(mr: Any, saved: Any, host: str | None, ports: dict[str, int] | None, forget: bool, out: Any) -> None:
+    from ..errors import XmailnbError
+    from ..i18n import Msg
+    from ..probe import format_ports
+    from ..workbook import REL_SETTINGS, save_probe_settings
+
+    new_host = host if host is not None else saved.host
+    new_ports = None if forget else (ports if ports is not None else saved.ports)
+    try:
+        entry = save_probe_settings(mr, host=new_host, ports=new_ports)
+    except XmailnbError as exc:  # the check itself ran: say why nothing was remembered
+        if out is not None:
+            out.say(Msg.of("cli.warning", text=exc.msg))
+        return
+    if out is None or entry is None:
+        return
+    if forget:
+        out.say(Msg.of("probe.forgotten"))
+        return
+    what = []
+    if host is not None:
+        what.append(Msg.of("probe.remembered.host", host=host))
+    if ports is not None:
+        what.append(Msg.of("probe.remembered.ports", ports=format_ports(ports)))
+    out.say(Msg.of("probe.remembered", path=REL_SETTINGS, what=what))
 
 
 def print_results(results: list[Any], out: Any) -> None:
@@ -63,7 +104,9 @@ def run(args: argparse.Namespace, out: Any) -> int:
     if args.mailroot or os.environ.get("MAIL_ROOT"):
         mr = mailroot_from(args, out)
         out.say(Msg.of("probe.comparing", path=str(mr.path)))
-    results = probe_from_args(args, mr, args.servername)
+    results = probe_from_args(args, mr, args.servername, out)
+    if not results:
+        out.say(Msg.of("probe.nothing"))
     if args.json:
         out.json({"endpoints": [r.to_json(out.lang) for r in results]})
     else:

@@ -28,7 +28,11 @@ def _module(name: str) -> Any:
 class ProbeStep(Step):
     """Host, ports, Run (in a worker thread) and one result row per endpoint.
 
-    On a sandbox MailRoot it can also start and stop the practice server.
+    The host and ports are the workbook's settings for the MailRoot
+    (:mod:`xmailnb.workbook`): shown as remembered, and remembered again on
+    Run (an empty ports field means XMail's stock listeners).  Every run is
+    recorded for the step progress.  On a sandbox MailRoot it can also start
+    and stop the practice server (its ports are used, not remembered).
     ``results`` holds the latest endpoint results; :meth:`wait` waits for a
     running probe.
     """
@@ -39,6 +43,7 @@ class ProbeStep(Step):
         self.future: concurrent.futures.Future[Any] | None = None
         self.results: list[Any] = []
         self.server: Any = None
+        self._loaded = False
         self.host = widgets.Text(value="127.0.0.1", layout=widgets.Layout(width="20em"))
         self.host.add_class("xm-probe-host")
         self.ports = widgets.Text(value="", layout=widgets.Layout(width="30em"))
@@ -128,7 +133,14 @@ class ProbeStep(Step):
                 self.message.show("error", Msg.of("ui.probe.host.required"))
                 return None
             try:
-                # Empty: every endpoint on its standard port.
+                host = probe.check_host(host)
+            except XmailnbError as exc:
+                self.host_note.show_error(exc)
+                self.message.show_error(exc)
+                self.state = "error"
+                return None
+            try:
+                # Empty: XMail's stock listeners (those server.tab leaves on).
                 ports = probe.parse_ports(self.ports.value) if self.ports.value.strip() else None
             except XmailnbError as exc:
                 self.ports_note.show_error(exc)
@@ -145,13 +157,34 @@ class ProbeStep(Step):
                          daemon=True).start()
         return future
 
+    def _practice_ports(self) -> dict[str, int] | None:
+        if self.server is not None and getattr(self.server, "running", False):
+            return dict(self.server.ports)
+        return None
+
+    def _remember(self, host: str, ports: dict[str, int] | None) -> Msg | None:
+        """Keep the fields as the workbook's settings (not the practice server's
+        temporary ports); a message when that failed."""
+        assert self.mailroot is not None
+        from ..workbook import save_probe_settings
+
+        practice = self._practice_ports()
+        if practice is not None and ports == practice:
+            return None
+        try:
+            save_probe_settings(self.mailroot, host=None if host == "127.0.0.1" else host, ports=ports)
+        except XmailnbError as exc:
+            return exc.msg
+        return None
+
     def _work(self, probe: Any, host: str, ports: dict[str, int] | None,
               future: concurrent.futures.Future[Any]) -> None:
+        assert self.mailroot is not None
+        warning: Msg | None = None
         try:
-            kwargs: dict[str, Any] = {"mailroot": self.mailroot, "timeout": DEFAULT_TIMEOUT}
-            if ports is not None:
-                kwargs["ports"] = ports
-            results = list(probe.probe(host, **kwargs))
+            warning = self._remember(host, ports)
+            results = list(probe.probe(host, ports=ports, mailroot=self.mailroot, timeout=DEFAULT_TIMEOUT))
+            probe.record(self.mailroot, results)
         except BaseException as exc:
             with self._ui_lock:
                 self.progress.layout.display = "none"
@@ -170,10 +203,14 @@ class ProbeStep(Step):
             self._draw_results()
             statuses = [self._status(r) for r in results]
             bad = sum(1 for s in statuses if s == "error")
-            if bad:
-                self.message.show("error", Msg.of("ui.probe.summary.errors", count=bad, total=len(results)))
+            extra = [Msg.of("cli.warning", text=warning)] if warning is not None else []
+            if not results:
+                self.message.show("error", Msg.of("probe.nothing"), *extra)
+            elif bad:
+                self.message.show("error", Msg.of("ui.probe.summary.errors", count=bad, total=len(results)),
+                                  *extra)
             else:
-                self.message.show("ok", Msg.of("ui.probe.summary.ok", total=len(results)))
+                self.message.show("ok", Msg.of("ui.probe.summary.ok", total=len(results)), *extra)
             self.state = "done" if results and not bad else "ready"
         future.set_result(results)
 
@@ -203,8 +240,23 @@ class ProbeStep(Step):
         self.rows.children = rows
 
     # -- refresh ------------------------------------------------------------------------------
+    def _load_settings(self) -> None:
+        # Once: later the fields hold what the user typed.
+        assert self.mailroot is not None
+        if self._loaded:
+            return
+        self._loaded = True
+        from ..workbook import probe_settings
+
+        saved = probe_settings(self.mailroot)
+        if saved.host:
+            self.host.value = saved.host
+        if saved.ports:
+            self.ports.value = ",".join(f"{name}={port}" for name, port in saved.ports.items())
+
     def _refresh(self) -> None:
         assert self.mailroot is not None
+        self._load_settings()
         has_probe = _module("xmailnb.probe") is not None
         self.form.layout.display = None if has_probe else "none"
         self.unavailable.layout.display = "none" if has_probe else None
