@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import pki
@@ -10,6 +12,8 @@ from xmailnb.errors import InputError
 from xmailnb.mailroot import create_sandbox
 from xmailnb.notice import notice_host, notice_text
 from xmailnb.practice import sign_pending_csr
+from xmailnb.progress import Step, events, step_progress
+from xmailnb.workbook import save_probe_settings
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,10 @@ def installed(tmp_path_factory):
 def test_notice_names_host_ports_and_what_a_warning_means(installed, lang, words):
     text = notice_text(installed, lang)
     assert "mail.example.jp" in text
-    for port in ("587", "465", "995", "110"):
-        assert port in text
+    # XMail's stock listeners with TLS; no submission port unless named.
+    for port in ("465", "25", "995", "110"):
+        assert re.search(rf"\b{port}\b", text), port
+    assert "587" not in text
     for word in words:
         assert word in text
 
@@ -85,3 +91,65 @@ def test_unknown_host_name_is_refused(tmp_path):
     r = run("notice", "--mailroot", str(mr.path))
     assert r.code == 1 and "--hostname" in r.err
     assert "mail.example.jp" in notice_text(mr, "en", "mail.example.jp")
+
+
+def _ports_in(text: str) -> set[int]:
+    return {int(p) for p in re.findall(r"(?:Port|port|ポート番号) (\d+)", text)}
+
+
+STOCK_LISTENERS = {25, 465, 110, 995, 6017, 6018}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_stock_servertab_notice_mentions_only_ports_xmail_listens_on(tmp_path, lang):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    r = run("notice", "--mailroot", str(mr.path), "--lang", lang)
+    assert r.code == 0
+    ports = _ports_in(r.out)
+    assert ports and ports <= STOCK_LISTENERS, ports
+    assert "587" not in r.out
+
+
+def test_starttls_off_takes_its_line_out(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnablePOP3-TLS=0").code == 0
+    for lang in ("en", "ja"):
+        text = run("notice", "--mailroot", str(mr.path), "--lang", lang).out
+        assert 110 not in _ports_in(text) and 995 in _ports_in(text)
+        assert 25 in _ports_in(text)  # SMTP's STARTTLS is still on
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnableSMTP-TLS=0").code == 0
+    text = notice_text(mr, "en")
+    assert _ports_in(text) == {465, 995} and "STARTTLS" not in text
+    # Never a clear-text port: nothing without SSL/TLS or STARTTLS.
+    for line in text.splitlines():
+        if re.search(r"[Pp]ort \d+", line):
+            assert "SSL/TLS" in line or "STARTTLS" in line, line
+
+
+def test_submission_only_when_named(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    save_probe_settings(mr, host=None, ports={"smtps": 465, "submission": 587, "pop3s": 995})
+    text = notice_text(mr, "en")
+    assert "Port 587 with STARTTLS" in text and _ports_in(text) == {465, 587, 995}
+    # ... and only while SMTP STARTTLS is on.
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnableSMTP-TLS=0").code == 0
+    assert _ports_in(notice_text(mr, "en")) == {465, 995}
+
+
+def test_no_secure_port_left_is_told_to_the_admin(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    save_probe_settings(mr, host=None, ports={"smtp": 25, "pop3s": 995})
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnableSMTP-TLS=0").code == 0
+    _name, warnings = notice_host(mr)
+    assert "notice.warn.no_port.send" in [w.key for w in warnings]
+    r = run("notice", "--mailroot", str(mr.path))
+    assert "No encrypted port for sending" in r.err
+    assert 25 not in _ports_in(r.out) and "administrator" in r.out
+
+
+def test_cli_notice_records_it_for_step_progress(installed):
+    before = [e for e in events(installed) if e.get("event") == "notice"]
+    assert run("notice", "--mailroot", str(installed.path)).code == 0
+    after = [e for e in events(installed) if e.get("event") == "notice"]
+    assert len(after) == len(before) + 1
+    assert str(step_progress(installed)[Step.NOTICE]) == "done"

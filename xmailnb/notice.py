@@ -6,11 +6,21 @@ one given, else server.tab's mail host name, and it is checked against the
 installed certificate so that the notice never tells users to configure a
 name that would make their mail program warn.
 
+The ports are those the server really offers with TLS: XMail's stock
+listeners (SMTPS 465, SMTP 25, POP3S 995, POP3 110), or the ones the
+administrator named for the live check (:mod:`xmailnb.workbook`), such as
+submission on 587, which XMail has only when it is started with an extra
+``-SI ...:587``.  A STARTTLS port is offered only while server.tab leaves
+STARTTLS on for it (``EnableSMTP-TLS``, ``EnablePOP3-TLS``), and no port is
+ever offered without TLS.
+
 >>> print(notice_text(mr, "en"))   # doctest: +SKIP
 Subject: ...
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -18,19 +28,67 @@ from .errors import InputError
 from .i18n import Msg, text
 from .mailroot import MailRoot
 
-__all__ = ["notice_host", "notice_text"]
+__all__ = ["ClientPort", "client_ports", "notice_host", "notice_text", "record_shown"]
 
 
 def _installed(mr: MailRoot) -> list[x509.Certificate]:
     from . import certfiles
     from .errors import XmailnbError
+    from .fsread import read_regular
 
     try:
-        with open(mr.server_cert, "rb") as fh:
-            data = fh.read(certfiles.MAX_INPUT_BYTES + 1)
+        data = read_regular(mr.server_cert, limit=certfiles.MAX_INPUT_BYTES)
         return certfiles.certificates_from(data, name=mr.rel_server_cert)
-    except (OSError, XmailnbError):
+    except (OSError, XmailnbError, ValueError):
         return []
+
+
+@dataclass(frozen=True)
+class ClientPort:
+    """A port mail clients may use, and how TLS starts on it.
+
+    Attributes:
+        service: ``"send"`` (SMTP) or ``"receive"`` (POP3).
+        endpoint: the probe's endpoint name (``smtps``, ``submission``, ...).
+        port: the port number.
+        starttls: TLS starts with STARTTLS/STLS (else from the first byte).
+    """
+
+    service: str
+    endpoint: str
+    port: int
+    starttls: bool
+
+
+# The order users are offered them in: implicit TLS first (nothing to get
+# wrong), then STARTTLS; port 25 last (many providers block it for clients).
+_CLIENT_ENDPOINTS = (("send", "smtps", False), ("send", "submission", True), ("send", "smtp", True),
+                     ("receive", "pop3s", False), ("receive", "pop3", True))
+
+
+def client_ports(mr: MailRoot) -> list[ClientPort]:
+    """The ports users can configure, in the order the notice offers them."""
+    from .probe import DEFAULT_ENDPOINTS, ENDPOINTS, STARTTLS_FLAGS
+    from .servertab import ServerTab, variable
+    from .workbook import probe_settings
+
+    listeners = probe_settings(mr).ports or {n: ENDPOINTS[n] for n in DEFAULT_ENDPOINTS}
+    try:
+        tab: ServerTab | None = ServerTab.read(mr.server_tab)
+    except OSError:
+        tab = None
+
+    def starttls_on(endpoint: str) -> bool:
+        flag = STARTTLS_FLAGS[endpoint]
+        var = variable(flag)
+        assert var is not None
+        return var.effective(tab.get(flag) if tab is not None else None) == "1"
+
+    out = []
+    for service, endpoint, starttls in _CLIENT_ENDPOINTS:
+        if endpoint in listeners and (not starttls or starttls_on(endpoint)):
+            out.append(ClientPort(service, endpoint, listeners[endpoint], starttls))
+    return out
 
 
 def notice_host(mr: MailRoot, hostname: str | None = None) -> tuple[str, list[Msg]]:
@@ -43,7 +101,8 @@ def notice_host(mr: MailRoot, hostname: str | None = None) -> tuple[str, list[Ms
 
     Returns:
         ``(hostname, warnings)``: warnings say when there is no certificate
-        yet, or only a practice one, so the notice should not go out yet.
+        yet, or only a practice one, so the notice should not go out yet,
+        and when no encrypted port is left for sending or receiving.
 
     Raises:
         InputError: the name is invalid, not covered by the installed
@@ -75,7 +134,26 @@ def notice_host(mr: MailRoot, hostname: str | None = None) -> tuple[str, list[Ms
                                 names=", ".join(chain.hostnames(leaf)) or "-")
         if _practice_issuer(certs):
             warnings.append(Msg.of("notice.warn.practice"))
+    services = {p.service for p in client_ports(mr)}
+    for service in ("send", "receive"):
+        if service not in services:
+            warnings.append(Msg.of(f"notice.warn.no_port.{service}"))
     return name, warnings
+
+
+def _port_lines(ports: list[ClientPort], lang: str) -> str:
+    indent = "   "
+    if not ports:
+        return indent + text("notice.port.none", lang)
+    lines = []
+    for p in ports:
+        key = "notice.port.starttls" if p.starttls else "notice.port.tls"
+        if p.endpoint == "smtp":
+            key = "notice.port.smtp25"
+        lines.append(text(key, lang, port=p.port))
+    if len(lines) == 1:
+        return indent + lines[0]
+    return "\n".join([indent + text("notice.port.choose", lang), *(f"{indent}- {line}" for line in lines)])
 
 
 def notice_text(mr: MailRoot, lang: str, hostname: str | None = None) -> str:
@@ -85,4 +163,27 @@ def notice_text(mr: MailRoot, lang: str, hostname: str | None = None) -> str:
         InputError: see :func:`notice_host`.
     """
     name, _warnings = notice_host(mr, hostname)
-    return text("notice.body", lang, hostname=name).strip("\n") + "\n"
+    ports = client_ports(mr)
+    sending = _port_lines([p for p in ports if p.service == "send"], lang)
+    receiving = _port_lines([p for p in ports if p.service == "receive"], lang)
+    return text("notice.body", lang, hostname=name, sending=sending, receiving=receiving).strip("\n") + "\n"
+
+
+def record_shown(mr: MailRoot, *, how: str = "shown", once: bool = False) -> None:
+    """Remember in the progress log that the notice was shown or downloaded
+    for the certificate installed now (see :func:`xmailnb.progress.record_notice`).
+
+    Args:
+        once: record only if no notice was recorded for this certificate yet
+            (a view that re-renders the notice often).
+    """
+    from . import progress
+
+    if once:
+        from .certfiles import cert_fingerprint
+
+        certs = _installed(mr)
+        leaf = cert_fingerprint(certs[0]) if certs else None
+        if any(e.get("event") == "notice" and e.get("cert_sha256") == leaf for e in progress.events(mr)):
+            return
+    progress.record_notice(mr, how=how)

@@ -18,11 +18,13 @@ def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
 def run(args: argparse.Namespace, out: Any) -> int:
     from ..cli import mailroot_from
     from ..i18n import Msg
-    from ..notice import notice_host, notice_text
+    from ..notice import notice_host, notice_text, record_shown
 
     mr = mailroot_from(args, out)
     hostname, warnings = notice_host(mr, args.hostname)
     for warning in warnings:
         out.say(Msg.of("cli.warning", text=warning))
     out.result(notice_text(mr, out.lang, hostname).rstrip("\n"))
+    # For the step progress: the notice was shown for the certificate installed now.
+    record_shown(mr)
     return 0

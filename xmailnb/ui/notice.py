@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import ipywidgets as widgets
 
-from .. import certfiles
-from .. import chain as chainmod
+from .. import notice as noticemod
 from ..i18n import Msg
-from ..mailroot import MailRoot
 from ._base import Step, data_uri_link
 
-__all__ = ["NoticeStep", "fallback_notice"]
-
-
-def _host(mr: MailRoot) -> str | None:
-    """The mail host name: server.tab's, else the installed certificate's first name."""
-    from ..servertab import ServerTab, mail_hostname
-
-    try:
-        host = mail_hostname(ServerTab.read(mr.server_tab))
-    except OSError:
-        host = None
-    if host:
-        return host
-    try:
-        certs = certfiles.certificates_from(mr.server_cert.read_bytes(), name=mr.rel_server_cert)
-    except Exception:
-        return None
-    names = chainmod.hostnames(certs[0]) if certs else []
-    return names[0] if names else None
-
-
-def fallback_notice(mr: MailRoot, lang: str, hostname: str | None = None) -> str:
-    """The notice from this widget's own catalog, for builds without xmailnb.notice."""
-    host = hostname or _host(mr) or Msg.of("ui.notice.fallback.nohost").render(lang)
-    return Msg.of("ui.notice.fallback", host=host).render(lang)
+__all__ = ["NoticeStep"]
 
 
 class NoticeStep(Step):
@@ -68,16 +41,11 @@ class NoticeStep(Step):
             self.text.value = self._text
 
     def notice(self) -> str:
-        """The notice text for the current MailRoot, language and host name."""
+        """The notice text for the current MailRoot, language and host name
+        (the core's: :func:`xmailnb.notice.notice_text`)."""
         assert self.mailroot is not None
         hostname = self.hostname.value.strip() or None
-        try:
-            module = importlib.import_module("xmailnb.notice")
-        except ImportError:
-            module = None
-        if module is not None and hasattr(module, "notice_text"):
-            return str(module.notice_text(self.mailroot, self.lang, hostname=hostname))
-        return fallback_notice(self.mailroot, self.lang, hostname)
+        return noticemod.notice_text(self.mailroot, self.lang, hostname=hostname)
 
     def _refresh(self) -> None:
         self.hostname_note.clear()
@@ -98,7 +66,12 @@ class NoticeStep(Step):
         self.message.clear()
         # Complete once there is an installed certificate to announce.
         assert self.mailroot is not None
-        self.state = "done" if self.mailroot.server_cert.is_file() else "ready"
+        if self.mailroot.server_cert.is_file():
+            # Shown for this certificate: the step progress counts it once.
+            noticemod.record_shown(self.mailroot, once=True)
+            self.state = "done"
+        else:
+            self.state = "ready"
 
     def _relabel(self) -> None:
         self.refresh()
