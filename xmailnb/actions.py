@@ -28,6 +28,8 @@ __all__ = [
     "CsrResult",
     "InstallPlan",
     "create_csr",
+    "RenewalKey",
+    "renewal_key",
     "plan_install",
     "apply_install",
     "change_settings",
@@ -76,27 +78,102 @@ class CsrResult:
     description: dict[str, Any]
     entry: ArchiveEntry | None
     replaced_pending: bool
+    #: made from the installed server.key (a renewal that keeps the key)
+    reused_key: bool = False
 
 
 def pending_csr_exists(mr: MailRoot) -> bool:
     return mr.pending_csr.exists() or mr.pending_key.exists()
 
 
-def create_csr(mr: MailRoot, request: Any, *, key: Any = None) -> CsrResult:
+@dataclass(frozen=True)
+class RenewalKey:
+    """The installed server.key, checked for a renewal that keeps it.
+
+    Attributes:
+        key: the private key.
+        pem: server.key exactly as it is on disk (copied to sslconf/ as is).
+        summary: e.g. ``"RSA 2048"``.
+    """
+
+    key: Any
+    pem: bytes
+    summary: str
+
+
+def renewal_key(mr: MailRoot) -> RenewalKey:
+    """The installed server.key, if a new CSR may be made from it.
+
+    A renewal that keeps the key lets the later install replace only
+    server.cert: XMail reads server.cert and server.key as two files on
+    every connection, so replacing both can pair a new certificate with the
+    old key for a connection that arrives in between.
+
+    Raises:
+        InputError: (``field="renew"``) no server.key, unreadable,
+            encrypted (XMail cannot use it), not a key, too weak, no
+            certificate installed, or the key does not belong to the
+            installed server.cert.
+    """
+    from .fsread import read_regular
+
+    def refuse(msg_key: str, /, **params: Any) -> InputError:
+        return InputError(Msg(msg_key, params), Msg.of("csr.renew.fix"), field="renew")
+
+    try:
+        data = read_regular(mr.server_key, limit=certfiles.MAX_INPUT_BYTES)
+    except FileNotFoundError:
+        raise refuse("csr.renew.no_key", path=mr.rel_server_key) from None
+    except OSError as exc:
+        raise refuse("csr.renew.unreadable", path=mr.rel_server_key,
+                     reason=exc.strerror or type(exc).__name__) from None
+    if certfiles.is_encrypted_key_pem(data):
+        raise refuse("csr.renew.encrypted", path=mr.rel_server_key)
+    try:
+        key = certfiles.private_key_from(data, name=mr.rel_server_key, field="renew")
+    except XmailnbError as exc:
+        raise InputError(exc.msg, Msg.of("csr.renew.fix"), field="renew") from None
+    problem = keys.key_strength_problem(key)
+    if problem is not None:
+        raise InputError(problem, Msg.of("csr.renew.fix"), field="renew")
+    try:
+        certs = certfiles.certificates_from(read_regular(mr.server_cert, limit=certfiles.MAX_INPUT_BYTES),
+                                            name=mr.rel_server_cert)
+    except (OSError, XmailnbError):
+        raise refuse("csr.renew.no_cert", path=mr.rel_server_cert) from None
+    if not certs or not keys.public_key_matches(key, certs[0]):
+        raise refuse("csr.renew.mismatch", key=mr.rel_server_key, cert=mr.rel_server_cert)
+    return RenewalKey(key=key, pem=data, summary=keys.key_summary(key))
+
+
+def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool = False) -> CsrResult:
     """Generate a key (unless *key* is given) and a CSR, and write both.
 
     Writes ``sslconf/server.key`` (0600), ``sslconf/server.csr`` and
     ``sslconf/server.csr.json`` (memo, subject, time); an existing pending
     pair is archived first.
 
+    Args:
+        key: use this private key instead of making one.
+        reuse_key: renewal with the same key: the CSR is made from the
+            installed server.key (see :func:`renewal_key`), which is copied
+            unchanged to sslconf/server.key, so that installing the new
+            certificate replaces only server.cert.  The request's key
+            type and size are ignored then.
+
     Raises:
-        InputError: the request is invalid.
+        InputError: the request is invalid, or (*reuse_key*) the installed
+            key cannot be kept (``field="renew"``).
         BusyError: another writer holds the MailRoot.
     """
     from . import csr as csrmod
 
     replaced = pending_csr_exists(mr)
-    if key is None:
+    key_pem: bytes | None = None
+    if reuse_key:
+        kept = renewal_key(mr)
+        key, key_pem = kept.key, kept.pem
+    elif key is None:
         key = keys.generate_private_key(request.key)
     built = csrmod.build_csr(request, key)
     pem = csrmod.csr_pem(built)
@@ -107,20 +184,23 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None) -> CsrResult:
         "subject": {k: description.get(k) for k in ("country", "state", "locality", "org", "unit", "cn", "email")},
         "sans": description["sans"],
         "key": description["key"],
+        "key_source": "installed" if reuse_key else "new",
         "csr_sha256": description["sha256"],
         "public_key_sha256": description["public_key_sha256"],
     }
     entry = Store(mr).apply(
         "csr",
         {
-            mr.rel_pending_key: keys.private_key_pem(key),
+            mr.rel_pending_key: key_pem if key_pem is not None else keys.private_key_pem(key),
             mr.rel_pending_csr: pem,
             mr.rel_pending_meta: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
         },
         details={"cn": request.cn, "sans": description["sans"], "key": description["key"],
+                 "key_source": meta["key_source"],
                  "csr_sha256": description["sha256"], "public_key_sha256": description["public_key_sha256"]},
     )
-    return CsrResult(csr=built, pem=pem, description=description, entry=entry, replaced_pending=replaced)
+    return CsrResult(csr=built, pem=pem, description=description, entry=entry, replaced_pending=replaced,
+                     reused_key=reuse_key)
 
 
 def read_pending_meta(mr: MailRoot) -> dict[str, Any]:
@@ -408,10 +488,20 @@ def _weak_signature(cert: x509.Certificate) -> str | None:
 
 
 def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
-    """Write the planned files through the store (archive first, atomic)."""
+    """Write the planned files through the store (archive first, atomic).
+
+    server.key is left alone when it already holds the planned key (a
+    renewal that kept the key), whatever its PEM form: XMail reads the two
+    files separately on every connection, and replacing only server.cert
+    leaves no moment at which a connection could pair the new certificate
+    with another key.
+    """
+    changes = plan.changes(mr)
+    if _installed_key_is(mr, plan.key):
+        changes.pop(mr.rel_server_key, None)
     return Store(mr).apply(
         "install",
-        plan.changes(mr),
+        changes,
         details={
             "leaf_sha256": certfiles.cert_fingerprint(plan.leaf),
             "intermediates_sha256": [certfiles.cert_fingerprint(c) for c in plan.intermediates],
@@ -422,6 +512,20 @@ def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
             "ca_added_sha256": [certfiles.cert_fingerprint(c) for c in plan.ca_added],
         },
     )
+
+
+def _installed_key_is(mr: MailRoot, key: Any) -> bool:
+    """server.key holds exactly *key*, unencrypted (any PEM form XMail reads)."""
+    from .fsread import read_regular
+
+    try:
+        data = read_regular(mr.server_key, limit=certfiles.MAX_INPUT_BYTES)
+        if certfiles.is_encrypted_key_pem(data):
+            return False
+        installed = certfiles.private_key_from(data, name=mr.rel_server_key)
+        return keys.private_key_pem(installed) == keys.private_key_pem(key)
+    except (OSError, XmailnbError, ValueError, TypeError):
+        return False
 
 
 # -- settings and rollback -----------------------------------------------------

@@ -120,6 +120,7 @@ def _add_csr(sub: Any, common: argparse.ArgumentParser, t: _Help, lang: str) -> 
     p.add_argument("--key-size", default="2048", metavar="2048|3072|4096", help=t("key_size"))
     p.add_argument("--curve", default="P-256", metavar="P-256|P-384", help=t("curve"))
     p.add_argument("--memo", default="", metavar="TEXT", help=t("memo"))
+    p.add_argument("--renew", "--reuse-key", action="store_true", dest="renew", help=t("renew"))
     p.add_argument("--json", action="store_true", help=t("json"))
 
 
@@ -253,18 +254,26 @@ def cmd_csr(args: argparse.Namespace, out: Out) -> int:
     values = {"country": args.country, "state": args.state, "locality": args.locality, "org": args.org,
               "unit": args.unit, "cn": args.cn, "aliases": args.aliases, "email": args.email,
               "keytype": args.key_type, "keysize": args.key_size, "curve": args.curve, "memo": args.memo}
+    if args.renew:
+        # The installed key is kept: its type and size are what they are.
+        values.update(keytype="rsa", keysize="2048", curve="P-256")
     request = csrmod.request_from_values(values)
     mr = mailroot_from(args, out)
-    result = actions.create_csr(mr, request)
+    result = actions.create_csr(mr, request, reuse_key=args.renew)
     d = result.description
     if result.entry is not None and result.replaced_pending:
         out.say(Msg.of("cli.csr.archived", id=result.entry.id))
     out.say(Msg.of("cli.csr.written", key=mr.rel_pending_key, csr=mr.rel_pending_csr))
+    if result.reused_key:
+        out.say(Msg.of("csr.renew.kept", key=d["key"], pending=mr.rel_pending_key))
+    elif _renewal_possible(mr):
+        out.say(Msg.of("csr.renew.hint"))
     if args.json:
         out.json({"mailroot": str(mr.path), "csr": result.pem.decode("ascii"), "sha256": d["sha256"],
                   "subject": {k: d.get(k) for k in ("country", "state", "locality", "org", "unit", "cn",
                                                     "email")},
                   "sans": d["sans"], "key": d["key"], "public_key_sha256": d["public_key_sha256"],
+                  "key_source": "installed" if result.reused_key else "new",
                   "files": {"key": mr.rel_pending_key, "csr": mr.rel_pending_csr},
                   "archive": result.entry.id if result.entry else None})
     else:
@@ -273,6 +282,16 @@ def cmd_csr(args: argparse.Namespace, out: Out) -> int:
         out.result(out.t("cli.csr.names", names=", ".join(d["sans"]), key=d["key"]))
         out.say(Msg.of("cli.csr.next"))
     return EXIT_OK
+
+
+def _renewal_possible(mr: Any) -> bool:
+    from .actions import renewal_key
+
+    try:
+        renewal_key(mr)
+    except XmailnbError:
+        return False
+    return True
 
 
 def _read_passphrase(path: str | None) -> bytes | None:

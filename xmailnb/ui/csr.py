@@ -67,6 +67,22 @@ class CsrStep(Step):
         self.keyinfo = widgets.HTML()
         self.keyinfo.add_class("xm-csr-keyinfo")
 
+        # Renewal: a new CSR from the installed key (offered when it can be kept).
+        self.renew = widgets.ToggleButtons(options=self._renew_options(), value="new")
+        self.renew.add_class("xm-csr-renew")
+        self.renew.observe(self.safe(lambda _c: self._validate()), "value")
+        self.renew_hint = widgets.HTML()
+        self.renew_hint.add_class("xm-csr-renew-hint")
+        renew_label = widgets.HTML()
+        self.bind(renew_label, "value", "csr.renew.choice.label", wrap="b")
+        self.renew_row = widgets.VBox([renew_label, self.renew, self.renew_hint])
+        self.renew_row.add_class("xm-csr-row")
+        self.renew_row.add_class("xm-csr-row-renew")
+        self.renew_row.layout.display = "none"
+        self.renew_unavailable = self.new_message("xm-csr-renew-unavailable")
+        self._renewal: Any = None
+        self._renewal_reason: Msg | None = None
+
         self.generate_button = button(button_style="primary", icon="key", disabled=True)
         self.generate_button.add_class("xm-csr-generate")
         self.bind(self.generate_button, "description", "ui.csr.generate")
@@ -108,7 +124,8 @@ class CsrStep(Step):
         r = self.rows
         subject = widgets.VBox([r["country"], r["state"], r["locality"], r["org"], r["unit"],
                                 r["cn"], r["aliases"], r["email"]])
-        keybox = widgets.VBox([r["keytype"], r["keysize"], r["curve"], self.keyinfo])
+        keybox = widgets.VBox([self.renew_row, self.renew_unavailable, r["keytype"], r["keysize"], r["curve"],
+                               self.keyinfo])
         return [self.label("ui.csr.intro"), subject, keybox, r["memo"], self.generate_button,
                 self.confirm_box, self.progress, self.message, self.result]
 
@@ -126,6 +143,45 @@ class CsrStep(Step):
 
     def _keytype_options(self) -> list[tuple[str, str]]:
         return [(self.t(f"ui.csr.keytype.{k}"), k) for k in keys.KEY_TYPES]
+
+    def _renew_options(self) -> list[tuple[str, str]]:
+        return [(self.t("csr.renew.choice.renew"), "renew"), (self.t("csr.renew.choice.new"), "new")]
+
+    @property
+    def renewing(self) -> bool:
+        """The CSR will be made from the installed key."""
+        return self._renewal is not None and self.renew.value == "renew"
+
+    def _check_renewal(self) -> None:
+        """Offer the renewal choice when the installed key can be kept; it is
+        the default when it first becomes possible (a certificate is
+        installed: the admin is renewing)."""
+        assert self.mailroot is not None
+        before = self._renewal
+        try:
+            self._renewal = actions.renewal_key(self.mailroot)
+            self._renewal_reason = None
+        except Exception as exc:
+            self._renewal = None
+            installed = self.mailroot.server_cert.is_file() and self.mailroot.server_key.exists()
+            self._renewal_reason = getattr(exc, "msg", None) if installed else None
+        if self._renewal is not None and before is None:
+            self.renew.value = "renew"
+        self._draw_renewal()
+
+    def _draw_renewal(self) -> None:
+        if self._renewal is None:
+            self.renew_row.layout.display = "none"
+            if self._renewal_reason is not None:
+                self.renew_unavailable.show("info", Msg.of("csr.renew.choice.unavailable",
+                                                           reason=self._renewal_reason))
+            else:
+                self.renew_unavailable.clear()
+            return
+        self.renew_unavailable.clear()
+        self.renew_row.layout.display = None
+        self.renew_hint.value = (f'<div class="xm-fix">'
+                                 f'{escape(self.t("csr.renew.choice.hint", key=self._renewal.summary))}</div>')
 
     def _keysize_options(self) -> list[tuple[str, int]]:
         return [(self.t("ui.csr.keysize.option", size=s), s) for s in keys.RSA_SIZES]
@@ -169,14 +225,20 @@ class CsrStep(Step):
                 else:
                     note.clear()
             ec = values["keytype"] == "ec"
-            self.rows["keysize"].layout.display = "none" if ec else None
-            self.rows["curve"].layout.display = None if ec else "none"
+            renewing = self.renewing
+            # The installed key is kept as it is: no key choices then.
+            self.rows["keytype"].layout.display = "none" if renewing else None
+            self.rows["keysize"].layout.display = "none" if ec or renewing else None
+            self.rows["curve"].layout.display = None if ec and not renewing else "none"
             self._show_keyinfo()
             busy = self.future is not None and not self.future.done()
             self.generate_button.disabled = bool(errors) or busy
             self._update_state()
 
     def _show_keyinfo(self) -> None:
+        if self.renewing:
+            self.keyinfo.value = ""
+            return
         v = self.values()
         try:
             spec = keys.KeySpec.from_strings(v["keytype"], v["keysize"], v["curve"])
@@ -240,6 +302,7 @@ class CsrStep(Step):
         if not self._prefilled:
             self._prefilled = True
             self._prefill()
+        self._check_renewal()
         mr = self.mailroot
         described = None
         if mr.pending_csr.is_file():
@@ -259,8 +322,9 @@ class CsrStep(Step):
         self._validate()
 
     def _relabel(self) -> None:
-        for name, make in (("keytype", self._keytype_options), ("keysize", self._keysize_options)):
-            widget = self.inputs[name]
+        for name, make in (("keytype", self._keytype_options), ("keysize", self._keysize_options),
+                           ("renew", self._renew_options)):
+            widget = self.renew if name == "renew" else self.inputs[name]
             value = widget.value
             self._loading = True
             try:
@@ -269,6 +333,7 @@ class CsrStep(Step):
             finally:
                 self._loading = False
         self._show_keyinfo()
+        self._draw_renewal()
         if self._description is not None:
             self._draw_result()
         if self.confirm_box.layout.display != "none":
@@ -303,14 +368,15 @@ class CsrStep(Step):
             self.progress.layout.display = None
             self.message.clear()
             self.state = "init"
-        threading.Thread(target=self._work, args=(request, future), name="xmailnb-csr",
+        threading.Thread(target=self._work, args=(request, future, self.renewing), name="xmailnb-csr",
                          daemon=True).start()
         return future
 
-    def _work(self, request: csrmod.CsrRequest, future: concurrent.futures.Future[Any]) -> None:
+    def _work(self, request: csrmod.CsrRequest, future: concurrent.futures.Future[Any],
+              reuse_key: bool = False) -> None:
         assert self.mailroot is not None
         try:
-            result = actions.create_csr(self.mailroot, request)
+            result = actions.create_csr(self.mailroot, request, reuse_key=reuse_key)
         except BaseException as exc:
             try:
                 self._finish_error(exc)
@@ -333,6 +399,9 @@ class CsrStep(Step):
             self._result_key = "ui.csr.result.new"
             self._show_csr(result.pem, result.description)
             msgs = [Msg.of("ui.csr.done", key=mr.rel_pending_key, csr=mr.rel_pending_csr)]
+            if result.reused_key:
+                msgs.append(Msg.of("csr.renew.kept", key=result.description.get("key", ""),
+                                   pending=mr.rel_pending_key))
             if result.entry is not None and result.replaced_pending:
                 msgs.append(Msg.of("ui.csr.archived", id=result.entry.id))
             msgs.append(Msg.of("ui.csr.next"))
@@ -351,6 +420,8 @@ class CsrStep(Step):
             self.progress.layout.display = "none"
             self._failed = True
             field = getattr(exc, "field", None)
+            if field == "renew":
+                self.renew_unavailable.show_error(exc)
             if field in self.notes:
                 self.touched.add(field)
                 self.notes[field].show("error", *error_msgs(exc))
