@@ -77,7 +77,7 @@ def test_ec_key_gets_compatibility_note(mr):
     h = pki.hierarchy(key_kind="ec")
     install(mr, h.chain_pem, h.leaf.key_pem())
     f = diagnose(mr).by_check("key.usable")
-    assert f.status == "info" and "0.9.8" in f.message.render("en")
+    assert f.status == "info" and "1.1.0" in f.message.render("en") and "ECDHE" in f.message.render("ja")
 
 
 @pytest.mark.parametrize("mode,expected", [(0o600, "ok"), (0o640, "warn"), (0o644, "error")])

@@ -121,7 +121,7 @@ def test_describe_gives_compatibility_advice():
     assert "4096" in rendered(strong)["en"]
     ec_note = rendered(KeySpec(kind="ec", curve="P-384").describe())
     for lang in ("en", "ja"):
-        assert "P-384" in ec_note[lang] and "0.9.8" in ec_note[lang] and "RSA" in ec_note[lang]
+        assert "P-384" in ec_note[lang] and "1.1.0" in ec_note[lang] and "ECDHE" in ec_note[lang] and "RSA" in ec_note[lang]
     assert "0.9.8" in rendered(KeySpec().describe())["en"]
 
 

@@ -1,10 +1,12 @@
 """Private keys for XMail's TLS server: choice, generation, PEM, inspection.
 
-XMail hands ``server.key`` to OpenSSL unchanged, and old Windows builds shipped
-OpenSSL 0.9.8, which reads only the traditional ``BEGIN RSA PRIVATE KEY`` form;
-so keys are always written unencrypted (XMail has no passphrase callback) in
-the traditional OpenSSL format.  Only RSA and EC keys are offered: those are
-what public CAs issue certificates for and what every OpenSSL build can serve.
+XMail hands ``server.key`` to OpenSSL unchanged.  XMail 1.27 reads PKCS#8 keys
+as well as the traditional ``BEGIN RSA PRIVATE KEY`` form, but old Windows
+builds shipped OpenSSL 0.9.8, so keys are written in the traditional OpenSSL
+format for the widest compatibility, and always unencrypted (XMail has no
+passphrase callback).  Only RSA and EC keys are offered: those are what public
+CAs issue certificates for.  An EC certificate needs OpenSSL 1.1.0 or later on
+the server, because XMail does not turn on ECDHE itself.
 
 Nothing here ever returns key material as text for display: summaries
 (``"RSA 2048"``) and SHA-256 fingerprints of the public key identify a key.
