@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from helpers import CSR_ARGS, run, sign_csr_file
-from xmailnb import actions, csr as csrmod, keys, practice
+from helpers import CSR_ARGS, run
+from xmailnb import actions, keys, practice
 from xmailnb.errors import InputError
 from xmailnb.mailroot import create_sandbox, resolve
 from xmailnb.store import Store

@@ -390,6 +390,8 @@ class _Wire:
         self.received = b""
         self.raw_seen = False
         self.tls: Any = None
+        #: The TLS handshake is complete.
+        self.secure = False
         #: The server sent a CertificateRequest during the handshake.
         self.cert_requested = False
         #: What is being spoken, for messages: the STARTTLS mode, ``tls``
@@ -419,7 +421,7 @@ class _Wire:
         return left
 
     def _silent_fix(self) -> Msg:
-        if self.tls is not None:
+        if self.secure:
             return Msg.of("probe.silent.fix.after_tls", name=self.name)
         return Msg.of(f"probe.silent.fix.{self.phase}", name=self.name)
 
@@ -527,7 +529,7 @@ class _Wire:
 
     def garbage(self) -> _Fail:
         data = self.received
-        if self.tls is None and data[:1] in (b"\x15", b"\x16"):
+        if not self.secure and data[:1] in (b"\x15", b"\x16"):
             # A TLS record where a greeting was expected: implicit TLS port.
             return _Fail(Problem.GARBAGE, Msg.of("probe.garbage.tls_record", port=self.port, name=self.name),
                          Msg.of("probe.garbage.tls_record.fix", name=self.name), reachable=True)
@@ -759,7 +761,7 @@ def _handshake(w: _Wire, sni: str | None) -> _Served:
     # Our Finished (and, in TLS 1.3, our empty Certificate) go out now.
     w.flush()
     certs = conn.get_peer_cert_chain(as_cryptography=True) or []
-    w.buffer, w.received = b"", b""
+    w.buffer, w.received, w.secure = b"", b"", True
     return _Served(version=conn.get_protocol_version_name(), cipher=conn.get_cipher_name() or "", certs=certs)
 
 
@@ -769,8 +771,11 @@ def _garbage_tls(w: _Wire, data: bytes) -> _Fail:
 
 
 def _client_cert_fail(w: _Wire, want_cert: bool | None) -> _Fail:
-    cause = {True: "probe.client_cert.set", False: "probe.client_cert.not_set"}.get(
-        want_cert, "probe.client_cert.unknown")  # type: ignore[arg-type]
+    # What the MailRoot's server.tab says, when there is one to read.
+    if want_cert is None:
+        cause = "probe.client_cert.unknown"
+    else:
+        cause = "probe.client_cert.set" if want_cert else "probe.client_cert.not_set"
     return _Fail(Problem.CLIENT_CERT, Msg.of("probe.client_cert", port=w.port, cause=Msg.of(cause)),
                  Msg.of("probe.client_cert.fix"), reachable=True)
 
