@@ -164,6 +164,10 @@ def test_ca_files(mr):
     assert status(mr, "ca.files") == "warn"
     tab.write_bytes(text + b'"SSLUseCertsDir"\t"1"\n')
     assert status(mr, "ca.files") == "ok"
+    # Verification on without CA files of its own: not "no checks configured".
+    tab.write_bytes(text + b'"SSLWantCert"\t"1"\n')
+    f = diagnose(mr).by_check("ca.files")
+    assert f.status == "info" and "default CA locations" in f.message.render("en")
 
 
 def test_certs_pem_missing_is_not_warned_when_xmail_never_reads_it(mr):

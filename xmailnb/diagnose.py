@@ -372,6 +372,9 @@ def _check_ca_files(s: _State) -> Finding:
         if verify:
             return _f("ca.files", "info", "diagnose.ca.unused", "diagnose.ca.unused.fix", details)
         return _f("ca.files", "ok", "diagnose.ca.not_read", details=details)
+    if verify:
+        # SSL_CTX_set_default_verify_paths: OpenSSL's own locations.
+        return _f("ca.files", "info", "diagnose.ca.defaults", "diagnose.ca.file_missing.fix", details)
     return _f("ca.files", "ok", "diagnose.ca.none", details=details)
 
 
