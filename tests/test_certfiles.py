@@ -342,4 +342,5 @@ def test_every_message_key_is_in_both_catalogs():
         cat = catalog(lang)
         for key in keys:
             assert key in cat, (lang, key)
-            assert key + ".fix" in cat, (lang, key + ".fix")
+            if not key.startswith(("certfiles.defect.", "certfiles.note.")):  # parts of other messages
+                assert key + ".fix" in cat, (lang, key + ".fix")

@@ -142,16 +142,19 @@ def test_intermediate_of_another_chain(h, other):
     assert err.field == "chain"
 
 
-def test_unrelated_extra_certificate(h):
+def test_unrelated_extra_certificate_is_left_out(h):
+    # Clients ignore a certificate that is not on the path; so does the plan
+    # (issue #11: it used to be refused).
     stranger = pki.root("Some Other Root CA")
-    err = refused("chain.unrelated", [h.leaf.cert, h.intermediate.cert, stranger.cert])
-    assert err.msg.params["subject"] == stranger.cert.subject.rfc4514_string()
-    assert err.msg.params["leaf"] == h.leaf.cert.subject.rfc4514_string()
+    plan = plan_chain([h.leaf.cert, h.intermediate.cert, stranger.cert])
+    assert fps(plan.intermediates) == fps([h.intermediate.cert])
+    assert fps(plan.unrelated) == fps([stranger.cert])
 
 
-def test_leaf_of_another_chain_with_leaf_given(h):
+def test_leaf_of_another_chain_with_leaf_given_is_left_out(h):
     sibling = h.intermediate.sign("old.example.jp")
-    refused("chain.unrelated", [h.leaf.cert, h.intermediate.cert, sibling.cert], leaf=h.leaf.cert)
+    plan = plan_chain([h.leaf.cert, h.intermediate.cert, sibling.cert], leaf=h.leaf.cert)
+    assert fps(plan.unrelated) == fps([sibling.cert]) and plan.complete
 
 
 def test_cross_signed_variant_is_left_out(h):
@@ -374,7 +377,7 @@ def test_every_message_key_is_in_both_catalogs():
     source = Path(chain.__file__).read_text(encoding="utf-8")
     keys = set(re.findall(r'"(chain\.[a-z0-9_.]+)"', source))
     assert len(keys) > 15
-    fixed = {"chain.leaf.is_ca", "chain.leaf.several", "chain.wrong_issuer", "chain.unrelated"}
+    fixed = {"chain.leaf.is_ca", "chain.leaf.several", "chain.wrong_issuer"}
     for lang in ("en", "ja"):
         cat = catalog(lang)
         for key in keys | {k + ".fix" for k in fixed}:
