@@ -36,8 +36,6 @@ STRICTER = {
                 "clients refuse them; OpenSSL's verify accepts them at its default level.",
     "weak-signature": "SHA-1 signatures: forbidden by the CA/Browser Forum since 2016 and refused by "
                       "clients; `openssl verify` only refuses them with -auth_level 2.",
-    "explicit-curve": "EC keys with explicit curve parameters: RFC 5480 requires a named curve; "
-                      "OpenSSL accepts them unless -x509_strict (CVE-2015-1788 class of bugs).",
     "public-suffix-wildcard": "A wildcard on a public suffix (*.co.jp): forbidden by BR 3.2.2.6; "
                               "OpenSSL has no public-suffix list.",
     "partial-wildcard": "A wildcard inside a label (mail*.example.jp): RFC 6125 6.4.3 lets clients "
@@ -51,8 +49,11 @@ STRICTER = {
     "wildcard-vs-excluded": "A wildcard name that could stand for an excluded name (*.example.jp under an "
                             "exclusion of x.example.jp): cryptography refuses it, OpenSSL compares the "
                             "pattern only as a string.",
-    "ca-without-bc": "A CA certificate without a critical basicConstraints: RFC 5280 4.2.1.9 MUST; "
-                     "OpenSSL tolerates it in legacy mode.",
+    "cn-not-in-san": "A host name in the common name that the subjectAltNames do not cover: BR 7.1.4.3; "
+                     "clients ignore the common name, but no CA may issue it (a certificate made for "
+                     "another host).",
+    "ca-without-bc": "A CA certificate whose basicConstraints is not marked critical: RFC 5280 4.2.1.9 "
+                     "MUST; cryptography refuses it, OpenSSL does not look.",
     "serial": "A serial number longer than 20 octets or negative: RFC 5280 4.1.2.2; OpenSSL does not check.",
     "malformed": "A malformed extension that OpenSSL never decodes while verifying: xmailnb refuses "
                  "any certificate it cannot read completely.",
@@ -73,6 +74,8 @@ class Case:
     hostname: str = HOST
     differs: str | None = None  # a key of STRICTER or INCLUSIVE
     check: Callable[[Cert], None] | None = None  # asserts the defect is really there
+    fmt: str = "pem"  # how xmailnb gets the files: pem, der, p7b, p7b-pem, bundle, p12, crlf, separate
+    warns: str | None = None  # a rule warning xmailnb must name (catalog key)
 
 
 class Lab:
@@ -85,6 +88,8 @@ class Lab:
         kw.setdefault("not_before", -YEAR)
         kw.setdefault("not_after", 10 * YEAR)
         kw.setdefault("ca", True)
+        kw.setdefault("eku", None)
+        kw.setdefault("sans", None)
         kw.setdefault("key", key_for(f"root-{tag}", *kw.pop("keyspec", ("ec", 256))))
         return make(kw.pop("cn", f"Corpus Root {tag}"), at=self.at, **kw)
 
@@ -92,6 +97,8 @@ class Lab:
         kw.setdefault("not_before", -YEAR)
         kw.setdefault("not_after", 5 * YEAR)
         kw.setdefault("ca", True)
+        kw.setdefault("eku", None)
+        kw.setdefault("sans", None)
         kw.setdefault("key", key_for(f"inter-{tag}", *kw.pop("keyspec", ("ec", 256))))
         return make(kw.pop("cn", f"Corpus Intermediate {tag}"), issuer=issuer, at=self.at, **kw)
 
@@ -226,8 +233,7 @@ def corpus(at: dt.datetime) -> list[Case]:  # noqa: C901 - one long list is the 
     add("ca-false-root", "ca", [L.root("caf", ca=False, ku={"key_cert_sign"})],
         L.leaf(L.root("caf", ca=False, ku={"key_cert_sign"}), tag="rcaf"))
     add("ca-missing-bc-inter", "ca", [root],
-        L.leaf(L.inter(root, "nobc", ca=None), tag="nobc"), [L.inter(root, "nobc", ca=None)],
-        differs="ca-without-bc")
+        L.leaf(L.inter(root, "nobc", ca=None), tag="nobc"), [L.inter(root, "nobc", ca=None)])
     add("ca-noncritical-bc-inter", "ca", [root],
         L.leaf(L.inter(root, "bcnc", bc_critical=False), tag="bcnc"), [L.inter(root, "bcnc", bc_critical=False)],
         differs="ca-without-bc")
@@ -396,8 +402,7 @@ def corpus(at: dt.datetime) -> list[Case]:  # noqa: C901 - one long list is the 
     add("weak-sha1-leaf", "weak", [rr], sha1, [ri], differs="weak-signature",
         check=lambda c: None if c.cert.signature_hash_algorithm.name == "sha1" else 1 / 0)
     ei = explicit_curve(L.inter(root, "explicit"), root)
-    add("weak-explicit-curve-inter", "weak", [root], L.leaf(L.inter(root, "explicit"), tag="explicit"), [ei],
-        differs="explicit-curve")
+    add("weak-explicit-curve-inter", "weak", [root], L.leaf(L.inter(root, "explicit"), tag="explicit"), [ei])
 
     # -- versions, serials, malformed --------------------------------------------------
     v1 = lab.resign(L.leaf(root, ku=None, eku=None, sans=None, ski=None, aki=None, ca=None, tag="v1"), root,
@@ -441,6 +446,82 @@ def corpus(at: dt.datetime) -> list[Case]:  # noqa: C901 - one long list is the 
     add("malformed-aki-leaf", "malformed", [root],
         L.leaf(inter, aki=None, extra=[_malformed_ext(ExtensionOID.AUTHORITY_KEY_IDENTIFIER, b"\x30\x03\x80\x05")],
                tag="badaki"), [inter], check=_reads_fail("extensions"))
+
+    # -- rules clients do not enforce: installed, with a warning naming the rule -------
+    add("rule-leaf-without-eku", "rules", [root], L.leaf(inter, eku=None, tag="noeku"), [inter],
+        warns="chain.rule.no_eku")
+    add("rule-leaf-any-eku", "rules", [root],
+        L.leaf(inter, eku=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE],
+               tag="anyeku"), [inter], warns="chain.rule.any_eku")
+    add("rule-leaf-without-aki", "rules", [root], L.leaf(inter, aki=None, tag="noaki"), [inter],
+        warns="chain.rule.no_aki")
+    nski = L.inter(root, "noski", ski=None)
+    add("rule-inter-without-ski", "rules", [root], L.leaf(nski, aki=None, tag="noski"), [nski],
+        warns="chain.rule.no_ski")
+    naki = L.inter(root, "noaki", aki=None)
+    add("rule-inter-without-aki", "rules", [root], L.leaf(naki, tag="inoaki"), [naki], warns="chain.rule.no_aki")
+    reku = L.root("eku", eku=[ExtendedKeyUsageOID.SERVER_AUTH])
+    add("rule-root-with-eku", "rules", [reku], L.leaf(L.inter(reku, "reku"), tag="reku"), [L.inter(reku, "reku")],
+        warns="chain.rule.root_eku")
+    add("rule-cn-label-not-in-san", "rules", [root],
+        L.leaf(inter, cn="Mail Server", sans=[HOST], tag="cnlabel"), [inter], warns="chain.rule.cn_not_in_san")
+    add("rule-cn-case-differs", "rules", [root],
+        L.leaf(inter, cn="MAIL.example.jp", sans=[HOST], tag="cncase"), [inter], warns="chain.rule.cn_not_in_san")
+    add("rule-serial-zero", "rules", [root], L.leaf(inter, serial=None, tag="s0"), [inter])
+    add("cn-host-not-in-san", "hostname", [root],
+        L.leaf(inter, cn="other.example.jp", sans=[HOST], tag="cnother"), [inter], differs="cn-not-in-san")
+    add("root-eku-client-only", "eku", [L.root("ekucli", eku=[ExtendedKeyUsageOID.CLIENT_AUTH])],
+        L.leaf(L.inter(L.root("ekucli", eku=[ExtendedKeyUsageOID.CLIENT_AUTH]), "ekucli"), tag="ekucli"),
+        [L.inter(L.root("ekucli", eku=[ExtendedKeyUsageOID.CLIENT_AUTH]), "ekucli")])
+    add("ku-leaf-data-encipherment-only", "ku", [root],
+        L.leaf(inter, ku={"data_encipherment"}, tag="kude"), [inter])
+    add("ku-leaf-key-agreement-ec", "ku", [root], L.leaf(inter, ku={"key_agreement"}, tag="kuka"), [inter])
+    add("eku-server-and-code-signing", "eku", [root],
+        L.leaf(inter, eku=[ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.SERVER_AUTH], tag="srvcode"),
+        [inter])
+    add("eku-inter-client-and-server", "eku", [root],
+        L.leaf(L.inter(root, "cs", eku=[ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
+               tag="cs"),
+        [L.inter(root, "cs", eku=[ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH])])
+    add("eku-inter-any", "eku", [root],
+        L.leaf(L.inter(root, "anyi", eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]), tag="anyi"),
+        [L.inter(root, "anyi", eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])])
+
+    # -- IP addresses ------------------------------------------------------------------
+    ipl = L.leaf(inter, cn="192.0.2.25", sans=["192.0.2.25", HOST], tag="ip")
+    add("ip-san-match", "ip", [root], ipl, [inter], hostname="192.0.2.25")
+    add("ip-san-mismatch", "ip", [root], ipl, [inter], hostname="192.0.2.26")
+    add("ip-in-dns-name-only", "ip", [root],
+        L.leaf(inter, cn=HOST, sans=[HOST, x509.DNSName("192.0.2.25")], tag="ipdns"), [inter],
+        hostname="192.0.2.25")
+    add("ip-v6-san", "ip", [root], L.leaf(inter, cn=HOST, sans=[HOST, "2001:db8::25"], tag="ip6"), [inter],
+        hostname="2001:db8::25")
+    ipnc = L.inter(root, "ipnc", nc=(["192.0.2.0/24", "example.jp"], None))
+    add("ip-nc-permitted", "ip", [root], L.leaf(ipnc, cn=HOST, sans=[HOST, "192.0.2.25"], tag="ipncok"), [ipnc],
+        hostname="192.0.2.25")
+    add("ip-nc-not-permitted", "ip", [root], L.leaf(ipnc, cn=HOST, sans=[HOST, "198.51.100.25"], tag="ipncno"),
+        [ipnc], hostname="198.51.100.25")
+    ipx = L.inter(root, "ipx", nc=(None, ["192.0.2.0/25"]))
+    add("ip-nc-excluded", "ip", [root], L.leaf(ipx, cn=HOST, sans=[HOST, "192.0.2.25"], tag="ipx"), [ipx],
+        hostname="192.0.2.25")
+
+    # -- the same chains, packaged as CAs hand them out --------------------------------
+    packaged = [("good-root-inter-leaf", [root], leaf, [inter]),
+                ("good-two-intermediates", [root], L.leaf(i2), [i2, inter]),
+                ("cross-expired-in-bundle", [new_root], nleaf, [ni, cross_expired]),
+                ("validity-inter-expired", [root], L.leaf(ie, tag="ie"), [ie]),
+                ("eku-client-only-leaf", [root], L.leaf(inter, eku=[ExtendedKeyUsageOID.CLIENT_AUTH], tag="cli"),
+                 [inter]),
+                ("nc-excluded-match", [root],
+                 L.leaf(L.inter(root, "nc-excluded-match", nc=(None, [HOST])), sans=[HOST], tag="nc-excluded-match"),
+                 [L.inter(root, "nc-excluded-match", nc=(None, [HOST]))]),
+                ("extra-unrelated-ca", [root], leaf, [inter, L.inter(L.root("other"), "stray")]),
+                ("missing-intermediate", [root], leaf, [])]
+    for fmt in ("der", "p7b", "p7b-pem", "bundle", "p12", "crlf", "separate"):
+        for base, trusted, pleaf, pchain in packaged:
+            if fmt in ("p7b", "p7b-pem", "separate") and not pchain:
+                continue
+            add(f"{base}@{fmt}", "format", trusted, pleaf, pchain, fmt=fmt)
     return cases
 
 

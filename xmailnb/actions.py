@@ -386,11 +386,14 @@ def plan_install(
     # certificate there, or a server certificate among the intermediates, is
     # the classic mix-up this refuses.
     try:
-        leaf = chainmod.plan_chain(cert_material.certificates).leaf
+        leaf = chainmod.pick_leaf(cert_material.certificates)
     except XmailnbError as exc:
         raise _with_field(exc, "cert")
-    other = next((c for c in chain_certs if not chainmod.is_ca(c) and _fingerprint(c) != _fingerprint(leaf)),
-                 None)
+    # A certificate that signs another one given is acting as a CA (a
+    # defective one is the verdict's business), not a second server's.
+    pool = cert_material.certificates + chain_certs
+    other = next((c for c in chain_certs if not chainmod.is_ca(c) and _fingerprint(c) != _fingerprint(leaf)
+                  and not any(o is not c and chainmod.issued_by(o, c) for o in pool)), None)
     if other is not None:
         raise InputError.of("actions.chain.leaf_given", "actions.chain.leaf_given.fix", field="chain",
                             subject=chainmod.display_name(other.subject))

@@ -48,6 +48,7 @@ __all__ = [
     "csr_from",
     "is_encrypted_key_pem",
     "certificate_defect",
+    "der_children",
     "require_certificates",
     "cert_fingerprint",
     "sha256_hex",
@@ -197,6 +198,22 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     if end > len(data):
         raise ValueError("short")
     return start, end, tag
+
+
+def der_children(data: bytes) -> list[bytes]:
+    """The DER elements (whole TLVs) inside the constructed element that
+    starts *data*.
+
+    Raises:
+        ValueError: *data* is not DER of that shape.
+    """
+    start, end, _tag = _tlv(data, 0)
+    out, pos = [], start
+    while pos < end:
+        cstart, cend, _t = _tlv(data, pos)
+        out.append(data[pos:cend])
+        pos = cend
+    return out
 
 
 def _raw_extension_values(tbs: bytes, oid: x509.ObjectIdentifier) -> list[bytes]:

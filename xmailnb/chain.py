@@ -39,6 +39,7 @@ __all__ = [
     "is_self_signed",
     "issued_by",
     "ChainPlan",
+    "pick_leaf",
     "plan_chain",
     "unique",
     "ChainIssue",
@@ -179,6 +180,18 @@ class ChainPlan:
     def last(self) -> x509.Certificate:
         """The last certificate that would be written (the leaf or the top intermediate)."""
         return self.intermediates[-1] if self.intermediates else self.leaf
+
+
+def pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The server certificate among *certs*: the one non-CA certificate that
+    signs none of the others (a self-signed server certificate marked as a
+    CA counts as a server's).
+
+    Raises:
+        InputError: only CA certificates (``chain.leaf.is_ca``) or several
+            server certificates (``chain.leaf.several``).
+    """
+    return _pick_leaf(unique(certs))
 
 
 def _pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
@@ -818,9 +831,31 @@ def _role(i: int, path: Sequence[x509.Certificate]) -> Role:
     return Role.ROOT if is_self_signed(path[i]) else Role.INTERMEDIATE
 
 
+def _explicit_curve(cert: x509.Certificate) -> bool:
+    """Whether the EC key of *cert* spells out its curve parameters instead
+    of naming the curve (RFC 5480 allows only named curves).  cryptography
+    maps such a key to the named curve it equals, so the DER is looked at:
+    the algorithm parameters of subjectPublicKeyInfo are a SEQUENCE."""
+    from .certfiles import der_children
+
+    try:
+        fields = der_children(cert.tbs_certificate_bytes)
+        spki = fields[6 if fields[0][0] == 0xA0 else 5]
+        algorithm = der_children(spki)[0]
+        parts = der_children(algorithm)
+    except (ValueError, IndexError):
+        return False
+    return len(parts) > 1 and parts[0] == _EC_PUBLIC_KEY and parts[1][:1] == b"\x30"
+
+
+_EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")
+
+
 def _key_problem(cert: x509.Certificate, role: Role) -> Problem | None:
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
+    if _explicit_curve(cert):
+        return Problem(Reason.WEAK_KEY, cert, role, {"key": Msg.of("chain.key.explicit")})
     pub = _public_key(cert)
     if pub is None:
         # cryptography reads every key a public CA may use; what it cannot
@@ -1069,8 +1104,9 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
         if ku is not None and not ku.value.key_cert_sign:
             found.append(Problem(Reason.CA_KEY_USAGE, ca, role))
         eku = _ext(ca, x509.ExtendedKeyUsage)
-        if eku is not None and ExtendedKeyUsageOID.SERVER_AUTH not in eku.value \
-                and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku.value:
+        # OpenSSL reads a CA's extended key usage as a limit on what it may
+        # certify, and anyExtendedKeyUsage does not name serverAuth.
+        if eku is not None and ExtendedKeyUsageOID.SERVER_AUTH not in eku.value:
             found.append(Problem(Reason.CA_NOT_SERVER, ca, role))
         if (p := _nc_problem(ca, role, leaf)) is not None:
             found.append(p)
@@ -1089,7 +1125,7 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
 # CA/Browser Forum refuse what cryptography lets through.
 _STRICT = (Reason.KEY_IDENTIFIERS, Reason.WILDCARD, Reason.SERIAL, Reason.WEAK_KEY, Reason.WEAK_SIGNATURE,
            Reason.LEAF_KEY_USAGE, Reason.CN_NOT_IN_SAN, Reason.VERSION, Reason.MALFORMED,
-           Reason.CRITICAL_EXTENSION)
+           Reason.CRITICAL_EXTENSION, Reason.CA_NOT_SERVER)
 
 
 def _rule_warnings(path: Sequence[x509.Certificate]) -> list[Warning_]:
@@ -1162,10 +1198,9 @@ def _explain(path: Sequence[x509.Certificate], hostname: str | None, at: dt.date
             return problem
     if found:
         return found[0]
-    for reason in Reason:
-        if reason in hints and not reason.about_issuer:
-            return Problem(reason)
-    return None
+    # The text names a rule our checks could not confirm on any certificate:
+    # say what is certainly true rather than guess which certificate.
+    return Problem(Reason.REJECTED) if text else None
 
 
 # -- path building ---------------------------------------------------------------
