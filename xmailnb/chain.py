@@ -545,7 +545,6 @@ class Reason(enum.Enum):
     NOT_GIVEN_ANCHOR = "chain.trust.not_given_anchor"
     NO_SAN = "chain.trust.no_san"
     HOSTNAME = "chain.trust.hostname"
-    CN_NOT_IN_SAN = "chain.trust.cn_not_in_san"
     NOT_SERVER = "chain.trust.not_server"
     CA_NOT_SERVER = "chain.trust.ca_not_server"
     LEAF_KEY_USAGE = "chain.trust.leaf_key_usage"
@@ -588,6 +587,7 @@ class Rule(enum.Enum):
     NO_SKI = "chain.rule.no_ski"
     SERIAL_ZERO = "chain.rule.serial_zero"
     CN_NOT_IN_SAN = "chain.rule.cn_not_in_san"
+    PRIVATE_SUFFIX_WILDCARD = "chain.rule.private_suffix_wildcard"
 
 
 class Role(enum.Enum):
@@ -975,56 +975,54 @@ def _wildcard_problem(leaf: x509.Certificate) -> Problem | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _psl() -> Any:
+@lru_cache(maxsize=2)
+def _psl(icann: bool) -> Any:
     from publicsuffixlist import PublicSuffixList
 
     # Names under an unknown top-level domain (a private "corp" or "lan") are
     # not public suffixes: a private CA may issue *.corp.
-    return PublicSuffixList(accept_unknown=False)
+    return PublicSuffixList(accept_unknown=False, only_icann=icann)
 
 
-def _is_public_suffix(name: str) -> bool:
+def _is_public_suffix(name: str, icann: bool = True) -> bool:
+    """Whether *name* is a public suffix: of the ICANN section (``co.jp``:
+    BR 3.2.2.6 forbids a wildcard there) or, with ``icann=False``, also of
+    the private section (``s3.amazonaws.com``, where the operator itself
+    holds wildcard certificates)."""
     name = name.rstrip(".")
     if "." not in name:
         return True
     try:
-        return bool(_psl().is_public(name))
+        return bool(_psl(icann).is_public(name))
     except Exception:  # a name the list cannot parse is not a suffix it knows
         return False
 
 
-def _host_like(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        pass
-    return "." in value and all(part and all(c.isalnum() or c in "-_*" for c in part)
-                                for part in value.rstrip(".").split("."))
+def _private_suffix_wildcard(leaf: x509.Certificate) -> str | None:
+    for general in _leaf_names(leaf):
+        if isinstance(general, x509.DNSName) and general.value.startswith("*."):
+            if _is_public_suffix(general.value[2:], icann=False):
+                return general.value
+    return None
 
 
-def _cn_problem(leaf: x509.Certificate) -> tuple[Problem | None, Warning_ | None]:
+def _cn_warning(leaf: x509.Certificate) -> Warning_ | None:
+    """BR 7.1.4.3: a common name must be one of the subjectAltNames.  Clients
+    ignore the common name when subjectAltNames are present, and private CAs
+    routinely put a label or an old name there: a warning, never a refusal."""
     san = _san(leaf)
     if san is None:
-        return None, None
+        return None
     try:
         cns = [str(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     except PARSE_ERRORS:
-        return None, None
+        return None
     values = {*san.get_values_for_type(x509.DNSName),
               *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))}
     for cn in cns:
-        if cn in values:
-            continue
-        # A host name in the common name that no subjectAltName covers is a
-        # certificate made for another host (or altered): no public CA may
-        # issue it.  Spelled differently but covered (case, a wildcard), or
-        # a label that is no host name at all: a private CA's habit, warned.
-        if _host_like(cn) and not covers_hostname(leaf, cn):
-            return Problem(Reason.CN_NOT_IN_SAN, leaf, Role.LEAF, {"cn": cn}), None
-        return None, Warning_(Rule.CN_NOT_IN_SAN, leaf, {"cn": cn})
-    return None, None
+        if cn not in values:
+            return Warning_(Rule.CN_NOT_IN_SAN, leaf, {"cn": cn})
+    return None
 
 
 def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.datetime) -> list[Problem]:
@@ -1115,16 +1113,13 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
         issuer = path[i + 1] if i + 1 < len(path) else (cert if is_self_signed(cert) else None)
         if (p := _aki_problem(cert, issuer, _role(i, path))) is not None:
             found.append(p)
-    cn_problem, _ = _cn_problem(leaf)
-    if cn_problem is not None:
-        found.append(cn_problem)
     return found
 
 
 # Strict rules checked after the verifier accepted the chain: OpenSSL or the
 # CA/Browser Forum refuse what cryptography lets through.
 _STRICT = (Reason.KEY_IDENTIFIERS, Reason.WILDCARD, Reason.SERIAL, Reason.WEAK_KEY, Reason.WEAK_SIGNATURE,
-           Reason.LEAF_KEY_USAGE, Reason.CN_NOT_IN_SAN, Reason.VERSION, Reason.MALFORMED,
+           Reason.LEAF_KEY_USAGE, Reason.VERSION, Reason.MALFORMED,
            Reason.CRITICAL_EXTENSION, Reason.CA_NOT_SERVER)
 
 
@@ -1146,9 +1141,10 @@ def _rule_warnings(path: Sequence[x509.Certificate]) -> list[Warning_]:
             out.append(Warning_(Rule.ROOT_EKU, cert))
         if _serial_octets(cert)[0] == 0:
             out.append(Warning_(Rule.SERIAL_ZERO, cert))
-    _, cn_warning = _cn_problem(leaf)
-    if cn_warning is not None:
+    if (cn_warning := _cn_warning(leaf)) is not None:
         out.append(cn_warning)
+    if (suffix := _private_suffix_wildcard(leaf)) is not None:
+        out.append(Warning_(Rule.PRIVATE_SUFFIX_WILDCARD, leaf, {"pattern": suffix}))
     return out
 
 
