@@ -565,6 +565,7 @@ class Reason(enum.Enum):
     SERIAL = "chain.trust.serial"
     VERSION = "chain.trust.version"
     MALFORMED = "chain.trust.malformed"
+    EMPTY_NAME = "chain.trust.empty_name"
     BAD_SIGNATURE = "chain.trust.bad_signature"
     TOO_LONG = "chain.trust.too_long"
     REJECTED = "chain.trust.rejected"
@@ -606,7 +607,7 @@ class Problem:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def _params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"subject": "", "which": ""}
+        out: dict[str, Any] = {"subject": "", "which": "", "empty": Msg.of("chain.name.empty")}
         if self.cert is not None:
             out["subject"] = display_name(self.cert.subject)
             out["which"] = Msg.of((self.role or Role.LEAF).value, subject=out["subject"])
@@ -1039,6 +1040,12 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
                                  {"date": cert.not_valid_before_utc.isoformat(timespec="minutes")}))
     for i, cert in enumerate(path):
         role = _role(i, path)
+        try:
+            # RFC 5280 4.1.2.4/4.1.2.6: the issuer, and a CA's subject, are never empty.
+            if len(cert.issuer) == 0 or (i > 0 and len(cert.subject) == 0):
+                found.append(Problem(Reason.EMPTY_NAME, cert, role))
+        except PARSE_ERRORS:
+            found.append(Problem(Reason.MALFORMED, cert, role))
         if _version(cert) != x509.Version.v3:
             found.append(Problem(Reason.VERSION, cert, role))
         serial, octets = _serial_octets(cert)
@@ -1118,7 +1125,7 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
 
 # Strict rules checked after the verifier accepted the chain: OpenSSL or the
 # CA/Browser Forum refuse what cryptography lets through.
-_STRICT = (Reason.KEY_IDENTIFIERS, Reason.WILDCARD, Reason.SERIAL, Reason.WEAK_KEY, Reason.WEAK_SIGNATURE,
+_STRICT = (Reason.EMPTY_NAME, Reason.KEY_IDENTIFIERS, Reason.WILDCARD, Reason.SERIAL, Reason.WEAK_KEY, Reason.WEAK_SIGNATURE,
            Reason.LEAF_KEY_USAGE, Reason.VERSION, Reason.MALFORMED,
            Reason.CRITICAL_EXTENSION, Reason.CA_NOT_SERVER)
 
