@@ -348,7 +348,6 @@ def test_every_message_key_is_in_both_catalogs():
 
 # -- malformed certificates: a refusal naming the file and the defect (issue #11) --
 
-import datetime as _dt  # noqa: E402
 import subprocess  # noqa: E402
 import shutil as _shutil  # noqa: E402
 

@@ -311,10 +311,10 @@ def _refusal(problem: chainmod.Problem, fields: Mapping[bytes, str], hostname: s
     if problem.cert is not None:
         field_name = fields.get(_fingerprint(problem.cert), "chain")
     if problem.reason is chainmod.Reason.HOSTNAME and hostname:
-        return InputError.of("actions.hostname.not_covered", "actions.hostname.not_covered.fix",
-                             field="hostname" if hostname_source == "option" else "cert",
-                             hostname=hostname, source=hostname_source,
-                             names=", ".join(chainmod.hostnames(leaf)) or "-")
+        params = {"hostname": hostname, "source": hostname_source,
+                  "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
+        return InputError(Msg("actions.hostname.not_covered", params), Msg("actions.hostname.not_covered.fix", params),
+                          field="hostname" if hostname_source == "option" else "cert")
     params = dict(problem.msg.params)
     if problem.reason in (chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID) and problem.cert is not None:
         cert = problem.cert

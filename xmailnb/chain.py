@@ -33,6 +33,8 @@ from .i18n import Msg
 PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
                                              x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
+_LINK_ERRORS: tuple[type[Exception], ...] = (InvalidSignature, *PARSE_ERRORS)
+
 __all__ = [
     "PARSE_ERRORS",
     "is_ca",
@@ -87,7 +89,7 @@ def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether *issuer* signed *child*: names chain and the signature verifies."""
     try:
         child.verify_directly_issued_by(issuer)
-    except (InvalidSignature, *PARSE_ERRORS):
+    except _LINK_ERRORS:
         return False
     return True
 
@@ -210,7 +212,8 @@ def _pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
                             subject=_subject(lowest))
     if len(candidates) > 1:
         raise InputError.of("chain.leaf.several", "chain.leaf.several.fix", field="cert",
-                            subjects="; ".join(_subject(c) for c in candidates), count=len(candidates))
+                            subjects=[Msg.of("chain.name.plain", name=_subject(c)) for c in candidates],
+                            count=len(candidates))
     return candidates[0]
 
 
@@ -929,7 +932,8 @@ def _nc_problem(ca: x509.Certificate, role: Role, leaf: x509.Certificate) -> Pro
                                                                           ipaddress.IPv6Network)):
                     if value in g.value:
                         return Problem(Reason.NAME_EXCLUDED, ca, role, {"name": str(value), "constraint": str(g.value)})
-            permitted_ip = [g.value for g in (nc.permitted_subtrees or []) if isinstance(g, x509.IPAddress)]
+            permitted_ip = [g.value for g in (nc.permitted_subtrees or []) if isinstance(g, x509.IPAddress)
+                            and isinstance(g.value, (ipaddress.IPv4Network, ipaddress.IPv6Network))]
             if permitted_ip and not any(value in net for net in permitted_ip):
                 return Problem(Reason.NAME_NOT_PERMITTED, ca, role,
                                {"name": str(value), "constraint": ", ".join(map(str, permitted_ip))})
