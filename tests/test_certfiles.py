@@ -509,3 +509,24 @@ def test_pkcs12_with_dsa_key_opens(h, tmp_path):
                    capture_output=True)
     material = load_material((tmp_path / "dsa.p12").read_bytes(), name="dsa.p12", passphrase=PASS)
     assert len(material.keys) == 1
+
+
+def _children(data: bytes) -> list[bytes]:
+    return certfiles.der_children(data)
+
+
+def test_pkcs7_out_of_der_order_is_read_with_a_note_not_a_python_warning(h, recwarn):
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    der = pkcs7.serialize_certificates([h.leaf.cert, h.intermediate.cert], serialization.Encoding.DER)
+    oid, explicit = _children(der)
+    signed = _children(explicit)[0]
+    parts = _children(signed)
+    i = next(n for n, p in enumerate(parts) if p[0] == 0xA0)
+    certs = sorted(_children(parts[i]), reverse=True)  # a SET OF must be sorted ascending in DER
+    parts[i] = lab.tlv(0xA0, b"".join(certs))
+    unsorted = lab.tlv(0x30, oid + lab.tlv(0xA0, lab.tlv(0x30, b"".join(parts))))
+    material = load_material(unsorted, name="bundle.p7b")
+    assert sorted(fps(material.certificates)) == sorted(fps([h.leaf.cert, h.intermediate.cert]))
+    assert [n.key for n in material.notes] == ["certfiles.note.pkcs7"]
+    assert len(recwarn) == 0

@@ -203,3 +203,38 @@ def test_dashboard_shows_the_reason_beside_the_input(mailroot, pki_, frozen_now)
     step.uploads["cert"].value = upload_value(good.pem, "server.crt")
     assert step.plan is not None, step.message.value
     assert "Stray CA" in step.preview_html.value and "Left out" in step.preview_html.value
+
+
+def test_practice_root_is_an_anchor_in_a_practice_mailroot(mailroot):
+    from helpers import CSR_ARGS
+    from xmailnb import practice
+
+    assert run("csr", "--mailroot", str(mailroot), *CSR_ARGS).code == 0
+    issued = practice.sign_pending_csr(resolve(mailroot))
+    mr = resolve(mailroot)
+    plan = actions.plan_install(mr, actions.Upload(issued.server.read_bytes(), "server.crt"),
+                                [actions.Upload(issued.intermediate.read_bytes(), "intermediate.crt")],
+                                hostname="mail.example.jp")
+    assert plan.trust.trusted and plan.trust.anchor == "practice"
+    assert [w.key for w in plan.warnings if w.key.startswith("actions.trust")] == ["actions.trust.practice"]
+    actions.apply_install(mr, plan)
+    assert diagnose(mr, hostname="mail.example.jp").by_check("cert.trust").details["anchor"] == "practice"
+
+
+def test_unknown_key_algorithm_is_a_verdict_not_a_crash(mailroot, tmp_path, pki_, frozen_now):
+    root, inter = pki_
+    leaf = lab.make("mail.example.jp", issuer=inter, at=frozen_now)
+    # ecPublicKey (1.2.840.10045.2.1) -> an algorithm nobody knows (…2.9), signed again.
+    odd = lab.resign(leaf, inter, lab.replace_bytes(bytes.fromhex("06072a8648ce3d0201"),
+                                                    bytes.fromhex("06072a8648ce3d0209")))
+    with pytest.raises(Exception):
+        odd.cert.public_key()
+    r = _install(mailroot, tmp_path, odd, [inter], root, "--dry-run")
+    assert r.code == 1 and r.json["error"]["key"] == "actions.chain.refused"
+    (mailroot / "server.cert").write_bytes(odd.pem + inter.pem)
+    (mailroot / "server.key").write_bytes(leaf.key_pem)
+    r = run("diagnose", "--mailroot", str(mailroot), "--json")
+    assert r.code == 1 and "internal error" not in r.err.lower()
+    findings = {f["check"]: f for f in r.json["findings"]}
+    assert findings["cert.pair"]["status"] == "error"
+    assert all(f["message"] for f in findings.values())

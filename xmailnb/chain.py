@@ -1343,7 +1343,8 @@ def judge(
         strict = [p for p in _findings(path, hostname, at) if p.reason in _STRICT]
         if strict:
             verdict.trusted, verdict.problem = False, strict[0]
-        verdict.warnings = _rule_warnings(path)
+        # Mozilla vets its roots; their own quirks are not the administrator's.
+        verdict.warnings = _rule_warnings(path[:-1] if name == "public" and len(path) > 1 else path)
         verdict.left_out = _left_out(path, pool)
         return verdict
 

@@ -8,6 +8,7 @@ carry :class:`~xmailnb.i18n.Msg` values, rendered by the view.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -206,6 +207,11 @@ def _check_cert_pair(s: _State) -> Finding:
         return _f("cert.pair", "info", "diagnose.skip.no_cert")
     if s.key is None:
         return _f("cert.pair", "info", "diagnose.skip.no_key")
+    try:
+        s.leaf.public_key()
+    except chainmod.PARSE_ERRORS:
+        # A key algorithm nobody can read: no client can use the certificate.
+        return _f("cert.pair", "error", "diagnose.cert.pair.unreadable", "diagnose.cert.broken.fix")
     if keys.public_key_matches(s.key, s.leaf):
         return _f("cert.pair", "ok", "diagnose.cert.pair.ok")
     return _f("cert.pair", "error", "diagnose.cert.pair.mismatch", "diagnose.cert.pair.mismatch.fix")
@@ -473,6 +479,10 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
             findings.append(_CHECKS[check](s))
         except XmailnbError as exc:
             findings.append(Finding(check, "error", exc.msg, exc.fix))
+        except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash
+            logging.getLogger(__name__).debug("check %s failed", check, exc_info=True)
+            findings.append(Finding(check, "error", Msg.of("diagnose.check_failed",
+                                                           error=f"{type(exc).__name__}: {exc}")))
     # acme.renewal appears only where ACME was used; the ACME module (and
     # its imports) is loaded only then.
     if mr.file("sslconf/acme/settings.json").is_file():
