@@ -592,6 +592,7 @@ class Rule(enum.Enum):
     SERIAL_ZERO = "chain.rule.serial_zero"
     CN_NOT_IN_SAN = "chain.rule.cn_not_in_san"
     PRIVATE_SUFFIX_WILDCARD = "chain.rule.private_suffix_wildcard"
+    NOT_CRITICAL = "chain.rule.not_critical"
 
 
 class Role(enum.Enum):
@@ -1152,6 +1153,12 @@ def _rule_warnings(path: Sequence[x509.Certificate]) -> list[Warning_]:
             out.append(Warning_(Rule.ROOT_EKU, cert))
         if _serial_octets(cert)[0] == 0:
             out.append(Warning_(Rule.SERIAL_ZERO, cert))
+        # RFC 5280 4.2.1.10/4.2.1.11: MUST be critical; the Web PKI lets
+        # name constraints be non-critical, and clients accept both.
+        for cls in (x509.NameConstraints, x509.PolicyConstraints):
+            ext = _ext(cert, cls)
+            if ext is not None and not ext.critical:
+                out.append(Warning_(Rule.NOT_CRITICAL, cert, {"extension": _ext_name(ext.oid)}))
     if (cn_warning := _cn_warning(leaf)) is not None:
         out.append(cn_warning)
     if (suffix := _private_suffix_wildcard(leaf)) is not None:
