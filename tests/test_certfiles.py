@@ -342,4 +342,191 @@ def test_every_message_key_is_in_both_catalogs():
         cat = catalog(lang)
         for key in keys:
             assert key in cat, (lang, key)
-            assert key + ".fix" in cat, (lang, key + ".fix")
+            if not key.startswith(("certfiles.defect.", "certfiles.note.")):  # parts of other messages
+                assert key + ".fix" in cat, (lang, key + ".fix")
+
+
+# -- malformed certificates: a refusal naming the file and the defect (issue #11) --
+
+import subprocess  # noqa: E402
+import shutil as _shutil  # noqa: E402
+
+import x509lab as lab  # noqa: E402
+from cryptography.x509.oid import ExtensionOID  # noqa: E402
+from xmailnb import clock  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ca() -> lab.Cert:
+    return lab.make("Defect CA", ca=True, at=clock.now(), eku=None, sans=None)
+
+
+def _bad(issuer: lab.Cert, oid, raw: bytes, *, critical: bool = False, **kw) -> lab.Cert:
+    return lab.make("mail.example.jp", issuer=issuer, at=clock.now(),
+                    extra=[(x509.UnrecognizedExtension(oid, raw), critical)], **kw)
+
+
+MALFORMED_EXTENSIONS = {
+    "subjectAltName": (ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x82\x01", {"sans": None}),
+    "issuerAltName": (ExtensionOID.ISSUER_ALTERNATIVE_NAME, b"\x30\x04\x82\x05ab", {}),
+    "authorityInfoAccess": (ExtensionOID.AUTHORITY_INFORMATION_ACCESS, b"\x30\x03\x30\x01", {}),
+    "certificatePolicies": (ExtensionOID.CERTIFICATE_POLICIES, b"\x30\x02\x30\x05", {}),
+    "nameConstraints": (ExtensionOID.NAME_CONSTRAINTS, b"\x30\x05\xa0\x03\x30\x01", {}),
+    "signedCertificateTimestampList": (ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS, b"\x04\x03\x00\x05\x01",
+                                       {}),
+    "authorityKeyIdentifier": (ExtensionOID.AUTHORITY_KEY_IDENTIFIER, b"\x30\x03\x80\x05", {"aki": None}),
+    "basicConstraints": (ExtensionOID.BASIC_CONSTRAINTS, b"\x30\x03\x01\x01", {"ca": None}),
+}
+
+
+@pytest.mark.parametrize("label", sorted(MALFORMED_EXTENSIONS))
+@pytest.mark.parametrize("encoding", ["pem", "der", "p7b"])
+def test_malformed_extension_is_named(ca, label, encoding):
+    oid, raw, kw = MALFORMED_EXTENSIONS[label]
+    bad = _bad(ca, oid, raw, **kw)
+    with pytest.raises(Exception):  # the defect is really there: cryptography cannot read it
+        bad.cert.extensions
+    data = {"pem": bad.pem, "der": bad.der,
+            "p7b": __import__("cryptography.hazmat.primitives.serialization.pkcs7", fromlist=["x"])
+            .serialize_certificates([ca.cert, bad.cert], serialization.Encoding.DER)}[encoding]
+    err = refused("certfiles.cert.malformed", data)
+    defect = err.msg.params["defect"]
+    assert defect.key == "certfiles.defect.extension", defect
+    assert label in defect.params["extension"]
+    assert err.msg.params["position"] == (2 if encoding == "p7b" else 1)
+    for lang in ("en", "ja"):
+        text = err.render(lang)
+        assert "upload.pem" in text and label in text and "ParseError" not in text
+
+
+def test_empty_extended_key_usage(ca):
+    bad = _bad(ca, ExtensionOID.EXTENDED_KEY_USAGE, b"\x30\x00", eku=None)
+    err = refused("certfiles.cert.malformed", bad.pem)
+    assert err.msg.params["defect"].key == "certfiles.defect.empty"
+
+
+def test_duplicate_extension(ca):
+    placeholder = x509.ObjectIdentifier("2.5.29.99")
+    base = _bad(ca, placeholder, x509.SubjectAlternativeName([x509.DNSName("mail.example.jp")]).public_bytes())
+    dup = lab.resign(base, ca, lab.replace_bytes(lab.oid_der("2.5.29.99"), lab.oid_der("2.5.29.17")))
+    with pytest.raises(x509.DuplicateExtension):
+        dup.cert.extensions
+    err = refused("certfiles.cert.malformed", dup.pem)
+    assert err.msg.params["defect"].key == "certfiles.defect.duplicate"
+    assert "subjectAltName" in err.msg.render("en")
+
+
+def test_invalid_utf8_in_subject(ca):
+    leaf = lab.make("mail.example.jp", issuer=ca, at=clock.now())
+    cn = b"\x0c\x0fmail.example.jp"
+    bad = lab.resign(leaf, ca, lab.replace_bytes(cn, b"\x0c\x0fmail.exam\xffle.jp"))
+    with pytest.raises(ValueError):
+        bad.cert.subject
+    err = refused("certfiles.cert.malformed", bad.der)
+    assert err.msg.params["defect"].key == "certfiles.defect.subject"
+
+
+@pytest.mark.parametrize("encoding", ["pem", "der"])
+def test_invalid_version(ca, encoding):
+    leaf = lab.make("mail.example.jp", issuer=ca, at=clock.now())
+    der = lab.resign_der(leaf, ca, lab.set_version(3))
+    with pytest.raises(x509.InvalidVersion):
+        x509.load_der_x509_certificate(der)
+    data = der if encoding == "der" else (b"-----BEGIN CERTIFICATE-----\n"
+                                          + __import__("base64").encodebytes(der)
+                                          + b"-----END CERTIFICATE-----\n")
+    err = refused("certfiles.cert.malformed", data)
+    assert err.msg.params["defect"].key == "certfiles.defect.version"
+    assert "4" in err.msg.render("en")
+
+
+def test_negative_serial_is_a_note_not_a_python_warning(ca, recwarn):
+    leaf = lab.make("mail.example.jp", issuer=ca, at=clock.now())
+    neg = lab.resign(leaf, ca, lab.set_serial(b"\xf0\x01"))
+    material = load_material(neg.pem, name="neg.pem")
+    assert [n.key for n in material.notes] == ["certfiles.note.serial"]
+    assert len(recwarn) == 0
+
+
+def test_chain_predicates_survive_malformed_certificates(ca):
+    from xmailnb import chain
+
+    for label, (oid, raw, kw) in MALFORMED_EXTENSIONS.items():
+        bad = _bad(ca, oid, raw, **kw).cert
+        assert chain.is_ca(bad) is False, label
+        assert chain.is_self_signed(bad) is False
+        assert chain.covers_hostname(bad, "mail.example.jp") in (True, False)
+        chain.hostnames(bad)
+
+
+def test_enveloped_pkcs7_is_named(tmp_path, h):
+    if _shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    (tmp_path / "c.pem").write_bytes(h.leaf.pem)
+    for fmt in ("PEM", "DER"):
+        out = tmp_path / f"env.{fmt}"
+        subprocess.run(["openssl", "cms", "-encrypt", "-in", str(tmp_path / "c.pem"), "-outform", fmt,
+                        "-out", str(out), str(tmp_path / "c.pem")], check=True, capture_output=True)
+        refused("certfiles.p7.enveloped", out.read_bytes())
+
+
+def test_pkcs12_without_certificate_is_not_a_password_problem(h):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    data = pkcs12.serialize_key_and_certificates(b"k", h.leaf.key, None, None,
+                                                 serialization.BestAvailableEncryption(PASS))
+    material = load_material(data, name="upload.pem", field="cert", passphrase=PASS)
+    with pytest.raises(InputError) as info:
+        certfiles.require_certificates(material, "cert")
+    assert info.value.msg.key == "certfiles.p12.no_cert"
+    with pytest.raises(InputError) as info:
+        certificates_from(data, name="upload.pem", field="cert", passphrase=PASS)
+    assert info.value.msg.key == "certfiles.p12.no_cert"
+
+
+def test_pkcs12_with_unreadable_key_is_not_a_wrong_password(h, monkeypatch):
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    data = h.p12(PASS)
+
+    def unreadable(data, password, *a, **kw):  # what cryptography raises for a key type it cannot load
+        raise UnsupportedAlgorithm("Unsupported key type")
+
+    monkeypatch.setattr(pkcs12, "load_key_and_certificates", unreadable)
+    refused("certfiles.p12.unsupported_key", data, passphrase=PASS)
+
+
+def test_pkcs12_with_dsa_key_opens(h, tmp_path):
+    """A DSA key in a PKCS#12 file is read (and refused later as a key type
+    XMail cannot use), never reported as a wrong password."""
+    if _shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    subprocess.run(["openssl", "dsaparam", "-genkey", "-out", str(tmp_path / "dsa.pem"), "1024"], check=True,
+                   capture_output=True)
+    subprocess.run(["openssl", "pkcs12", "-export", "-nocerts", "-inkey", str(tmp_path / "dsa.pem"),
+                    "-passout", "pass:" + PASS.decode(), "-out", str(tmp_path / "dsa.p12")], check=True,
+                   capture_output=True)
+    material = load_material((tmp_path / "dsa.p12").read_bytes(), name="dsa.p12", passphrase=PASS)
+    assert len(material.keys) == 1
+
+
+def _children(data: bytes) -> list[bytes]:
+    return certfiles.der_children(data)
+
+
+def test_pkcs7_out_of_der_order_is_read_with_a_note_not_a_python_warning(h, recwarn):
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    der = pkcs7.serialize_certificates([h.leaf.cert, h.intermediate.cert], serialization.Encoding.DER)
+    oid, explicit = _children(der)
+    signed = _children(explicit)[0]
+    parts = _children(signed)
+    i = next(n for n, p in enumerate(parts) if p[0] == 0xA0)
+    certs = sorted(_children(parts[i]), reverse=True)  # a SET OF must be sorted ascending in DER
+    parts[i] = lab.tlv(0xA0, b"".join(certs))
+    unsorted = lab.tlv(0x30, oid + lab.tlv(0xA0, lab.tlv(0x30, b"".join(parts))))
+    material = load_material(unsorted, name="bundle.p7b")
+    assert sorted(fps(material.certificates)) == sorted(fps([h.leaf.cert, h.intermediate.cert]))
+    assert [n.key for n in material.notes] == ["certfiles.note.pkcs7"]
+    assert len(recwarn) == 0

@@ -142,16 +142,19 @@ def test_intermediate_of_another_chain(h, other):
     assert err.field == "chain"
 
 
-def test_unrelated_extra_certificate(h):
+def test_unrelated_extra_certificate_is_left_out(h):
+    # Clients ignore a certificate that is not on the path; so does the plan
+    # (issue #11: it used to be refused).
     stranger = pki.root("Some Other Root CA")
-    err = refused("chain.unrelated", [h.leaf.cert, h.intermediate.cert, stranger.cert])
-    assert err.msg.params["subject"] == stranger.cert.subject.rfc4514_string()
-    assert err.msg.params["leaf"] == h.leaf.cert.subject.rfc4514_string()
+    plan = plan_chain([h.leaf.cert, h.intermediate.cert, stranger.cert])
+    assert fps(plan.intermediates) == fps([h.intermediate.cert])
+    assert fps(plan.unrelated) == fps([stranger.cert])
 
 
-def test_leaf_of_another_chain_with_leaf_given(h):
+def test_leaf_of_another_chain_with_leaf_given_is_left_out(h):
     sibling = h.intermediate.sign("old.example.jp")
-    refused("chain.unrelated", [h.leaf.cert, h.intermediate.cert, sibling.cert], leaf=h.leaf.cert)
+    plan = plan_chain([h.leaf.cert, h.intermediate.cert, sibling.cert], leaf=h.leaf.cert)
+    assert fps(plan.unrelated) == fps([sibling.cert]) and plan.complete
 
 
 def test_cross_signed_variant_is_left_out(h):
@@ -374,8 +377,134 @@ def test_every_message_key_is_in_both_catalogs():
     source = Path(chain.__file__).read_text(encoding="utf-8")
     keys = set(re.findall(r'"(chain\.[a-z0-9_.]+)"', source))
     assert len(keys) > 15
-    fixed = {"chain.leaf.is_ca", "chain.leaf.several", "chain.wrong_issuer", "chain.unrelated"}
+    fixed = {"chain.leaf.is_ca", "chain.leaf.several", "chain.wrong_issuer"}
     for lang in ("en", "ja"):
         cat = catalog(lang)
         for key in keys | {k + ".fix" for k in fixed}:
             assert key in cat, (lang, key)
+
+
+# -- the one judge (issue #11) -------------------------------------------------
+
+import x509lab as lab  # noqa: E402
+from cryptography import x509  # noqa: E402
+from xmailnb.chain import Reason, Rule, display_name, judge  # noqa: E402
+
+
+@pytest.fixture
+def corpus_root(frozen_now):
+    root = lab.make("Judge Root", ca=True, at=frozen_now, eku=None, sans=None, not_after=dt.timedelta(days=3650))
+    inter = lab.make("Judge Intermediate", issuer=root, ca=True, at=frozen_now, eku=None, sans=None)
+    return root, inter
+
+
+def test_reasons_are_types_not_keys(corpus_root, frozen_now):
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    root, inter = corpus_root
+    client = lab.make("mail.example.jp", issuer=inter, at=frozen_now, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    verdict = judge(client.cert, [inter.cert], anchors={"ca": [root.cert]}, hostname="mail.example.jp")
+    assert not verdict.trusted and verdict.anchor_known
+    assert verdict.problem.reason is Reason.NOT_SERVER
+    result = verify_trust(client.cert, [inter.cert], anchors={"ca": [root.cert]})
+    assert result.problem.reason is Reason.NOT_SERVER
+    assert "validation failed" not in result.reason.render("en")
+
+
+def test_not_after_instant_is_still_valid(corpus_root, frozen_now):
+    # RFC 5280 4.1.2.5: valid "through" notAfter; the old code expired it a second early.
+    root, inter = corpus_root
+    leaf = lab.make("mail.example.jp", issuer=inter, at=frozen_now, not_after=dt.timedelta(0))
+    assert judge(leaf.cert, [inter.cert], anchors={"ca": [root.cert]}, at=frozen_now).trusted
+    later = frozen_now + dt.timedelta(seconds=1)
+    verdict = judge(leaf.cert, [inter.cert], anchors={"ca": [root.cert]}, at=later)
+    assert verdict.problem.reason is Reason.EXPIRED
+
+
+def test_expired_cross_sign_is_left_out_not_fatal(frozen_now):
+    old = lab.make("Old Root", ca=True, at=frozen_now, eku=None, sans=None)
+    key = lab.key_for("judge-new-root")
+    new = lab.make("New Root", ca=True, key=key, at=frozen_now, eku=None, sans=None)
+    cross = lab.make("New Root", issuer=old, ca=True, key=key, at=frozen_now, eku=None, sans=None,
+                     not_after=dt.timedelta(days=-1))
+    inter = lab.make("Issuing CA", issuer=new, ca=True, at=frozen_now, eku=None, sans=None)
+    leaf = lab.make("mail.example.jp", issuer=inter, at=frozen_now)
+    verdict = judge(leaf.cert, [cross.cert, inter.cert], anchors={"certs.pem": [new.cert]},
+                    hostname="mail.example.jp")
+    assert verdict.trusted and verdict.problem is None
+    assert fps(verdict.served) == fps([leaf.cert, inter.cert])
+    assert fps(verdict.left_out) == fps([cross.cert])
+
+
+def test_unknown_anchor_still_names_intrinsic_defects(frozen_now):
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    private = lab.make("Nobody's Root", ca=True, at=frozen_now, eku=None, sans=None)
+    client = lab.make("mail.example.jp", issuer=private, at=frozen_now, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    verdict = judge(client.cert, [private.cert], anchors={"public": public_roots()})
+    assert verdict.problem.reason is Reason.NOT_SERVER and verdict.anchor_known
+    good = lab.make("mail.example.jp", issuer=private, at=frozen_now)
+    verdict = judge(good.cert, [private.cert], anchors={"public": public_roots()})
+    assert verdict.problem.reason is Reason.UNTRUSTED_ROOT and not verdict.anchor_known
+
+
+def test_given_anchor_that_the_chain_misses_is_a_refusal(corpus_root, frozen_now):
+    root, inter = corpus_root
+    other = lab.make("Other Root", ca=True, at=frozen_now, eku=None, sans=None)
+    leaf = lab.make("mail.example.jp", issuer=inter, at=frozen_now)
+    verdict = judge(leaf.cert, [inter.cert, root.cert], anchors={"ca": [other.cert]}, required=["ca"])
+    assert verdict.problem.reason is Reason.NOT_GIVEN_ANCHOR and verdict.anchor_known
+    assert "Other Root" in verdict.problem.msg.render("en")
+
+
+def test_rules_clients_do_not_enforce_are_warnings(corpus_root, frozen_now):
+    root, inter = corpus_root
+    leaf = lab.make("mail.example.jp", issuer=inter, at=frozen_now, eku=None, aki=None)
+    verdict = judge(leaf.cert, [inter.cert], anchors={"ca": [root.cert]}, hostname="mail.example.jp")
+    assert verdict.trusted and verdict.problem is None
+    assert {w.rule for w in verdict.warnings} == {Rule.NO_EKU, Rule.NO_AKI}
+
+
+@pytest.mark.parametrize("defect", ["v1", "long-serial", "critical-extension"])
+def test_host_name_match_ignores_other_defects(corpus_root, frozen_now, defect):
+    # Issue #11: a defect other than the name was told as "does not cover the
+    # mail host name X; it covers: X".
+    root, inter = corpus_root
+    unknown = x509.ObjectIdentifier("1.3.6.1.4.1.55555.9")
+    leaf = lab.make("mail.example.jp", issuer=inter, at=frozen_now,
+                    extra=[(x509.UnrecognizedExtension(unknown, b"\x05\x00"), True)]
+                    if defect == "critical-extension" else ())
+    if defect == "long-serial":
+        leaf = lab.resign(leaf, inter, lab.set_serial(b"\x01" * 21))
+    if defect == "v1":
+        assert not covers_hostname(lab.resign(lab.make("mail.example.jp", issuer=inter, at=frozen_now, ku=None,
+                                                       eku=None, sans=None, ski=None, aki=None, ca=None),
+                                              inter, lambda f: f[1:]).cert, "mail.example.jp")
+        return
+    assert covers_hostname(leaf.cert, "mail.example.jp")
+    verdict = judge(leaf.cert, [inter.cert], anchors={"ca": [root.cert]}, hostname="mail.example.jp")
+    assert verdict.problem.reason is {"long-serial": Reason.SERIAL,
+                                      "critical-extension": Reason.CRITICAL_EXTENSION}[defect]
+
+
+def test_empty_names_are_shown_as_empty(frozen_now):
+    empty = lab.make(None, ca=True, at=frozen_now, eku=None, sans=None, org=None)
+    assert display_name(empty.cert.subject).render("en") == "(empty name)"
+    assert display_name(empty.cert.subject).render("ja") == "（名前なし）"
+    assert describe(empty.cert, "ja")["subject"] == "（名前なし）"
+    assert describe(empty.cert)["issuer"] == "(empty name)"
+    leaf = lab.make("mail.example.jp", issuer=empty, at=frozen_now)
+    result = verify_trust(leaf.cert, [], anchors={})
+    assert result.problem.reason is Reason.EMPTY_NAME
+    for lang, shown in (("en", "(empty name)"), ("ja", "（名前なし）")):
+        text = result.reason.render(lang)
+        assert shown in text and ", ," not in text and "{" not in text
+
+
+def test_public_suffix_wildcards(corpus_root, frozen_now):
+    root, inter = corpus_root
+    for pattern, host, refused_ in (("*.co.jp", "example.co.jp", True), ("*.jp", "example.jp", True),
+                                    ("*.example.co.jp", "mail.example.co.jp", False)):
+        leaf = lab.make(pattern, issuer=inter, at=frozen_now)
+        verdict = judge(leaf.cert, [inter.cert], anchors={"ca": [root.cert]}, hostname=host)
+        assert (verdict.problem is not None and verdict.problem.reason is Reason.WILDCARD) == refused_, pattern

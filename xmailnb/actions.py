@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 
 from . import certfiles, chain as chainmod, keys
@@ -35,6 +36,7 @@ __all__ = [
     "change_settings",
     "rollback",
     "pending_csr_exists",
+    "anchor_sets",
 ]
 
 
@@ -227,6 +229,7 @@ class InstallPlan:
     trust: Any
     chain: Any
     warnings: list[Msg] = field(default_factory=list)
+    left_out: list[x509.Certificate] = field(default_factory=list)
     server_cert: bytes = b""
     server_key: bytes = b""
     certs_pem: bytes | None = None
@@ -241,16 +244,17 @@ class InstallPlan:
     def describe(self, lang: str) -> dict[str, Any]:
         """The preview: what was recognised and what will be written (no key material)."""
         return {
-            "leaf": chainmod.describe(self.leaf),
-            "intermediates": [chainmod.describe(c) for c in self.intermediates],
-            "root_left_out": chainmod.describe(self.root) if self.root is not None else None,
+            "leaf": chainmod.describe(self.leaf, lang),
+            "intermediates": [chainmod.describe(c, lang) for c in self.intermediates],
+            "root_left_out": chainmod.describe(self.root, lang) if self.root is not None else None,
+            "left_out": [chainmod.describe(c, lang) for c in self.left_out],
             "key": {"source": self.key_source, "type": keys.key_summary(self.key),
                     "public_key_sha256": keys.public_key_fingerprint(self.key)},
             "hostname": self.hostname,
             "chain_complete": bool(self.chain.complete),
             "trusted": bool(self.trust.trusted),
             "trust_anchor": self.trust.anchor,
-            "ca_added": [chainmod.describe(c) for c in self.ca_added],
+            "ca_added": [chainmod.describe(c, lang) for c in self.ca_added],
             "warnings": [w.render(lang) for w in self.warnings],
         }
 
@@ -263,9 +267,8 @@ def _load_certs(upload: Upload, field_name: str, passphrase: bytes | None) -> ce
     try:
         material = certfiles.load_material(upload.data, name=upload.name, passphrase=passphrase,
                                            field=field_name)
-        if not material.certificates:
-            # Re-read for the precise reason: a CSR, a lone key, ...
-            certfiles.certificates_from(upload.data, name=upload.name, field=field_name)
+        # No certificate: say precisely what the file holds instead.
+        certfiles.require_certificates(material, field_name)
     except XmailnbError as exc:
         raise _with_field(exc, field_name)
     return material
@@ -314,7 +317,7 @@ def _choose_key(mr: MailRoot, leaf: x509.Certificate, key_upload: Upload | None,
 
 def _cn(cert: x509.Certificate) -> str:
     names = chainmod.hostnames(cert)
-    return names[0] if names else cert.subject.rfc4514_string()
+    return names[0] if names else chainmod.name_text(cert.subject, "en")
 
 
 def normalize_hostname_option(value: str) -> str:
@@ -323,8 +326,16 @@ def normalize_hostname_option(value: str) -> str:
     Raises:
         InputError: not a valid host name (field ``hostname``).
     """
+    import ipaddress
+
     from .csr import normalize_hostname
 
+    # Clients may connect by address: then the certificate needs that
+    # address as an IP subjectAltName (a CSR never asks for one).
+    try:
+        return str(ipaddress.ip_address(value.strip().strip("[]")))
+    except ValueError:
+        pass
     name, err = normalize_hostname(value, wildcard=False)
     if err is not None:
         raise InputError(err, Msg.of("actions.hostname.invalid.fix"), field="hostname")
@@ -338,6 +349,62 @@ def _servertab_hostname(mr: MailRoot) -> str | None:
         return mail_hostname(ServerTab.read(mr.server_tab))
     except OSError:
         return None
+
+
+def _practice_root(mr: MailRoot) -> list[x509.Certificate]:
+    """The practice CA's root, when this MailRoot has one (sandbox/training)."""
+    from .practice import REL_ROOT_CERT
+
+    path = mr.file(REL_ROOT_CERT)
+    if not path.is_file():
+        return []
+    try:
+        return certfiles.load_material(path.read_bytes()[:certfiles.MAX_INPUT_BYTES],
+                                       name=REL_ROOT_CERT).certificates[:1]
+    except (OSError, XmailnbError):
+        return []
+
+
+def anchor_sets(mr: MailRoot, certs_pem: Sequence[x509.Certificate] = (),
+                given: Sequence[x509.Certificate] = ()) -> dict[str, Sequence[x509.Certificate]]:
+    """The trust anchors a verdict on *mr* uses, by name, in the order tried:
+    the public roots, the CA the administrator gave (``ca``), certs.pem and
+    the practice root (``practice``)."""
+    return {"public": chainmod.public_roots(), "ca": list(given), "certs.pem": list(certs_pem),
+            "practice": _practice_root(mr)}
+
+
+# Reasons with an install message of their own (a whole sentence naming the
+# certificate); every other reason is said as "clients would reject it: ...".
+_INSTALL_KEYS = {
+    chainmod.Reason.EXPIRED: "actions.cert.expired",
+    chainmod.Reason.NOT_YET_VALID: "actions.cert.not_yet_valid",
+    chainmod.Reason.WEAK_SIGNATURE: "actions.cert.weak_signature",
+    chainmod.Reason.NO_SAN: "actions.cert.no_san",
+}
+
+
+def _refusal(problem: chainmod.Problem, fields: Mapping[bytes, str], hostname: str | None,
+             hostname_source: str | None, leaf: x509.Certificate) -> InputError:
+    """The install refusal for *problem*, beside the input at fault."""
+    field_name = "cert"
+    if problem.cert is not None:
+        field_name = fields.get(_fingerprint(problem.cert), "chain")
+    if problem.reason is chainmod.Reason.HOSTNAME and hostname:
+        params = {"hostname": hostname, "source": hostname_source,
+                  "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
+        return InputError(Msg("actions.hostname.not_covered", params), Msg("actions.hostname.not_covered.fix", params),
+                          field="hostname" if hostname_source == "option" else "cert")
+    params = dict(problem.msg.params)
+    if problem.reason in (chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID) and problem.cert is not None:
+        cert = problem.cert
+        params["date"] = (cert.not_valid_after_utc.isoformat(sep=" ", timespec="seconds")
+                          if problem.reason is chainmod.Reason.EXPIRED
+                          else cert.not_valid_before_utc.isoformat(sep=" ", timespec="seconds"))
+    key = _INSTALL_KEYS.get(problem.reason)
+    if key is not None:
+        return InputError(Msg(key, params), problem.fix, field=field_name)
+    return InputError(Msg.of("actions.chain.refused", reason=problem.msg), problem.fix, field=field_name)
 
 
 def plan_install(
@@ -356,75 +423,62 @@ def plan_install(
 
     Nothing is written.  The server certificate may come with its chain and
     key in one bundle (PEM, PKCS#7, PKCS#12) or in separate files, in any
-    order.
+    order, with extra certificates (left out, with a note).  The verdict is
+    :func:`xmailnb.chain.judge`'s, the one diagnose and the dashboard use:
+    when the chain reaches a known anchor (a public root, the CA given with
+    *ca*, certs.pem, the practice root) and a client would reject it, the
+    install is refused with the reason; when no anchor is known, it is
+    installed with a warning.
 
     Raises:
         InputError: with ``field`` naming the input at fault (``cert``,
             ``chain``, ``key``, ``ca``, ``hostname``).
     """
     at = at or clock.now()
+    fields: dict[bytes, str] = {}
+    notes: list[Msg] = []
     cert_material = _load_certs(cert, "cert", passphrase)
+    notes += cert_material.notes
     chain_certs: list[x509.Certificate] = []
     bundle_keys = list(cert_material.keys)
     for upload in chain:
         m = _load_certs(upload, "chain", passphrase)
         chain_certs.extend(m.certificates)
         bundle_keys.extend(m.keys)
+        notes += m.notes
     ca_certs: list[x509.Certificate] = []
     if ca is not None:
-        ca_certs = _load_certs(ca, "ca", passphrase).certificates
+        ca_material = _load_certs(ca, "ca", passphrase)
+        ca_certs = ca_material.certificates
+        notes += ca_material.notes
         not_ca = [c for c in ca_certs if not chainmod.is_ca(c)]
         if not_ca:
             raise InputError.of("actions.ca.not_ca", "actions.ca.not_ca.fix", field="ca",
-                                name=ca.name, subject=not_ca[0].subject.rfc4514_string())
-
-    # Checked before the chain: cryptography cannot even verify a SHA-1
-    # signature, which would otherwise read as a broken link.
-    for candidate in cert_material.certificates:
-        weak_sig = None if chainmod.is_ca(candidate) else _weak_signature(candidate)
-        if weak_sig:
-            raise InputError.of("actions.cert.weak_signature", "actions.cert.weak_signature.fix", field="cert",
-                                algorithm=weak_sig)
+                                name=ca.name, subject=chainmod.display_name(not_ca[0].subject))
+    for c in ca_certs:
+        fields.setdefault(_fingerprint(c), "ca")
+    for c in chain_certs:
+        fields.setdefault(_fingerprint(c), "chain")
+    for c in cert_material.certificates:
+        fields[_fingerprint(c)] = "cert"
 
     # The leaf must come from the file given as the server certificate: a CA
     # certificate there, or a server certificate among the intermediates, is
     # the classic mix-up this refuses.
     try:
-        leaf = chainmod.plan_chain(cert_material.certificates).leaf
+        leaf = chainmod.pick_leaf(cert_material.certificates)
     except XmailnbError as exc:
         raise _with_field(exc, "cert")
-    if any(not chainmod.is_ca(c) and _fingerprint(c) != _fingerprint(leaf) for c in chain_certs):
-        other = next(c for c in chain_certs if not chainmod.is_ca(c) and _fingerprint(c) != _fingerprint(leaf))
+    # A certificate that signs another one given is acting as a CA (a
+    # defective one is the verdict's business), not a second server's.
+    pool = cert_material.certificates + chain_certs
+    other = next((c for c in chain_certs if not chainmod.is_ca(c) and _fingerprint(c) != _fingerprint(leaf)
+                  and not any(o is not c and chainmod.issued_by(o, c) for o in pool)), None)
+    if other is not None:
         raise InputError.of("actions.chain.leaf_given", "actions.chain.leaf_given.fix", field="chain",
-                            subject=other.subject.rfc4514_string())
+                            subject=chainmod.display_name(other.subject))
 
-    certs_pem_bytes, certs_pem_certs = _read_certs_pem(mr)
-    anchors = {"public": chainmod.public_roots(), "certs.pem": certs_pem_certs + ca_certs}
-    try:
-        plan = chainmod.plan_chain(chainmod.unique(cert_material.certificates + chain_certs), leaf=leaf,
-                                   anchors=anchors)
-    except XmailnbError as exc:
-        raise _with_field(exc, "chain")
-
-    warnings: list[Msg] = []
-    if not plan.complete:
-        if not allow_incomplete:
-            raise InputError.of("actions.chain.incomplete", "actions.chain.incomplete.fix", field="chain",
-                                issuer=leaf_issuer(plan).rfc4514_string())
-        warnings.append(Msg.of("actions.chain.incomplete.allowed", issuer=leaf_issuer(plan).rfc4514_string()))
-
-    for c in [plan.leaf, *plan.intermediates]:
-        when = c.not_valid_after_utc
-        if when <= at:
-            raise InputError.of("actions.cert.expired", "actions.cert.expired.fix",
-                                field="cert" if c is plan.leaf else "chain",
-                                subject=c.subject.rfc4514_string(), date=when.date().isoformat())
-        if c.not_valid_before_utc > at:
-            raise InputError.of("actions.cert.not_yet_valid", "actions.cert.not_yet_valid.fix",
-                                field="cert" if c is plan.leaf else "chain",
-                                subject=c.subject.rfc4514_string(),
-                                date=c.not_valid_before_utc.isoformat(timespec="minutes"))
-    problem = keys.key_strength_problem(plan.leaf.public_key())
+    problem = keys.key_strength_problem(leaf.public_key()) if _readable_key(leaf) else None
     if problem is not None:
         raise InputError(problem, Msg.of("actions.key.weak.fix"), field="cert")
 
@@ -434,22 +488,55 @@ def plan_install(
     else:
         hostname = _servertab_hostname(mr)
         hostname_source = "server.tab" if hostname else None
-    if hostname:
-        if not chainmod.covers_hostname(plan.leaf, hostname):
-            raise InputError.of("actions.hostname.not_covered", "actions.hostname.not_covered.fix",
-                                field="cert", hostname=hostname, source=hostname_source,
-                                names=", ".join(chainmod.hostnames(plan.leaf)) or "-")
-    else:
-        warnings.append(Msg.of("actions.hostname.unknown"))
 
-    chosen_key, key_source = _choose_key(mr, plan.leaf, key, bundle_keys, passphrase)
+    certs_pem_bytes, certs_pem_certs = _read_certs_pem(mr)
+    anchors = anchor_sets(mr, certs_pem_certs, ca_certs)
+    given = chainmod.unique(cert_material.certificates + chain_certs)
+    verdict = chainmod.judge(leaf, given, anchors=anchors, hostname=hostname, at=at,
+                             required=["ca"] if ca_certs else [])
+    warnings: list[Msg] = list(notes)
+    if verdict.problem is not None and verdict.anchor_known:
+        raise _refusal(verdict.problem, fields, hostname, hostname_source, leaf)
+
+    served = verdict.served
+    complete = verdict.trusted or verdict.self_signed or (len(served) > 1 and chainmod.is_ca(served[-1])) \
+        or verdict.root is not None
+    if not complete:
+        top = served[-1]
+        wrong = next((c for c in verdict.left_out if c.subject == top.issuer), None)
+        if wrong is not None:
+            raise InputError.of("chain.wrong_issuer", "chain.wrong_issuer.fix", field="chain",
+                                subject=chainmod.display_name(wrong.subject),
+                                child=chainmod.display_name(top.subject))
+        issuer = chainmod.display_name(top.issuer)
+        if not allow_incomplete:
+            raise InputError.of("actions.chain.incomplete", "actions.chain.incomplete.fix", field="chain",
+                                issuer=issuer)
+        warnings.append(Msg.of("actions.chain.incomplete.allowed", issuer=issuer))
+
+    if not hostname:
+        warnings.append(Msg.of("actions.hostname.unknown"))
+    if not verdict.trusted:
+        warnings.append(Msg.of("actions.trust.private"))
+    elif verdict.anchor == "practice":
+        warnings.append(Msg.of("actions.trust.practice"))
+    for w in verdict.warnings:
+        warnings.append(Msg.of("actions.rule", rule=w.msg))
+    root = verdict.root
+    left_out = [c for c in verdict.left_out if root is None or _fingerprint(c) != _fingerprint(root)]
+    for c in left_out:
+        why = "expired" if c.not_valid_after_utc < at else "unused"
+        warnings.append(Msg.of(f"actions.chain.left_out.{why}", subject=chainmod.display_name(c.subject)))
+
+    chosen_key, key_source = _choose_key(mr, leaf, key, bundle_keys, passphrase)
     key_problem = keys.key_strength_problem(chosen_key)
     if key_problem is not None:
         raise InputError(key_problem, Msg.of("actions.key.weak.fix"), field="key")
 
-    trust = chainmod.verify_trust(plan.leaf, plan.intermediates, anchors=anchors, hostname=None, at=at)
-    if not trust.trusted:
-        warnings.append(Msg.of("actions.trust.private"))
+    trust = chainmod.TrustResult(verdict.trusted, verdict.anchor, verdict.self_signed,
+                                 verdict.problem.msg if verdict.problem else None, verdict.problem)
+    plan = chainmod.ChainPlan(leaf=leaf, intermediates=list(served[1:]), root=root, unrelated=left_out,
+                              complete=complete, anchor=verdict.anchor)
 
     new_certs_pem = None
     added: list[x509.Certificate] = []
@@ -463,28 +550,26 @@ def plan_install(
             new_certs_pem = base + certfiles.certs_to_pem(added)
 
     return InstallPlan(
-        leaf=plan.leaf, intermediates=list(plan.intermediates), root=plan.root,
+        leaf=leaf, intermediates=list(served[1:]), root=root,
         key=chosen_key, key_source=key_source, hostname=hostname, hostname_source=hostname_source,
-        ca_added=added, trust=trust, chain=plan, warnings=warnings,
-        server_cert=certfiles.certs_to_pem([plan.leaf, *plan.intermediates]),
+        ca_added=added, trust=trust, chain=plan, warnings=warnings, left_out=left_out,
+        server_cert=certfiles.certs_to_pem(served),
         server_key=keys.private_key_pem(chosen_key),
         certs_pem=new_certs_pem,
     )
 
 
+def _readable_key(cert: x509.Certificate) -> bool:
+    try:
+        cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
 def leaf_issuer(plan: Any) -> x509.Name:
     last = plan.intermediates[-1] if plan.intermediates else plan.leaf
     return last.issuer
-
-
-def _weak_signature(cert: x509.Certificate) -> str | None:
-    try:
-        algorithm = cert.signature_hash_algorithm
-    except Exception:  # unsupported algorithm: nothing to judge here
-        return None
-    if algorithm is not None and algorithm.name in ("sha1", "md5"):
-        return algorithm.name.upper().replace("SHA1", "SHA-1")
-    return None
 
 
 def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:

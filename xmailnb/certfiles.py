@@ -20,11 +20,13 @@ file, so a form can show it beside the input (``field``).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import warnings
 from dataclasses import dataclass, field as dc_field
-from typing import Sequence
+from functools import lru_cache
+from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -32,6 +34,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from .errors import InputError
+from .i18n import Msg
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_INPUT_BYTES",
@@ -42,6 +47,9 @@ __all__ = [
     "private_key_from",
     "csr_from",
     "is_encrypted_key_pem",
+    "certificate_defect",
+    "der_children",
+    "require_certificates",
     "cert_fingerprint",
     "sha256_hex",
     "certs_to_pem",
@@ -65,6 +73,10 @@ class Material:
         name: what to call the input in messages (a file name).
         encrypted_keys: keys seen but left encrypted because no passphrase
             was given.
+        containers: the container formats met (``"pkcs12"``, ``"pkcs7"``),
+            so that "no certificate" can be said precisely.
+        notes: what the libraries warned about while reading, in words for
+            the user (never shown as raw Python warnings).
     """
 
     certificates: list[x509.Certificate] = dc_field(default_factory=list)
@@ -72,6 +84,8 @@ class Material:
     csrs: list[x509.CertificateSigningRequest] = dc_field(default_factory=list)
     name: str = ""
     encrypted_keys: int = 0
+    containers: set[str] = dc_field(default_factory=set)
+    notes: list[Msg] = dc_field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -144,6 +158,177 @@ def is_encrypted_key_pem(data: bytes) -> bool:
                for m in _BLOCK_RE.finditer(text))
 
 
+# -- defects of a single certificate ------------------------------------------
+
+_PKCS7_ENVELOPED = bytes.fromhex("06092a864886f70d010703")
+_PKCS7_ENCRYPTED = bytes.fromhex("06092a864886f70d010706")
+_PKCS7_SIGNED = bytes.fromhex("06092a864886f70d010702")
+
+# cryptography parses extensions, names and keys only when asked; a defect
+# there surfaces as one of these, long after loading.
+_PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
+                                              x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+# The extensions cryptography decodes itself, by OID: the ones whose
+# malformation it reports.
+_DECODED_EXTENSIONS = {
+    oid.dotted_string: oid for oid in vars(x509.oid.ExtensionOID).values()
+    if isinstance(oid, x509.ObjectIdentifier)
+}
+
+
+def _ext_label(oid: x509.ObjectIdentifier) -> str:
+    name = getattr(oid, "_name", "")
+    return f"{name} ({oid.dotted_string})" if name and name != "Unknown OID" else oid.dotted_string
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(content start, content end, tag) of the DER element at *pos*."""
+    if pos + 2 > len(data):
+        raise ValueError("short")
+    tag, length = data[pos], data[pos + 1]
+    start = pos + 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or start + n > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[start:start + n], "big")
+        start += n
+    end = start + length
+    if end > len(data):
+        raise ValueError("short")
+    return start, end, tag
+
+
+def der_children(data: bytes) -> list[bytes]:
+    """The DER elements (whole TLVs) inside the constructed element that
+    starts *data*.
+
+    Raises:
+        ValueError: *data* is not DER of that shape.
+    """
+    start, end, _tag = _tlv(data, 0)
+    out, pos = [], start
+    while pos < end:
+        cstart, cend, _t = _tlv(data, pos)
+        out.append(data[pos:cend])
+        pos = cend
+    return out
+
+
+def _raw_extension_values(tbs: bytes, oid: x509.ObjectIdentifier) -> list[bytes]:
+    """The raw extnValue of each *oid* extension found in *tbs*: the OID's
+    DER, an optional critical flag, then the OCTET STRING."""
+    body = oid.dotted_string.split(".")
+    encoded = bytearray([int(body[0]) * 40 + int(body[1])])
+    for part in body[2:]:
+        n = int(part)
+        chunk = [n & 0x7F]
+        n >>= 7
+        while n:
+            chunk.append(0x80 | (n & 0x7F))
+            n >>= 7
+        encoded.extend(reversed(chunk))
+    needle = bytes([0x06, len(encoded)]) + bytes(encoded)
+    out, pos = [], tbs.find(needle)
+    while pos >= 0:
+        try:
+            nxt = pos + len(needle)
+            if tbs[nxt:nxt + 2] == b"\x01\x01":
+                nxt += 3
+            start, end, tag = _tlv(tbs, nxt)
+            if tag == 0x04:
+                out.append(tbs[start:end])
+        except ValueError:
+            pass
+        pos = tbs.find(needle, pos + 1)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _probe_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _extension_reads(oid: x509.ObjectIdentifier, value: bytes) -> bool:
+    """Whether cryptography reads *value* as the *oid* extension (tried on a
+    throw-away certificate that holds nothing else)."""
+    import datetime as _dt
+
+    key = _probe_key()
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "probe")])
+    start = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+    try:
+        probe = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                 .serial_number(1).not_valid_before(start).not_valid_after(start + _dt.timedelta(days=1))
+                 .add_extension(x509.UnrecognizedExtension(oid, value), critical=False)
+                 .sign(key, hashes.SHA256()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x509.load_der_x509_certificate(probe.public_bytes(serialization.Encoding.DER)).extensions
+    except _PARSE_ERRORS:
+        return False
+    return True
+
+
+def _extension_defect(cert: x509.Certificate, exc: Exception) -> Msg:
+    if isinstance(exc, x509.DuplicateExtension):
+        return Msg.of("certfiles.defect.duplicate", extension=_ext_label(exc.oid))
+    if isinstance(exc, x509.UnsupportedGeneralNameType):
+        return Msg.of("certfiles.defect.general_name")
+    try:
+        tbs = cert.tbs_certificate_bytes
+    except _PARSE_ERRORS:
+        return Msg.of("certfiles.defect.extensions")
+    for oid in _DECODED_EXTENSIONS.values():
+        for value in _raw_extension_values(tbs, oid):
+            if value == b"\x30\x00" and oid == x509.oid.ExtensionOID.EXTENDED_KEY_USAGE:
+                return Msg.of("certfiles.defect.empty", extension=_ext_label(oid))
+            if not _extension_reads(oid, value):
+                return Msg.of("certfiles.defect.extension", extension=_ext_label(oid))
+    return Msg.of("certfiles.defect.extensions")
+
+
+def certificate_defect(cert: x509.Certificate) -> Msg | None:
+    """Why *cert* cannot be read completely, or ``None``.
+
+    Reads every part a verifier or a preview touches (version, names,
+    extensions, validity) and names the first one that is malformed:
+    a duplicate extension, an extension that does not decode (subjectAltName,
+    authorityInfoAccess, certificate policies, name constraints, SCT list,
+    an empty extended key usage, ...), a name that is not valid UTF-8.
+    Weak keys and signatures are not defects here: the chain verdict names
+    them.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cert.version
+        except x509.InvalidVersion as exc:
+            return Msg.of("certfiles.defect.version", version=exc.parsed_version + 1)
+        for which in ("subject", "issuer"):
+            try:
+                getattr(cert, which).rfc4514_string()
+            except _PARSE_ERRORS:
+                return Msg.of(f"certfiles.defect.{which}")
+        try:
+            cert.not_valid_before_utc, cert.not_valid_after_utc
+        except _PARSE_ERRORS:
+            return Msg.of("certfiles.defect.validity")
+        try:
+            exts = cert.extensions
+        except _PARSE_ERRORS as exc:
+            return _extension_defect(cert, exc)
+        try:
+            for ext in exts:
+                ext.value  # noqa: B018 - some values decode on first access
+        except _PARSE_ERRORS as exc:
+            return _extension_defect(cert, exc)
+    return None
+
+
 # -- the loader ----------------------------------------------------------------
 
 def _err(key: str, field: str | None, **params: object) -> InputError:
@@ -162,6 +347,14 @@ class _Loader:
     def error(self, key: str, **params: object) -> InputError:
         return _err(key, self.field, name=self.name, **params)
 
+    def add_certificates(self, certs: Sequence[x509.Certificate]) -> None:
+        for cert in certs:
+            position = len(self.material.certificates) + 1
+            defect = certificate_defect(cert)
+            if defect is not None:
+                raise self.error("certfiles.cert.malformed", position=position, defect=defect)
+            self.material.certificates.append(cert)
+
     # PEM ----------------------------------------------------------------
 
     def pem(self, text: bytes) -> None:
@@ -179,9 +372,9 @@ class _Loader:
             label = m.group("label").decode("ascii")
             body = m.group("body")
             if label in _CERT_LABELS:
-                self.material.certificates.append(
+                self.add_certificates([
                     self._decode(label, lambda: x509.load_pem_x509_certificate(
-                        _clean_block(label, body, "CERTIFICATE"))))
+                        _clean_block(label, body, "CERTIFICATE")))])
             elif label in _CSR_LABELS:
                 self.material.csrs.append(
                     self._decode(label, lambda: x509.load_pem_x509_csr(
@@ -198,6 +391,9 @@ class _Loader:
     def _decode(self, label: str, load):  # type: ignore[no-untyped-def]
         try:
             return load()
+        except x509.InvalidVersion as exc:
+            raise self.error("certfiles.cert.malformed", position=len(self.material.certificates) + 1,
+                             defect=Msg.of("certfiles.defect.version", version=exc.parsed_version + 1)) from None
         except UnsupportedAlgorithm:
             raise self.error("certfiles.unsupported", block=label) from None
         except (ValueError, TypeError):
@@ -223,17 +419,43 @@ class _Loader:
     def _pem_pkcs7(self, label: str, body: bytes) -> None:
         from cryptography.hazmat.primitives.serialization import pkcs7
 
+        block = _clean_block(label, body, "PKCS7")
+        self.material.containers.add("pkcs7")
         try:
-            certs = pkcs7.load_pem_pkcs7_certificates(_clean_block(label, body, "PKCS7"))
+            der = serialization_der(block)
+        except ValueError:
+            der = b""
+        self._pkcs7_kind(der)
+        try:
+            certs = pkcs7.load_pem_pkcs7_certificates(block)
         except UnsupportedAlgorithm:
             raise self.error("certfiles.unsupported", block=label) from None
+        except x509.InvalidVersion as exc:
+            raise self.error("certfiles.cert.malformed", position=len(self.material.certificates) + 1,
+                             defect=Msg.of("certfiles.defect.version", version=exc.parsed_version + 1)) from None
         except ValueError as exc:
             if "no certificate" in str(exc).lower():
                 raise self.error("certfiles.p7.empty") from None
             raise self.error("certfiles.pem.corrupt", block=label) from None
         if not certs:
             raise self.error("certfiles.p7.empty")
-        self.material.certificates.extend(certs)
+        self.add_certificates(certs)
+
+    def _pkcs7_kind(self, der: bytes) -> None:
+        """Refuse a PKCS#7/CMS structure that is not a certificate bundle:
+        its content type is the first OID of the outer SEQUENCE."""
+        try:
+            start, _end, _tag = _tlv(der, 0)
+            ostart, oend, tag = _tlv(der, start)
+        except ValueError:
+            return
+        if tag != 0x06:
+            return
+        oid = der[start:oend]
+        if oid == _PKCS7_ENVELOPED:
+            raise self.error("certfiles.p7.enveloped")
+        if oid == _PKCS7_ENCRYPTED:
+            raise self.error("certfiles.p7.encrypted")
 
     # DER ----------------------------------------------------------------
 
@@ -241,10 +463,15 @@ class _Loader:
         # Cheap structural loaders first; PKCS#12 (which may run a slow key
         # derivation) and keys last.
         try:
-            self.material.certificates.append(x509.load_der_x509_certificate(data))
-            return
+            cert = x509.load_der_x509_certificate(data)
+        except x509.InvalidVersion as exc:
+            raise self.error("certfiles.cert.malformed", position=1,
+                             defect=Msg.of("certfiles.defect.version", version=exc.parsed_version + 1)) from None
         except (ValueError, UnsupportedAlgorithm):
             pass
+        else:
+            self.add_certificates([cert])
+            return
         try:
             self.material.csrs.append(x509.load_der_x509_csr(data))
             return
@@ -257,15 +484,20 @@ class _Loader:
     def _der_pkcs7(self, data: bytes) -> bool:
         from cryptography.hazmat.primitives.serialization import pkcs7
 
+        self._pkcs7_kind(data)
         try:
             certs = pkcs7.load_der_pkcs7_certificates(data)
+        except x509.InvalidVersion as exc:
+            raise self.error("certfiles.cert.malformed", position=len(self.material.certificates) + 1,
+                             defect=Msg.of("certfiles.defect.version", version=exc.parsed_version + 1)) from None
         except (ValueError, UnsupportedAlgorithm) as exc:
             if "no certificate" in str(exc).lower():
                 raise self.error("certfiles.p7.empty") from None
             return False
+        self.material.containers.add("pkcs7")
         if not certs:
             raise self.error("certfiles.p7.empty")
-        self.material.certificates.extend(certs)
+        self.add_certificates(certs)
         return True
 
     def _der_pkcs12(self, data: bytes) -> bool:
@@ -276,22 +508,38 @@ class _Loader:
         attempts: list[bytes | None] = [self.passphrase] if self.passphrase is not None else []
         attempts += [None, b""]
         password_problem = False
+        unsupported = False
         for password in attempts:
             try:
                 key, cert, extra = pkcs12.load_key_and_certificates(data, password)
-            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-                # "Could not deserialize" means not PKCS#12 at all; anything
-                # else means the structure parsed but did not decrypt.
-                if "deserialize" in str(exc).lower():
-                    return False
-                password_problem = True
+            except x509.InvalidVersion as exc:
+                raise self.error("certfiles.cert.malformed", position=1, defect=Msg.of(
+                    "certfiles.defect.version", version=exc.parsed_version + 1)) from None
+            except UnsupportedAlgorithm:
+                # The password opened the file (or none was needed), but a
+                # key inside is of a type cryptography cannot read (an old
+                # DSA variant, a GOST key, ...): not a password problem.
+                unsupported = True
                 continue
+            except (ValueError, TypeError) as exc:
+                # "Could not deserialize" means not PKCS#12 at all; "Invalid
+                # password" means the MAC or decryption failed; anything else
+                # is a key or certificate inside that cannot be read.
+                text = str(exc).lower()
+                if "deserialize" in text:
+                    return False
+                if "password" in text or "mac" in text:
+                    password_problem = True
+                else:
+                    unsupported = True
+                continue
+            self.material.containers.add("pkcs12")
             if key is not None:
                 self.material.keys.append(key)
-            if cert is not None:
-                self.material.certificates.append(cert)
-            self.material.certificates.extend(extra)
+            self.add_certificates([*([cert] if cert is not None else []), *extra])
             return True
+        if unsupported:
+            raise self.error("certfiles.p12.unsupported_key")
         if password_problem:
             if self.passphrase is None:
                 raise self.error("certfiles.p12.password_needed")
@@ -348,15 +596,27 @@ def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
     if not text.strip():
         raise _err("certfiles.empty", field, name=name)
     loader = _Loader(name, passphrase, field)
-    # Some certificates in the wild (even in certifi's bundle) carry a
-    # negative serial number; cryptography warns, and a warning on the
-    # console would only confuse an administrator who cannot change it.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*serial number.*")
+    # Library warnings never reach the terminal: cryptography warns about a
+    # negative serial number (some real certificates, even in certifi's
+    # bundle, carry one) or a PKCS#7 bundle in an unusual order.  What
+    # matters to the user becomes a note; the rest goes to the debug log.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         if _BEGIN_RE.search(text) or _END_RE.search(text):
             loader.pem(text)
         elif data[:1] == b"\x30":  # an ASN.1 SEQUENCE: every DER format here starts so
             loader.der(data)
+    for warning in caught:
+        said = str(warning.message)
+        if "serial number" in said.lower():
+            note = Msg.of("certfiles.note.serial", name=name)
+        elif "pkcs7" in said.lower() or "pkcs#7" in said.lower() or "order" in said.lower():
+            note = Msg.of("certfiles.note.pkcs7", name=name)
+        else:
+            _log.debug("warning while reading %s: %s", name, said)
+            continue
+        if note not in loader.material.notes:
+            loader.material.notes.append(note)
     if loader.material.empty:
         raise _err("certfiles.unrecognised", field, name=name)
     return loader.material
@@ -387,16 +647,26 @@ def load_file(path: str | os.PathLike[str], *, passphrase: bytes | None = None,
 
 # -- precise helpers -----------------------------------------------------------
 
-def certificates_from(data: bytes, *, name: str, field: str | None = None) -> list[x509.Certificate]:
+def certificates_from(data: bytes, *, name: str, field: str | None = None,
+                      passphrase: bytes | None = None) -> list[x509.Certificate]:
     """The certificates in *data*, in file order.
 
     Raises:
         InputError: no certificate; the message says what the file is instead
             (a CSR that still has to go to the CA, a private key) when it can.
     """
-    material = load_material(data, name=name, field=field)
+    return require_certificates(load_material(data, name=name, field=field, passphrase=passphrase), field)
+
+
+def require_certificates(material: Material, field: str | None = None) -> list[x509.Certificate]:
+    """The certificates of *material*, or the precise reason it has none:
+    a PKCS#12 file that opened but holds only a key, a CSR that still has
+    to go to the CA, a lone private key."""
+    name = material.name
     if material.certificates:
         return list(material.certificates)
+    if "pkcs12" in material.containers:
+        raise _err("certfiles.p12.no_cert", field, name=name)
     if material.csrs:
         raise _err("certfiles.cert.is_csr", field, name=name)
     if material.keys or material.encrypted_keys:
@@ -445,6 +715,18 @@ def csr_from(data: bytes, *, name: str, field: str | None = None) -> x509.Certif
 
 
 # -- small utilities -----------------------------------------------------------
+
+def serialization_der(pem_block: bytes) -> bytes:
+    """The DER inside one cleaned PEM block (base64 between the markers)."""
+    import base64
+    import binascii
+
+    lines = pem_block.strip().split(b"\n")[1:-1]
+    try:
+        return base64.b64decode(b"".join(lines), validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
 
 def cert_fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint as browsers and ``openssl x509 -fingerprint`` show

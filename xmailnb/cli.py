@@ -351,6 +351,8 @@ def _print_preview(preview: dict[str, Any], out: Out) -> None:
         out.result(out.t("cli.preview.intermediate", n=i, subject=c["subject"]))
     if preview["root_left_out"]:
         out.result(out.t("cli.preview.root", subject=preview["root_left_out"]["subject"]))
+    for c in preview.get("left_out", ()):
+        out.result(out.t("cli.preview.left_out", subject=c["subject"]))
     source = out.t(f"cli.preview.key_source.{preview['key']['source']}")
     out.result(out.t("cli.preview.key", type=preview["key"]["type"], source=source))
 
@@ -456,7 +458,19 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             parser.print_help(err_stream)
             return EXIT_USAGE
         func = getattr(args, "func", None) or _COMMANDS[args.command]
-        return int(func(args, out))
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            # Library warnings (a file path and a Python class name) are not
+            # messages for an administrator: the code turns what matters
+            # into catalog messages; the rest goes to the debug log.
+            warnings.simplefilter("always")
+            code = int(func(args, out))
+        for w in caught:
+            import logging
+
+            logging.getLogger(__name__).debug("warning: %s", w.message)
+        return code
     except XmailnbError as exc:
         out.error(exc)
         return exc.exit_code
@@ -473,7 +487,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except Exception as exc:  # a bug: one clear line, never a traceback
         if os.environ.get("XMAILNB_DEBUG"):
             raise
-        out.say(Msg.of("cli.internal", error=f"{type(exc).__name__}: {exc}"))
+        import logging
+
+        logging.getLogger(__name__).debug("internal error", exc_info=True)
+        # Still exactly one JSON document with --json: scripts never parse
+        # an empty stdout.
+        out.error(InputError(Msg.of("cli.internal", error=f"{type(exc).__name__}: {exc}"),
+                             Msg.of("cli.internal.fix")))
         return EXIT_REFUSED
 
 

@@ -8,6 +8,7 @@ carry :class:`~xmailnb.i18n.Msg` values, rendered by the view.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -196,9 +197,9 @@ def _check_cert_present(s: _State) -> Finding:
         return Finding("cert.present", "error", exc.msg, Msg.of("diagnose.cert.broken.fix"))
     leaf = s.certs[0]
     return _f("cert.present", "ok", "diagnose.cert.present.ok",
-              details={"subject": leaf.subject.rfc4514_string(), "count": len(s.certs),
+              details={"subject": chainmod.name_text(leaf.subject, "en"), "count": len(s.certs),
                        "sha256": certfiles.cert_fingerprint(leaf)},
-              subject=leaf.subject.rfc4514_string(), count=len(s.certs))
+              subject=chainmod.display_name(leaf.subject), count=len(s.certs))
 
 
 def _check_cert_pair(s: _State) -> Finding:
@@ -206,6 +207,11 @@ def _check_cert_pair(s: _State) -> Finding:
         return _f("cert.pair", "info", "diagnose.skip.no_cert")
     if s.key is None:
         return _f("cert.pair", "info", "diagnose.skip.no_key")
+    try:
+        s.leaf.public_key()
+    except chainmod.PARSE_ERRORS:
+        # A key algorithm nobody can read: no client can use the certificate.
+        return _f("cert.pair", "error", "diagnose.cert.pair.unreadable", "diagnose.cert.broken.fix")
     if keys.public_key_matches(s.key, s.leaf):
         return _f("cert.pair", "ok", "diagnose.cert.pair.ok")
     return _f("cert.pair", "error", "diagnose.cert.pair.mismatch", "diagnose.cert.pair.mismatch.fix")
@@ -215,8 +221,9 @@ def _check_cert_validity(s: _State) -> Finding:
     if s.leaf is None:
         return _f("cert.validity", "info", "diagnose.skip.no_cert")
     for cert in s.certs:
-        subject = cert.subject.rfc4514_string()
-        if cert.not_valid_after_utc <= s.at:
+        subject = chainmod.display_name(cert.subject)
+        # RFC 5280 4.1.2.5: valid "through" notAfter, that instant included.
+        if cert.not_valid_after_utc < s.at:
             return _f("cert.validity", "error", "diagnose.cert.expired", "diagnose.cert.expired.fix",
                       {"not_after": cert.not_valid_after_utc.isoformat()},
                       subject=subject, date=cert.not_valid_after_utc.date().isoformat())
@@ -232,10 +239,10 @@ def _check_cert_validity(s: _State) -> Finding:
     date = soonest.not_valid_after_utc.date().isoformat()
     if days < EXPIRY_WARN_DAYS:
         return _f("cert.validity", "warn", "diagnose.cert.expiring", "diagnose.cert.expiring.fix", details,
-                  days=days, date=date, subject=soonest.subject.rfc4514_string())
+                  days=days, date=date, subject=chainmod.display_name(soonest.subject))
     key = "diagnose.cert.valid" if soonest is leaf else "diagnose.cert.valid.chain"
     return _f("cert.validity", "ok", key, details=details, days=days, date=date,
-              subject=soonest.subject.rfc4514_string())
+              subject=chainmod.display_name(soonest.subject))
 
 
 def _check_cert_hostname(s: _State) -> Finding:
@@ -249,7 +256,12 @@ def _check_cert_hostname(s: _State) -> Finding:
     if chainmod.covers_hostname(s.leaf, s.hostname):
         return _f("cert.hostname", "ok", "diagnose.cert.hostname.ok", details=details, hostname=s.hostname,
                   source=s.hostname_source)
-    if not s.leaf.extensions or not _has_san(s.leaf):
+    # Host-name messages only when the names are the problem: a v1
+    # certificate cannot hold any, one without subjectAltName holds none.
+    if s.leaf.version != x509.Version.v3:
+        return _f("cert.hostname", "error", "diagnose.cert.hostname.version", "diagnose.cert.hostname.version.fix",
+                  details, hostname=s.hostname, source=s.hostname_source)
+    if not _has_san(s.leaf):
         return _f("cert.hostname", "error", "diagnose.cert.hostname.no_san", "diagnose.cert.hostname.fix",
                   details, hostname=s.hostname, source=s.hostname_source, names=", ".join(names) or "-")
     return _f("cert.hostname", "error", "diagnose.cert.hostname.mismatch", "diagnose.cert.hostname.fix",
@@ -257,15 +269,13 @@ def _check_cert_hostname(s: _State) -> Finding:
 
 
 def _has_san(cert: x509.Certificate) -> bool:
-    try:
-        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        return True
-    except x509.ExtensionNotFound:
-        return False
+    return bool(chainmod.hostnames(cert)) and chainmod._san(cert) is not None
 
 
 def _anchors(s: _State) -> dict[str, Sequence[x509.Certificate]]:
-    return {"public": chainmod.public_roots(), "certs.pem": s.certs_pem}
+    from .actions import anchor_sets
+
+    return dict(anchor_sets(s.mr, s.certs_pem))
 
 
 def _check_cert_chain(s: _State) -> Finding:
@@ -285,7 +295,7 @@ def _check_cert_chain(s: _State) -> Finding:
     if not plan.complete:
         last = s.certs[-1]
         return _f("cert.chain", "warn", "diagnose.cert.chain.incomplete", "diagnose.cert.chain.incomplete.fix",
-                  details, issuer=last.issuer.rfc4514_string())
+                  details, issuer=chainmod.display_name(last.issuer))
     if plan.root is not None:
         return _f("cert.chain", "info", "diagnose.cert.chain.root_included",
                   "diagnose.cert.chain.root_included.fix", details, count=len(s.certs))
@@ -293,22 +303,32 @@ def _check_cert_chain(s: _State) -> Finding:
 
 
 def _check_cert_trust(s: _State) -> Finding:
+    """The verdict of :func:`xmailnb.chain.judge`, the one install and the
+    dashboard use (trust alone here: the host name has its own check)."""
     if s.leaf is None:
         return _f("cert.trust", "info", "diagnose.skip.no_cert")
-    if len(s.certs) == 1 and chainmod.is_self_signed(s.leaf):
-        return _f("cert.trust", "warn", "diagnose.cert.trust.self_signed", "diagnose.cert.trust.self_signed.fix")
-    practice = _practice_issuer(s.certs)
-    if practice:
-        return _f("cert.trust", "warn", "diagnose.cert.trust.practice", "diagnose.cert.trust.practice.fix",
-                  {"anchor": "practice"})
-    result = chainmod.verify_trust(s.leaf, s.certs[1:], anchors=_anchors(s), hostname=None, at=s.at)
-    details = {"anchor": result.anchor, "trusted": result.trusted}
-    if result.trusted and result.anchor == "public":
+    verdict = chainmod.judge(s.leaf, s.certs[1:], anchors=_anchors(s), hostname=None, at=s.at)
+    details: dict[str, Any] = {"anchor": verdict.anchor, "trusted": verdict.trusted}
+    problem = verdict.problem
+    if problem is not None:
+        details["reason"] = problem.reason.name.lower()
+    if problem is not None and verdict.anchor_known and problem.reason not in (
+            chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID, chainmod.Reason.HOSTNAME):
+        # Expiry is cert.validity's finding; saying it twice adds nothing.
+        return Finding("cert.trust", "error", Msg.of("diagnose.cert.trust.refused", reason=problem.msg),
+                       problem.fix, details)
+    if len(s.certs) == 1 and verdict.self_signed:
+        return _f("cert.trust", "warn", "diagnose.cert.trust.self_signed", "diagnose.cert.trust.self_signed.fix",
+                  details)
+    if verdict.trusted and verdict.anchor == "public":
         return _f("cert.trust", "ok", "diagnose.cert.trust.public", details=details)
-    if result.trusted:
+    if (verdict.trusted and verdict.anchor == "practice") or (not verdict.trusted and _practice_issuer(s.certs)):
+        return _f("cert.trust", "warn", "diagnose.cert.trust.practice", "diagnose.cert.trust.practice.fix",
+                  {**details, "anchor": "practice"})
+    if verdict.trusted:
         return _f("cert.trust", "info", "diagnose.cert.trust.certs_pem", "diagnose.cert.trust.certs_pem.fix",
                   details)
-    reason = result.reason or Msg.of("diagnose.cert.trust.unknown_reason")
+    reason = problem.msg if problem is not None else Msg.of("diagnose.cert.trust.unknown_reason")
     return _f("cert.trust", "warn", "diagnose.cert.trust.private", "diagnose.cert.trust.private.fix",
               details, reason=reason)
 
@@ -501,6 +521,10 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
             findings.append(_CHECKS[check](s))
         except XmailnbError as exc:
             findings.append(Finding(check, "error", exc.msg, exc.fix))
+        except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash
+            logging.getLogger(__name__).debug("check %s failed", check, exc_info=True)
+            findings.append(Finding(check, "error", Msg.of("diagnose.check_failed",
+                                                           error=f"{type(exc).__name__}: {exc}")))
     # acme.renewal appears only where ACME was used; the ACME module (and
     # its imports) is loaded only then.
     if mr.file("sslconf/acme/settings.json").is_file():

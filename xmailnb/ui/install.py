@@ -238,6 +238,8 @@ class InstallStep(Step):
             items.append(t("cli.preview.intermediate", n=n, subject=inter["subject"]))
         if d["root_left_out"]:
             items.append(t("cli.preview.root", subject=d["root_left_out"]["subject"]))
+        for c in d.get("left_out", ()):
+            items.append(t("cli.preview.left_out", subject=c["subject"]))
         items.append(t("cli.preview.key", type=d["key"]["type"],
                        source=t(f"cli.preview.key_source.{d['key']['source']}")))
         if d["hostname"]:
