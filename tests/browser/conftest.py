@@ -51,7 +51,9 @@ def _require_chromium() -> None:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     _require_chromium()
-    server = Dashboard(tmp_path_factory.mktemp("served"))
+    # Room for the pages of every test module (a page's kernel stops when
+    # its tab closes; pages dropped without closing linger for a minute).
+    server = Dashboard(tmp_path_factory.mktemp("served"), "--max-pages", "10")
     yield server
     server.stop()
 
@@ -126,4 +128,5 @@ def visit(browser, served):
     v = Visit(page, served)
     v.open()
     yield v
+    page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()

@@ -178,3 +178,19 @@ def test_too_many_open_pages_says_so_in_the_browsers_language(browser, dashboard
     second.reload()
     second.wait_for_selector(".xm-app", timeout=120_000)
     second.wait_for_selector("#loading", state="detached", timeout=120_000)
+
+
+def test_an_open_page_keeps_its_kernel_a_vanished_one_frees_it(browser, dashboard):
+    server = dashboard("--page-timeout", "5")
+    page = server.open_page(browser)
+    server.wait_kernels(lambda n: n == 2)
+    time.sleep(15)  # three timeouts: the page is connected, so its kernel stays however quiet
+    assert len(server.kernel_pids()) == 2
+    page.click(".xm-nav-csr")
+    page.wait_for_selector(".xm-step-csr", state="visible")
+    assert page.locator(".xm-disconnected").count() == 0
+    # the browser goes away without telling the server (no beforeunload)
+    page.context.close()
+    start = time.monotonic()
+    server.wait_kernels(lambda n: n == 1, timeout=60)
+    assert time.monotonic() - start < 40

@@ -81,6 +81,7 @@ def test_no_private_key_material_in_page_or_websocket(browser, served, tmp_path)
     assert server_key.read_bytes() == key_pem
     time.sleep(0.5)  # the last frames
     dom = page.content()
+    page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()
 
     everything = [dom, *frames, served.said]

@@ -74,4 +74,5 @@ def test_csr_practice_sign_install_probe(browser, served):
         assert "xm-error" not in classes and "xm-warn" not in classes, rows.nth(i).inner_text()
     page.screenshot(path=str(served.data.parent / "practice-probe.png"), full_page=True)
     page.click(".xm-practice-stop")
+    page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()

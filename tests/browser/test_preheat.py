@@ -31,6 +31,7 @@ def test_preheated_kernel_reads_the_mailroot_at_request_time(browser, served):
             classes = page.get_attribute(".xm-check-settings-tls", "class") or ""
             assert "xm-error" in classes or "xm-warn" in classes, classes
         finally:
+            page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
             context.close()
     finally:
         assert run("settings", "--mailroot", str(served.mailroot),

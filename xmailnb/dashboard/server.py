@@ -66,7 +66,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
 from jupyter_core.utils import run_sync
-from jupyter_server._tz import utcnow
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.httputil import HTTPServerRequest, split_host_and_port
@@ -491,6 +490,7 @@ class PageKernelManager(AsyncMappingKernelManager):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._alone_since: dict[str, float] = {}
+        self._activity_seen: dict[str, tuple[Any, float]] = {}
         self._starting = 0
 
     def kernel_count(self) -> int:
@@ -545,6 +545,8 @@ class PageKernelManager(AsyncMappingKernelManager):
         now = time.monotonic()
         for kernel_id in [k for k in self._alone_since if k not in self._kernels]:
             del self._alone_since[kernel_id]
+        for kernel_id in [k for k in self._activity_seen if k not in self._kernels]:
+            del self._activity_seen[kernel_id]
         for kernel_id in self._pooled():
             # A page's clock starts when the kernel leaves the pool.
             if kernel_id in self._alone_since:
@@ -560,10 +562,15 @@ class PageKernelManager(AsyncMappingKernelManager):
             return
         if self._kernel_connections.get(kernel_id, 0) > 0:
             return
-        alone = time.monotonic() - self._alone_since.setdefault(kernel_id, time.monotonic())
-        last = getattr(kernel, "last_activity", None)
-        # jupyter_server's own clock, the one that stamped last_activity.
-        quiet = (utcnow() - last).total_seconds() if last is not None else alone
+        now = time.monotonic()
+        alone = now - self._alone_since.setdefault(kernel_id, now)
+        # When jupyter_server's last_activity stamp last changed, on our
+        # monotonic clock (seen at each round of the culler).
+        stamp = getattr(kernel, "last_activity", None)
+        seen = self._activity_seen.get(kernel_id)
+        if seen is None or seen[0] != stamp:
+            seen = self._activity_seen[kernel_id] = (stamp, now)
+        quiet = now - seen[1]
         if (alone >= self.page_timeout and quiet >= self.page_timeout) or alone >= self.page_limit:
             self.log.info("Stopping kernel %s: no page connected for %d s.", kernel_id, alone)
             await self.shutdown_kernel(kernel_id)
