@@ -465,7 +465,10 @@ def test_pages_are_capped_and_their_kernels_culled(door_server):
             peak[0] = max(peak[0], len(server.kernel_pids()))
             time.sleep(0.2)
 
+    barrier = threading.Barrier(20)
+
     def get(i):
+        barrier.wait()  # all at once: "open at the same time" is what is capped
         resp = server.request("GET", f"/?page={i}", cookie=cookie,
                               headers={"Accept-Language": "en", "Sec-Fetch-Site": "same-origin"})
         results.append((resp.status, resp.body))
@@ -476,7 +479,6 @@ def test_pages_are_capped_and_their_kernels_culled(door_server):
         threads = [threading.Thread(target=get, args=(i,)) for i in range(20)]
         for t in threads:
             t.start()
-            time.sleep(0.05)
         for t in threads:
             t.join(180)
         time.sleep(3)  # the pool refills
