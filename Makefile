@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 
 # The dashboard in the browser on the practice sandbox MailRoot (MAIL_ROOT is
 # cleared so that `make run` never opens a live MailRoot by accident).
-# Ctrl-C stops it.
+# Another port: make run PORT=8870.  Ctrl-C stops it.
+PORT ?= 8866
 run: $(STAMP)
-	MAIL_ROOT= $(BIN)/xmailnb serve
+	MAIL_ROOT= $(BIN)/xmailnb serve --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

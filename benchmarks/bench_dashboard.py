@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -106,8 +107,15 @@ def run_all(work: Path, quick: bool) -> list[Figure]:
     nb.write_text(json.dumps(BASELINE_NB))
     exe = Path(sys.executable)
     tport, bport = _free_port(), _free_port()
+    # The dashboard wants its token (given in the environment, as a user
+    # would); each visit opens the login address, which sets the cookie and
+    # redirects to the page.  Pages are not closed between visits (as
+    # before), so room for all of them (--max-pages).
+    token = secrets.token_urlsafe(32)
     target = Server([str(exe.with_name("xmailnb")), "serve", "--port", str(tport), "--no-browser",
-                     "--lang", "en", "--mailroot", str(mailroot)], _env(work, None), work / "serve.log", tport)
+                     "--lang", "en", "--mailroot", str(mailroot), "--max-pages", "20"],
+                    {**_env(work, None), "XMAILNB_TOKEN": token}, work / "serve.log", tport)
+    target.url = f"{target.url}?token={token}"
     baseline = Server([str(exe), "-m", "voila", str(nb), f"--port={bport}", "--no-browser",
                        "--Voila.ip=127.0.0.1"], _env(work, None), work / "voila.log", bport)
     figures: list[Figure] = []

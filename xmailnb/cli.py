@@ -74,9 +74,14 @@ def build_parser(lang: str, only: str | None = None, *, with_help: bool = True) 
     """
     t = _Help(lang, with_help)
     parser = _Parser(prog="xmailnb", description=t("description"))
+    # The common options are accepted before the command (`xmailnb --lang ja
+    # diagnose`) and after it.  After it they default to SUPPRESS: argparse
+    # copies a sub-parser's defaults over what was given before the command.
+    parser.add_argument("--mailroot", metavar="DIR", default=None, help=t("mailroot"))
+    parser.add_argument("--lang", choices=LANGUAGES, default=None, help=t("lang"))
     common = _Parser(add_help=False)
-    common.add_argument("--mailroot", metavar="DIR", help=t("mailroot"))
-    common.add_argument("--lang", choices=LANGUAGES, help=t("lang"))
+    common.add_argument("--mailroot", metavar="DIR", default=argparse.SUPPRESS, help=t("mailroot"))
+    common.add_argument("--lang", choices=LANGUAGES, default=argparse.SUPPRESS, help=t("lang"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     from . import commands

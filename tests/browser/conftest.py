@@ -4,25 +4,34 @@ the whole browser session.
 Chromium comes from Debian (``/usr/bin/chromium``); Playwright never downloads
 a browser here.  Without it the browser tests are skipped with a visible
 reason, except in CI (``CI=true``), where a missing browser is a failure.
+
+Fixtures for new tests:
+
+* ``served`` (session): the dashboard on a fresh sandbox; ``served.url`` is
+  its login address (opening it in any context logs in and lands on the page).
+* ``page`` (function): a logged-in, loaded page on ``served`` (``en-US``).
+* ``dashboard`` (function): ``dashboard(mailroot=..., lang=..., *extra_args)``
+  starts another dashboard (stopped after the test); each has
+  ``open_page(browser, locale=...)``, ``request(...)``, ``status()``,
+  ``kernel_pids()`` (see ``tests/dashboard_server.py``).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+
+from dashboard_server import Dashboard
 
 CHROMIUM = Path(os.environ.get("XMAILNB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Kept for tests that name it: the running dashboard.
+Served = Dashboard
 
 
 def _require_chromium() -> None:
@@ -39,60 +48,30 @@ def _require_chromium() -> None:
         pytest.skip("browser tests need the playwright package (pip install -e '.[test]')")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """The running dashboard: its URL, port and the sandbox MailRoot it works on."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.data = tmp / "data"
-        self.mailroot = self.data / "sandbox-MailRoot"
-        env = {k: v for k, v in os.environ.items() if k not in ("MAIL_ROOT", "XMAILNB_LANG")}
-        env.update(XMAILNB_DATA_DIR=str(self.data), LANG="C.UTF-8")
-        # stderr to a file, not a pipe: a pipe nobody reads would block the
-        # server once its buffer is full.
-        self.log = tmp / "serve.log"
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "xmailnb", "serve", "--port", str(self.port), "--no-browser",
-                 "--lang", "en"], env=env, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if "Press Ctrl-C" in self.said:
-                break
-            time.sleep(0.2)
-        match = re.search(r"(http://127\.0\.0\.1:\d+/\S*)", self.said)
-        if match is None or self.proc.poll() is not None:
-            self.stop()
-            raise RuntimeError("xmailnb serve did not start:\n" + self.said)
-        self.url = match.group(1)
-        self.origin = f"127.0.0.1:{self.port}"
-
-    @property
-    def said(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def is_own(self, url: str) -> bool:
-        parsed = urlparse(url)
-        return parsed.scheme in ("data", "blob", "about") or parsed.netloc == self.origin
-
-    def stop(self) -> None:
-        from helpers import interrupt
-
-        interrupt(self.proc)
-
-
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     _require_chromium()
-    server = Served(tmp_path_factory.mktemp("served"))
+    # Room for the pages of every test module (a page's kernel stops when
+    # its tab closes; pages dropped without closing linger for a minute).
+    server = Dashboard(tmp_path_factory.mktemp("served"), "--max-pages", "10")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    """Start more dashboards: ``dashboard(*extra_args, mailroot=None, lang=None, ...)``."""
+    _require_chromium()
+    started: list[Dashboard] = []
+
+    def start(*extra: str, **kwargs) -> Dashboard:
+        server = Dashboard(tmp_path / f"dashboard-{len(started)}", *extra, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +85,19 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture
+def page(browser, served):
+    """A logged-in page on the session's dashboard, loaded (English browser)."""
+    p = served.open_page(browser)
+    yield p
+    p.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
+    p.context.close()
+
+
 class Visit:
     """One page on the dashboard with everything it requested and logged."""
 
-    def __init__(self, page, served: Served) -> None:
+    def __init__(self, page, served: Dashboard) -> None:
         self.page = page
         self.served = served
         self.requests: list[str] = []
@@ -120,10 +108,12 @@ class Visit:
         page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
 
     def open(self) -> None:
-        self.page.goto(self.served.url)
+        # the login address: cookie, then the page (first bytes only: a cold
+        # start can take long on a busy machine; #loading says when it is done)
+        self.page.goto(self.served.url, wait_until="commit", timeout=120_000)
         # Voila removes #loading once every cell has run and the widgets are up.
-        self.page.wait_for_selector("#loading", state="detached", timeout=90_000)
-        self.page.wait_for_selector(".xm-app", timeout=30_000)
+        self.page.wait_for_selector(".xm-app", timeout=120_000)
+        self.page.wait_for_selector("#loading", state="detached", timeout=120_000)
 
     def screenshot(self, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -138,4 +128,5 @@ def visit(browser, served):
     v = Visit(page, served)
     v.open()
     yield v
+    page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()

@@ -35,8 +35,9 @@ def test_no_private_key_material_in_page_or_websocket(browser, served, tmp_path)
             "utf-8", "replace")))
 
     page.on("websocket", watch)
-    page.goto(served.url)
-    page.wait_for_selector("#loading", state="detached", timeout=90_000)
+    page.goto(served.url, wait_until="commit", timeout=120_000)  # logs in, then the page
+    page.wait_for_selector(".xm-app", timeout=120_000)
+    page.wait_for_selector("#loading", state="detached", timeout=120_000)
     page.click(".xm-nav-csr")
     page.wait_for_selector(".xm-step-csr", state="visible")
     for name, value in CSR_VALUES.items():
@@ -80,9 +81,13 @@ def test_no_private_key_material_in_page_or_websocket(browser, served, tmp_path)
     assert server_key.read_bytes() == key_pem
     time.sleep(0.5)  # the last frames
     dom = page.content()
+    page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()
 
     everything = [dom, *frames, served.said]
+    # nor the access token
+    for text in everything:
+        assert served.token not in text
     assert frames, "no websocket traffic was seen"
     assert len(_key_fragments(key_pem)) > 10
     # The public CSR did travel: the search would see key lines if they did.

@@ -28,8 +28,9 @@ def test_csr_practice_sign_install_probe(browser, served):
     context = browser.new_context(viewport={"width": 1200, "height": 1400})
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(served.url)
-    page.wait_for_selector("#loading", state="detached", timeout=90_000)
+    page.goto(served.url, wait_until="commit", timeout=120_000)  # logs in, then the page
+    page.wait_for_selector(".xm-app", timeout=120_000)
+    page.wait_for_selector("#loading", state="detached", timeout=120_000)
 
     _go(page, "csr")
     for name, value in CSR_VALUES.items():
@@ -73,4 +74,5 @@ def test_csr_practice_sign_install_probe(browser, served):
         assert "xm-error" not in classes and "xm-warn" not in classes, rows.nth(i).inner_text()
     page.screenshot(path=str(served.data.parent / "practice-probe.png"), full_page=True)
     page.click(".xm-practice-stop")
+    page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()

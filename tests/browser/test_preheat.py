@@ -11,8 +11,9 @@ from helpers import run
 def _open(browser, served):
     context = browser.new_context()
     page = context.new_page()
-    page.goto(served.url)
-    page.wait_for_selector("#loading", state="detached", timeout=90_000)
+    page.goto(served.url, wait_until="commit", timeout=120_000)  # logs in, then the page
+    page.wait_for_selector(".xm-app", timeout=120_000)
+    page.wait_for_selector("#loading", state="detached", timeout=120_000)
     page.wait_for_selector(".xm-check-settings-tls", timeout=30_000)
     return context, page
 
@@ -30,6 +31,7 @@ def test_preheated_kernel_reads_the_mailroot_at_request_time(browser, served):
             classes = page.get_attribute(".xm-check-settings-tls", "class") or ""
             assert "xm-error" in classes or "xm-warn" in classes, classes
         finally:
+            page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
             context.close()
     finally:
         assert run("settings", "--mailroot", str(served.mailroot),

@@ -1,0 +1,747 @@
+"""The dashboard server: Voilà 0.5 with a door in front of every route.
+
+``xmailnb serve`` runs ``python -m xmailnb.dashboard.server NOTEBOOK ...``
+with a ``voila.json`` made by :func:`xmailnb.serving.plan`.  This is Voilà's
+own application (:class:`voila.app.Voila`) with four changes, each made
+through the hook Voilà or jupyter_server offers for it:
+
+* **The door** (:class:`Door`, consulted by :class:`DoorApplication` before
+  any route is looked up, so that every route — the page, ``/voila/*``,
+  static files, the kernel API, websockets, unknown paths — is behind it):
+
+  - on a loopback bind, the ``Host`` header must name loopback (a web page
+    that rebinds its DNS name to 127.0.0.1 gets 403);
+  - ``Sec-Fetch-Site: cross-site`` or ``same-site``, and an ``Origin`` other
+    than the server's own, get 403 before anything else happens (no kernel
+    is started): another site, or another port on 127.0.0.1, cannot drive
+    the dashboard through the admin's browser;
+  - everything else needs the login cookie (HTTP-only, SameSite=Strict,
+    signed with a key derived from the token) or ``Authorization: token T``;
+    without it, a 401 page that says a token is needed and offers a form;
+  - ``?token=T`` (the printed address) or ``?login=CODE`` (the one-time
+    address the browser is opened with) set the cookie and redirect to the
+    same page without them, so a secret never stays in the address bar, in
+    the history, or in a log.  (Tokens have at least 16 characters, 256
+    random bits when generated: guessing them over HTTP is hopeless, and a
+    lock-out after wrong guesses would only let any local user lock the
+    admin out.)
+
+  The same check is the :class:`DoorIdentityProvider` (jupyter_server's
+  identity hook) that Voilà's handlers ask, so they agree with the door.
+* **Bounded kernels** (:class:`PageKernelManager`, Voilà's
+  ``multi_kernel_manager_class``): a kernel no page has been connected to for
+  ``page_timeout`` seconds is stopped (a page that never connected, e.g. a
+  bare GET, included); a kernel that died and was restarted is stopped (its
+  page has lost its widgets); :class:`PageHandler` refuses a page beyond
+  ``max_pages`` with a "too many open pages" page instead of starting one
+  more kernel.  The preheated kernel is never culled.
+* **The page's language**: Voilà passes ``Accept-Language`` to the kernel;
+  the kernel reads it through a query socket reached with a per-run key
+  (:class:`QuerySocketHandler`, see :mod:`xmailnb.dashboard.page`).
+* **Logs**: the request log shows paths without query strings, refusals at
+  debug level only; a filter removes ``token=``/``login=`` values from every
+  log record, tracebacks included.
+
+The server is given only SHA-256 digests of its secrets, never a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import html
+import json
+import logging
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import tornado.web
+from jupyter_core.utils import run_sync
+from jupyter_server.auth.identity import IdentityProvider, User
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado.httputil import HTTPServerRequest, split_host_and_port
+from traitlets import Float, Integer, Unicode, default
+from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
+from voila.tornado.handler import TornadoVoilaHandler
+
+from ..i18n import LANGUAGES, detect_language, text
+from .page import LANG_CLASS_PREFIX, accept_language
+
+__all__ = ["Door", "DoorApplication", "DoorIdentityProvider", "PageKernelManager", "XmailnbVoila", "main"]
+
+log = logging.getLogger(__name__)
+
+COOKIE_MAX_AGE_DAYS = 7
+LOGIN_PATH = "/xmailnb/login"
+_SECRET_PARAMS = ("token", "login")
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+_KERNEL_ID = r"\w+-\w+-\w+-\w+-\w+"
+_QUERY_ROUTE = re.compile(rf"/xmailnb/query/(?P<key>[A-Za-z0-9_-]{{16,128}})/(?P<kernel_id>{_KERNEL_ID})")
+_SAFE_PATH = re.compile(r"/(?!/)[A-Za-z0-9._~/-]*")
+
+
+def _sha256(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+class Verdict:
+    """What the door answers instead of letting a request through."""
+
+    def __init__(self, status: int, kind: str, *, location: str = "", note: str = "") -> None:
+        self.status, self.kind, self.location, self.note = status, kind, location, note
+
+
+class Door:
+    """Who may come in.  Plain checks on a request; no I/O.
+
+    Args:
+        token_sha256: hex SHA-256 of the access token.
+        login_code_sha256: hex SHA-256 of the one-time login code ("" for none).
+        login_code_ttl: seconds the login code stays usable.
+        query_key_sha256: hex SHA-256 of the kernels' query key.
+        port: the server's port (the cookie's name carries it: cookies do not
+            tell ports apart, and two dashboards may run side by side).
+        loopback: bound to a loopback address (then the Host header must
+            name loopback).
+        page_lang: language forced with ``serve --lang``, or "".
+    """
+
+    def __init__(self, *, token_sha256: str, login_code_sha256: str, login_code_ttl: float,
+                 query_key_sha256: str, port: int, loopback: bool, page_lang: str = "") -> None:
+        self._token = bytes.fromhex(token_sha256)
+        self._login_code: bytes | None = bytes.fromhex(login_code_sha256) if login_code_sha256 else None
+        self._login_deadline = time.monotonic() + login_code_ttl
+        self._query_key = bytes.fromhex(query_key_sha256) if query_key_sha256 else None
+        self.cookie_name = f"xmailnb-{port}"
+        # Cookies stay valid across restarts with the same token, and die with it.
+        self._cookie_secret = hmac.new(self._token, b"xmailnb login cookie v1", "sha256").hexdigest()
+        self.loopback = loopback
+        self.page_lang = page_lang if page_lang in LANGUAGES else ""
+
+    # -- secrets -------------------------------------------------------------------------
+    def token_ok(self, candidate: str) -> bool:
+        """True for the access token (digests compared in constant time)."""
+        return hmac.compare_digest(_sha256(candidate), self._token)
+
+    def login_code_ok(self, candidate: str) -> bool:
+        """True, once, for the one-time login code while it is fresh."""
+        if self._login_code is None or time.monotonic() > self._login_deadline:
+            return False
+        if hmac.compare_digest(_sha256(candidate), self._login_code):
+            self._login_code = None
+            return True
+        return False
+
+    def query_key_ok(self, candidate: str) -> bool:
+        return self._query_key is not None and hmac.compare_digest(_sha256(candidate), self._query_key)
+
+    def cookie_value(self) -> str:
+        return tornado.web.create_signed_value(self._cookie_secret, self.cookie_name, "1").decode("ascii")
+
+    def cookie_ok(self, request: HTTPServerRequest) -> bool:
+        try:
+            morsel = request.cookies.get(self.cookie_name)
+        except Exception:  # a malformed Cookie header is no cookie
+            return False
+        if morsel is None:
+            return False
+        value = tornado.web.decode_signed_value(self._cookie_secret, self.cookie_name, morsel.value,
+                                                max_age_days=COOKIE_MAX_AGE_DAYS)
+        return value == b"1"
+
+    def header_token_ok(self, request: HTTPServerRequest) -> bool:
+        match = IdentityProvider.auth_header_pat.match(request.headers.get("Authorization", ""))
+        return match is not None and self.token_ok(match.group(2).strip())
+
+    def authenticated(self, request: HTTPServerRequest) -> bool:
+        return self.cookie_ok(request) or self.header_token_ok(request)
+
+    # -- where the request comes from ----------------------------------------------------
+    def host_ok(self, request: HTTPServerRequest) -> bool:
+        if not self.loopback:
+            return True
+        host, _port = split_host_and_port(request.host.lower())
+        return host.strip("[]") in _LOOPBACK_NAMES
+
+    def same_origin(self, request: HTTPServerRequest) -> bool:
+        """No ``Origin`` (not a browser's cross-origin request), or our own."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        return origin.strip().lower() == f"{request.protocol}://{request.host}".lower()
+
+    @staticmethod
+    def cross_site(request: HTTPServerRequest) -> bool:
+        # Fetch Metadata: "same-site" is another port or subdomain of the
+        # same site, e.g. another web app on 127.0.0.1: not ours either.
+        return request.headers.get("Sec-Fetch-Site", "").strip().lower() in ("cross-site", "same-site")
+
+    # -- the decision --------------------------------------------------------------------
+    def verdict(self, request: HTTPServerRequest) -> Verdict | None:
+        """``None`` to let the request through, else what to answer."""
+        if not self.host_ok(request):
+            return Verdict(403, "host")
+        if self.cross_site(request) or not self.same_origin(request):
+            return Verdict(403, "cross_site")
+        path = request.path
+        query_route = _QUERY_ROUTE.fullmatch(path)
+        if query_route is not None:
+            return None if self.query_key_ok(query_route.group("key")) else Verdict(403, "refused")
+        args = parse_qsl(request.query, keep_blank_values=True)
+        if any(name in _SECRET_PARAMS for name, _ in args):
+            if request.method not in ("GET", "HEAD"):
+                return Verdict(403, "refused")
+            ok = (any(self.token_ok(v) for k, v in args if k == "token")
+                  or any(self.login_code_ok(v) for k, v in args if k == "login"))
+            if not ok:
+                return Verdict(401, "login", note="wrong")
+            rest = [(k, v) for k, v in args if k not in _SECRET_PARAMS]
+            target = path if _SAFE_PATH.fullmatch(path) else "/"
+            return Verdict(303, "enter", location=target + ("?" + urlencode(rest) if rest else ""))
+        if path == LOGIN_PATH and request.method == "POST":
+            return None  # the form's handler checks the token
+        if self.authenticated(request):
+            return None
+        return Verdict(401, "login")
+
+    def language(self, request: HTTPServerRequest) -> str:
+        return self.page_lang or accept_language(request.headers.get("Accept-Language", "")) or detect_language()
+
+    # -- answers -------------------------------------------------------------------------
+    def let_in(self, handler: tornado.web.RequestHandler, location: str) -> None:
+        """Set the login cookie and send the browser to *location*."""
+        handler.set_cookie(self.cookie_name, self.cookie_value(), path="/", httponly=True, samesite="Strict",
+                           secure=handler.request.protocol == "https")
+        # Also tornado's XSRF cookie (double submit), which Voilà's page sends
+        # back when it closes so that its kernel is stopped at once.
+        handler.xsrf_token  # noqa: B018  (the property sets the cookie)
+        handler.set_header("Referrer-Policy", "no-referrer")
+        handler.set_header("Cache-Control", "no-store")
+        handler.redirect(location, status=303)
+
+    def answer(self, handler: tornado.web.RequestHandler, verdict: Verdict) -> None:
+        if verdict.kind == "enter":
+            self.let_in(handler, verdict.location)
+            return
+        lang = self.language(handler.request)
+        handler.set_status(verdict.status)
+        _page_headers(handler)
+        handler.finish(door_page(verdict.kind, lang, note=verdict.note, host=handler.request.host))
+
+
+def _page_headers(handler: tornado.web.RequestHandler) -> None:
+    handler.set_header("Content-Type", "text/html; charset=utf-8")
+    handler.set_header("Cache-Control", "no-store")
+    # same-origin, not no-referrer: with no-referrer Chromium sends
+    # "Origin: null" with the login form, which the door refuses.
+    handler.set_header("Referrer-Policy", "same-origin")
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("Content-Security-Policy",
+                       "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+
+
+_PAGE_STYLE = (
+    "body{font-family:'Noto Sans CJK JP','Noto Sans JP',system-ui,sans-serif;margin:0;background:#f4f5f7;"
+    "color:#1f2933}main{max-width:36rem;margin:12vh auto;background:#fff;padding:2rem 2.25rem;"
+    "border-radius:8px;box-shadow:0 2px 10px rgba(0,0,0,.08)}h1{font-size:1.35rem;margin:0 0 1rem}"
+    "p{line-height:1.7}.note{color:#b42318;font-weight:600}form{margin-top:1.25rem;display:flex;gap:.5rem}"
+    "input{flex:1;padding:.5rem;font:inherit;border:1px solid #9aa5b1;border-radius:4px}"
+    "button,a.button{padding:.5rem 1rem;font:inherit;border:0;border-radius:4px;background:#1f6feb;color:#fff;"
+    "text-decoration:none;cursor:pointer}"
+)
+
+
+def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages: int = 0) -> str:
+    """The door's own pages (token needed, refused, too many pages), in *lang*."""
+    def t(key: str, **params: Any) -> str:
+        return text(key, lang, **params)
+
+    esc = html.escape
+    body: list[str] = []
+    if kind == "login":
+        title = t("serve.page.login.title")
+        body.append(f"<p>{esc(t('serve.page.login.text'))}</p>")
+        if note:
+            body.append(f'<p class="note">{esc(t(f"serve.page.login.{note}"))}</p>')
+        body.append(f'<form method="post" action="{LOGIN_PATH}"><input type="password" name="token" '
+                    f'autocomplete="current-password" aria-label="{esc(t("serve.page.login.field"))}" '
+                    f'placeholder="{esc(t("serve.page.login.field"))}" required>'
+                    f'<button type="submit">{esc(t("serve.page.login.button"))}</button></form>')
+    elif kind == "too_many":
+        title = t("serve.page.too_many.title")
+        body.append(f"<p>{esc(t('serve.page.too_many.text', max=max_pages))}</p>")
+        body.append(f'<p><a class="button" href="/">{esc(t("serve.page.reload"))}</a></p>')
+    elif kind == "cross_site":
+        title = t("serve.page.cross_site.title")
+        body.append(f"<p>{esc(t('serve.page.cross_site.text'))}</p>")
+    elif kind == "host":
+        title = t("serve.page.host.title")
+        body.append(f"<p>{esc(t('serve.page.host.text', host=host[:100]))}</p>")
+    else:
+        title = t("serve.page.refused.title")
+        body.append(f"<p>{esc(t('serve.page.refused.text'))}</p>")
+    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{_PAGE_STYLE}</style></head>"
+            f'<body><main class="xm-door xm-door-{kind}"><h1>{esc(title)}</h1>{"".join(body)}</main></body></html>')
+
+
+class DoorHandler(tornado.web.RequestHandler):
+    """Answers a request the door did not let through (any method, any path)."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+
+    def initialize(self, door: Door, verdict: Verdict) -> None:
+        self.door, self.verdict = door, verdict
+
+    def prepare(self) -> None:
+        self.door.answer(self, self.verdict)
+
+    def check_xsrf_cookie(self) -> None:  # nothing is changed here
+        pass
+
+
+class DoorApplication(tornado.web.Application):
+    """Voilà's tornado application with the door consulted before routing."""
+
+    door: Door
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        verdict = self.door.verdict(request)
+        if verdict is not None:
+            return self.get_handler_delegate(request, DoorHandler, {"door": self.door, "verdict": verdict})
+        return super().find_handler(request, **kwargs)
+
+
+class DoorIdentityProvider(IdentityProvider):
+    """jupyter_server's identity hook, answering as the door does: the user
+    is the admin when the request carries the login cookie or the token in
+    an ``Authorization`` header; nobody otherwise."""
+
+    @property
+    def auth_enabled(self) -> bool:
+        return True
+
+    @property
+    def login_available(self) -> bool:
+        return False  # the door has its own login page
+
+    @property
+    def logout_available(self) -> bool:
+        return False
+
+    def get_handlers(self) -> list[tuple[str, object]]:
+        return []
+
+    def get_user(self, handler: tornado.web.RequestHandler) -> User | None:
+        door: Door | None = getattr(handler.application, "door", None)
+        if door is None:
+            return None
+        if door.cookie_ok(handler.request):
+            return User(username="admin", name="admin", display_name="admin")
+        if door.header_token_ok(handler.request):
+            # As in jupyter_server: a token in a header cannot come from a
+            # forged cross-site request, so no XSRF token is asked for.
+            handler._token_authenticated = True  # type: ignore[attr-defined]
+            return User(username="admin", name="admin", display_name="admin")
+        return None
+
+    def should_check_origin(self, handler: tornado.web.RequestHandler) -> bool:
+        return True
+
+
+class LoginHandler(tornado.web.RequestHandler):
+    """The login form's target: a right token sets the cookie (the door has
+    already refused cross-site posts)."""
+
+    def initialize(self, door: Door) -> None:
+        self.door = door
+
+    def check_xsrf_cookie(self) -> None:  # the door checked Origin and Sec-Fetch-Site
+        pass
+
+    def post(self) -> None:
+        if self.door.token_ok(self.get_body_argument("token", "").strip()):
+            self.door.let_in(self, "/")
+            return
+        self.door.answer(self, Verdict(401, "login", note="wrong"))
+
+
+class QuerySocketHandler(RequestInfoSocketHandler):
+    """Voilà's request-info socket for the preheated kernel, at a route the
+    door lets through only with the per-run key (the kernel has no cookie)."""
+
+    def open(self, key: str, kernel_id: str) -> None:  # type: ignore[override]
+        super().open(kernel_id)
+
+
+class StatusHandler(tornado.web.RequestHandler):
+    """``/xmailnb/status`` (behind the door): the server answers, and how many
+    kernels it holds; ``xmailnb serve`` and the tests wait on it."""
+
+    def initialize(self, app: "XmailnbVoila") -> None:
+        self.voila = app
+
+    def get(self) -> None:
+        km = self.voila.kernel_manager
+        pool = getattr(km, "_pools", {}).get(getattr(km, "notebook_path", None), [])
+        preheated = any(task.done() and not task.cancelled() and task.exception() is None for task in pool)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"kernels": km.kernel_count(), "preheated": preheated,
+                                "pages_loading": self.voila.pages_loading, "max_pages": self.voila.max_pages}))
+
+
+class DoorScriptHandler(tornado.web.RequestHandler):
+    """``/xmailnb/door.js``: the page's "connection lost" banner, with its
+    words from the catalogs."""
+
+    def get(self) -> None:
+        words = {lang: {"message": text("serve.banner.disconnected", lang),
+                        "reload": text("serve.banner.reload", lang)} for lang in LANGUAGES}
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        script = (_here() / "door.js").read_text(encoding="utf-8")
+        self.finish(script.replace("__WORDS__", json.dumps(words, ensure_ascii=False))
+                    .replace("__PREFIX__", json.dumps(LANG_CLASS_PREFIX)))
+
+
+def _here() -> Path:
+    return Path(__file__).resolve().parent
+
+
+
+
+class PageHandler(TornadoVoilaHandler):
+    """Voilà's page handler, refusing a page beyond ``max_pages`` before a
+    kernel is started or taken for it."""
+
+    _holds_slot = False
+
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        app: XmailnbVoila = self.settings["xmailnb_app"]
+        if self.request.method == "GET" and not (self.path_args and self.path_args[0]):
+            if not app.take_page_slot():
+                door: Door = self.application.door  # type: ignore[attr-defined]
+                lang = door.language(self.request)
+                self.set_status(503)
+                _page_headers(self)
+                self.set_header("Retry-After", "10")
+                self.finish(door_page("too_many", lang, max_pages=app.max_pages))
+                return
+            self._holds_slot = True
+        await super().prepare(*args, **kwargs)
+
+    def _release(self) -> None:
+        if self._holds_slot:
+            self._holds_slot = False
+            self.settings["xmailnb_app"].release_page_slot()
+
+    def on_finish(self) -> None:
+        self._release()
+        super().on_finish()
+
+    def on_connection_close(self) -> None:
+        self._release()
+        super().on_connection_close()
+
+
+class PageKernelManager(AsyncMappingKernelManager):
+    """Kernels that live as long as their page.
+
+    jupyter_server's culler stops kernels idle for a while *unless* a client
+    is connected.  Here a kernel is stopped once no page has been connected
+    to it for ``page_timeout`` seconds and it has been quiet as long (a page
+    being rendered keeps its kernel busy; a page closed, or never opened by a
+    browser, frees it), and in any case after ``page_limit`` seconds without
+    a page.  A page left open keeps its kernel however quiet it is.  The
+    preheated kernel waiting in Voilà's pool is left alone.
+    """
+
+    page_timeout = Float(60.0, config=True,
+                         help="Seconds a kernel lives on once no page is connected to it and it is quiet.")
+    page_limit = Float(600.0, config=True,
+                       help="Seconds a kernel lives on without a page, however busy it is.")
+
+    @default("transport_encryption")
+    def _transport_encryption_default(self) -> str:
+        # CurveZMQ between the server and its kernels when the kernel supports
+        # it: other local users cannot connect to (and read) a kernel's ports.
+        return "auto"
+
+    @default("cull_idle_timeout")
+    def _cull_idle_timeout_default(self) -> int:
+        return max(1, int(self.page_timeout))  # > 0 starts jupyter_server's periodic culler
+
+    @default("cull_interval")
+    def _cull_interval_default(self) -> int:
+        return max(1, min(10, int(self.page_timeout // 4)))
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._alone_since: dict[str, float] = {}
+        self._activity_seen: dict[str, tuple[Any, float]] = {}
+        self._starting = 0
+
+    def kernel_count(self) -> int:
+        """Kernels running or being started."""
+        return len(self._kernels) + self._starting
+
+    async def start_kernel(self, **kwargs: Any) -> str:  # type: ignore[override]
+        self._starting += 1
+        try:
+            kernel_id: str = await super().start_kernel(**kwargs)
+        finally:
+            self._starting -= 1
+        self._alone_since[kernel_id] = time.monotonic()
+        self.add_restart_callback(kernel_id, partial(self._on_restart, kernel_id), "restart")
+        return kernel_id
+
+    def _on_restart(self, kernel_id: str) -> None:
+        asyncio.ensure_future(self._drop_restarted(kernel_id))
+
+    async def _drop_restarted(self, kernel_id: str) -> None:
+        # A restarted kernel has lost the page's widgets: the page cannot use
+        # it; stopping it closes the page's websocket and the page says so.
+        self.log.warning("A dashboard kernel died; it is stopped and its page asked to reload.")
+        try:
+            await self.shutdown_kernel(kernel_id, now=True)
+        except Exception:
+            log.exception("stopping a restarted kernel failed")
+        refill = getattr(self, "fill_if_needed", None)
+        notebook = getattr(self, "notebook_path", None)
+        if refill is not None and notebook:
+            refill(delay=0, notebook_name=notebook)
+
+    def notify_connect(self, kernel_id: str) -> None:
+        super().notify_connect(kernel_id)
+        self._alone_since.pop(kernel_id, None)
+
+    def notify_disconnect(self, kernel_id: str) -> None:
+        super().notify_disconnect(kernel_id)
+        if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
+            self._alone_since[kernel_id] = time.monotonic()
+
+    def _pooled(self) -> set[str]:
+        """Kernels waiting in Voilà's preheat pool."""
+        ids = set()
+        for pool in getattr(self, "_pools", {}).values():
+            for task in pool:
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    ids.add(task.result().get("kernel_id"))
+        return ids
+
+    async def cull_kernels(self) -> None:
+        now = time.monotonic()
+        for kernel_id in [k for k in self._alone_since if k not in self._kernels]:
+            del self._alone_since[kernel_id]
+        for kernel_id in [k for k in self._activity_seen if k not in self._kernels]:
+            del self._activity_seen[kernel_id]
+        for kernel_id in self._pooled():
+            # A page's clock starts when the kernel leaves the pool.
+            if kernel_id in self._alone_since:
+                self._alone_since[kernel_id] = now
+        await super().cull_kernels()
+
+    async def cull_kernel_if_idle(self, kernel_id: str) -> None:
+        kernel = self._kernels.get(kernel_id)
+        if kernel is None:
+            return
+        if getattr(kernel, "execution_state", None) == "dead":
+            await self.shutdown_kernel(kernel_id)
+            return
+        if self._kernel_connections.get(kernel_id, 0) > 0:
+            return
+        now = time.monotonic()
+        alone = now - self._alone_since.setdefault(kernel_id, now)
+        # When jupyter_server's last_activity stamp last changed, on our
+        # monotonic clock (seen at each round of the culler).
+        stamp = getattr(kernel, "last_activity", None)
+        seen = self._activity_seen.get(kernel_id)
+        if seen is None or seen[0] != stamp:
+            seen = self._activity_seen[kernel_id] = (stamp, now)
+        quiet = now - seen[1]
+        if (alone >= self.page_timeout and quiet >= self.page_timeout) or alone >= self.page_limit:
+            self.log.info("Stopping kernel %s: no page connected for %d s.", kernel_id, alone)
+            await self.shutdown_kernel(kernel_id)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """tornado's request log without query strings (they may carry a token);
+    refusals and other client errors at debug level (a page flooding the
+    server with requests must not flood the admin's terminal)."""
+    status = handler.get_status()
+    request = handler.request
+    access = logging.getLogger("tornado.access")
+    line = "%d %s %s %.0fms"
+    args = (status, request.method, request.path, 1000.0 * request.request_time())
+    if status >= 500:
+        access.error(line, *args)
+    else:
+        access.debug(line, *args)
+
+
+_REDACT = re.compile(r"(?i)\b(token|login|_xsrf)=[^&\s'\"]+")
+_REDACT_HEADER = re.compile(r"(?i)\b(token|bearer)\s+[!-~]{8,}")
+
+
+def redact(message: str) -> str:
+    """*message* with the values of ``token=``/``login=`` parameters and of
+    ``Authorization`` credentials replaced."""
+    return _REDACT_HEADER.sub(r"\1 [hidden]", _REDACT.sub(r"\1=[hidden]", message))
+
+
+class RedactingFilter(logging.Filter):
+    """Removes secrets from a record, its arguments and its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+            record.exc_info = None
+        return True
+
+
+def _install_log_filter(app_log: logging.Logger) -> None:
+    redactor = RedactingFilter()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(redactor)
+    for name in ("tornado", "asyncio", "concurrent"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+    for existing in [*root.handlers, *app_log.handlers]:
+        existing.addFilter(redactor)
+
+
+class XmailnbVoila(Voila):
+    """Voilà with the door, bounded kernels and the page's language (see the module text)."""
+
+    token_sha256 = Unicode("", config=True, help="SHA-256 (hex) of the access token.")
+    login_code_sha256 = Unicode("", config=True, help="SHA-256 (hex) of the one-time login code.")
+    login_code_ttl = Float(600.0, config=True, help="Seconds the one-time login code stays usable.")
+    query_key_sha256 = Unicode("", config=True, help="SHA-256 (hex) of the kernels' query key.")
+    page_lang = Unicode("", config=True, help="Language forced on every page, or '' to follow the browser.")
+    max_pages = Integer(4, config=True, help="Pages (kernels) open at once.")
+
+    door: Door
+    pages_loading = 0
+
+    @default("identity_provider_class")
+    def _identity_provider_class_default(self) -> type:
+        return DoorIdentityProvider
+
+    def initialize(self, argv: Any = None) -> None:
+        # Ctrl-C stops the server even when it was started with SIGINT
+        # ignored (in the background of a shell); Voilà handles SIGTERM.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        super().initialize(argv)
+        if not re.fullmatch(r"[0-9a-f]{64}", self.token_sha256):
+            # Never run open: xmailnb serve always gives a token.
+            self.log.critical("xmailnb dashboard: no access token configured; refusing to start.")
+            self.exit(2)
+        self.voila_configuration.multi_kernel_manager_class = PageKernelManager
+        headers = list(self.voila_configuration.http_header_envs)
+        if "Accept-Language" not in headers:
+            self.voila_configuration.http_header_envs = [*headers, "Accept-Language"]
+        from ..serving import is_loopback
+
+        self.door = Door(token_sha256=self.token_sha256, login_code_sha256=self.login_code_sha256,
+                         login_code_ttl=self.login_code_ttl, query_key_sha256=self.query_key_sha256,
+                         port=self.port, loopback=is_loopback(self.ip or "127.0.0.1"), page_lang=self.page_lang)
+        _install_log_filter(self.log)
+
+    # -- page slots ----------------------------------------------------------------------
+    def take_page_slot(self) -> bool:
+        """Room for one more page?  Counts kernels running or starting (the
+        preheated one included) and pages being rendered; takes a slot if so."""
+        pool = max(0, int(self.voila_configuration.default_pool_size))
+        if self.kernel_manager.kernel_count() + self.pages_loading >= self.max_pages + pool:
+            return False
+        self.pages_loading += 1
+        return True
+
+    def release_page_slot(self) -> None:
+        self.pages_loading = max(0, self.pages_loading - 1)
+
+    # -- Voilà hooks ---------------------------------------------------------------------
+    def init_settings(self) -> dict:
+        settings: dict = super().init_settings()
+        settings["xmailnb_app"] = self
+        return settings
+
+    def init_handlers(self) -> list:
+        handlers = []
+        for route in super().init_handlers():
+            if route[1] is TornadoVoilaHandler:
+                route = (route[0], PageHandler, *route[2:])
+            handlers.append(route)
+        own = [
+            (LOGIN_PATH, LoginHandler, {"door": self.door}),
+            ("/xmailnb/status", StatusHandler, {"app": self}),
+            ("/xmailnb/door.js", DoorScriptHandler),
+            (_QUERY_ROUTE.pattern, QuerySocketHandler),
+        ]
+        # Before Voilà's catch-all page route.
+        return own + handlers
+
+    def start(self) -> None:
+        # Voilà's start(), with our application class (the door) and request log.
+        self.connection_dir = tempfile.mkdtemp(prefix="voila_", dir=self.connection_dir_root)
+        settings = self.init_settings()
+        self.app = DoorApplication(**settings)
+        self.app.door = self.door
+        self.app.settings.update(self.tornado_settings)
+        self.app.settings["log_function"] = log_request
+        self.app.settings.setdefault("xsrf_cookie_kwargs", {"samesite": "Strict", "path": "/"})
+        # jupyter_server's error pages need a static_path to render.
+        from jupyter_server import DEFAULT_STATIC_FILES_PATH
+
+        self.app.settings.setdefault("static_path", DEFAULT_STATIC_FILES_PATH)
+        self.app.add_handlers(".*$", self.init_handlers())
+        self.listen()
+
+    def stop(self) -> None:
+        # Stop every kernel, but never hang on the way out.
+        async def _shutdown() -> None:
+            try:
+                await asyncio.wait_for(self.kernel_manager.shutdown_all(now=True), 20)
+            except Exception:
+                log.warning("Some kernels did not stop in time.")
+
+        try:
+            run_sync(_shutdown)()
+        except Exception:
+            log.exception("stopping the kernels failed")
+        finally:
+            shutil.rmtree(self.connection_dir, ignore_errors=True)
+
+
+def main() -> None:
+    XmailnbVoila.launch_instance()
+
+
+if __name__ == "__main__":
+    main()
