@@ -26,6 +26,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Never touch the real user's sandbox or environment from a test."""
     data = tmp_path_factory.mktemp("xmailnb-data")
     monkeypatch.setenv("XMAILNB_DATA_DIR", str(data))
+    monkeypatch.setenv("XMAILNB_STATE_DIR", str(data / "state"))
     monkeypatch.delenv("MAIL_ROOT", raising=False)
     monkeypatch.delenv("XMAILNB_LANG", raising=False)
     for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):

@@ -1,0 +1,108 @@
+"""Where an internal error leaves its trace: the log file in the user's state folder.
+
+Every module logs through ``logging.getLogger(__name__)``.  The command line
+and the dashboard call :func:`log_unexpected` when something goes wrong that
+is not a refusal (a bug): the traceback goes to ``xmailnb.log`` in the user's
+state folder, and the message the user sees names that file, so a bug report
+has something to read even though the page never shows a traceback.
+
+The log never holds key material or tokens: messages are built from
+exceptions and fingerprints, and a filter blanks anything that looks like a
+PEM block or a ``token=`` value.
+
+``XMAILNB_STATE_DIR`` overrides the folder (tests, shared machines).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+from pathlib import Path
+from typing import Mapping
+
+__all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter"]
+
+LOG_NAME = "xmailnb.log"
+_MAX_BYTES = 1024 * 1024
+_BACKUPS = 2
+_configured: tuple[Path, logging.Handler] | None = None
+
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S)
+_TOKEN = re.compile(r"((?:token|login|password|passphrase)=)[^&\s'\"]+", re.I)
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user state folder (``XMAILNB_STATE_DIR`` overrides it)."""
+    env = os.environ if environ is None else environ
+    forced = env.get("XMAILNB_STATE_DIR")
+    if forced:
+        return Path(forced)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("xmailnb", appauthor=False))
+
+
+def log_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The log file internal errors are written to."""
+    return state_dir(environ) / LOG_NAME
+
+
+class SecretFilter(logging.Filter):
+    """Blank private keys and credentials in every record, tracebacks included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = _scrub(message), None
+        if record.exc_text:
+            record.exc_text = _scrub(record.exc_text)
+        return True
+
+
+def _scrub(text: str) -> str:
+    return _TOKEN.sub(r"\1[hidden]", _PEM.sub("[private key hidden]", text))
+
+
+def enable_file_log() -> Path | None:
+    """Send this process's ``xmailnb`` log records (WARNING and up) to the log file.
+
+    Returns the file, or ``None`` when the state folder cannot be written
+    (logging must never turn into a failure of its own).
+    """
+    global _configured
+    path = log_path()
+    root = logging.getLogger("xmailnb")
+    if _configured is not None:
+        if _configured[0] == path:
+            return path
+        root.removeHandler(_configured[1])  # the state folder was changed (tests)
+        _configured[1].close()
+        _configured = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS,
+                                                       encoding="utf-8", delay=True)
+    except OSError:
+        return None
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    handler.addFilter(SecretFilter())
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    _configured = (path, handler)
+    return path
+
+
+def log_unexpected(logger: logging.Logger, what: str, exc: BaseException) -> Path | None:
+    """Log *exc* with its traceback as an internal error while doing *what*.
+
+    Returns the log file the record went to (to name it to the user), or
+    ``None`` when no file could be written.
+    """
+    path = enable_file_log()
+    logger.error("unexpected error while %s", what, exc_info=(type(exc), exc, exc.__traceback__))
+    return path
