@@ -358,7 +358,9 @@ def test_install_then_rollback_twice(mailroot, tmp_path):
     assert run("rollback", "--mailroot", str(mailroot), "--to", "nonsense").code == 1
 
 
-def test_busy_mailroot_exit_3(mailroot, tmp_path):
+def test_busy_mailroot_exit_3(mailroot, tmp_path, monkeypatch):
+    # A writer waits a few seconds for the lock, then says "busy".
+    monkeypatch.setenv("XMAILNB_LOCK_WAIT", "0.5")
     h = pki.hierarchy()
     script = textwrap.dedent(f"""
         import time, pathlib
@@ -366,7 +368,7 @@ def test_busy_mailroot_exit_3(mailroot, tmp_path):
         from xmailnb.store import Store
         with Store(MailRoot(pathlib.Path({str(mailroot)!r}))).lock():
             print('locked', flush=True)
-            time.sleep(10)
+            time.sleep(60)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:

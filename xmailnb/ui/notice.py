@@ -27,7 +27,7 @@ def _host(mr: MailRoot) -> str | None:
     if host:
         return host
     try:
-        certs = certfiles.certificates_from(mr.server_cert.read_bytes(), name=mr.rel_server_cert)
+        certs = certfiles.certificates_from(mr.read(mr.rel_server_cert) or b"", name=mr.rel_server_cert)
     except Exception:
         return None
     names = chainmod.hostnames(certs[0]) if certs else []
