@@ -1174,7 +1174,9 @@ class Store:
                     if name.startswith(".") and (name.endswith(TMP_SUFFIX) or (
                             folder == "sslconf/archive" and name.endswith(PARTIAL_SUFFIX))):
                         d.rmtree(name)
-            except (OSError, XmailnbError):
+            except XmailnbError:
+                continue  # a link or a file in its place: writing there is refused anyway
+            except OSError:
                 log.warning("could not clear leftovers in %s", folder, exc_info=True)
 
     def rollback(self, entry_id: str | None = None) -> tuple[ArchiveEntry, ArchiveEntry | None]:
