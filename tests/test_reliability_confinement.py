@@ -16,7 +16,6 @@ import pytest
 
 import pki
 from helpers import run
-from xmailnb import actions
 from xmailnb.mailroot import MANAGED_FILES, MailRoot, is_managed, resolve
 from xmailnb.store import Store, sha256_hex
 

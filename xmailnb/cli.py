@@ -13,6 +13,7 @@ with backslash escapes instead of failing.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -179,7 +180,9 @@ class OutputError(Exception):
         self.error = error
 
 
-def _write_line(stream: TextIO, line: str) -> None:
+def _write_line(stream: TextIO | None, line: str) -> None:
+    if stream is None:  # started with the descriptor closed: sys.stdout is None
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
     try:
         stream.write(line + "\n")
     except UnicodeEncodeError:
@@ -228,7 +231,8 @@ class Out:
 
     def flush(self) -> None:
         try:
-            self.stdout.flush()
+            if self.stdout is not None:
+                self.stdout.flush()
         except (OSError, ValueError) as exc:
             raise OutputError(exc) from None
 
@@ -553,7 +557,7 @@ def _commits_since(count: int) -> str:
 def _silence(stream: TextIO) -> None:
     """Point a broken stdout at the null device, so that the interpreter's
     last flush at exit does not fail again on what is still buffered."""
-    if stream is not sys.stdout:
+    if stream is not sys.stdout or stream is None:
         return
     try:
         fd = os.open(os.devnull, os.O_WRONLY)

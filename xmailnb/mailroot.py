@@ -224,7 +224,11 @@ def _check(path: Path) -> None:
     except OSError:
         raise _unreadable(path) from None
     if not statmod.S_ISREG(tab.st_mode):
-        raise MailRootError.of("mailroot.no_servertab", "mailroot.no_servertab.fix", path=str(path))
+        from .fsread import _kind
+
+        raise MailRootError(Msg.of("mailroot.servertab.not_regular", path=str(path),
+                                   kind=Msg.of(f"mailroot.kind.{_kind(tab.st_mode)}")),
+                            Msg.of("mailroot.servertab.not_regular.fix"))
 
 
 def create_sandbox(path: Path) -> MailRoot:

@@ -505,7 +505,8 @@ class Store:
     def _refused(self, exc: OSError, where: str) -> StoreError:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return StoreError.of("store.readonly", "store.readonly.fix", path=str(self.mailroot.path),  # type: ignore[return-value]
-                                 folder=where or ".", reason=_reason(exc))
+                                 folder=str(self.mailroot.file(where) if where else self.mailroot.path),
+                                 reason=_reason(exc))
         return StoreError.of("store.lock_failed", "store.lock_failed.fix", path=str(self.mailroot.path),  # type: ignore[return-value]
                              reason=_reason(exc))
 
@@ -932,13 +933,22 @@ class Store:
                 if d is not None:
                     break
                 probe = probe.rpartition("/")[0]
-            if not d.writable():
-                raise StoreError.of("store.readonly", "store.readonly.fix", path=str(self.mailroot.path),
-                                    folder=probe or ".", reason=os.strerror(errno.EACCES))
+            self._check_writable(d)
         archive = session.existing("sslconf/archive")
-        if archive is not None and not archive.writable():
-            raise StoreError.of("store.readonly", "store.readonly.fix", path=str(self.mailroot.path),
-                                folder="sslconf/archive", reason=os.strerror(errno.EACCES))
+        if archive is not None:
+            self._check_writable(archive)
+
+    def _check_writable(self, d: _Dir) -> None:
+        if d.writable():
+            return
+        code = errno.EACCES
+        try:
+            if d.fd is not None and os.fstatvfs(d.fd).f_flag & os.ST_RDONLY:
+                code = errno.EROFS
+        except (OSError, AttributeError):
+            pass
+        raise StoreError.of("store.readonly", "store.readonly.fix", path=str(self.mailroot.path),
+                            folder=str(d.path), reason=os.strerror(code))
 
     def _private(self, archive: _Dir) -> None:
         # The archive holds old private keys: owner only, whatever made it.
