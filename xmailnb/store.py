@@ -534,10 +534,15 @@ class Store:
             except OSError as exc:
                 raise self._refused(exc, "sslconf") from None
             session = _Session(root, sslconf, owner)
+            seconds = self._wait_seconds() if wait is None else wait
             try:
+                if not _DIR_FDS:
+                    with self._filelock(seconds):
+                        yield session
+                    return
                 fd = self._open_lock(sslconf, owner)
                 try:
-                    self._acquire(fd, self._wait_seconds() if wait is None else wait)
+                    self._acquire(fd, seconds)
                     yield session
                 finally:
                     os.close(fd)  # closing releases the lock
@@ -546,9 +551,24 @@ class Store:
         finally:
             root.close()
 
+    @contextmanager
+    def _filelock(self, wait: float) -> Iterator[None]:
+        """Where there are no folder descriptors (Windows): LockFileEx."""
+        import filelock
+
+        lock = filelock.FileLock(str(self.mailroot.lock_path), timeout=wait)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise BusyError.of("store.busy", "store.busy.fix", path=str(self.mailroot.path)) from None
+        except OSError as exc:
+            raise self._refused(exc, "sslconf") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _open_lock(self, sslconf: _Dir, owner: tuple[int, int] | None) -> int:
-        if not _DIR_FDS:
-            return -1
         flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
         try:
             before = sslconf.lstat(LOCK_NAME)
@@ -576,15 +596,6 @@ class Store:
         return fd
 
     def _acquire(self, fd: int, wait: float) -> None:
-        if fd < 0:  # no flock here: filelock's LockFileEx
-            import filelock
-
-            lock = filelock.FileLock(str(self.mailroot.lock_path), timeout=wait)
-            try:
-                lock.acquire()
-            except filelock.Timeout:
-                raise BusyError.of("store.busy", "store.busy.fix", path=str(self.mailroot.path)) from None
-            return
         deadline = time.monotonic() + wait
         delay = 0.02
         while True:
