@@ -90,8 +90,12 @@ def test_tampered_manifest_cannot_write_outside_with_content(setup):
     mr, outside, files = setup
     payload = b"attacker\n"
     entry_id = _entry_with(mr, files, {"../outside/x": sha256_hex(payload)})
-    copy = Store(mr).entry(entry_id).path / "files" / ".." / "outside"
-    copy.parent.mkdir(parents=True, exist_ok=True)
+    # Where a naive store would look for the copy: files/../outside/x.
+    entry_dir = Store(mr).entry(entry_id).path
+    (entry_dir / "files").mkdir(exist_ok=True)
+    copy = entry_dir / "outside" / "x"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(payload)
     before = snapshot(outside)
     r = run("rollback", "--mailroot", str(mr.path), "--to", entry_id)
     assert r.code == 1

@@ -242,7 +242,8 @@ def create_sandbox(path: Path) -> MailRoot:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in _STOCK_DIRS:
         (path / name).mkdir(exist_ok=True)
-    os.chmod(path / "sslconf", 0o700)
+    if not (path / "sslconf").is_symlink():  # never chmod through a link
+        os.chmod(path / "sslconf", 0o700)
     for name in _STOCK_TABS:
         tab = path / name
         if not tab.exists():
