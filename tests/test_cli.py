@@ -363,14 +363,15 @@ def test_busy_mailroot_exit_3(mailroot, tmp_path, monkeypatch):
     monkeypatch.setenv("XMAILNB_LOCK_WAIT", "0.5")
     h = pki.hierarchy()
     script = textwrap.dedent(f"""
-        import time, pathlib
+        import sys, pathlib
         from xmailnb.mailroot import MailRoot
         from xmailnb.store import Store
         with Store(MailRoot(pathlib.Path({str(mailroot)!r}))).lock():
             print('locked', flush=True)
-            time.sleep(60)
+            sys.stdin.read()  # held until the test ends
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout.readline().strip() == "locked"
         before = tree(mailroot)

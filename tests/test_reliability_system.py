@@ -262,7 +262,10 @@ def test_saved_change_is_reported_as_saved_when_output_fails(how, tmp_path, file
     assert proc.returncode == 0, proc.stderr
     assert "Unexpected internal error" not in proc.stderr and "内部エラー" not in proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
-    if how in ("full", "closed", "pipe"):
+    faked = "faketime" in os.environ.get("LD_PRELOAD", "")
+    if how in ("full", "pipe") or (how == "closed" and not faked):
+        # (Under faketime the preloaded library takes the free descriptor 1
+        # itself, so "closed" cannot be arranged there.)
         assert "保存しました" in proc.stderr  # "the change was saved"
     assert (mailroot / "server.key").exists()
     leaf = x509.load_pem_x509_certificates((mailroot / "server.cert").read_bytes())[0]
