@@ -235,8 +235,15 @@ def _cli(argv: list[str], **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=120, **kw)
 
 
-@pytest.mark.parametrize("how", ["full", "closed", "ascii", "pipe"])
+FAKETIME = "faketime" in os.environ.get("LD_PRELOAD", "")
+
+
+@pytest.mark.parametrize("how", ["full", "closed", "unwritable", "ascii", "pipe"])
 def test_saved_change_is_reported_as_saved_when_output_fails(how, tmp_path, files):
+    if how == "closed" and FAKETIME:
+        # libfaketime would open its shared clock on the free descriptor 1,
+        # and the output would then overwrite every process's faked clock.
+        pytest.skip("stdout cannot be closed under faketime; 'unwritable' covers it")
     mailroot = _mailroot(tmp_path)
     argv = ["install", "--mailroot", str(mailroot), "--cert", str(files / "chain.pem"),
             "--key", str(files / "key.pem"), "--lang", "ja"]
@@ -245,8 +252,10 @@ def test_saved_change_is_reported_as_saved_when_output_fails(how, tmp_path, file
         with open("/dev/full", "w") as full:
             proc = subprocess.run([sys.executable, "-m", "xmailnb", *argv], stdout=full, stderr=subprocess.PIPE,
                                   text=True, timeout=120)
-    elif how == "closed":
-        proc = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "xmailnb", *argv],
+    elif how in ("closed", "unwritable"):
+        # Closed, or open for reading only: every write to stdout fails.
+        redirect = ">&-" if how == "closed" else "1</dev/null"
+        proc = subprocess.run(["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "xmailnb", *argv],
                               stderr=subprocess.PIPE, text=True, timeout=120)
     elif how == "ascii":
         env["PYTHONIOENCODING"] = "ascii"
@@ -262,10 +271,7 @@ def test_saved_change_is_reported_as_saved_when_output_fails(how, tmp_path, file
     assert proc.returncode == 0, proc.stderr
     assert "Unexpected internal error" not in proc.stderr and "内部エラー" not in proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
-    faked = "faketime" in os.environ.get("LD_PRELOAD", "")
-    if how in ("full", "pipe") or (how == "closed" and not faked):
-        # (Under faketime the preloaded library takes the free descriptor 1
-        # itself, so "closed" cannot be arranged there.)
+    if how != "ascii":
         assert "保存しました" in proc.stderr  # "the change was saved"
     assert (mailroot / "server.key").exists()
     leaf = x509.load_pem_x509_certificates((mailroot / "server.cert").read_bytes())[0]

@@ -851,8 +851,8 @@ class Store:
             try:
                 try:
                     self._recover_locked(session)
-                except OSError:
-                    log.exception("recovery of %s failed", self.mailroot.path)
+                except OSError as exc:
+                    log.info("recovery of %s failed: %s", self.mailroot.path, exc)
                     raise StoreError.of("store.recovery_failed", "store.recovery_failed.fix",
                                         path=str(self.mailroot.path)) from None
                 self._sweep(session)
@@ -1052,6 +1052,9 @@ class Store:
                     d.create(tmp, data, int(info.get("mode") or DEFAULT_MODE), _owner(info.get("owner")))
                     d.rename(tmp, name)
                 d.fsync()
+            except OSError as exc:
+                log.info("could not put %s back: %s", rel, exc)
+                ok = False
             except Exception:
                 log.exception("could not put %s back", rel)
                 ok = False
@@ -1067,6 +1070,9 @@ class Store:
                 archive.fsync()
             self._drop_journal(session)
             session.sslconf.unlink(JOURNAL_TMP)
+        except OSError as exc:
+            log.info("could not clean up after an undone change: %s", exc)
+            return False
         except Exception:
             log.exception("could not clean up after an undone change")
             return False
@@ -1101,6 +1107,11 @@ class Store:
             with self._session(wait=0) as session:
                 return self._recover_locked(session)
         except BusyError:
+            return None
+        except (OSError, XmailnbError) as exc:
+            # Read-only for this user, say: the next command that may write
+            # repairs it (every write recovers first, and refuses until then).
+            log.info("recovery of %s not possible now: %s", self.mailroot.path, exc)
             return None
         except Exception:
             log.exception("recovery of %s failed", self.mailroot.path)
@@ -1138,7 +1149,7 @@ class Store:
         except (ValueError, KeyError, TypeError, AttributeError, _Tampered):
             # Not written by the store (it writes journals atomically): do
             # not act on it, only clear it away.
-            log.error("ignoring an unreadable journal in %s", self.mailroot.path)
+            log.info("ignoring an unreadable journal in %s", self.mailroot.path)
             sslconf.unlink(JOURNAL_NAME)
             sslconf.unlink(JOURNAL_TMP)
             sslconf.fsync()
@@ -1215,8 +1226,8 @@ class Store:
                         d.rmtree(name)
             except XmailnbError:
                 continue  # a link or a file in its place: writing there is refused anyway
-            except OSError:
-                log.warning("could not clear leftovers in %s", folder, exc_info=True)
+            except OSError as exc:
+                log.info("could not clear leftovers in %s: %s", folder, exc)
 
     def rollback(self, entry_id: str | None = None) -> tuple[ArchiveEntry, ArchiveEntry | None]:
         """Restore exactly the files of an archived state (default: newest).
