@@ -231,7 +231,7 @@ INSTALL_CASES = [
         "keys.unsupported"),
     Case("missing certificate file", lambda m, tmp: ["install", "--cert", str(tmp / "nope.pem")],
          "actions.unreadable"),
-    Case("directory as certificate", lambda m, tmp: ["install", "--cert", str(tmp)], "actions.unreadable"),
+    Case("directory as certificate", lambda m, tmp: ["install", "--cert", str(tmp)], "actions.not_regular"),
     Case("missing passphrase file", lambda m, tmp: ["install", "--cert", _w(tmp, "c", GOOD(m)),
                                                     "--passphrase-file", str(tmp / "nope")], "actions.unreadable"),
     Case("CA file that is not a CA", _install(GOOD, key=KEY, extra=()), "ok"),

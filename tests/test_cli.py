@@ -358,17 +358,20 @@ def test_install_then_rollback_twice(mailroot, tmp_path):
     assert run("rollback", "--mailroot", str(mailroot), "--to", "nonsense").code == 1
 
 
-def test_busy_mailroot_exit_3(mailroot, tmp_path):
+def test_busy_mailroot_exit_3(mailroot, tmp_path, monkeypatch):
+    # A writer waits a few seconds for the lock, then says "busy".
+    monkeypatch.setenv("XMAILNB_LOCK_WAIT", "0.5")
     h = pki.hierarchy()
     script = textwrap.dedent(f"""
-        import time, pathlib
+        import sys, pathlib
         from xmailnb.mailroot import MailRoot
         from xmailnb.store import Store
         with Store(MailRoot(pathlib.Path({str(mailroot)!r}))).lock():
             print('locked', flush=True)
-            time.sleep(10)
+            sys.stdin.read()  # held until the test ends
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout.readline().strip() == "locked"
         before = tree(mailroot)

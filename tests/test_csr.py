@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from xmailnb import csr, keys
 from xmailnb.csr import FIELDS, CsrRequest
 from xmailnb.errors import InputError
-from xmailnb.i18n import Msg, catalog
+from xmailnb.i18n import Msg, catalog, shown
 from xmailnb.keys import KeySpec
 
 GOOD = {
@@ -209,7 +209,8 @@ def test_cn_refusals(value, key):
     err = bad("cn", value)
     assert err.key == key
     if value.strip():
-        assert value.strip() in rendered(err)["en"]  # the message names what the user typed
+        # The message names what the user typed (control characters escaped).
+        assert shown(value.strip()) in rendered(err)["en"]
 
 
 def test_ip_refusal_explains_why():

@@ -23,7 +23,7 @@ from xmailnb import store as storemod
 from xmailnb.errors import XmailnbError
 from xmailnb.mailroot import MailRoot, resolve
 
-SEAMS = ("_mkstemp", "_write", "_fsync", "_replace", "_unlink")
+SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 
 
 def content(root: Path) -> dict[str, bytes]:
@@ -159,21 +159,19 @@ def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_pa
     else:
         pytest.fail("the action never completed without reaching the injected fault")
     print(f"fault-injection {action} {seam}: {failures} faults injected, none lost anything")
-    if seam != "_unlink" or action == "rollback":
+    if seam not in ("_unlink", "_mkdir"):
         assert failures >= 1, f"{seam} is never used by {action}"
 
 
 def test_lock_failure_is_a_clear_refusal(pki_material, tmp_path, monkeypatch):
-    import filelock
-
     h, h2 = pki_material
     mr = _prepared(tmp_path, h, h2)
     before = content(mr.path)
 
-    def broken_acquire(self, *a, **kw):
+    def broken_flock(fd):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(filelock.FileLock, "acquire", broken_acquire)
+    monkeypatch.setattr(storemod, "_flock", broken_flock)
     with pytest.raises(XmailnbError) as err:
         _settings_action(mr)
     assert err.value.msg.key == "store.lock_failed"

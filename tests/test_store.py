@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import pytest
-from pathlib import Path
 
 from xmailnb import store as storemod
 from xmailnb.errors import BusyError, InputError
@@ -74,12 +73,13 @@ def test_failure_on_second_rename_restores_everything(mr, monkeypatch):
     real_replace = os.replace
     calls = {"n": 0}
 
-    def failing_replace(src, dst):
-        if Path(dst) == mr.server_key:
+    def failing_replace(src, dst, **kw):
+        # Renames are made relative to the open folder: dst is the bare name.
+        if os.fspath(dst) == "server.key":
             calls["n"] += 1
             if calls["n"] == 1:
                 raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
+        return real_replace(src, dst, **kw)
 
     monkeypatch.setattr(storemod, "_replace", failing_replace)
     with pytest.raises(StoreError) as err:
@@ -98,10 +98,10 @@ def test_failure_while_archiving_changes_nothing(mr, monkeypatch):
     before = tree(mr.path)
     real_replace = os.replace
 
-    def failing_replace(src, dst):
-        if "archive" in str(dst):
+    def failing_replace(src, dst, **kw):
+        if str(src).endswith(".partial"):  # the archive entry being put in place
             raise OSError(13, "Permission denied")
-        return real_replace(src, dst)
+        return real_replace(src, dst, **kw)
 
     monkeypatch.setattr(storemod, "_replace", failing_replace)
     with pytest.raises(StoreError) as err:
@@ -184,29 +184,53 @@ def test_audit_log_has_fingerprints_not_contents(mr):
     assert record["action"] == "install" and record["result"] == "ok"
 
 
-def test_second_writer_is_told_busy(mr, tmp_path):
-    # Another process holds the lock for a while; our write must be refused
-    # at once, not wait or interleave.
+def _hold_lock(mr, seconds: float | None = None) -> subprocess.Popen:
+    """Another process that holds the lock for *seconds*, or until its
+    stdin is closed.  (select(), not time.sleep() or a timer thread: those
+    take absolute deadlines that faketime can move.)"""
+    hold = f"select.select([], [], [], {seconds})" if seconds is not None else "sys.stdin.read()"
     script = textwrap.dedent(f"""
-        import sys, time
+        import select, sys
         from xmailnb.mailroot import MailRoot
         from xmailnb.store import Store
         with Store(MailRoot(__import__('pathlib').Path({str(mr.path)!r}))).lock():
             print('locked', flush=True)
-            time.sleep(5)
+            {hold}
+        print('released', flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_writer_is_told_busy(mr, tmp_path):
+    # Another process keeps the lock longer than a writer waits: the write
+    # is refused, never interleaved.
+    proc = _hold_lock(mr)
     try:
-        assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(BusyError):
-            Store(mr).apply("install", {"server.cert": b"x"})
+            Store(mr, wait=0.5).apply("install", {"server.cert": b"x"})
         assert not mr.server_cert.exists()
     finally:
         proc.kill()
         proc.wait()
     # The lock dies with its holder: no stale lock.
-    Store(mr).apply("install", {"server.cert": b"x"})
+    Store(mr, wait=0).apply("install", {"server.cert": b"x"})
     assert mr.server_cert.read_bytes() == b"x"
+
+
+def test_second_writer_waits_for_a_short_holder(mr):
+    # Two admins saving at nearly the same time both succeed, one after the other.
+    proc = _hold_lock(mr, seconds=1.0)
+    try:
+        Store(mr, wait=60).apply("install", {"server.cert": b"after the other"})
+        # It really waited: the holder had let go before the write.
+        assert proc.stdout.readline().strip() == "released"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert mr.server_cert.read_bytes() == b"after the other"
 
 
 def test_plain_rollback_steps_over_bookkeeping_entries(mr):

@@ -172,12 +172,19 @@ class AcmeSettings:
         return cls(**values, directory_ca=directory_ca)
 
 
-def _read_json(mr: MailRoot, rel: str) -> dict[str, Any]:
+def _json_doc(data: bytes | None) -> dict[str, Any]:
     try:
-        doc = json.loads(mr.file(rel).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads((data or b"").decode("utf-8"))
+    except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def _read_json(mr: MailRoot, rel: str) -> dict[str, Any]:
+    try:
+        return _json_doc(mr.read(rel))
+    except OSError:
+        return {}
 
 
 def _dump(doc: Any) -> bytes:
@@ -192,7 +199,7 @@ def load_settings(mr: MailRoot) -> AcmeSettings | None:
     anchor = None
     if doc.get("directory_ca"):
         try:
-            anchor = mr.file(REL_DIRECTORY_CA).read_bytes()
+            anchor = mr.read(REL_DIRECTORY_CA)
         except OSError:
             anchor = None
     try:
@@ -220,32 +227,39 @@ def _msg_load(doc: Any) -> Msg | None:
     return Msg(doc["key"], params)
 
 
-def _store_write(mr: MailRoot, changes: Mapping[str, bytes | None], details: Mapping[str, Any]) -> None:
+def _update_status(mr: MailRoot, edit: Callable[[dict[str, Any]], None], details: Mapping[str, Any]) -> None:
+    """Read status.json under the store's lock, let *edit* change it, write it
+    back: a renewal and a dashboard recording at the same moment both count."""
     from .store import Store
 
-    Store(mr).apply("acme", changes, details=details)
+    with Store(mr).transaction("acme", details) as tx:
+        status = _json_doc(tx.read(REL_STATUS))
+        edit(status)
+        tx.write(REL_STATUS, _dump(status))
 
 
 def _record_attempt(mr: MailRoot, action: str, *, error: XmailnbError | None = None,
                     leaf: x509.Certificate | None = None, days: int | None = None) -> None:
-    status = load_status(mr)
     attempt: dict[str, Any] = {"action": action, "time": clock.now().isoformat(timespec="seconds"),
                                "result": "failed" if error else "ok"}
     if error is not None:
         attempt["error"] = _msg_json(error.msg)
         if error.fix is not None:
             attempt["fix"] = _msg_json(error.fix)
-    status["last_attempt"] = attempt
-    if leaf is not None:
-        fp = certfiles.cert_fingerprint(leaf)
-        status["last_success"] = {"action": action, "time": attempt["time"], "leaf_sha256": fp,
-                                  "not_after": leaf.not_valid_after_utc.isoformat(),
-                                  "names": _names(leaf)}
-        issued = [f for f in status.get("issued", []) if f != fp]
-        status["issued"] = ([fp] + issued)[:_ISSUED_KEPT]
-    if days is not None:
-        status["renew_days"] = days
-    _store_write(mr, {REL_STATUS: _dump(status)}, {"acme": action, "result": attempt["result"]})
+
+    def edit(status: dict[str, Any]) -> None:
+        status["last_attempt"] = attempt
+        if leaf is not None:
+            fp = certfiles.cert_fingerprint(leaf)
+            status["last_success"] = {"action": action, "time": attempt["time"], "leaf_sha256": fp,
+                                      "not_after": leaf.not_valid_after_utc.isoformat(),
+                                      "names": _names(leaf)}
+            issued = [f for f in status.get("issued", []) if f != fp]
+            status["issued"] = ([fp] + issued)[:_ISSUED_KEPT]
+        if days is not None:
+            status["renew_days"] = days
+
+    _update_status(mr, edit, {"acme": action, "result": attempt["result"]})
 
 
 def _names(cert: x509.Certificate) -> list[str]:
@@ -614,11 +628,8 @@ def _trust_bundle(extra: bytes | None) -> Iterator[Any]:
 
 def _account_key(mr: MailRoot) -> tuple[Any, bytes | None]:
     """The stored account key, or a new one and its PEM to store."""
-    path = mr.file(REL_ACCOUNT_KEY)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        data = None
+        data = mr.read(REL_ACCOUNT_KEY)
     except OSError as exc:
         raise AcmeError(Msg.of("acme.account.unreadable", path=REL_ACCOUNT_KEY, reason=exc.strerror or str(exc)),
                         Msg.of("acme.account.unreadable.fix", path=REL_ACCOUNT_KEY)) from None
@@ -665,12 +676,20 @@ def _register(mr: MailRoot, settings: AcmeSettings, client: Any, net: Any, new_k
             uri = exc.location
             net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
         settings.accounts[settings.directory] = uri
-    changes: dict[str, bytes | None] = {REL_SETTINGS: _dump(settings.record())}
-    if new_key_pem is not None:
-        changes[REL_ACCOUNT_KEY] = new_key_pem
-    if settings.directory_ca:
-        changes[REL_DIRECTORY_CA] = settings.directory_ca
-    _store_write(mr, changes, {"acme": "account", "directory": settings.directory, "account": uri})
+    from .store import Store
+
+    with Store(mr).transaction("acme", {"acme": "account", "directory": settings.directory,
+                                        "account": uri}) as tx:
+        # Accounts registered meanwhile with other CAs are kept.
+        recorded = _json_doc(tx.read(REL_SETTINGS)).get("accounts")
+        if isinstance(recorded, dict):
+            settings.accounts = {**{k: v for k, v in recorded.items() if isinstance(v, str)},
+                                 **settings.accounts}
+        tx.write(REL_SETTINGS, _dump(settings.record()))
+        if new_key_pem is not None:
+            tx.write(REL_ACCOUNT_KEY, new_key_pem)
+        if settings.directory_ca:
+            tx.write(REL_DIRECTORY_CA, settings.directory_ca)
 
 
 def _deadline(seconds: float) -> dt.datetime:
@@ -813,13 +832,16 @@ class IssueResult:
 
 def _pending_pair(mr: MailRoot) -> tuple[bytes, Any]:
     try:
-        csr_pem = mr.pending_csr.read_bytes()
+        csr_pem = mr.read(mr.rel_pending_csr)
     except OSError:
+        csr_pem = None
+    if csr_pem is None:
         raise AcmeError(Msg.of("acme.issue.no_csr", path=mr.rel_pending_csr),
-                        Msg.of("acme.issue.no_csr.fix")) from None
+                        Msg.of("acme.issue.no_csr.fix"))
     csr = certfiles.csr_from(csr_pem, name=mr.rel_pending_csr)
     try:
-        key = certfiles.private_key_from(mr.pending_key.read_bytes(), name=mr.rel_pending_key)
+        key_pem = mr.read(mr.rel_pending_key)
+        key = certfiles.private_key_from(key_pem, name=mr.rel_pending_key) if key_pem is not None else None
     except (OSError, XmailnbError):
         key = None
     if key is None or not keys.public_key_matches(key, csr):
@@ -935,8 +957,8 @@ class RenewOutcome:
 
 def _installed_leaf(mr: MailRoot) -> x509.Certificate | None:
     try:
-        data = mr.server_cert.read_bytes()
-        certs = certfiles.certificates_from(data, name=mr.rel_server_cert)
+        data = mr.read(mr.rel_server_cert)
+        certs = certfiles.certificates_from(data, name=mr.rel_server_cert) if data is not None else []
     except (OSError, XmailnbError):
         return None
     return certs[0] if certs else None
@@ -966,7 +988,8 @@ def _renewal_request(mr: MailRoot, leaf: x509.Certificate | None) -> Any:
     key_text = str(meta.get("key") or "")
     if not subject.get("cn"):
         try:
-            desc = csrmod.describe_csr(certfiles.csr_from(mr.pending_csr.read_bytes(), name=mr.rel_pending_csr))
+            desc = csrmod.describe_csr(certfiles.csr_from(mr.read(mr.rel_pending_csr) or b"",
+                                                          name=mr.rel_pending_csr))
         except (OSError, XmailnbError):
             desc = {}
         subject = {k: desc.get(k) or "" for k in ("country", "state", "locality", "org", "unit", "cn", "email")}
@@ -1024,8 +1047,8 @@ def renew(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *, on_event: EventSink |
         if status.get("renew_days") != days:
             # Written once per change of --days, so the diagnosis shows the
             # renewal date the scheduled runs will act on.
-            status["renew_days"] = days
-            _store_write(mr, {REL_STATUS: _dump(status)}, {"acme": "renew_days", "renew_days": days})
+            _update_status(mr, lambda st: st.__setitem__("renew_days", days),
+                           {"acme": "renew_days", "renew_days": days})
         return RenewOutcome(False, "not_due", leaf.not_valid_after_utc, renew_after)
     try:
         request = _renewal_request(mr, leaf)

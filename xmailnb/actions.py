@@ -9,7 +9,9 @@ same inputs with the same messages.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -37,6 +39,9 @@ __all__ = [
     "rollback",
     "pending_csr_exists",
     "anchor_sets",
+    "CHECKLIST",
+    "read_checklist",
+    "tick_checklist",
 ]
 
 
@@ -48,20 +53,41 @@ class Upload:
     name: str
 
     @classmethod
-    def from_path(cls, path: str) -> "Upload":
-        material_name = str(path)
-        try:
-            import os
+    def from_path(cls, path: str, limit: int | None = None) -> "Upload":
+        """The file at *path*, read as :func:`read_user_file` does."""
+        return cls(read_user_file(path, limit), str(path))
 
-            size = os.path.getsize(path)
-            if size > certfiles.MAX_INPUT_BYTES:
-                raise InputError.of("certfiles.too_large", "certfiles.too_large.fix",
-                                    name=material_name, size=size, limit=certfiles.MAX_INPUT_BYTES)
-            with open(path, "rb") as fh:
-                return cls(fh.read(), material_name)
-        except OSError as exc:
-            raise InputError.of("actions.unreadable", "actions.unreadable.fix",
-                                name=material_name, reason=exc.strerror or str(exc)) from None
+
+def read_user_file(path: str, limit: int | None = None, *, field: str | None = None) -> bytes:
+    """A file the user names (``--cert``, ``--passphrase-file``, ...): only a
+    regular file, at most *limit* bytes (default
+    :data:`xmailnb.certfiles.MAX_INPUT_BYTES`), counted while reading.
+
+    ``/dev/zero``, a FIFO or a folder is refused at once, never read.
+
+    Raises:
+        InputError: ``actions.not_regular`` (naming the kind),
+            ``certfiles.too_large`` or ``actions.unreadable``.
+    """
+    from .fsread import FileTooLarge, NotRegularFile, read_regular
+
+    name = str(path)
+    limit = certfiles.MAX_INPUT_BYTES if limit is None else limit
+    try:
+        return read_regular(path, limit)
+    except FileTooLarge:
+        try:
+            size: int | str = os.stat(path).st_size
+        except OSError:
+            size = f"> {limit}"
+        raise InputError.of("certfiles.too_large", "certfiles.too_large.fix", field=field,
+                            name=name, size=size, limit=limit) from None
+    except NotRegularFile as exc:
+        raise InputError.of("actions.not_regular", "actions.not_regular.fix", field=field,
+                            name=name, kind=Msg.of(f"mailroot.kind.{exc.kind}")) from None
+    except OSError as exc:
+        raise InputError.of("actions.unreadable", "actions.unreadable.fix", field=field,
+                            name=name, reason=exc.strerror or str(exc)) from None
 
 
 
@@ -170,7 +196,6 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
     """
     from . import csr as csrmod
 
-    replaced = pending_csr_exists(mr)
     key_pem: bytes | None = None
     if reuse_key:
         kept = renewal_key(mr)
@@ -190,26 +215,24 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
         "csr_sha256": description["sha256"],
         "public_key_sha256": description["public_key_sha256"],
     }
-    entry = Store(mr).apply(
-        "csr",
-        {
-            mr.rel_pending_key: key_pem if key_pem is not None else keys.private_key_pem(key),
-            mr.rel_pending_csr: pem,
-            mr.rel_pending_meta: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-        },
-        details={"cn": request.cn, "sans": description["sans"], "key": description["key"],
-                 "key_source": meta["key_source"],
-                 "csr_sha256": description["sha256"], "public_key_sha256": description["public_key_sha256"]},
-    )
-    return CsrResult(csr=built, pem=pem, description=description, entry=entry, replaced_pending=replaced,
+    details = {"cn": request.cn, "sans": description["sans"], "key": description["key"],
+               "key_source": meta["key_source"],
+               "csr_sha256": description["sha256"], "public_key_sha256": description["public_key_sha256"]}
+    with Store(mr).transaction("csr", details) as tx:
+        replaced = tx.read(mr.rel_pending_csr) is not None or tx.read(mr.rel_pending_key) is not None
+        tx.write(mr.rel_pending_key, key_pem if key_pem is not None else keys.private_key_pem(key))
+        tx.write(mr.rel_pending_csr, pem)
+        tx.write(mr.rel_pending_meta, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return CsrResult(csr=built, pem=pem, description=description, entry=tx.entry, replaced_pending=replaced,
                      reused_key=reuse_key)
 
 
 def read_pending_meta(mr: MailRoot) -> dict[str, Any]:
     try:
-        return json.loads(mr.pending_meta.read_text(encoding="utf-8"))
+        doc = json.loads((mr.read(mr.rel_pending_meta) or b"").decode("utf-8"))
     except (OSError, ValueError):
         return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 # -- install -------------------------------------------------------------------
@@ -276,19 +299,39 @@ def _load_certs(upload: Upload, field_name: str, passphrase: bytes | None) -> ce
 
 def _read_certs_pem(mr: MailRoot) -> tuple[bytes | None, list[x509.Certificate]]:
     try:
-        data = mr.certs_pem.read_bytes()
+        data = mr.read(mr.rel_certs_pem)
     except OSError:
         return None, []
+    return data, _certs_in(mr, data)
+
+
+def _certs_in(mr: MailRoot, data: bytes | None) -> list[x509.Certificate]:
+    if data is None:
+        return []
     try:
-        return data, certfiles.load_material(data, name=mr.rel_certs_pem).certificates
+        return certfiles.load_material(data, name=mr.rel_certs_pem).certificates
     except XmailnbError:
-        return data, []
+        return []
+
+
+def merge_certs_pem(mr: MailRoot, base: bytes | None,
+                    ca_certs: Sequence[x509.Certificate]) -> tuple[bytes | None, list[x509.Certificate]]:
+    """certs.pem with the CA certificates it lacks appended (every other
+    byte kept), and those added; ``(None, [])`` when none is missing."""
+    known = {_fingerprint(c) for c in _certs_in(mr, base)}
+    added = [c for c in chainmod.unique(list(ca_certs)) if _fingerprint(c) not in known]
+    if not added:
+        return None, []
+    text = base or b""
+    if text and not text.endswith(b"\n"):
+        text += b"\r\n" if b"\r\n" in text else b"\n"
+    return text + certfiles.certs_to_pem(added), added
 
 
 def _read_key(mr: MailRoot, rel: str) -> Any:
     try:
-        data = mr.file(rel).read_bytes()
-        return certfiles.private_key_from(data, name=rel)
+        data = mr.read(rel)
+        return certfiles.private_key_from(data, name=rel) if data is not None else None
     except (OSError, XmailnbError):
         return None
 
@@ -346,9 +389,10 @@ def _servertab_hostname(mr: MailRoot) -> str | None:
     from .servertab import ServerTab, mail_hostname
 
     try:
-        return mail_hostname(ServerTab.read(mr.server_tab))
+        data = mr.read(mr.rel_server_tab)
     except OSError:
         return None
+    return mail_hostname(ServerTab.parse(data)) if data is not None else None
 
 
 def _practice_root(mr: MailRoot) -> list[x509.Certificate]:
@@ -538,16 +582,9 @@ def plan_install(
     plan = chainmod.ChainPlan(leaf=leaf, intermediates=list(served[1:]), root=root, unrelated=left_out,
                               complete=complete, anchor=verdict.anchor)
 
-    new_certs_pem = None
-    added: list[x509.Certificate] = []
-    if ca_certs:
-        known = {_fingerprint(c) for c in certs_pem_certs}
-        added = [c for c in chainmod.unique(ca_certs) if _fingerprint(c) not in known]
-        if added:
-            base = certs_pem_bytes or b""
-            if base and not base.endswith(b"\n"):
-                base += b"\r\n" if b"\r\n" in base else b"\n"
-            new_certs_pem = base + certfiles.certs_to_pem(added)
+    # A preview only: the install recomputes it from certs.pem as it is
+    # under the lock, so a CA another admin added meanwhile is kept.
+    new_certs_pem, added = merge_certs_pem(mr, certs_pem_bytes, ca_certs)
 
     return InstallPlan(
         leaf=leaf, intermediates=list(served[1:]), root=root,
@@ -573,7 +610,9 @@ def leaf_issuer(plan: Any) -> x509.Name:
 
 
 def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
-    """Write the planned files through the store (archive first, atomic).
+    """Write the planned files through the store (archive first, journaled,
+    atomic).  certs.pem is read again under the lock and only the CA
+    certificates it still lacks are appended.
 
     server.key is left alone when it already holds the planned key (a
     renewal that kept the key), whatever its PEM form: XMail reads the two
@@ -581,35 +620,36 @@ def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
     leaves no moment at which a connection could pair the new certificate
     with another key.
     """
-    changes = plan.changes(mr)
-    if _installed_key_is(mr, plan.key):
-        changes.pop(mr.rel_server_key, None)
-    return Store(mr).apply(
-        "install",
-        changes,
-        details={
-            "leaf_sha256": certfiles.cert_fingerprint(plan.leaf),
-            "intermediates_sha256": [certfiles.cert_fingerprint(c) for c in plan.intermediates],
-            "subject": plan.leaf.subject.rfc4514_string(),
-            "not_after": plan.leaf.not_valid_after_utc.isoformat(),
-            "key_source": plan.key_source,
-            "public_key_sha256": keys.public_key_fingerprint(plan.key),
-            "ca_added_sha256": [certfiles.cert_fingerprint(c) for c in plan.ca_added],
-        },
-    )
+    details = {
+        "leaf_sha256": certfiles.cert_fingerprint(plan.leaf),
+        "intermediates_sha256": [certfiles.cert_fingerprint(c) for c in plan.intermediates],
+        "subject": plan.leaf.subject.rfc4514_string(),
+        "not_after": plan.leaf.not_valid_after_utc.isoformat(),
+        "key_source": plan.key_source,
+        "public_key_sha256": keys.public_key_fingerprint(plan.key),
+    }
+    with Store(mr).transaction("install", details) as tx:
+        tx.write(mr.rel_server_cert, plan.server_cert)
+        if not _holds_key(tx.read(mr.rel_server_key), plan.key):
+            tx.write(mr.rel_server_key, plan.server_key)
+        added: list[x509.Certificate] = []
+        if plan.ca_added:
+            new_pem, added = merge_certs_pem(mr, tx.read(mr.rel_certs_pem), plan.ca_added)
+            if new_pem is not None:
+                tx.write(mr.rel_certs_pem, new_pem)
+        tx.details["ca_added_sha256"] = [certfiles.cert_fingerprint(c) for c in added]
+    return tx.entry
 
 
-def _installed_key_is(mr: MailRoot, key: Any) -> bool:
-    """server.key holds exactly *key*, unencrypted (any PEM form XMail reads)."""
-    from .fsread import read_regular
-
+def _holds_key(data: bytes | None, key: Any) -> bool:
+    """*data* (server.key as read under the lock) holds exactly *key*,
+    unencrypted, in any PEM form XMail reads."""
+    if data is None or certfiles.is_encrypted_key_pem(data):
+        return False
     try:
-        data = read_regular(mr.server_key, limit=certfiles.MAX_INPUT_BYTES)
-        if certfiles.is_encrypted_key_pem(data):
-            return False
-        installed = certfiles.private_key_from(data, name=mr.rel_server_key)
+        installed = certfiles.private_key_from(data, name=MailRoot.rel_server_key)
         return keys.private_key_pem(installed) == keys.private_key_pem(key)
-    except (OSError, XmailnbError, ValueError, TypeError):
+    except (XmailnbError, ValueError, TypeError):
         return False
 
 
@@ -637,20 +677,72 @@ def change_settings(mr: MailRoot, assignments: Mapping[str, str | None]) -> Arch
                 normalised[name] = validate_setting(name, value)
         except XmailnbError as exc:
             raise _with_field(exc, name)
-    try:
-        tab = ServerTab.read(mr.server_tab)
-    except OSError as exc:
-        raise InputError.of("actions.unreadable", "actions.unreadable.fix",
-                            name=mr.rel_server_tab, reason=exc.strerror or str(exc)) from None
-    before = {name: tab.get(name) for name in normalised}
-    for name, new in normalised.items():
-        if new is None:
-            tab.unset(name)
-        else:
-            tab.set(name, new)
-    return Store(mr).apply("settings", {mr.rel_server_tab: tab.to_bytes()},
-                           details={"set": normalised, "before": before})
+    # Read and edited under the lock: two admins changing different
+    # variables at the same moment both keep their change.
+    with Store(mr).transaction("settings", {"set": normalised}) as tx:
+        data = tx.read(mr.rel_server_tab)
+        if data is None:
+            raise InputError.of("actions.unreadable", "actions.unreadable.fix", name=mr.rel_server_tab,
+                                reason=os.strerror(errno.ENOENT))
+        tab = ServerTab.parse(data)
+        tx.details["before"] = {name: tab.get(name) for name in normalised}
+        for name, new in normalised.items():
+            if new is None:
+                tab.unset(name)
+            else:
+                tab.set(name, new)
+        tx.write(mr.rel_server_tab, tab.to_bytes())
+    return tx.entry
 
 
 def rollback(mr: MailRoot, entry_id: str | None = None) -> tuple[ArchiveEntry, ArchiveEntry | None]:
+    """Restore an archived state (default: the newest change to the server's
+    files), chosen and read under the lock; see :meth:`Store.rollback`."""
     return Store(mr).rollback(entry_id)
+
+
+# -- the CA checklist ----------------------------------------------------------
+
+#: The items of the CA submission checklist, in order (texts ``ui.submit.item.<id>``).
+CHECKLIST: tuple[str, ...] = ("choose", "send", "validate", "receive", "keep")
+
+
+def _checklist_ticked(data: bytes | None) -> list[str]:
+    try:
+        doc = json.loads((data or b"").decode("utf-8"))
+    except ValueError:
+        return []
+    ticked = doc.get("ticked") if isinstance(doc, dict) else None
+    return [i for i in CHECKLIST if isinstance(ticked, list) and i in ticked]
+
+
+def read_checklist(mr: MailRoot) -> list[str]:
+    """The ticked checklist items (``sslconf/checklist.json``), in order."""
+    try:
+        return _checklist_ticked(mr.read(mr.rel_checklist))
+    except OSError:
+        return []
+
+
+def tick_checklist(mr: MailRoot, item: str, ticked: bool) -> list[str]:
+    """Tick (or untick) one checklist item; returns the items ticked now.
+
+    Only *item* changes: the file is read and rewritten under the lock, so
+    ticks made at the same moment on another page are kept.
+
+    Raises:
+        InputError: *item* is not a checklist item.
+        BusyError, StoreError: as for every write.
+    """
+    if item not in CHECKLIST:
+        raise InputError.of("actions.checklist.unknown", "actions.checklist.unknown.fix", item=str(item))
+    with Store(mr).transaction("checklist") as tx:
+        before = set(_checklist_ticked(tx.read(mr.rel_checklist)))
+        now = before | {item} if ticked else before - {item}
+        result = [i for i in CHECKLIST if i in now]
+        if now == before:
+            return result
+        doc = {"ticked": result, "updated": clock.now().isoformat(timespec="seconds")}
+        tx.details["ticked"] = result
+        tx.write(mr.rel_checklist, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+    return result

@@ -3,13 +3,20 @@
 Exit status: 0 success; 1 refused (invalid input, or diagnosis errors; nothing
 changed); 2 usage error or unusable MailRoot; 3 MailRoot busy.  ``--json``
 prints exactly one JSON document on stdout; messages go to stderr.
+
+A change that was saved stays a success even when its result cannot be
+printed afterwards (stdout closed or full): the command says on stderr that
+the change was made and exits 0.  Text a terminal cannot encode is written
+with backslash escapes instead of failing.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import re
 import sys
 from typing import Any, Callable, NoReturn, Sequence, TextIO
 
@@ -171,6 +178,33 @@ _BUILDERS: dict[str, Callable[[Any, argparse.ArgumentParser, _Help, str], None]]
 }
 
 
+class OutputError(Exception):
+    """Writing to stdout failed (closed, full, a reader gone)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_line(stream: TextIO | None, line: str) -> None:
+    if stream is None:  # started with the descriptor closed: sys.stdout is None
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    try:
+        stream.write(line + "\n")
+    except UnicodeEncodeError:
+        # A terminal or pipe that cannot show Japanese (or a control
+        # character): backslash escapes rather than a failed command.
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write((line + "\n").encode(encoding, "backslashreplace").decode(encoding, "replace"))
+
+
+# JSON strings may carry characters a terminal acts on or hides (C1
+# controls, bidi overrides); json escapes only C0, so the rest is escaped
+# here, which keeps the document valid JSON.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                          "\u2060-\u206f\ufeff\ufff9-\ufffb]")
+
+
 class Out:
     """Where the command writes: results to stdout, messages to stderr."""
 
@@ -183,15 +217,30 @@ class Out:
         return text(key, self.lang, **params)
 
     def say(self, msg: Msg | str) -> None:
-        print(msg if isinstance(msg, str) else msg.render(self.lang), file=self.stderr)
+        try:
+            _write_line(self.stderr, msg if isinstance(msg, str) else msg.render(self.lang))
+            self.stderr.flush()
+        except (OSError, ValueError):
+            pass  # nowhere left to tell; the exit status still says it
 
     def result(self, line: str = "") -> None:
-        print(line, file=self.stdout)
+        try:
+            _write_line(self.stdout, line)
+        except (OSError, ValueError) as exc:
+            raise OutputError(exc) from None
 
     def json(self, doc: Any) -> None:
-        json.dump(doc, self.stdout, ensure_ascii=False, indent=2, default=str)
-        self.stdout.write("\n")
+        body = json.dumps(doc, ensure_ascii=False, indent=2, default=str)
+        body = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", body)
         self.json_written = True
+        self.result(body)
+
+    def flush(self) -> None:
+        try:
+            if self.stdout is not None:
+                self.stdout.flush()
+        except (OSError, ValueError) as exc:
+            raise OutputError(exc) from None
 
     def error(self, exc: XmailnbError) -> None:
         """Report a refusal: the message on stderr and, with --json, one
@@ -207,11 +256,15 @@ class Out:
 def mailroot_from(args: argparse.Namespace, out: Out) -> Any:
     """Resolve ``--mailroot`` (else MAIL_ROOT, else the sandbox) and say on
     stderr when the sandbox is used."""
-    from .mailroot import describe, resolve
+    from .mailroot import describe, recover_interrupted, resolve
 
-    mr = resolve(args.mailroot)
+    mr = resolve(args.mailroot, recover=False)
     if mr.is_sandbox:
         out.say(describe(mr))
+    # A change a killed command left half-done is finished or undone first.
+    repaired = recover_interrupted(mr)
+    if repaired is not None:
+        out.say(repaired)
     return mr
 
 
@@ -302,12 +355,13 @@ def _renewal_possible(mr: Any) -> bool:
 def _read_passphrase(path: str | None) -> bytes | None:
     if path is None:
         return None
-    try:
-        with open(path, "rb") as fh:
-            first = fh.read(64 * 1024).split(b"\n", 1)[0]
-    except OSError as exc:
-        raise InputError.of("actions.unreadable", "actions.unreadable.fix", field="passphrase",
-                            name=path, reason=exc.strerror or str(exc)) from None
+    from .actions import read_user_file
+
+    first = read_user_file(path, 64 * 1024, field="passphrase").split(b"\n", 1)[0]
+    # Editors on Windows start a UTF-8 file with a byte-order mark: it is
+    # not part of the passphrase.
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
     return first[:-1] if first.endswith(b"\r") else first
 
 
@@ -449,7 +503,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     out_stream = stdout or sys.stdout
     err_stream = stderr or sys.stderr
     lang, bad_lang = _scan_lang(argv)
+    for stream in {out_stream, err_stream} & {sys.stdout, sys.stderr}:
+        # Never fail on a character the terminal's encoding lacks.
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
     out = Out(lang, out_stream, err_stream, want_json="--json" in argv)
+    commits_before = _commit_count()
     try:
         if bad_lang is not None:
             raise UsageError(Msg.of("cli.lang.unknown", value=bad_lang), Msg.of("cli.lang.unknown.fix"))
@@ -471,35 +533,87 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             # into catalog messages; the rest goes to the debug log.
             warnings.simplefilter("always")
             code = int(func(args, out))
+            out.flush()
         for w in caught:
             import logging
 
             logging.getLogger(__name__).debug("warning: %s", w.message)
         return code
     except XmailnbError as exc:
-        out.error(exc)
+        try:
+            out.error(exc)
+        except OutputError:
+            _silence(out_stream)
         return exc.exit_code
     except KeyboardInterrupt:
         out.say(Msg.of("cli.interrupted"))
         return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly, like other tools.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
+    except (OutputError, BrokenPipeError) as exc:
+        error = exc.error if isinstance(exc, OutputError) else exc
+        _silence(out_stream)
+        saved = _commits_since(commits_before)
+        if saved:
+            # The change is on disk: printing its result is what failed.
+            out.say(Msg.of("cli.committed.output_failed", changes=saved, error=_describe(error)))
+            return EXIT_OK
+        if isinstance(error, BrokenPipeError):
+            # The reader went away (e.g. `| head`): stop quietly, like other tools.
+            return EXIT_OK
+        out.say(Msg.of("cli.output_failed", error=_describe(error)))
+        return EXIT_REFUSED
     except Exception as exc:  # a bug: one clear line, never a traceback
         if os.environ.get("XMAILNB_DEBUG"):
             raise
         import logging
 
-        logging.getLogger(__name__).debug("internal error", exc_info=True)
-        # Still exactly one JSON document with --json: scripts never parse
-        # an empty stdout.
-        out.error(InputError(Msg.of("cli.internal", error=f"{type(exc).__name__}: {exc}"),
-                             Msg.of("cli.internal.fix")))
+        from .logs import log_unexpected
+
+        where = log_unexpected(logging.getLogger(__name__), f"running {argv[:1]}", exc)
+        saved = _commits_since(commits_before)
+        msg = (Msg.of("cli.internal.committed", error=_describe(exc), changes=saved) if saved
+               else Msg.of("cli.internal", error=_describe(exc)))
+        try:
+            # Still exactly one JSON document with --json: scripts never
+            # parse an empty stdout.
+            out.error(InputError(msg, Msg.of("cli.internal.fix", log=str(where) if where else "-")))
+        except OutputError:
+            _silence(out_stream)
         return EXIT_REFUSED
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _commit_count() -> int:
+    # The store is imported only by commands that write: without it in
+    # sys.modules nothing can have been committed (and start-up stays light).
+    store = sys.modules.get("xmailnb.store")
+    return len(store.committed_entries()) if store is not None else 0
+
+
+def _commits_since(count: int) -> str:
+    """The changes this run saved, as "action (archive id)" for a message."""
+    store = sys.modules.get("xmailnb.store")
+    if store is None:
+        return ""
+    return ", ".join(f"{e.action} ({e.id})" for e in store.committed_entries(count))
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a broken stdout at the null device, so that the interpreter's
+    last flush at exit does not fail again on what is still buffered."""
+    if stream is not sys.stdout or stream is None:
+        return
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":  # pragma: no cover

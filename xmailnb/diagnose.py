@@ -116,17 +116,27 @@ class _State:
     certs: list[x509.Certificate] = field(default_factory=list)
     certs_pem: list[x509.Certificate] = field(default_factory=list)
     certs_pem_error: Msg | None = None
+    problems: dict[str, Msg] = field(default_factory=dict)
 
     @property
     def leaf(self) -> x509.Certificate | None:
         return self.certs[0] if self.certs else None
 
 
-def _read(path: os.PathLike[str] | str) -> bytes | None:
+def _read(path: os.PathLike[str] | str, s: _State | None = None) -> bytes | None:
+    """The file at *path* (regular files only, bounded: a FIFO or a device
+    in its place must not hang the diagnosis); why not is kept in *s*."""
+    from .fsread import read_regular
+    from .mailroot import read_problem
+
     try:
-        with open(path, "rb") as fh:
-            return fh.read(certfiles.MAX_INPUT_BYTES + 1)
-    except OSError:
+        return read_regular(path, certfiles.MAX_INPUT_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if s is not None:
+            name = os.path.relpath(path, s.mr.path) if os.path.isabs(path) else str(path)
+            s.problems[str(path)] = read_problem(name.replace(os.sep, "/"), exc)
         return None
 
 
@@ -144,12 +154,21 @@ def _check_mailroot(s: _State) -> Finding:
 def _check_key_present(s: _State) -> Finding:
     if s.mr.server_key.is_file():
         return _f("key.present", "ok", "diagnose.key.present.ok")
+    if os.path.lexists(s.mr.server_key):
+        # A folder, FIFO, device or dangling link where the key should be.
+        _read(s.mr.server_key, s)
+        problem = s.problems.get(str(s.mr.server_key))
+        if problem is not None:
+            return Finding("key.present", "error", problem, Msg.of("diagnose.key.present.missing.fix"))
     return _f("key.present", "error", "diagnose.key.present.missing", "diagnose.key.present.missing.fix")
 
 
 def _check_key_usable(s: _State) -> Finding:
-    data = _read(s.mr.server_key)
+    data = _read(s.mr.server_key, s)
     if data is None:
+        problem = s.problems.get(str(s.mr.server_key))
+        if problem is not None:
+            return Finding("key.usable", "error", problem, Msg.of("diagnose.key.unreadable.fix"))
         if s.mr.server_key.exists():
             return _f("key.usable", "error", "diagnose.key.unreadable", "diagnose.key.unreadable.fix")
         return _f("key.usable", "info", "diagnose.skip.no_key")
@@ -169,13 +188,61 @@ def _check_key_usable(s: _State) -> Finding:
     return _f("key.usable", "ok", "diagnose.key.ok", details={"key": summary}, key=summary)
 
 
+def _service_account(mr: MailRoot) -> tuple[int, int] | None:
+    """The account XMail runs as, taken to be the MailRoot folder's owner
+    (its service account owns the spool it writes); ``None`` for root."""
+    try:
+        st = os.stat(mr.path)
+    except OSError:
+        return None
+    return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
+
+
+def _account_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _can_read(st: os.stat_result, uid: int, gid: int) -> bool:
+    """Whether *uid* (primary group *gid*) may read a file with *st*, by the
+    classic owner/group/other rule (no ACLs)."""
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IRUSR)
+    groups = {gid}
+    try:
+        import grp
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+        groups |= {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}
+    except (ImportError, KeyError):
+        pass
+    if st.st_gid in groups:
+        return bool(st.st_mode & stat.S_IRGRP)
+    return bool(st.st_mode & stat.S_IROTH)
+
+
 def _check_key_permissions(s: _State) -> Finding:
     if not s.mr.server_key.exists():
         return _f("key.permissions", "info", "diagnose.skip.no_key")
     if os.name != "posix":
         return _f("key.permissions", "info", "diagnose.key.permissions.windows")
-    mode = stat.S_IMODE(s.mr.server_key.stat().st_mode)
+    st = s.mr.server_key.stat()
+    mode = stat.S_IMODE(st.st_mode)
     octal = f"{mode:04o}"
+    account = _service_account(s.mr)
+    if account is not None and not _can_read(st, *account):
+        # Installed as root into a MailRoot XMail runs from as its own
+        # account: a key XMail cannot read fails every TLS handshake.
+        name = _account_name(account[0])
+        params = {"mode": octal, "account": name, "owner": _account_name(st.st_uid),
+                  "path": str(s.mr.server_key)}
+        return _f("key.permissions", "error", "diagnose.key.permissions.owner",
+                  "diagnose.key.permissions.owner.fix", params, **params)
     if mode & stat.S_IROTH or mode & stat.S_IWOTH:
         return _f("key.permissions", "error", "diagnose.key.permissions.world",
                   "diagnose.key.permissions.fix", {"mode": octal}, mode=octal)
@@ -186,8 +253,11 @@ def _check_key_permissions(s: _State) -> Finding:
 
 
 def _check_cert_present(s: _State) -> Finding:
-    data = _read(s.mr.server_cert)
+    data = _read(s.mr.server_cert, s)
     if data is None:
+        problem = s.problems.get(str(s.mr.server_cert))
+        if problem is not None:
+            return Finding("cert.present", "error", problem, Msg.of("diagnose.cert.unreadable.fix"))
         if s.mr.server_cert.exists():
             return _f("cert.present", "error", "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix")
         return _f("cert.present", "error", "diagnose.cert.missing", "diagnose.cert.missing.fix")
@@ -444,8 +514,11 @@ def _numbered(items: Sequence[tuple[int, Msg]]) -> Msg:
 
 
 def _check_csr(s: _State) -> Finding:
-    data = _read(s.mr.pending_csr)
+    data = _read(s.mr.pending_csr, s)
     if data is None:
+        problem = s.problems.get(str(s.mr.pending_csr))
+        if problem is not None:
+            return Finding("csr.pending", "warn", problem, Msg.of("diagnose.csr.broken.fix"))
         return _f("csr.pending", "info", "diagnose.csr.none")
     from . import csr as csrmod
     try:
@@ -495,8 +568,12 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
         extra: findings made elsewhere (e.g. ``probe.<name>`` from
             :func:`xmailnb.probe.probe_findings`), appended after the checks.
     """
+    from .mailroot import recover_interrupted
     from .servertab import ServerTab, mail_hostname
 
+    # A change interrupted half-way (a killed install) is finished or undone
+    # first, so the diagnosis never judges a half-replaced pair.
+    recover_interrupted(mr)
     s = _State(mr=mr, at=at or clock.now())
     try:
         s.tab = ServerTab.read(mr.server_tab)
@@ -507,7 +584,9 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
     elif s.tab is not None:
         s.hostname = mail_hostname(s.tab)
         s.hostname_source = "server.tab" if s.hostname else None
-    pem_data = _read(mr.certs_pem)
+    pem_data = _read(mr.certs_pem, s)
+    if str(mr.certs_pem) in s.problems:
+        s.certs_pem_error = s.problems[str(mr.certs_pem)]
     if pem_data is not None:
         try:
             s.certs_pem = certfiles.load_material(pem_data, name=mr.rel_certs_pem).certificates

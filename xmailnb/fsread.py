@@ -27,7 +27,8 @@ class NotRegularFile(OSError):
     """The path names a folder, device, FIFO or socket, not a file.
 
     Attributes:
-        kind: ``"directory"``, ``"device"``, ``"fifo"``, ``"socket"`` or ``"other"``.
+        kind: ``"directory"``, ``"device"``, ``"fifo"``, ``"socket"``,
+            ``"symlink"`` (only when links are not followed) or ``"other"``.
     """
 
     def __init__(self, path: str, kind: str) -> None:
@@ -55,11 +56,15 @@ def _kind(mode: int) -> str:
     return "other"
 
 
-def read_regular(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> bytes:
+def read_regular(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT, *,
+                 dir_fd: int | None = None, follow_symlinks: bool = True) -> bytes:
     """The contents of the regular file at *path*, at most *limit* bytes.
 
     Symbolic links are followed (admins link server.cert to where their
-    tools keep it); what they point at must be a regular file.
+    tools keep it); what they point at must be a regular file.  With
+    *follow_symlinks* false a link is refused as kind ``"symlink"`` (the
+    store reads what it is about to replace that way); *dir_fd* makes
+    *path* relative to an open folder, as :func:`os.open` does.
 
     Raises:
         FileNotFoundError, PermissionError, ...: as :func:`open` would.
@@ -69,10 +74,16 @@ def read_regular(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> by
     """
     name = os.fspath(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(name, flags)
+        fd = os.open(name, flags, dir_fd=dir_fd) if dir_fd is not None else os.open(name, flags)
     except IsADirectoryError:
         raise NotRegularFile(name, "directory") from None
+    except OSError as exc:
+        if not follow_symlinks and exc.errno == errno.ELOOP:
+            raise NotRegularFile(name, "symlink") from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

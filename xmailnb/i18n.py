@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "detect_language",
     "render",
     "text",
+    "shown",
 ]
 
 LANGUAGES: tuple[str, ...] = ("ja", "en")
@@ -134,13 +136,46 @@ def text(key: str, lang: str, /, **params: Any) -> str:
         return template
 
 
+# Characters that must never reach a terminal or a page raw from a value:
+# C0 and C1 controls (ESC sequences clear screens and forge colours, CR/LF
+# forge lines), DEL, the bidirectional overrides and isolates (U+202E makes
+# "gpj.exe" read "exe.jpg"), other invisible format characters, line and
+# paragraph separators, and lone surrogates (undecodable bytes).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def shown(value: str) -> str:
+    """*value* safe to show: every control or invisible formatting character
+    written as a visible escape (``\\x1b``, ``\\n``-style ``\\x0a``, ``\\u202e``).
+
+    Applied to every parameter a message is rendered with (certificate
+    subjects, names, file names, what a remote server sent), so a hostile
+    value can neither drive the terminal nor fake a line; the templates
+    themselves keep their own line breaks.
+
+    >>> shown("evil\\x1b[2Jname\\nOK")
+    'evil\\\\x1b[2Jname\\\\x0aOK'
+    """
+    if value.isprintable() and value.isascii():
+        return value
+    return _UNSAFE.sub(_escape_char, value)
+
+
 def _render_value(value: Any, lang: str) -> Any:
     if isinstance(value, Msg):
         return value.render(lang)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Msg) for v in value):
         sep = "、" if lang == "ja" else ", "
         return sep.join(v.render(lang) for v in value)
-    return value
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return shown(value if isinstance(value, str) else str(value))
 
 
 @dataclass(frozen=True)

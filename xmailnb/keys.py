@@ -152,6 +152,11 @@ class KeySpec:
         return f"RSA {self.size}" if self.kind == "rsa" else f"EC {self.curve}"
 
 
+def _shown(text: str, limit: int = 24) -> str:
+    """*text* cut to a length a message can show."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _check_size(size: int) -> None:
     if size < MIN_RSA_BITS:
         raise InputError.of("keys.size.weak", "keys.size.fix", field="keysize",
@@ -187,7 +192,12 @@ def parse_key_field(name: str, value: Any) -> Any:
             # form offers a list, and the CLI documents plain numbers.
             if not text.isascii() or not text.isdigit():
                 raise InputError.of("keys.size.invalid", "keys.size.fix", field="keysize",
-                                    value=text, sizes=_sizes_text())
+                                    value=_shown(text), sizes=_sizes_text())
+            if len(text.lstrip("0")) > 6:
+                # Far beyond any key length, and int() refuses numbers of
+                # thousands of digits (ValueError): say so plainly instead.
+                raise InputError.of("keys.size.unsupported", "keys.size.fix", field="keysize",
+                                    value=_shown(text), sizes=_sizes_text())
             size = int(text)
         _check_size(size)
         return size

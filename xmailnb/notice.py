@@ -34,11 +34,10 @@ __all__ = ["ClientPort", "client_ports", "notice_host", "notice_text", "record_s
 def _installed(mr: MailRoot) -> list[x509.Certificate]:
     from . import certfiles
     from .errors import XmailnbError
-    from .fsread import read_regular
 
     try:
-        data = read_regular(mr.server_cert, limit=certfiles.MAX_INPUT_BYTES)
-        return certfiles.certificates_from(data, name=mr.rel_server_cert)
+        data = mr.read(mr.rel_server_cert, certfiles.MAX_INPUT_BYTES)
+        return certfiles.certificates_from(data, name=mr.rel_server_cert) if data is not None else []
     except (OSError, XmailnbError, ValueError):
         return []
 

@@ -170,17 +170,20 @@ def _new_ca(now: dt.datetime) -> _CA:
     return _CA(root, root_key, intermediate, int_key)
 
 
-def _load_ca(mr: MailRoot, now: dt.datetime) -> _CA | None:
-    """The MailRoot's practice CA, or ``None`` when missing, broken or about
-    to expire (a fresh one is made then)."""
+def _load_ca(read: Callable[[str], bytes | None], now: dt.datetime) -> _CA | None:
+    """The MailRoot's practice CA (its files read with *read*), or ``None``
+    when missing, broken or about to expire (a fresh one is made then)."""
     from . import keys
     from .chain import issued_by
 
     try:
-        root = x509.load_pem_x509_certificate(mr.file(REL_ROOT_CERT).read_bytes())
-        intermediate = x509.load_pem_x509_certificate(mr.file(REL_INTERMEDIATE_CERT).read_bytes())
-        root_key = serialization.load_pem_private_key(mr.file(REL_ROOT_KEY).read_bytes(), None)
-        int_key = serialization.load_pem_private_key(mr.file(REL_INTERMEDIATE_KEY).read_bytes(), None)
+        files = [read(rel) for rel in (REL_ROOT_CERT, REL_INTERMEDIATE_CERT, REL_ROOT_KEY, REL_INTERMEDIATE_KEY)]
+        if any(data is None for data in files):
+            return None
+        root = x509.load_pem_x509_certificate(files[0])  # type: ignore[arg-type]
+        intermediate = x509.load_pem_x509_certificate(files[1])  # type: ignore[arg-type]
+        root_key = serialization.load_pem_private_key(files[2], None)  # type: ignore[arg-type]
+        int_key = serialization.load_pem_private_key(files[3], None)  # type: ignore[arg-type]
     except (OSError, ValueError, TypeError):
         return None
     if not (keys.public_key_matches(root_key, root) and keys.public_key_matches(int_key, intermediate)
@@ -210,17 +213,11 @@ def _csr_names(csr: x509.CertificateSigningRequest) -> tuple[str | None, list[x5
     return cn, names
 
 
-def _read_pending_csr(mr: MailRoot) -> x509.CertificateSigningRequest:
+def _read_pending_csr(mr: MailRoot, data: bytes | None) -> x509.CertificateSigningRequest:
     from . import certfiles
 
-    try:
-        data = mr.pending_csr.read_bytes()
-    except FileNotFoundError:
-        raise InputError.of("practice.no_csr", "practice.no_csr.fix", field="csr",
-                            path=mr.rel_pending_csr) from None
-    except OSError as exc:
-        raise InputError.of("practice.csr_unreadable", "practice.no_csr.fix", field="csr",
-                            path=mr.rel_pending_csr, reason=exc.strerror or str(exc)) from None
+    if data is None:
+        raise InputError.of("practice.no_csr", "practice.no_csr.fix", field="csr", path=mr.rel_pending_csr)
     csr = certfiles.csr_from(data, name=mr.rel_pending_csr, field="csr")
     if not csr.is_signature_valid:
         raise InputError.of("practice.csr_bad_signature", "practice.csr_bad_signature.fix", field="csr",
@@ -233,17 +230,6 @@ def _check_days(days: Any) -> int:
         raise InputError.of("practice.days.invalid", "practice.days.invalid.fix", field="days",
                             value=days, max=MAX_DAYS)
     return min(days, MAX_DAYS)
-
-
-def _mkdir_private(mr: MailRoot) -> None:
-    # The CA keys live here: folders 0700 from the start (the store writes
-    # the keys themselves 0600).
-    mr.sslconf.mkdir(exist_ok=True, mode=0o700)
-    for rel in (DIR, ISSUED):
-        path = mr.file(rel)
-        path.mkdir(exist_ok=True, mode=0o700)
-        if os.name == "posix":
-            os.chmod(path, 0o700)
 
 
 def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
@@ -269,11 +255,36 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
             weak key; ``days`` not a positive integer.
         BusyError: another writer holds the MailRoot.
     """
-    from . import keys
     from .store import Store
 
     days = _check_days(days)
-    csr = _read_pending_csr(mr)
+    # The CSR and the CA are read under the store's lock: two signings at
+    # once never mix a leaf of one CA with the root of another.  The store
+    # creates the folders (0700: the CA keys live there) only when it writes.
+    with Store(mr).transaction("practice-ca") as tx:
+        leaf, ca, created, names = _sign(mr, tx.read, days)
+        for rel, data in _ca_files(ca, leaf).items():
+            tx.write(rel, data)
+        from .certfiles import cert_fingerprint
+
+        tx.details.update({
+            "leaf_sha256": cert_fingerprint(leaf),
+            "subject": leaf.subject.rfc4514_string(),
+            "sans": [str(n.value) for n in names],
+            "not_after": leaf.not_valid_after_utc.isoformat(),
+            "root_sha256": cert_fingerprint(ca.root),
+            "ca_created": created,
+        })
+    return PracticeIssue(server=mr.file(REL_ISSUED_SERVER), intermediate=mr.file(REL_ISSUED_INTERMEDIATE),
+                         root=mr.file(REL_ISSUED_ROOT), root_der=mr.file(REL_ISSUED_ROOT_DER), leaf=leaf,
+                         ca_created=created)
+
+
+def _sign(mr: MailRoot, read: Callable[[str], bytes | None],
+          days: int) -> tuple[x509.Certificate, _CA, bool, list[x509.GeneralName]]:
+    from . import keys
+
+    csr = _read_pending_csr(mr, read(mr.rel_pending_csr))
     public_key = csr.public_key()
     problem = keys.key_strength_problem(public_key)
     if problem is not None:
@@ -283,7 +294,7 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
         raise InputError.of("practice.csr_no_name", "practice.no_csr.fix", field="csr", path=mr.rel_pending_csr)
 
     now = clock.now()
-    ca = _load_ca(mr, now)
+    ca = _load_ca(read, now)
     created = ca is None
     if ca is None:
         ca = _new_ca(now)
@@ -315,11 +326,11 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
                        critical=False)
         .sign(ca.intermediate_key, hashes.SHA256())
     )
+    return leaf, ca, created, names
 
-    from .certfiles import cert_fingerprint
 
-    _mkdir_private(mr)
-    changes: dict[str, bytes | None] = {
+def _ca_files(ca: _CA, leaf: x509.Certificate) -> dict[str, bytes]:
+    return {
         REL_ROOT_KEY: _key_pem(ca.root_key),
         REL_ROOT_CERT: _pem(ca.root),
         REL_INTERMEDIATE_KEY: _key_pem(ca.intermediate_key),
@@ -329,17 +340,6 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
         REL_ISSUED_ROOT: _pem(ca.root),
         REL_ISSUED_ROOT_DER: ca.root.public_bytes(serialization.Encoding.DER),
     }
-    Store(mr).apply("practice-ca", changes, details={
-        "leaf_sha256": cert_fingerprint(leaf),
-        "subject": leaf.subject.rfc4514_string(),
-        "sans": [str(n.value) for n in names],
-        "not_after": leaf.not_valid_after_utc.isoformat(),
-        "root_sha256": cert_fingerprint(ca.root),
-        "ca_created": created,
-    })
-    return PracticeIssue(server=mr.file(REL_ISSUED_SERVER), intermediate=mr.file(REL_ISSUED_INTERMEDIATE),
-                         root=mr.file(REL_ISSUED_ROOT), root_der=mr.file(REL_ISSUED_ROOT_DER), leaf=leaf,
-                         ca_created=created)
 
 
 def issued(mr: MailRoot) -> PracticeIssue | None:
@@ -350,7 +350,7 @@ def issued(mr: MailRoot) -> PracticeIssue | None:
     if not all(p.is_file() for p in paths):
         return None
     try:
-        leaf = x509.load_pem_x509_certificate(paths[0].read_bytes())
+        leaf = x509.load_pem_x509_certificate(mr.read(REL_ISSUED_SERVER) or b"")
     except (OSError, ValueError):
         return None
     return PracticeIssue(server=paths[0], intermediate=paths[1], root=paths[2], root_der=paths[3], leaf=leaf)
@@ -359,7 +359,7 @@ def issued(mr: MailRoot) -> PracticeIssue | None:
 def practice_root(mr: MailRoot) -> x509.Certificate | None:
     """The practice root of *mr*, if one was issued (a trust anchor for probes)."""
     try:
-        return x509.load_pem_x509_certificate(mr.file(REL_ISSUED_ROOT).read_bytes())
+        return x509.load_pem_x509_certificate(mr.read(REL_ISSUED_ROOT) or b"")
     except (OSError, ValueError):
         return None
 

@@ -823,9 +823,8 @@ def _installed(mr: MailRoot) -> list[x509.Certificate] | None:
     from .errors import XmailnbError
 
     try:
-        with open(mr.server_cert, "rb") as fh:
-            data = fh.read(certfiles.MAX_INPUT_BYTES + 1)
-        return certfiles.certificates_from(data, name=mr.rel_server_cert)
+        data = mr.read(mr.rel_server_cert, certfiles.MAX_INPUT_BYTES)
+        return certfiles.certificates_from(data, name=mr.rel_server_cert) if data is not None else None
     except (OSError, XmailnbError):
         return None
 

@@ -59,9 +59,14 @@ __all__ = [
 _BOM = b"\xef\xbb\xbf"
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
+#: server.tab is a few KB; anything this big is not one.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
 # -- XMail's reading rules -------------------------------------------------------
+
+_INT_MAX = 2**31 - 1
+
 
 def atoi(text: str | None) -> int:
     """C ``atoi`` as XMail uses it: leading white space, an optional sign,
@@ -75,7 +80,10 @@ def atoi(text: str | None) -> int:
     match = re.match(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", text)
     if match is None:
         return 0
-    number = int(match.group(2))
+    digits = match.group(2).lstrip("0") or "0"
+    # atoi saturates (strtol clamps; XMail's Windows builds keep 32 bits),
+    # and int() refuses strings of thousands of digits: never call it on one.
+    number = _INT_MAX if len(digits) > 10 else min(int(digits), _INT_MAX)
     return -number if match.group(1) == "-" else number
 
 
@@ -262,8 +270,12 @@ class ServerTab:
         Raises:
             OSError: the file cannot be read.
         """
+        from .fsread import read_regular
+
         p = Path(path)
-        return cls.parse(p.read_bytes(), path=p)
+        # Only a regular file, bounded: a FIFO or /dev/zero in its place
+        # must not hang or exhaust a command (raises OSError at once).
+        return cls.parse(read_regular(p, MAX_FILE_BYTES), path=p)
 
     def to_bytes(self) -> bytes:
         """The file's bytes: identical to the input while nothing was changed."""
@@ -561,6 +573,11 @@ _MECHANISM = re.compile(r"[A-Za-z0-9_-]+")
 _OPTION = re.compile(r"([A-Za-z0-9_-]+)(?:=(.*))?")
 
 
+def _shown(text: str, limit: int = 24) -> str:
+    """*text* cut to a length a message can show."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def validate_setting(name: str, value: str) -> str:
     """Check that *value* is a sensible setting for TLS variable *name*.
 
@@ -590,11 +607,12 @@ def validate_setting(name: str, value: str) -> str:
     if var.kind == "int":
         if not text.isascii() or not text.isdigit():
             raise InputError.of("servertab.value.int", "servertab.value.int.fix",
-                                name=name, value=value, min=0, max=_MAX_DEPTH)
-        number = int(text)
-        if number > _MAX_DEPTH:
+                                name=name, value=_shown(value), min=0, max=_MAX_DEPTH)
+        # Checked on the digits: int() refuses thousands of them (ValueError).
+        if len(text.lstrip("0")) > len(str(_MAX_DEPTH)) or int(text) > _MAX_DEPTH:
             raise InputError.of("servertab.value.int_range", "servertab.value.int.fix",
-                                name=name, value=value, min=0, max=_MAX_DEPTH)
+                                name=name, value=_shown(value), min=0, max=_MAX_DEPTH)
+        number = int(text)
         return str(number)
     if var.name == "SmtpNoTLSAuths":
         tokens = [t.strip() for t in text.split(",") if t.strip()]

@@ -307,7 +307,7 @@ class CsrStep(Step):
         described = None
         if mr.pending_csr.is_file():
             try:
-                data = mr.pending_csr.read_bytes()
+                data = mr.read(mr.rel_pending_csr) or b""
                 described = (data, csrmod.describe_csr(certfiles.csr_from(data, name=mr.rel_pending_csr)))
             except Exception:
                 described = None

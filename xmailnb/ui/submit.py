@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 from typing import Any
 
 import ipywidgets as widgets
 
-from .. import clock
+from .. import actions
+from ..actions import CHECKLIST
 from ..i18n import Msg
-from ..store import Store
 from ._base import Step, button, escape
 
 __all__ = ["SubmitStep", "CHECKLIST"]
-
-#: The checklist items, in order; their texts are ``ui.submit.item.<id>``.
-CHECKLIST: tuple[str, ...] = ("choose", "send", "validate", "receive", "keep")
 
 
 def _practice() -> Any:
@@ -116,23 +112,14 @@ class SubmitStep(Step):
 
     def _read_checklist(self) -> list[str]:
         assert self.mailroot is not None
-        try:
-            doc = json.loads(self.mailroot.file(self.mailroot.rel_checklist).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        ticked = doc.get("ticked") if isinstance(doc, dict) else None
-        return [i for i in ticked if i in CHECKLIST] if isinstance(ticked, list) else []
+        return actions.read_checklist(self.mailroot)
 
     def _ticked(self, item: str, change: dict[str, Any]) -> None:
         if self._loading:
             return
         assert self.mailroot is not None
-        mr = self.mailroot
-        doc = {"ticked": self.ticked(),
-               "updated": clock.now().isoformat(timespec="seconds")}
-        data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         try:
-            Store(mr).apply("checklist", {mr.rel_checklist: data}, details={"ticked": doc["ticked"]})
+            saved = actions.tick_checklist(self.mailroot, item, bool(change["new"]))
         except Exception as exc:
             self.message.show_error(exc)
             self._loading = True
@@ -141,6 +128,13 @@ class SubmitStep(Step):
             finally:
                 self._loading = False
             return
+        # Ticks made meanwhile on another page show up here too.
+        self._loading = True
+        try:
+            for name, box in self.checks.items():
+                box.value = name in saved
+        finally:
+            self._loading = False
         self.message.clear()
         self._update_state()
 

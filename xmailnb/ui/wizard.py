@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
@@ -42,14 +41,9 @@ def _quick_done(name: str, mr: MailRoot) -> bool:
     if name == "submit":
         if mr.file("sslconf/practice-ca/issued/server.crt").is_file():
             return True
-        try:
-            doc = json.loads(mr.file(mr.rel_checklist).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        from .submit import CHECKLIST
+        from ..actions import CHECKLIST, read_checklist
 
-        ticked = doc.get("ticked") if isinstance(doc, dict) else None
-        return isinstance(ticked, list) and set(CHECKLIST) <= set(ticked)
+        return set(CHECKLIST) <= set(read_checklist(mr))
     if name == "install":
         return mr.server_cert.is_file() and mr.server_key.is_file()
     if name == "settings":
