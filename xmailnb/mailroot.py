@@ -41,6 +41,7 @@ _STOCK_TABS = ("domains.tab", "mailusers.tab", "aliases.tab", "extaliases.tab",
 MANAGED_FILES: frozenset[str] = frozenset({
     "server.tab", "server.cert", "server.key", "certs.pem",
     "sslconf/server.key", "sslconf/server.csr", "sslconf/server.csr.json", "sslconf/checklist.json",
+    "sslconf/xmailnb.json",
     "sslconf/acme/account.key", "sslconf/acme/settings.json", "sslconf/acme/status.json",
     "sslconf/acme/directory-ca.pem",
     "sslconf/practice-ca/root.key", "sslconf/practice-ca/root.crt",

@@ -51,10 +51,20 @@ class ProbeSettings:
 def load(mr: MailRoot) -> dict[str, Any]:
     """The whole settings document (empty when missing or unreadable)."""
     try:
-        doc = json.loads(read_regular(mr.file(REL_SETTINGS), limit=_MAX_BYTES).decode("utf-8"))
+        return _parse(read_regular(mr.file(REL_SETTINGS), limit=_MAX_BYTES))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        log.info("ignoring %s: %s", REL_SETTINGS, exc)
+        return {}
+
+
+def _parse(data: bytes | None) -> dict[str, Any]:
+    if data is None:
+        return {}
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
         # A damaged file is not worth a refusal: the defaults apply.
         log.info("ignoring %s: %s", REL_SETTINGS, exc)
         return {}
@@ -95,17 +105,19 @@ def save_probe_settings(mr: MailRoot, *, host: str | None,
         BusyError: another writer holds the MailRoot.
         StoreError: the file could not be written (nothing changed).
     """
-    doc = load(mr)
     section: dict[str, Any] = {}
     if host:
         section["host"] = host
     if ports:
         section["ports"] = dict(ports)
-    if section:
-        doc["probe"] = section
-    else:
-        doc.pop("probe", None)
-    data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    if not mr.file(REL_SETTINGS).exists() and not doc:
-        return None
-    return Store(mr).apply(ACTION, {REL_SETTINGS: data}, details={"probe": section})
+    # Read under the lock: another section written meanwhile is kept.
+    with Store(mr).transaction(ACTION, {"probe": section}) as tx:
+        current = tx.read(REL_SETTINGS)
+        doc = _parse(current)
+        if section:
+            doc["probe"] = section
+        else:
+            doc.pop("probe", None)
+        if current is not None or doc:
+            tx.write(REL_SETTINGS, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return tx.entry
