@@ -69,7 +69,8 @@ class ResetNotice(widgets.HTML):
             return False
         self.seen = self.last = now
         self._draw()
-        for step in list(getattr(self._wizard, "steps", {}).built().values()):
+        steps: Any = getattr(self._wizard, "steps", None)
+        for step in list(steps.built().values()) if steps is not None else []:
             try:
                 step.refresh()
             except Exception:  # one step failing to re-read must not hide the banner
