@@ -161,10 +161,10 @@ def _clean(payload: Any) -> dict[str, Any]:
                         "fix": texts(f.get("fix"))})
         return out
 
+    raw_history = payload.get("history")
     history = [{"time": str(h.get("time", ""))[:40], "action": str(h.get("action", ""))[:40],
                 "result": str(h.get("result", ""))[:40]}
-               for h in (payload.get("history") if isinstance(payload.get("history"), list) else [])[:50]
-               if isinstance(h, dict)]
+               for h in (raw_history if isinstance(raw_history, list) else [])[:50] if isinstance(h, dict)]
     last = payload.get("last_change")
     generation = payload.get("generation")
     return {"steps": steps, "last_change": str(last)[:40] if last else None,
@@ -239,7 +239,7 @@ class BoardPage(_Page):
     @web.authenticated
     def get(self) -> None:
         t = self.t
-        labels = {
+        labels: dict[str, Any] = {
             "steps": {str(s): f"{i}. {t(f'ui.nav.{s}')}" for i, s in enumerate(STEPS, 1)},
             "states": {s: t(f"classroom.board.state.{s}") for s in BOARD_CLASSES},
             "icons": _ICONS,

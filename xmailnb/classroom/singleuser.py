@@ -205,7 +205,7 @@ def _lazy_refill(km: Any) -> None:
     fill = getattr(km, "fill_if_needed", None)
     if fill is None:
         return
-    state = {"stopping": False, "args": None}
+    state: dict[str, Any] = {"stopping": False, "args": None}
 
     def fill_if_needed(delay: float | None = None, notebook_name: str | None = None, **kwargs: Any) -> None:
         if delay is None:  # a page just took the preheated kernel: wait for it to go
