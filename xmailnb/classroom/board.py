@@ -306,7 +306,8 @@ _SCRIPT = r"""
   }
   async function refresh() {
     try {
-      const r = await fetch('api/state', {credentials: 'same-origin', cache: 'no-store'});
+      // JupyterHub wants the XSRF token on every cookie-authenticated fetch, GET included.
+      const r = await fetch('api/state', {credentials: 'same-origin', cache: 'no-store', headers: {'X-XSRFToken': xsrf}});
       if (r.ok) { const s = await r.json(); body.innerHTML = s.trainees.map(row).join(''); }
     } catch (e) { /* the hub restarts: try again */ }
   }

@@ -226,7 +226,8 @@ def run_serve(args: argparse.Namespace, out: Any) -> int:
                             env=env, stdin=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     try:
-        health = f"http://127.0.0.1:{plan.hub_port}/hub/health"
+        # Through the proxy: ready once the hub's routes are in place.
+        health = plan.url.rsplit("/hub/", 1)[0] + "/hub/health"
         if not _wait_ready(proc, health):
             code = proc.poll()
             _stop(proc)
