@@ -25,6 +25,7 @@ Choices and why:
 
 from __future__ import annotations
 
+import pprint
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +95,7 @@ class HubPlan:
             if isinstance(value, _Code):
                 lines.append(f"c.{name} = {value.text}")
             else:
-                lines.append(f"c.{name} = {value!r}")
+                lines.append(f"c.{name} = {pprint.pformat(value, width=100, sort_dicts=False)}")
         return "\n".join(lines) + "\n"
 
 
