@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
+ACTIVITY_SECONDS = 30.0
 _SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 _hub_auth: HubOAuth | None = None
 
@@ -119,6 +120,35 @@ class Reporter:
             self._busy = False
 
 
+class Activity:
+    """Tells the hub the trainee is active while a page of theirs is open
+    (a kernel with a connection), so the idle culler stops only servers
+    nobody uses.  Like jupyterhub-singleuser's ``JUPYTERHUB_ACTIVITY_URL``."""
+
+    def __init__(self, app: Voila, url: str, token: str, interval: float) -> None:
+        self.app, self.url, self.token, self.interval = app, url, token, interval
+        self.client = httpclient.AsyncHTTPClient()
+
+    def _in_use(self) -> bool:
+        connections = getattr(self.app.kernel_manager, "_kernel_connections", {}) or {}
+        return any(count > 0 for count in connections.values())
+
+    async def tick(self) -> None:
+        if not self._in_use():
+            return
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        server = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+        body = json.dumps({"servers": {server: {"last_activity": now}}, "last_activity": now})
+        try:
+            await self.client.fetch(self.url, method="POST", body=body, request_timeout=10, raise_error=False,
+                                    headers={"Authorization": f"token {self.token}",
+                                             "Content-Type": "application/json"})
+        except Exception as exc:
+            log.warning("telling the hub about activity failed: %s", exc)
+
+
 def _reset(mr: MailRoot) -> int:
     from ..sandbox import reset_sandbox
 
@@ -165,6 +195,7 @@ class ClassVoila(Voila):
 
     name = "xmailnb-classroom-singleuser"
     reporter: Reporter | None = None
+    activity: Activity | None = None
     mailroot: MailRoot
 
     def start(self) -> None:
@@ -196,6 +227,9 @@ class ClassVoila(Voila):
         if self.reporter is not None:
             callback = ioloop.PeriodicCallback(self.reporter.tick, POLL_SECONDS * 1000)
             ioloop.IOLoop.current().add_callback(callback.start)
+        if self.activity is not None:
+            beat = ioloop.PeriodicCallback(self.activity.tick, self.activity.interval * 1000)
+            ioloop.IOLoop.current().add_callback(beat.start)
         return handlers
 
 
@@ -276,6 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     app = ClassVoila()
     app.mailroot = mr
     app.reporter = Reporter(mr, board, token) if board and token else None
+    activity_url = os.environ.get("JUPYTERHUB_ACTIVITY_URL", "")
+    if activity_url and token:
+        interval = float(os.environ.get("JUPYTERHUB_ACTIVITY_INTERVAL") or ACTIVITY_SECONDS)
+        app.activity = Activity(app, activity_url, token, max(5.0, interval))
     app.tornado_settings = {"websocket_max_message_size": MAX_MESSAGE_BYTES}
     app.initialize(_argv(extra))
     app.start()
