@@ -158,7 +158,7 @@ async def _login(browser, base: str, name: str, password: str):
     await page.fill("#username_input", name)
     await page.fill("#password_input", password)
     await page.click("#login_submit")
-    await page.wait_for_selector(".xm-finding", state="visible", timeout=300_000)
+    await page.wait_for_selector(".xm-finding", state="visible", timeout=600_000)
     await page.click(".xm-nav-csr")
     await page.wait_for_selector(".xm-step-csr", state="visible", timeout=120_000)
     return ctx, page, time.perf_counter() - start

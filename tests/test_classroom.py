@@ -318,3 +318,20 @@ def test_plan_rejects_ports_without_room_for_the_internal_ones(tmp_path):
     _init(tmp_path)
     with pytest.raises(UsageError):
         hubconfig.plan(roster.load(tmp_path / "class"), port=65534)
+
+
+def test_serve_says_how_to_install_the_proxy(tmp_path, monkeypatch):
+    _init(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no configurable-http-proxy anywhere
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run("classroom", "serve", str(tmp_path / "class"), "--port", str(port), "--lang", "ja")
+    assert result.code == 2
+    assert "configurable-http-proxy" in result.err and "npm install -g" in result.err and "apt-get" in result.err
+
+
+def test_classroom_help_in_both_languages():
+    for lang in ("en", "ja"):
+        result = run("classroom", "init", "--help", "--lang", lang)
+        assert result.code == 0

@@ -196,15 +196,15 @@ def run_serve(args: argparse.Namespace, out: Any) -> int:
     from ..serving import is_loopback
 
     plan = _plan(args)
+    _check_port(plan.ip, plan.port)
+    for name in ("hub", "proxy_api", "board"):
+        _check_port("127.0.0.1", plan.ports[name])
     if importlib.util.find_spec("jupyterhub") is None:
         raise UsageError.of("classroom.jupyterhub.missing", "classroom.jupyterhub.missing.fix")
     from ..classroom.hubconfig import proxy_command
 
     if proxy_command() is None:
         raise UsageError.of("classroom.proxy.missing", "classroom.proxy.missing.fix")
-    _check_port(plan.ip, plan.port)
-    for name in ("hub", "proxy_api", "board"):
-        _check_port("127.0.0.1", plan.ports[name])
     room = plan.room
     config = room.hub_dir / "jupyterhub_config.py"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
