@@ -205,7 +205,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             cold = [t for _c, _p, t in logged]
             contexts = [c for c, _p, _t in logged]
             for _c, page, _t in logged:
-                await page.close()
+                await page.close(run_before_unload=True)
             servers = _servers(klass)
             baseline_tti: list[float] = []
             class_tti: list[float] = []
@@ -222,7 +222,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                     memory = [_rss(servers[n]) for n in TRAINEES if n in servers]
                     kernels = {n: _kernels(servers[n]) for n in TRAINEES if n in servers}
                 for p in pages:
-                    await p.close()
+                    await p.close(run_before_unload=True)
             # The bare server with its one page open.
             ctx = await browser.new_context()
             page = await ctx.new_page()
@@ -258,7 +258,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
 
             # 7e: half the class leaves, half keeps working; the culler stops the idle ones.
             for p in open_pages[5:]:
-                await p.close()
+                await p.close(run_before_unload=True)
             stop_at = time.monotonic() + IDLE_TIMEOUT + 75
             while time.monotonic() < stop_at:
                 for p in open_pages[:5]:

@@ -42,6 +42,7 @@ from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 from traitlets import default
 from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
 
 from ..mailroot import MailRoot, resolve
 from ..serving import MAX_MESSAGE_BYTES, TEMPLATE, dashboard_notebook, share_dir
@@ -190,6 +191,17 @@ class ResetHandler(web.RequestHandler):
         self.finish(json.dumps({"generation": number}))
 
 
+class DashboardHandler(TornadoVoilaHandler):
+    """The dashboard page; it also sets the ``_xsrf`` cookie, which the
+    page's "shut my kernel down" beacon on leaving sends back (without it
+    JupyterHub's XSRF check refuses the beacon and the kernel lingers)."""
+
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:
+        await super().prepare(*args, **kwargs)
+        if self.current_user is not None:
+            self.xsrf_token  # noqa: B018 -- sets the cookie
+
+
 class ClassVoila(Voila):
     """Voilà with the class's routes, pool policy and reporter."""
 
@@ -222,7 +234,7 @@ class ClassVoila(Voila):
             if handler[0] == catch_all:
                 # The dashboard at the root only; Voilà's catch-all would
                 # answer every other path with a redirect to a file.
-                handler = (url_path_join(base, "/()"), *handler[1:])
+                handler = (url_path_join(base, "/()"), DashboardHandler, *handler[2:])
             handlers.append(handler)
         if self.reporter is not None:
             callback = ioloop.PeriodicCallback(self.reporter.tick, POLL_SECONDS * 1000)
