@@ -115,6 +115,34 @@ def _kernels(pid: int) -> int:
         return 0
 
 
+def _cpu() -> dict[tuple[str, int], float]:
+    """CPU seconds so far of every process that takes part, by kind."""
+    import psutil
+
+    out = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        kind = ("browser" if "chrom" in cmd or "headless_shell" in cmd else
+                "trainee servers" if "xmailnb.classroom.singleuser" in cmd else
+                "kernels" if "ipykernel" in cmd else
+                "hub, proxy, board" if ("jupyterhub" in cmd or "configurable-http-proxy" in cmd
+                                        or "xmailnb.classroom" in cmd) else None)
+        if kind:
+            out[(kind, proc.pid)] = times.user + times.system
+    return out
+
+
+def _cpu_spent(before: dict[tuple[str, int], float]) -> dict[str, float]:
+    spent: dict[str, float] = {}
+    for key, value in _cpu().items():
+        spent[key[0]] = spent.get(key[0], 0.0) + value - before.get(key, 0.0)
+    return {k: round(v, 1) for k, v in spent.items()}
+
+
 def _quiet(seconds: float = 60.0) -> None:
     """Wait until the machine is nearly idle (preheated kernels ready)."""
     import psutil
@@ -211,13 +239,16 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             class_tti: list[float] = []
             memory: list[float] = []
             bare_memory: list[float] = []
+            cpu_rounds: list[dict[str, float]] = []
             for r in range(rounds):
                 _quiet()
                 baseline_tti.append(await _bare(browser, bare_url))
                 _quiet()
                 pages = [await c.new_page() for c in contexts]
+                before = _cpu()
                 times = await asyncio.gather(*(_dashboard(p, f"{base}/user/{n}/") for p, n in zip(pages, TRAINEES)))
                 class_tti.extend(times)
+                cpu_rounds.append(_cpu_spent(before))
                 if r == 0:
                     memory = [_rss(servers[n]) for n in TRAINEES if n in servers]
                     kernels = {n: _kernels(servers[n]) for n in TRAINEES if n in servers}
@@ -283,7 +314,8 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                           "p90 time to interactive, 10 dashboards opened at once, vs one bare Voilà page alone",
                           "s", baseline_tti, [p90], 3.0,
                           extra={"all": class_tti, "max": max(class_tti), "median": statistics.median(class_tti),
-                                 "every_page_interactive": len(class_tti) == rounds * len(TRAINEES)}))
+                                 "every_page_interactive": len(class_tti) == rounds * len(TRAINEES),
+                                 "cpu_seconds_per_round": cpu_rounds}))
     figures.append(Figure("7b classroom-memory-per-trainee",
                           "RSS of a trainee's server + kernel (page open) vs bare Voilà server + its kernel",
                           "MiB", bare_memory, [statistics.median(memory)], 1.5,

@@ -40,7 +40,7 @@ REPORT_SCOPE = "custom:xmailnb:report"
 TRAINER_ROLE = "xmailnb-trainer"
 DEFAULT_PORT = 8000
 DEFAULT_IDLE_TIMEOUT = 3600
-KERNEL_CULL_SECONDS = 120
+KERNEL_CULL_SECONDS = 300
 
 
 def proxy_command() -> list[str] | None:
@@ -140,7 +140,7 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
         ("ClassSpawner.board_url", f"{board_url}/services/{BOARD_SERVICE}/"),
         ("Spawner.cmd", [python, "-m", "xmailnb.classroom.singleuser"]),
         ("Spawner.args", [f"--MappingKernelManager.cull_idle_timeout={kernel_cull}",
-                          "--MappingKernelManager.cull_interval=30"]),
+                          "--MappingKernelManager.cull_interval=60"]),
         ("Spawner.http_timeout", 60),
         # Ctrl-C on the class stops every server within seconds.
         ("ClassSpawner.interrupt_timeout", 5),

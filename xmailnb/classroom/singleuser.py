@@ -239,6 +239,9 @@ class ClassVoila(Voila):
         if self.reporter is not None:
             callback = ioloop.PeriodicCallback(self.reporter.tick, POLL_SECONDS * 1000)
             ioloop.IOLoop.current().add_callback(callback.start)
+        keep = getattr(self.kernel_manager, "xmailnb_keep_one_ready", None)
+        if keep is not None:
+            ioloop.IOLoop.current().add_callback(ioloop.PeriodicCallback(keep, 5000).start)
         if self.activity is not None:
             beat = ioloop.PeriodicCallback(self.activity.tick, self.activity.interval * 1000)
             ioloop.IOLoop.current().add_callback(beat.start)
@@ -247,28 +250,42 @@ class ClassVoila(Voila):
 
 def _lazy_refill(km: Any) -> None:
     """Keep at most one kernel per trainee: the pool is refilled when the
-    page's kernel is shut down, not as soon as the page took it."""
+    page's kernel is shut down, not as soon as the page took it.
+
+    :func:`_keep_one_ready` (called every few seconds) also refills the pool
+    when no kernel is left at all, whatever the reason: a kernel that died
+    while starting on a busy machine, one culled, a page that left without
+    a word.
+    """
     fill = getattr(km, "fill_if_needed", None)
     if fill is None:
         return
     state: dict[str, Any] = {"stopping": False, "args": None}
 
     def fill_if_needed(delay: float | None = None, notebook_name: str | None = None, **kwargs: Any) -> None:
+        state["args"] = (notebook_name, kwargs)
         if delay is None:  # a page just took the preheated kernel: wait for it to go
-            state["args"] = (notebook_name, kwargs)
             return
         fill(delay=delay, notebook_name=notebook_name, **kwargs)
+
+    def keep_one_ready() -> None:
+        pending = state["args"]
+        if pending is None or state["stopping"]:
+            return
+        notebook_name, fill_kwargs = pending
+        pool = km._pools.get(notebook_name, [])
+        for task in list(pool):  # a preheat that failed would fail every page after it
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                pool.remove(task)
+        if not pool and not km.list_kernel_ids():
+            fill(delay=0, notebook_name=notebook_name, **fill_kwargs)
 
     shutdown = km.shutdown_kernel
     shutdown_all = km.shutdown_all
 
     async def shutdown_kernel(kernel_id: str, *args: Any, **kwargs: Any) -> Any:
         result = await shutdown(kernel_id, *args, **kwargs)
-        pending = state["args"]
-        if pending is not None and not state["stopping"]:
-            notebook_name, fill_kwargs = pending
-            if km.get_pool_size(notebook_name) == 0 and not km.list_kernel_ids():
-                fill(delay=0, notebook_name=notebook_name, **fill_kwargs)
+        keep_one_ready()
         return result
 
     async def stop_all(*args: Any, **kwargs: Any) -> Any:
@@ -278,6 +295,7 @@ def _lazy_refill(km: Any) -> None:
     km.fill_if_needed = fill_if_needed
     km.shutdown_kernel = shutdown_kernel
     km.shutdown_all = stop_all
+    km.xmailnb_keep_one_ready = keep_one_ready
 
 
 def _argv(extra: list[str]) -> list[str]:
