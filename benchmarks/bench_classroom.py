@@ -158,7 +158,7 @@ def _quiet(seconds: float = 60.0) -> None:
 async def _dashboard(page, url: str) -> float:
     start = time.perf_counter()
     await page.goto(url)
-    await page.wait_for_selector(".xm-finding", state="visible", timeout=180_000)
+    await page.wait_for_selector(".xm-finding", state="visible", timeout=120_000)
     await page.click(".xm-nav-csr")
     await page.wait_for_selector(".xm-step-csr", state="visible", timeout=120_000)
     return time.perf_counter() - start
@@ -186,7 +186,7 @@ async def _login(browser, base: str, name: str, password: str):
     await page.fill("#username_input", name)
     await page.fill("#password_input", password)
     await page.click("#login_submit")
-    await page.wait_for_selector(".xm-finding", state="visible", timeout=600_000)
+    await page.wait_for_selector(".xm-finding", state="visible", timeout=300_000)
     await page.click(".xm-nav-csr")
     await page.wait_for_selector(".xm-step-csr", state="visible", timeout=120_000)
     return ctx, page, time.perf_counter() - start
@@ -229,10 +229,20 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             await _bare(browser, bare_url)  # warm both sides' caches
             # 7d: everyone logs in at once (spawn + preheat + first page).
-            logged = await asyncio.gather(*(_login(browser, base, n, passwords[n]) for n in TRAINEES))
+            tried = await asyncio.gather(*(_login(browser, base, n, passwords[n]) for n in TRAINEES),
+                                         return_exceptions=True)
+            cold_failed = [n for n, r in zip(TRAINEES, tried) if isinstance(r, BaseException)]
+            logged = [r for r in tried if not isinstance(r, BaseException)]
             cold = [t for _c, _p, t in logged]
-            contexts = [c for c, _p, _t in logged]
-            for _c, page, _t in logged:
+            contexts = []
+            for name, result in zip(TRAINEES, tried):
+                if isinstance(result, BaseException):
+                    # Seen rarely with 10 cold starts at once on a loaded 2-core machine: log in again.
+                    ctx, page, _t = await _login(browser, base, name, passwords[name])
+                    contexts.append(ctx)
+                else:
+                    ctx, page, _t = result
+                    contexts.append(ctx)
                 await page.close(run_before_unload=True)
             servers = _servers(klass)
             baseline_tti: list[float] = []
@@ -240,14 +250,17 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             memory: list[float] = []
             bare_memory: list[float] = []
             cpu_rounds: list[dict[str, float]] = []
+            stuck: list[str] = []
             for r in range(rounds):
                 _quiet()
                 baseline_tti.append(await _bare(browser, bare_url))
                 _quiet()
                 pages = [await c.new_page() for c in contexts]
                 before = _cpu()
-                times = await asyncio.gather(*(_dashboard(p, f"{base}/user/{n}/") for p, n in zip(pages, TRAINEES)))
-                class_tti.extend(times)
+                tried = await asyncio.gather(*(_dashboard(p, f"{base}/user/{n}/") for p, n in zip(pages, TRAINEES)),
+                                             return_exceptions=True)
+                class_tti.extend(t for t in tried if not isinstance(t, BaseException))
+                stuck.extend(f"round {r}: {n}" for n, t in zip(TRAINEES, tried) if isinstance(t, BaseException))
                 cpu_rounds.append(_cpu_spent(before))
                 if r == 0:
                     memory = [_rss(servers[n]) for n in TRAINEES if n in servers]
@@ -308,13 +321,18 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 os.killpg(proc.pid, 9)
         log.close()
+        import shutil
+
+        keep = Path(__file__).resolve().parent / "results" / "classroom.log"
+        keep.parent.mkdir(exist_ok=True)
+        shutil.copyfile(work / "classroom.log", keep)
 
     p90 = statistics.quantiles(class_tti, n=10)[-1] if len(class_tti) >= 2 else class_tti[0]
     figures.append(Figure("7a classroom-ten-at-once",
                           "p90 time to interactive, 10 dashboards opened at once, vs one bare Voilà page alone",
                           "s", baseline_tti, [p90], 3.0,
                           extra={"all": class_tti, "max": max(class_tti), "median": statistics.median(class_tti),
-                                 "every_page_interactive": len(class_tti) == rounds * len(TRAINEES),
+                                 "every_page_interactive": not stuck, "not_interactive_within_120s": stuck,
                                  "cpu_seconds_per_round": cpu_rounds}))
     figures.append(Figure("7b classroom-memory-per-trainee",
                           "RSS of a trainee's server + kernel (page open) vs bare Voilà server + its kernel",
@@ -324,7 +342,8 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                           "a change in one sandbox until the trainer's board shows it, 10 trainees", "s",
                           [], board_times, 5.0, kind="absolute"))
     figures.append(Figure("7d classroom-cold-login", "10 log in at once: login form to interactive dashboard "
-                          "(spawn and preheat included)", "s", [], cold, None, kind="report"))
+                          "(spawn and preheat included)", "s", [], cold, None, kind="report",
+                          extra={"not_interactive_within_300s": cold_failed}))
     figures.append(Figure("7e classroom-idle-culled",
                           f"after {IDLE_TIMEOUT} s idle timeout: idle servers left + active servers lost (of 5 + 5)",
                           "servers", [], [float(len(idle_left) + len(active_lost))], 0.0, kind="absolute",
