@@ -209,7 +209,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
     base = f"http://127.0.0.1:{port}"
     log = open(work / "classroom.log", "w")
     hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port", str(port),
-                            "--idle-timeout", str(IDLE_TIMEOUT), "--lang", "en"], env=env,
+                            "--lang", "en"], env=env,
                            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     nb = work / "baseline.ipynb"
     nb.write_text(json.dumps(BASELINE_NB))
@@ -263,6 +263,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                 stuck.extend(f"round {r}: {n}" for n, t in zip(TRAINEES, tried) if isinstance(t, BaseException))
                 cpu_rounds.append(_cpu_spent(before))
                 if r == 0:
+                    servers = _servers(klass)
                     memory = [_rss(servers[n]) for n in TRAINEES if n in servers]
                     kernels = {n: _kernels(servers[n]) for n in TRAINEES if n in servers}
                 for p in pages:
@@ -300,18 +301,6 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                 board_times.append(time.perf_counter() - start)
                 await asyncio.sleep(1)
 
-            # 7e: half the class leaves, half keeps working; the culler stops the idle ones.
-            for p in open_pages[5:]:
-                await p.close(run_before_unload=True)
-            stop_at = time.monotonic() + IDLE_TIMEOUT + 75
-            while time.monotonic() < stop_at:
-                for p in open_pages[:5]:
-                    await p.click(".xm-nav-submit")
-                    await p.click(".xm-nav-csr")
-                await asyncio.sleep(5)
-            still = _servers(klass)
-            idle_left = [n for n in TRAINEES[5:] if n in still]
-            active_lost = [n for n in TRAINEES[:5] if n not in still]
             await browser.close()
     finally:
         for proc in (hub, bare):
@@ -344,11 +333,56 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
     figures.append(Figure("7d classroom-cold-login", "10 log in at once: login form to interactive dashboard "
                           "(spawn and preheat included)", "s", [], cold, None, kind="report",
                           extra={"not_interactive_within_300s": cold_failed}))
+    idle_left, active_lost = await _culling(work / "cull", env)
     figures.append(Figure("7e classroom-idle-culled",
-                          f"after {IDLE_TIMEOUT} s idle timeout: idle servers left + active servers lost (of 5 + 5)",
+                          f"after {IDLE_TIMEOUT} s idle timeout: idle servers left + active servers lost (of 2 + 2)",
                           "servers", [], [float(len(idle_left) + len(active_lost))], 0.0, kind="absolute",
                           extra={"idle_left": idle_left, "active_lost": active_lost}))
     return figures
+
+
+async def _culling(work: Path, env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """A second, small class with a 60 s idle timeout: two trainees leave,
+    two keep working; the culler must stop exactly the idle ones."""
+    from playwright.async_api import async_playwright
+
+    work.mkdir(parents=True, exist_ok=True)
+    names = ["c1", "c2", "c3", "c4"]
+    klass = work / "class"
+    init = subprocess.run([sys.executable, "-m", "xmailnb", "classroom", "init", str(klass), "--trainer", "trainer",
+                           "--trainees", ",".join(names), "--json", "--lang", "en"],
+                          capture_output=True, text=True, env=env, check=True)
+    passwords = {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
+    port = _free_block()
+    base = f"http://127.0.0.1:{port}"
+    with open(work / "classroom.log", "w") as log:
+        hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port",
+                                str(port), "--idle-timeout", str(IDLE_TIMEOUT), "--lang", "en"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Ctrl-C" not in (work / "classroom.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            logged = await asyncio.gather(*(_login(browser, base, n, passwords[n]) for n in names))
+            for _c, page, _t in logged[2:]:
+                await page.close(run_before_unload=True)
+            stop_at = time.monotonic() + IDLE_TIMEOUT + 75
+            while time.monotonic() < stop_at:
+                for _c, page, _t in logged[:2]:
+                    await page.click(".xm-nav-submit")
+                    await page.click(".xm-nav-csr")
+                await asyncio.sleep(5)
+            still = _servers(klass)
+            await browser.close()
+    finally:
+        try:
+            os.killpg(hub.pid, 2)
+            hub.wait(60)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            os.killpg(hub.pid, 9)
+    return [n for n in names[2:] if n in still], [n for n in names[:2] if n not in still]
 
 
 def run_all(work: Path, quick: bool) -> list[Figure]:
