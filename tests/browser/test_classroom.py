@@ -235,4 +235,6 @@ def test_a_class_in_the_browser(browser, klass):
     while procs.leftover_pids(room) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert procs.leftover_pids(room) == []
-    assert "Traceback" not in klass.said
+    # No traceback through our code (kernels of Jupyter may complain when stopped mid-reply).
+    frames = [line for line in klass.said.splitlines() if line.strip().startswith('File "')]
+    assert not [f for f in frames if "/xmailnb/" in f], klass.said

@@ -216,6 +216,16 @@ class ClassVoila(Voila):
         signal.signal(signal.SIGINT, self._handle_signal_stop)
         super().start()
 
+    def stop(self) -> None:
+        # Shut the kernels down before leaving, rather than letting them
+        # notice their parent is gone mid-reply.
+        try:
+            asyncio.get_event_loop().run_until_complete(
+                asyncio.wait_for(self.kernel_manager.shutdown_all(now=True), 10))
+        except Exception as exc:
+            log.info("kernels not shut down cleanly: %s", exc)
+        super().stop()
+
     def init_settings(self) -> dict[str, Any]:
         settings = super().init_settings()
         _lazy_refill(self.kernel_manager)
