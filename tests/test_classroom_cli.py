@@ -19,6 +19,15 @@ from xmailnb.classroom import hubconfig, procs, roster
 from xmailnb.classroom.report import BOARD_CLASSES, snapshot
 
 
+def _run_async(coro):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps
+    an event loop running in the main thread for the whole session."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _init(tmp_path, *trainees, trainer="sato", extra=()):
     return run("classroom", "init", str(tmp_path / "class"), "--trainer", trainer,
                "--trainees", ",".join(trainees or ("alice", "bob")), *extra)
@@ -182,7 +191,7 @@ def test_the_hub_authenticator_checks_the_hashes(tmp_path):
     auth = ClassAuthenticator(class_dir=str(tmp_path / "class"))
 
     def login(name, password):
-        return asyncio.run(auth.authenticate(None, {"username": name, "password": password}))
+        return _run_async(auth.authenticate(None, {"username": name, "password": password}))
 
     assert login("alice", passwords["alice"]) == "alice"
     assert login("alice", passwords["bob"]) is None
@@ -248,7 +257,7 @@ def _board_request(tmp_path, token, body, models):
         finally:
             server.stop()
 
-    return asyncio.run(go())
+    return _run_async(go())
 
 
 def _model(name, scopes=None, kind="user"):
