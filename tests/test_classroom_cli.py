@@ -28,6 +28,26 @@ def _run_async(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+def _free_block(count: int = 4) -> int:
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
 def _init(tmp_path, *trainees, trainer="sato", extra=()):
     return run("classroom", "init", str(tmp_path / "class"), "--trainer", trainer,
                "--trainees", ",".join(trainees or ("alice", "bob")), *extra)
@@ -332,9 +352,7 @@ def test_plan_rejects_ports_without_room_for_the_internal_ones(tmp_path):
 def test_serve_says_how_to_install_the_proxy(tmp_path, monkeypatch):
     _init(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # no configurable-http-proxy anywhere
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_block()  # the class's port and the three after it
     result = run("classroom", "serve", str(tmp_path / "class"), "--port", str(port), "--lang", "ja")
     assert result.code == 2
     assert "configurable-http-proxy" in result.err and "npm install -g" in result.err and "apt-get" in result.err
