@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, report  # noqa: E402
 
-SUITES = ("core", "probe", "dashboard")
+SUITES = ("core", "probe", "dashboard", "classroom")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ from ..i18n import text
 def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
     p = sub.add_parser("practice-server", parents=[common], help=text("practice.help.server", lang),
                        description=text("practice.help.server", lang))
-    p.add_argument("--smtp", default="0", metavar="PORT", help=text("practice.help.smtp", lang))
-    p.add_argument("--pop3s", default="0", metavar="PORT", help=text("practice.help.pop3s", lang))
+    p.add_argument("--smtp", default=None, metavar="PORT", help=text("practice.help.smtp", lang))
+    p.add_argument("--pop3s", default=None, metavar="PORT", help=text("practice.help.pop3s", lang))
     p.set_defaults(func=run)
 
 
@@ -44,7 +44,12 @@ def run(args: argparse.Namespace, out: Any) -> int:
     from ..i18n import Msg
     from ..practice import PracticeServer
 
-    smtp, pop3s = _port("smtp", args.smtp), _port("pop3s", args.pop3s)
+    from ..sandbox import practice_ports
+
+    # Unset: the ports a classroom gave this trainee (XMAILNB_PRACTICE_PORTS), else free ones.
+    given = practice_ports()
+    smtp = _port("smtp", args.smtp) if args.smtp is not None else given["smtp"]
+    pop3s = _port("pop3s", args.pop3s) if args.pop3s is not None else given["pop3s"]
     mr = mailroot_from(args, out)
     server = PracticeServer(mr, smtp_port=smtp, pop3s_port=pop3s)
     stop = threading.Event()

@@ -90,7 +90,12 @@ class ProbeStep(Step):
             return None
         try:
             if self.server is None or not getattr(self.server, "running", False):
-                self.server = practice.PracticeServer(self.mailroot, smtp_port=0, pop3s_port=0)
+                # A classroom gives each trainee their own ports (xmailnb.sandbox.practice_ports).
+                from ..sandbox import practice_ports
+
+                ports = practice_ports()
+                self.server = practice.PracticeServer(self.mailroot, smtp_port=ports["smtp"],
+                                                      pop3s_port=ports["pop3s"])
             ports = self.server.start()
         except Exception as exc:
             self.message.show_error(exc)

@@ -18,6 +18,7 @@ from .diagnose import DiagnoseStep
 from .install import InstallStep
 from .notice import NoticeStep
 from .probe import ProbeStep
+from .reset_watch import watch_resets
 from .settings import SettingsStep
 from .submit import SubmitStep
 
@@ -147,7 +148,9 @@ class Wizard(widgets.VBox):
         self.header.layout = widgets.Layout(flex="1 1 auto")
         top = widgets.HBox([self.header, self.lang_switch],
                            layout=widgets.Layout(justify_content="space-between"))
-        self.children = [widgets.HTML(_CSS), top, navbar, self.body, self.next_button]
+        # Banner after a sandbox reset (classroom board, `xmailnb sandbox --reset`): ui/reset_watch.py.
+        self.reset_notice = watch_resets(self)
+        self.children = [widgets.HTML(_CSS), self.reset_notice, top, navbar, self.body, self.next_button]
         self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
         self._draw_header()
         self.show("diagnose")

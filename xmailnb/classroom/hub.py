@@ -1,0 +1,113 @@
+"""The class's JupyterHub pieces: authenticator, spawner, landing page.
+
+Imported by the hub process only (the generated ``jupyterhub_config.py``
+names these classes); the command line never imports JupyterHub.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from jupyterhub.auth import Authenticator
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Unicode, default
+
+from . import roster
+
+__all__ = ["ClassAuthenticator", "ClassSpawner", "landing", "template_vars"]
+
+
+class ClassAuthenticator(Authenticator):
+    """Log in with the name and password ``xmailnb classroom init/add`` gave.
+
+    Checks the scrypt hashes in ``hub/passwords.json``, read at every login,
+    so trainees added while the class is being served can log in at once.
+    Only names of the class roster are allowed.
+    """
+
+    class_dir = Unicode(config=True, help="The class folder (xmailnb classroom init DIR).")
+
+    def _room(self) -> roster.Classroom:
+        return roster.load(self.class_dir)
+
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
+        name = (data.get("username") or "").strip().lower()
+        password = data.get("password") or ""
+        try:
+            room = self._room()
+        except Exception:
+            self.log.exception("cannot read the class roster")
+            return None
+        stored = roster.password_hashes(room).get(name)
+        if room.account(name) is None or stored is None:
+            roster.verify_password(password, roster.hash_password("x"))  # same time as a wrong password
+            return None
+        return name if roster.verify_password(password, stored) else None
+
+    def check_allowed(self, username: str, authentication: Any = None) -> bool:
+        try:
+            return self._room().account(username) is not None
+        except Exception:
+            return False
+
+
+class ClassSpawner(SimpleLocalProcessSpawner):
+    """One local process per person: the workbook on their own sandbox.
+
+    Their data folder is ``DIR/users/NAME`` (``XMAILNB_DATA_DIR``), so their
+    sandbox is ``DIR/users/NAME/sandbox-MailRoot``; their language and their
+    practice ports come from the roster.
+    """
+
+    class_dir = Unicode(config=True, help="The class folder.")
+    board_url = Unicode(config=True, help="Where the server reports progress (the board service's URL).")
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        room = roster.load(self.class_dir)
+        account = room.account(self.user.name)
+        env["XMAILNB_DATA_DIR"] = str(room.data_dir(self.user.name))
+        env.pop("MAIL_ROOT", None)
+        if account is not None:
+            env["XMAILNB_LANG"] = account.lang
+            env["XMAILNB_PRACTICE_PORTS"] = account.practice_ports
+            if account.role == "trainee":
+                env["XMAILNB_CLASS_BOARD_URL"] = self.board_url
+        return env
+
+    @default("home_dir")
+    def _class_home_dir(self) -> str:
+        return str(roster.load(self.class_dir).data_dir(self.user.name))
+
+
+def landing(class_dir: str) -> Callable[[Any], str]:
+    """``JupyterHub.default_url``: the trainer goes to the board, everyone
+    else to their own workbook (JupyterHub's default)."""
+
+    def default_url(handler: Any) -> str:
+        from .hubconfig import BOARD_SERVICE
+
+        user = handler.current_user
+        try:
+            trainer = roster.load(class_dir).trainer.name
+        except Exception:
+            return ""
+        if user is not None and getattr(user, "name", None) == trainer:
+            return handler.base_url + f"services/{BOARD_SERVICE}/"
+        return ""
+
+    return default_url
+
+
+def template_vars(class_dir: str) -> dict[str, str]:
+    """The login page's announcement, in both languages (JupyterHub's own
+    pages are in English only)."""
+    from ..i18n import text
+
+    try:
+        lang = roster.load(class_dir).lang
+    except Exception:
+        lang = "en"
+    other = "en" if lang == "ja" else "ja"
+    return {"announcement_login": f"{text('classroom.login.hint', lang)} / {text('classroom.login.hint', other)}"}
+

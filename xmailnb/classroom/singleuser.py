@@ -1,0 +1,367 @@
+"""A trainee's single-user server: the workbook dashboard behind JupyterHub.
+
+JupyterHub starts ``python -m xmailnb.classroom.singleuser`` for each person
+(:class:`xmailnb.classroom.hub.ClassSpawner` locally; DockerSpawner or
+KubeSpawner elsewhere, see ``docs/classroom.md``).  It is Voilà, serving the
+same dashboard notebook and ``xmailnb`` template as ``xmailnb serve``, with:
+
+* JupyterHub's OAuth as its login (the identity provider and authorizer of
+  ``jupyterhub-singleuser``): only the owner gets in.
+* Only the routes the dashboard needs.  There is no Jupyter server behind
+  it: no contents, terminals, kernel creation, lab or file download API; the
+  dashboard itself is served at the server's root only (anything else is 404).
+* One preheated kernel, and no second one while the page is open: the pool
+  is refilled when the page's kernel goes (closed page, culled kernel), so a
+  trainee costs one server plus one kernel, and opening the page is as quick
+  as with ``xmailnb serve``.
+* A reporter: once a second it looks at the sandbox's files (a few
+  ``stat``); when something changed (and every 15 s anyway) it posts the step
+  progress to the class board with the server's JupyterHub token.
+* ``POST <prefix>xmailnb/reset``: the board (and only the board service, as
+  the hub tells from its token) asks for a fresh sandbox; the open page then
+  shows its banner (:mod:`xmailnb.ui.reset_watch`).  If the server was not
+  running when the trainer asked, the board's answer to the next report
+  asks for the reset instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth
+from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
+from jupyterhub.utils import url_path_join
+from tornado import httpclient, ioloop, web
+from traitlets import default
+from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
+
+from ..mailroot import MailRoot, resolve
+from ..serving import MAX_MESSAGE_BYTES, TEMPLATE, dashboard_notebook, share_dir
+from .hubconfig import BOARD_SERVICE
+from .report import signature, snapshot
+
+__all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "main"]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 15.0
+ACTIVITY_SECONDS = 30.0
+_SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
+_hub_auth: HubOAuth | None = None
+
+
+class ClassIdentityProvider(JupyterHubIdentityProvider):
+    """JupyterHub's OAuth identity provider, with its routes under the
+    server's prefix (Voilà adds identity routes as given)."""
+
+    def __init__(self, token: Any = None, **kwargs: Any) -> None:
+        # Voilà passes token=""; the hub's token is the identity here.
+        super().__init__(**kwargs)
+
+    @default("hub_auth")
+    def _class_hub_auth(self) -> HubOAuth:
+        return _hub_auth if _hub_auth is not None else HubOAuth(parent=self)
+
+    def get_handlers(self) -> list[Any]:
+        base = getattr(self.parent, "base_url", "/")
+        return [(url_path_join(base, path), *rest) for path, *rest in super().get_handlers()]
+
+
+class Reporter:
+    """Posts the sandbox's step progress to the board when it changes."""
+
+    def __init__(self, mr: MailRoot, board_url: str, token: str) -> None:
+        self.mailroot = mr
+        self.url = url_path_join(board_url, "api/report")
+        self.token = token
+        self._signature: tuple[Any, ...] | None = None
+        self._sent = 0.0
+        self._busy = False
+        self.client = httpclient.AsyncHTTPClient()
+
+    async def tick(self) -> None:
+        if self._busy:
+            return
+        now_sig = signature(self.mailroot.path)
+        if now_sig == self._signature and time.monotonic() - self._sent < HEARTBEAT_SECONDS:
+            return
+        await self.report(now_sig)
+
+    async def report(self, sig: tuple[Any, ...] | None = None) -> None:
+        self._busy = True
+        try:
+            sig = sig if sig is not None else signature(self.mailroot.path)
+            loop = asyncio.get_running_loop()
+            payload = await loop.run_in_executor(None, snapshot, self.mailroot)
+            response = await self.client.fetch(
+                self.url, method="POST", body=json.dumps(payload),
+                headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+                request_timeout=10, raise_error=False, follow_redirects=False)
+            if response.code != 200:
+                log.warning("the class board did not take the report: HTTP %s", response.code)
+                return
+            self._signature, self._sent = sig, time.monotonic()
+            answer = json.loads(response.body or b"{}")
+            if isinstance(answer, dict) and answer.get("reset"):
+                await loop.run_in_executor(None, _reset, self.mailroot)
+                self._signature = None  # report the fresh sandbox at once
+        except Exception as exc:  # the board is down or restarting: try again later
+            log.warning("reporting progress to the class board failed: %s", exc)
+        finally:
+            self._busy = False
+
+
+class Activity:
+    """Tells the hub the trainee is active while a page of theirs is open
+    (a kernel with a connection), so the idle culler stops only servers
+    nobody uses.  Like jupyterhub-singleuser's ``JUPYTERHUB_ACTIVITY_URL``."""
+
+    def __init__(self, app: Voila, url: str, token: str, interval: float) -> None:
+        self.app, self.url, self.token, self.interval = app, url, token, interval
+        self.client = httpclient.AsyncHTTPClient()
+
+    def _in_use(self) -> bool:
+        connections = getattr(self.app.kernel_manager, "_kernel_connections", {}) or {}
+        return any(count > 0 for count in connections.values())
+
+    async def tick(self) -> None:
+        if not self._in_use():
+            return
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        server = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+        body = json.dumps({"servers": {server: {"last_activity": now}}, "last_activity": now})
+        try:
+            await self.client.fetch(self.url, method="POST", body=body, request_timeout=10, raise_error=False,
+                                    headers={"Authorization": f"token {self.token}",
+                                             "Content-Type": "application/json"})
+        except Exception as exc:
+            log.warning("telling the hub about activity failed: %s", exc)
+
+
+def _reset(mr: MailRoot) -> int:
+    from ..sandbox import reset_sandbox
+
+    return reset_sandbox(mr.path, by="trainer").generation.number
+
+
+class VersionHandler(web.RequestHandler):
+    """``<prefix>api``: the hub asks which JupyterHub a server speaks."""
+
+    def get(self) -> None:
+        from jupyterhub import __version__
+
+        self.set_header("X-JupyterHub-Version", __version__)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"version": __version__}))
+
+
+class ResetHandler(web.RequestHandler):
+    """``POST <prefix>xmailnb/reset``: the board service resets this sandbox."""
+
+    def initialize(self, mailroot: MailRoot, reporter: Reporter | None) -> None:
+        self.mailroot = mailroot
+        self.reporter = reporter
+
+    async def post(self) -> None:
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() not in ("token", "bearer") or not token.strip() or _hub_auth is None:
+            raise web.HTTPError(403)
+        model = await _hub_auth.user_for_token(token.strip(), sync=False)
+        # Only the board service may: not the trainee's own browser (whose
+        # token also reaches this server), not another user.
+        if not model or model.get("kind") != "service" or model.get("name") != BOARD_SERVICE:
+            raise web.HTTPError(403)
+        loop = asyncio.get_running_loop()
+        number = await loop.run_in_executor(None, _reset, self.mailroot)
+        if self.reporter is not None:
+            await self.reporter.report()
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"generation": number}))
+
+
+class DashboardHandler(TornadoVoilaHandler):
+    """The dashboard page; it also sets the ``_xsrf`` cookie, which the
+    page's "shut my kernel down" beacon on leaving sends back (without it
+    JupyterHub's XSRF check refuses the beacon and the kernel lingers)."""
+
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:
+        await super().prepare(*args, **kwargs)
+        if self.current_user is not None:
+            self.xsrf_token  # noqa: B018 -- sets the cookie
+
+
+class ClassVoila(Voila):
+    """Voilà with the class's routes, pool policy and reporter."""
+
+    name = "xmailnb-classroom-singleuser"
+    reporter: Reporter | None = None
+    activity: Activity | None = None
+    mailroot: MailRoot
+
+    def start(self) -> None:
+        # JupyterHub stops a server with SIGINT first, but starts it with
+        # SIGINT ignored: handle it like SIGTERM (Voilà's own handler).
+        signal.signal(signal.SIGINT, self._handle_signal_stop)
+        super().start()
+
+    def stop(self) -> None:
+        # Shut the kernels down before leaving, rather than letting them
+        # notice their parent is gone mid-reply.
+        try:
+            asyncio.get_event_loop().run_until_complete(
+                asyncio.wait_for(self.kernel_manager.shutdown_all(now=True), 10))
+        except Exception as exc:
+            log.info("kernels not shut down cleanly: %s", exc)
+        super().stop()
+
+    def init_settings(self) -> dict[str, Any]:
+        settings = super().init_settings()
+        _lazy_refill(self.kernel_manager)
+        return settings
+
+    def init_handlers(self) -> list[Any]:
+        base = self.server_url
+        dropped = {url_path_join(base, r"/voila/files/(.*)")}
+        catch_all = url_path_join(base, r"/(.*)")
+        handlers: list[Any] = [(url_path_join(base, "xmailnb/reset"), ResetHandler,
+                                {"mailroot": self.mailroot, "reporter": self.reporter}),
+                               (url_path_join(base, "api"), VersionHandler)]
+        for handler in super().init_handlers():
+            if handler[0] in dropped:
+                continue
+            if handler[0] == catch_all:
+                # The dashboard at the root only; Voilà's catch-all would
+                # answer every other path with a redirect to a file.
+                handler = (url_path_join(base, "/()"), DashboardHandler, *handler[2:])
+            handlers.append(handler)
+        if self.reporter is not None:
+            callback = ioloop.PeriodicCallback(self.reporter.tick, POLL_SECONDS * 1000)
+            ioloop.IOLoop.current().add_callback(callback.start)
+        keep = getattr(self.kernel_manager, "xmailnb_keep_one_ready", None)
+        if keep is not None:
+            ioloop.IOLoop.current().add_callback(ioloop.PeriodicCallback(keep, 5000).start)
+        if self.activity is not None:
+            beat = ioloop.PeriodicCallback(self.activity.tick, self.activity.interval * 1000)
+            ioloop.IOLoop.current().add_callback(beat.start)
+        return handlers
+
+
+def _lazy_refill(km: Any) -> None:
+    """Keep at most one kernel per trainee: the pool is refilled when the
+    page's kernel is shut down, not as soon as the page took it.
+
+    :func:`_keep_one_ready` (called every few seconds) also refills the pool
+    when no kernel is left at all, whatever the reason: a kernel that died
+    while starting on a busy machine, one culled, a page that left without
+    a word.
+    """
+    fill = getattr(km, "fill_if_needed", None)
+    if fill is None:
+        return
+    state: dict[str, Any] = {"stopping": False, "args": None}
+
+    def fill_if_needed(delay: float | None = None, notebook_name: str | None = None, **kwargs: Any) -> None:
+        state["args"] = (notebook_name, kwargs)
+        if delay is None:  # a page just took the preheated kernel: wait for it to go
+            return
+        fill(delay=delay, notebook_name=notebook_name, **kwargs)
+
+    def keep_one_ready() -> None:
+        pending = state["args"]
+        if pending is None or state["stopping"]:
+            return
+        notebook_name, fill_kwargs = pending
+        pool = km._pools.get(notebook_name, [])
+        for task in list(pool):  # a preheat that failed would fail every page after it
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                pool.remove(task)
+        if not pool and not km.list_kernel_ids():
+            fill(delay=0, notebook_name=notebook_name, **fill_kwargs)
+
+    shutdown = km.shutdown_kernel
+    shutdown_all = km.shutdown_all
+
+    async def shutdown_kernel(kernel_id: str, *args: Any, **kwargs: Any) -> Any:
+        result = await shutdown(kernel_id, *args, **kwargs)
+        keep_one_ready()
+        return result
+
+    async def stop_all(*args: Any, **kwargs: Any) -> Any:
+        state["stopping"] = True
+        return await shutdown_all(*args, **kwargs)
+
+    km.fill_if_needed = fill_if_needed
+    km.shutdown_kernel = shutdown_kernel
+    km.shutdown_all = stop_all
+    km.xmailnb_keep_one_ready = keep_one_ready
+
+
+def _argv(extra: list[str]) -> list[str]:
+    service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    return [
+        str(dashboard_notebook()),
+        "--no-browser",
+        f"--port={service_url.port or 8888}",
+        f"--Voila.ip={service_url.hostname or '127.0.0.1'}",
+        "--Voila.port_retries=0",
+        f"--Voila.base_url={prefix}",
+        f"--template={TEMPLATE}",
+        "--VoilaConfiguration.allow_template_override=NO",
+        "--VoilaConfiguration.allow_theme_override=NO",
+        "--show_tracebacks=False",
+        "--strip_sources=True",
+        "--preheat_kernel=True",
+        "--pool_size=1",
+        "--Voila.log_level=ERROR",
+        "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
+        "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer",
+        *extra,
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the trainee's server (JupyterHub's spawner calls this)."""
+    global _hub_auth
+    logging.basicConfig(level=logging.WARNING)
+    extra = list(sys.argv[1:] if argv is None else argv)
+    token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    _hub_auth = HubOAuth(api_token=token)
+    # The kernel inherits this process's environment: the token stays here.
+    for name in _SECRET_ENV:
+        os.environ.pop(name, None)
+    os.environ.pop("MAIL_ROOT", None)
+    share = str(share_dir() / "jupyter")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [share, os.environ.get("JUPYTER_PATH")]))
+    mr = resolve(None)  # XMAILNB_DATA_DIR/sandbox-MailRoot, created on first start
+    board = os.environ.get("XMAILNB_CLASS_BOARD_URL", "")
+    app = ClassVoila()
+    app.mailroot = mr
+    app.reporter = Reporter(mr, board, token) if board and token else None
+    activity_url = os.environ.get("JUPYTERHUB_ACTIVITY_URL", "")
+    if activity_url and token:
+        interval = float(os.environ.get("JUPYTERHUB_ACTIVITY_INTERVAL") or ACTIVITY_SECONDS)
+        app.activity = Activity(app, activity_url, token, max(5.0, interval))
+    app.tornado_settings = {"websocket_max_message_size": MAX_MESSAGE_BYTES}
+    app.initialize(_argv(extra))
+    app.start()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    # Run the module's own copy (not __main__'s): the classes that the
+    # configuration names by import path must see the same globals.
+    from xmailnb.classroom.singleuser import main as _main
+
+    _main()

@@ -1,0 +1,106 @@
+"""A banner on the page when the practice sandbox was reset under it.
+
+The sandbox can be reset while a page has it open: by the trainer from the
+classroom board, or by ``xmailnb sandbox --reset``.  :func:`watch_resets`
+returns a banner (``xm-reset-notice``, hidden until then) and starts a
+daemon thread that polls the sandbox's generation
+(:func:`xmailnb.sandbox.generation`, one small file read a second).  When it
+changes, the banner says so and every built step re-reads the MailRoot.
+
+The hook in the wizard is two lines: create the banner, put it on the page.
+Nothing else of the wizard depends on it, so a redesigned wizard only has to
+keep those two lines (or call :func:`watch_resets` with any object that has
+``mailroot``, ``lang``, ``steps.built()`` and optionally ``_draw_nav()``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..i18n import text
+from ..sandbox import Generation, generation
+from ._base import escape
+
+__all__ = ["ResetNotice", "watch_resets", "POLL_SECONDS"]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+
+
+class ResetNotice(widgets.HTML):
+    """The banner, and the thread that watches for a reset.
+
+    Attributes:
+        seen: the generation the page was built on (then the newest seen).
+        last: the reset that was announced, or ``None``.
+    """
+
+    def __init__(self, wizard: Any, interval: float = POLL_SECONDS) -> None:
+        super().__init__()
+        self.add_class("xm-reset-watch")
+        self.layout.display = "none"
+        self._wizard = wizard
+        self._interval = interval
+        self._stop = threading.Event()
+        mr = getattr(wizard, "mailroot", None)
+        self._path = mr.path if mr is not None and mr.is_sandbox else None
+        self.seen = generation(self._path) if self._path is not None else Generation()
+        self.last: Generation | None = None
+        if hasattr(wizard, "observe"):
+            wizard.observe(lambda _c: self._draw(), "lang")
+        if self._path is not None:
+            threading.Thread(target=self._run, name="xmailnb-reset-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Look once; True when a reset was found (and announced)."""
+        if self._path is None:
+            return False
+        now = generation(self._path)
+        if now.number == self.seen.number:
+            return False
+        self.seen = self.last = now
+        self._draw()
+        steps: Any = getattr(self._wizard, "steps", None)
+        for step in list(steps.built().values()) if steps is not None else []:
+            try:
+                step.refresh()
+            except Exception:  # one step failing to re-read must not hide the banner
+                log.exception("step refresh after a sandbox reset failed")
+        redraw = getattr(self._wizard, "_draw_nav", None)
+        if callable(redraw):
+            redraw()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.check()
+            except Exception:
+                log.exception("watching the sandbox for a reset failed")
+
+    def _draw(self) -> None:
+        if self.last is None:
+            return
+        lang = getattr(self._wizard, "lang", "en")
+        try:
+            when = dt.datetime.fromisoformat(self.last.reset_at).astimezone().strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            when = self.last.reset_at
+        who = text("sandbox.page.by_trainer", lang) if self.last.by == "trainer" else ""
+        self.value = (f'<div class="xm-reset-notice xm-practice-notice" role="status">'
+                      f'{escape(text("sandbox.page.reset_notice", lang, time=when, who=who))}</div>')
+        self.layout.display = None
+
+
+def watch_resets(wizard: Any, interval: float = POLL_SECONDS) -> ResetNotice:
+    """The reset banner for *wizard*'s MailRoot (watching only a sandbox)."""
+    return ResetNotice(wizard, interval)
