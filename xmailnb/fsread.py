@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 
-__all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "DEFAULT_LIMIT"]
+__all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "write_atomic", "DEFAULT_LIMIT"]
 
 #: Certificates and keys are a few KB; a full public CA bundle ~300 KB.
 DEFAULT_LIMIT = 1024 * 1024
@@ -103,3 +103,31 @@ def read_regular(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT, *,
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Replace the file at *path* with *data* as one step (temp file, fsync, rename).
+
+    For the product's own files outside a MailRoot (the class folder of a
+    classroom, its board state): a MailRoot is only ever written through
+    :class:`xmailnb.store.Store`.  The temp file has *mode* from the start,
+    so a secret is never readable by others, not even for a moment.
+    """
+    import tempfile
+
+    target = os.fspath(path)
+    folder = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

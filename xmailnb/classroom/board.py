@@ -91,7 +91,7 @@ class Board:
             pass
 
     def _save(self) -> None:
-        from ..store import write_atomic
+        from ..fsread import write_atomic
 
         try:
             write_atomic(self._file, json.dumps({"reports": self.reports, "pending": self.pending}).encode(), 0o600)

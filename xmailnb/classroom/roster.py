@@ -194,7 +194,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_private(path: Path, doc: Any, mode: int) -> None:
-    from ..store import write_atomic
+    from ..fsread import write_atomic
 
     write_atomic(path, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), mode)
 
