@@ -36,7 +36,7 @@ from cryptography import x509
 from . import certfiles, keys
 from . import clock
 from .errors import InputError, UsageError, XmailnbError
-from .i18n import Msg, catalog
+from .i18n import Msg, has
 from .mailroot import MailRoot
 
 __all__ = [
@@ -315,7 +315,7 @@ def _error_code(err: Any) -> str:
 
 
 def _has_key(key: str) -> bool:
-    return key in catalog("en")
+    return has(key, "en")
 
 
 def _problem(err: Any, *, challenge: str | None, name: str | None,

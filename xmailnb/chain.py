@@ -1109,7 +1109,7 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
             below = sum(1 for c in path[1:i] if not (c.subject == c.issuer))
             if bc.value.path_length is not None and below > bc.value.path_length:
                 found.append(Problem(Reason.PATH_LENGTH, ca, role,
-                                     {"limit": bc.value.path_length, "count": below}))
+                                     {"count": bc.value.path_length, "actual": below}))
         ku = _ext(ca, x509.KeyUsage)
         if ku is not None and not ku.value.key_cert_sign:
             found.append(Problem(Reason.CA_KEY_USAGE, ca, role))

@@ -85,9 +85,10 @@ class Report:
     def summary(self) -> Msg:
         errors, warnings = self.count("error"), self.count("warn")
         if errors:
-            return Msg.of("diagnose.summary.errors", errors=errors, warnings=warnings)
+            return Msg.of("diagnose.summary.errors", count=errors,
+                          warnings=Msg.of("diagnose.summary.warning_count", count=warnings))
         if warnings:
-            return Msg.of("diagnose.summary.warnings", warnings=warnings)
+            return Msg.of("diagnose.summary.warnings", count=warnings)
         return Msg.of("diagnose.summary.ready")
 
     def to_json(self, lang: str) -> dict[str, Any]:
@@ -309,9 +310,9 @@ def _check_cert_validity(s: _State) -> Finding:
     date = soonest.not_valid_after_utc.date().isoformat()
     if days < EXPIRY_WARN_DAYS:
         return _f("cert.validity", "warn", "diagnose.cert.expiring", "diagnose.cert.expiring.fix", details,
-                  days=days, date=date, subject=chainmod.display_name(soonest.subject))
+                  count=days, date=date, subject=chainmod.display_name(soonest.subject))
     key = "diagnose.cert.valid" if soonest is leaf else "diagnose.cert.valid.chain"
-    return _f("cert.validity", "ok", key, details=details, days=days, date=date,
+    return _f("cert.validity", "ok", key, details=details, count=days, date=date,
               subject=chainmod.display_name(soonest.subject))
 
 

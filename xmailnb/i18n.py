@@ -1,16 +1,34 @@
-"""Message catalogs and rendering in Japanese and English.
+"""Messages in Japanese and English, from gettext catalogs.
 
 Core code never builds user-facing sentences: it returns :class:`Msg` values
-(a catalog key plus parameters) and the view (CLI, widgets) renders them in the
-user's language.  Catalogs live in ``xmailnb/catalogs/<lang>/<domain>.toml``,
-one flat table of ``"key" = "text"`` per domain, so that modules can grow their
-own messages without touching each other's files.  Both languages must define
-exactly the same keys with the same ``{placeholders}`` (a test enforces it).
+(a message id plus parameters) and the view (CLI, widgets) renders them in
+the user's language.  The catalogs are ordinary gettext files, one domain
+(``xmailnb``) per language::
+
+    xmailnb/locale/<lang>/LC_MESSAGES/xmailnb.po   the source translators edit
+    xmailnb/locale/<lang>/LC_MESSAGES/xmailnb.mo   compiled by Babel at build time
+
+Message ids are stable keys (``diagnose.cert.valid``), not English
+sentences: the English text lives in ``en/xmailnb.po`` like any other
+translation, so fixing an English typo does not invalidate the Japanese one.
+Each Japanese entry carries the English text as a translator comment.
+
+Plural forms follow gettext: an entry with ``msgid_plural`` has one form per
+plural category of its language (English two, Japanese one) and the form is
+chosen by the message's ``count`` parameter::
+
+    Msg.of("diagnose.cert.valid", count=1, date="2030-01-01").render("en")
+    # 'The certificate is valid for 1 more day, until 2030-01-01.'
+
+Nothing is written at run time.  Where the compiled ``.mo`` is missing (a
+source checkout that was never built) the ``.po`` is compiled in memory with
+Babel instead.
 """
 
 from __future__ import annotations
 
-import marshal
+import gettext
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,9 +39,12 @@ from typing import Any, Mapping
 __all__ = [
     "LANGUAGES",
     "DEFAULT_LANGUAGE",
+    "DOMAIN",
     "Msg",
     "catalog",
+    "has",
     "detect_language",
+    "locale_dir",
     "render",
     "text",
     "shown",
@@ -31,109 +52,85 @@ __all__ = [
 
 LANGUAGES: tuple[str, ...] = ("ja", "en")
 DEFAULT_LANGUAGE = "en"
+DOMAIN = "xmailnb"
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    # TOML turns unquoted dotted keys into nested tables; accept both spellings.
-    flat: dict[str, str] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = str(value)
-    return flat
+def locale_dir() -> Path:
+    """The folder holding ``<lang>/LC_MESSAGES/xmailnb.po`` (and ``.mo``)."""
+    return Path(__file__).parent / "locale"
 
 
-def _folder(lang: str) -> Path:
-    if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}")
-    # A plain path, not importlib.resources: the catalogs ship as package
-    # data next to this file, and the command line's start-up time counts.
-    return Path(__file__).parent / "catalogs" / lang
+def _po_path(lang: str) -> Path:
+    return locale_dir() / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 @lru_cache(maxsize=None)
-def _domain(lang: str, domain: str) -> Mapping[str, str]:
-    """One domain file of *lang* (empty when there is none).
-
-    The parsed table is kept next to the file, in ``__pycache__`` as Python
-    keeps bytecode, and reused while the file is unchanged: every command
-    reads a few catalogs when it starts, and TOML parsing (with the parser's
-    import) would be a visible part of that.  Where the folder is read-only
-    the file is simply parsed each time.
-    """
-    source = _folder(lang) / f"{domain}.toml"
+def _translations(lang: str) -> gettext.GNUTranslations:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}")
+    po = _po_path(lang)
+    mo = po.with_suffix(".mo")
     try:
-        st = source.stat()
+        if mo.stat().st_mtime_ns >= po.stat().st_mtime_ns:
+            with open(mo, "rb") as fh:
+                return gettext.GNUTranslations(fh)
     except FileNotFoundError:
-        return {}
-    cache = source.parent / "__pycache__" / f"{domain}.{st.st_mtime_ns}.{st.st_size}.marshal"
-    try:
-        table = marshal.loads(cache.read_bytes())
-        if isinstance(table, dict):
-            return table
-    except (OSError, ValueError, EOFError, TypeError):
         pass
-    import tomllib
-
-    table = _flatten(tomllib.loads(source.read_text(encoding="utf-8")))
-    _write_cache(cache, table)
-    return table
+    # Not built (or edited since): compile in memory, never into the package.
+    return gettext.GNUTranslations(io.BytesIO(compile_po(po)))
 
 
-def _write_cache(cache: Path, table: dict[str, str]) -> None:
-    domain = cache.name.split(".", 1)[0]
-    try:
-        cache.parent.mkdir(exist_ok=True)
-        for old in cache.parent.glob(f"{domain}.*.marshal"):
-            old.unlink(missing_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_bytes(marshal.dumps(table))
-        os.replace(tmp, cache)  # atomic: a concurrent reader sees all or nothing
-    except OSError:
-        pass  # a read-only installation: parse again next time
+def compile_po(po: Path) -> bytes:
+    """The ``.mo`` bytes of the catalog at *po* (Babel, as the build does)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with open(po, "rb") as fh:
+        parsed = read_po(fh, abort_invalid=True)
+    out = io.BytesIO()
+    write_mo(out, parsed, use_fuzzy=False)
+    return out.getvalue()
 
 
 @lru_cache(maxsize=None)
 def catalog(lang: str) -> Mapping[str, str]:
-    """Return the merged catalog of *lang* (every domain file), key -> text.
+    """Every message id of *lang* -> its text (plural entries: the "other" form).
+
+    Read from the ``.po`` source with Babel: meant for tests and tools, not
+    for rendering.
 
     Raises:
-        ValueError: *lang* is not one of :data:`LANGUAGES`, or two domain
-            files define the same key.
+        ValueError: *lang* is not one of :data:`LANGUAGES`.
     """
-    merged: dict[str, str] = {}
-    for entry in sorted(_folder(lang).glob("*.toml")):
-        table = _domain(lang, entry.stem)
-        clash = merged.keys() & table.keys()
-        if clash:
-            raise ValueError(f"{lang}/{entry.name}: duplicate keys {sorted(clash)}")
-        merged.update(table)
-    return merged
+    from babel.messages.pofile import read_po
+
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}")
+    with open(_po_path(lang), "rb") as fh:
+        parsed = read_po(fh)
+    out: dict[str, str] = {}
+    for message in parsed:
+        if not message.id:
+            continue
+        key = message.id[0] if isinstance(message.id, (tuple, list)) else message.id
+        value = message.string[-1] if isinstance(message.string, (tuple, list)) else message.string
+        out[str(key)] = str(value)
+    return out
 
 
-def _lookup(key: str, lang: str) -> str | None:
-    # Keys start with their domain ("diagnose.cert.valid" lives in
-    # diagnose.toml), so a command reads only the files it speaks from.
-    found = _domain(lang, key.split(".", 1)[0]).get(key)
-    return found if found is not None else catalog(lang).get(key)
+def _lookup(key: str, lang: str, count: int | None) -> str | None:
+    t = _translations(lang)
+    if count is not None:
+        found = t.ngettext(key, key, count)
+        if found != key:
+            return found
+    found = t.gettext(key)
+    return found if found != key else None
 
 
-def text(key: str, lang: str, /, **params: Any) -> str:
-    """Render catalog entry *key* in *lang* with *params*.
-
-    A missing key falls back to English, then to the key itself, so that a
-    catalog gap shows up as a visible key rather than a traceback.
-    """
-    template = _lookup(key, lang)
-    if template is None:
-        template = _lookup(key, DEFAULT_LANGUAGE) or key
-    rendered = {name: _render_value(value, lang) for name, value in params.items()}
-    try:
-        return template.format(**rendered)
-    except (KeyError, IndexError, ValueError):
-        return template
+def has(key: str, lang: str = DEFAULT_LANGUAGE) -> bool:
+    """Whether the catalog of *lang* defines *key* (singular or plural)."""
+    return _lookup(key, lang, None) is not None or _lookup(key, lang, 2) is not None
 
 
 # Characters that must never reach a terminal or a page raw from a value:
@@ -167,6 +164,28 @@ def shown(value: str) -> str:
     return _UNSAFE.sub(_escape_char, value)
 
 
+def _count_of(params: Mapping[str, Any]) -> int | None:
+    count = params.get("count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def text(key: str, lang: str, /, **params: Any) -> str:
+    """Render catalog entry *key* in *lang* with *params*.
+
+    A missing key falls back to English, then to the key itself, so that a
+    catalog gap shows up as a visible key rather than a traceback.
+    """
+    count = _count_of(params)
+    template = _lookup(key, lang, count)
+    if template is None:
+        template = _lookup(key, DEFAULT_LANGUAGE, count) or key
+    rendered = {name: _render_value(value, lang) for name, value in params.items()}
+    try:
+        return template.format(**rendered)
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
 def _render_value(value: Any, lang: str) -> Any:
     if isinstance(value, Msg):
         return value.render(lang)
@@ -183,7 +202,8 @@ class Msg:
     """A message to show to the user: a catalog key and its parameters.
 
     Parameters may themselves be :class:`Msg` values (rendered in the same
-    language) or lists of them.
+    language) or lists of them.  An integer ``count`` parameter chooses the
+    plural form where the entry has one.
 
     >>> Msg("common.yes").render("en")
     'yes'

@@ -949,7 +949,8 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
             r.fix = remedy or Msg.of("probe.fix.diagnose")
         return
     verified = Msg.of("probe.verified", tls=tls, count=len(certs), hostname=verify_name,
-                      anchor=Msg.of(f"probe.anchor.{r.anchor}"), days=r.days_left)
+                      anchor=Msg.of(f"probe.anchor.{r.anchor}"),
+                      left=Msg.of("probe.days_left", count=r.days_left))
     issues = chainmod.check_order(certs)
     old_tls = served.version in ("TLSv1", "TLSv1.1", "SSLv3")
     if mismatch is not None:
@@ -965,7 +966,7 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
         r.fix = Msg.of("probe.fix.old_tls")
     elif r.days_left < EXPIRY_WARN_DAYS:
         r.status = "warn"
-        r.message = _with(verified, Msg.of("probe.expiring", days=r.days_left))
+        r.message = _with(verified, Msg.of("probe.expiring", count=r.days_left))
         r.fix = Msg.of("probe.fix.expired")
     elif r.anchor in ("practice", "certs.pem"):
         r.status, r.fix = "info", Msg.of(f"probe.fix.anchor.{r.anchor}")

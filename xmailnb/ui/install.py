@@ -12,7 +12,7 @@ import ipywidgets as widgets
 from .. import actions, certfiles
 from .. import clock
 from ..errors import InputError, XmailnbError
-from ..i18n import Msg, catalog
+from ..i18n import Msg, has
 from ..store import ArchiveEntry, Store
 from ._base import Step, button, error_msgs, escape
 
@@ -318,7 +318,7 @@ class InstallStep(Step):
     # -- rollback ------------------------------------------------------------------------------
     def _entry_label(self, entry: ArchiveEntry) -> str:
         key = f"ui.action.{entry.action}"
-        action = self.t(key) if key in catalog(self.lang) else entry.action
+        action = self.t(key) if has(key, self.lang) else entry.action
         files = ", ".join(sorted(entry.files))
         return self.t("ui.rollback.option", time=_when(entry.time), action=action, files=files)
 

@@ -215,7 +215,7 @@ class ProbeStep(Step):
                 self.message.show("error", Msg.of("ui.probe.summary.errors", count=bad, total=len(results)),
                                   *extra)
             else:
-                self.message.show("ok", Msg.of("ui.probe.summary.ok", total=len(results)), *extra)
+                self.message.show("ok", Msg.of("ui.probe.summary.ok", count=len(results)), *extra)
             self.state = "done" if results and not bad else "ready"
         future.set_result(results)
 
