@@ -29,6 +29,8 @@ test: $(STAMP)
 
 # The suite (browser tests aside) with the system clock a year ahead
 # (Debian's faketime): a test that depends on today's date fails here.
+# libfaketime hangs waits with a deadline (Lock.acquire(timeout=…)), so
+# the product polls with time.sleep where a thread must wake up.
 test-future: $(STAMP)
 	faketime -f +365d $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/browser
 

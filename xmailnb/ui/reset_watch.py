@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from typing import Any
 
 import ipywidgets as widgets
@@ -81,7 +82,13 @@ class ResetNotice(widgets.HTML):
         return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        # time.sleep, not Event.wait(timeout): a wait with a deadline hangs
+        # under libfaketime (the suite's test-future run), a relative sleep
+        # does not; stop() is seen within one interval either way.
+        while True:
+            time.sleep(self._interval)
+            if self._stop.is_set():
+                return
             try:
                 self.check()
             except Exception:
