@@ -206,8 +206,9 @@ async def _login(browser, base: str, name: str, password: str):
 async def _run(work: Path, quick: bool) -> list[Figure]:
     from playwright.async_api import async_playwright
 
-    from xmailnb import actions, csr as csrmod
-    from xmailnb.mailroot import MailRoot
+    from xmailnb.flows import actions
+    from xmailnb.pki import csr as csrmod
+    from xmailnb.mailroot.layout import MailRoot
 
     rounds = 2 if quick else 4
     env = _env(work)

@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography import x509
 
 import pki
-from xmailnb.cli import main
+from xmailnb.cli.main import main
 
 CSR_ARGS = ["--country", "JP", "--state", "Tokyo", "--locality", "Shibuya-ku",
             "--org", "Example Co., Ltd.", "--cn", "mail.example.jp"]

@@ -25,9 +25,9 @@ from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 import pki
 from helpers import CSR_ARGS, run, tree
-from xmailnb import acmeflow
+from xmailnb.flows import acme as acmeflow
 from xmailnb.i18n import Msg
-from xmailnb.mailroot import create_sandbox, resolve
+from xmailnb.mailroot.layout import create_sandbox, resolve
 
 NAMES = ["mail.example.jp", "smtp.example.jp"]
 
@@ -529,8 +529,8 @@ def test_acme_without_subcommand_is_a_usage_error():
 def test_terminal_confirmation_for_dns01(monkeypatch):
     import io
 
-    from xmailnb.cli import Out
-    from xmailnb.commands import acme as acme_cmd
+    from xmailnb.cli.main import Out
+    from xmailnb.cli import acme as acme_cmd
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -17,10 +17,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from xmailnb import actions, keys
-from xmailnb import store as storemod
+from xmailnb.flows import actions
+from xmailnb.pki import keys
+from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot, resolve
 
 ROUNDS = 4
 

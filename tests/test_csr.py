@@ -1,4 +1,4 @@
-"""CSR form validation, building and inspection (xmailnb.csr)."""
+"""CSR form validation, building and inspection (xmailnb.pki.csr)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 from hypothesis import given, settings, strategies as st
 
-from xmailnb import csr, keys
-from xmailnb.csr import FIELDS, CsrRequest
+from xmailnb.pki import csr, keys
+from xmailnb.pki.csr import FIELDS, CsrRequest
 from xmailnb.errors import InputError
 from xmailnb.i18n import Msg, catalog, shown
-from xmailnb.keys import KeySpec
+from xmailnb.pki.keys import KeySpec
 
 GOOD = {
     "country": "jp", "state": "Tokyo", "locality": "Chiyoda-ku", "org": "Example K.K.",

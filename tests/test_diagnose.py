@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 import pki
-from xmailnb.diagnose import CHECK_IDS, diagnose
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.checks.diagnose import CHECK_IDS, diagnose
+from xmailnb.mailroot.layout import MailRoot, resolve
 
 
 @pytest.fixture

@@ -18,10 +18,11 @@ from typing import Callable
 import pytest
 
 import pki
-from xmailnb import actions, csr as csrmod, keys
-from xmailnb import store as storemod
+from xmailnb.flows import actions
+from xmailnb.pki import csr as csrmod, keys
+from xmailnb.mailroot import store as storemod
 from xmailnb.errors import XmailnbError
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot, resolve
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 

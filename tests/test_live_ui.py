@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from helpers import CSR_ARGS, run
-from xmailnb import practice
-from xmailnb.mailroot import resolve
-from xmailnb.notice import notice_text
-from xmailnb.progress import Step, events, step_progress
+from xmailnb.flows import practice
+from xmailnb.mailroot.layout import resolve
+from xmailnb.flows.notice import notice_text
+from xmailnb.checks.progress import Step, events, step_progress
 from xmailnb.ui import NoticeStep, ProbeStep
-from xmailnb.workbook import probe_settings
+from xmailnb.mailroot.workbook import probe_settings
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pki
-from xmailnb import actions, certfiles
+from xmailnb.flows import actions
+from xmailnb.pki import certfiles
 from xmailnb.errors import InputError
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot, resolve
 
 H = pki.hierarchy()
 SAMPLES = [

@@ -29,7 +29,7 @@ def test_core_never_imports_widgets_or_jupyter():
 
 
 def test_command_line_loads_no_jupyter(tmp_path):
-    code = ("import sys, io; from xmailnb.cli import main; "
+    code = ("import sys, io; from xmailnb.cli.main import main; "
             "main(['diagnose', '--json'], stdout=io.StringIO(), stderr=io.StringIO()); "
             "print(' '.join(sorted(sys.modules)))")
     env = {"XMAILNB_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}

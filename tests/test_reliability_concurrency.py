@@ -27,10 +27,11 @@ from cryptography.hazmat.primitives import serialization
 
 import pki
 from helpers import CSR_ARGS
-from xmailnb import actions, keys
-from xmailnb.mailroot import MailRoot, resolve
-from xmailnb.servertab import ServerTab
-from xmailnb.store import Store
+from xmailnb.flows import actions
+from xmailnb.pki import keys
+from xmailnb.mailroot.layout import MailRoot, resolve
+from xmailnb.mailroot.servertab import ServerTab
+from xmailnb.mailroot.store import Store
 
 ROUNDS = 2
 SETTINGS = ("SSLUseCertsFile", "EnablePOP3-TLS", "SSLWantVerify", "EnableCTRL-TLS")
@@ -42,7 +43,7 @@ def _spawn(argv: list[str], env: dict[str, str], start: float) -> subprocess.Pop
     code = textwrap.dedent(f"""
         import sys, time
         time.sleep(max(0.0, {start} - time.time()))
-        from xmailnb.cli import main
+        from xmailnb.cli.main import main
         sys.exit(main(sys.argv[1:]))
     """)
     return subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.PIPE,
@@ -54,7 +55,7 @@ def _tick(path: Path, item: str, env: dict[str, str], start: float) -> subproces
         import time, pathlib
         time.sleep(max(0.0, {start} - time.time()))
         from xmailnb import actions
-        from xmailnb.mailroot import resolve
+        from xmailnb.mailroot.layout import resolve
         actions.tick_checklist(resolve({str(path)!r}), {item!r}, True)
     """)
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
@@ -146,7 +147,7 @@ def test_eight_way_mixed_writers_lose_nothing(material, tmp_path):
 
 
 def _request():
-    from xmailnb import csr as csrmod
+    from xmailnb.pki import csr as csrmod
 
     return csrmod.request_from_values({"country": "JP", "state": "Tokyo", "locality": "Shibuya-ku",
                                        "org": "Example", "cn": "mail.example.jp"})

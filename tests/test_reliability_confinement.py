@@ -16,8 +16,8 @@ import pytest
 
 import pki
 from helpers import run
-from xmailnb.mailroot import MANAGED_FILES, MailRoot, is_managed, resolve
-from xmailnb.store import Store, sha256_hex
+from xmailnb.mailroot.layout import MANAGED_FILES, MailRoot, is_managed, resolve
+from xmailnb.mailroot.store import Store, sha256_hex
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
@@ -106,7 +106,7 @@ def test_tampered_manifest_cannot_write_outside_with_content(setup):
 def test_allow_list_holds_only_plain_relative_names():
     assert all(is_managed(rel) for rel in MANAGED_FILES)
     assert not any(is_managed(name) for name in HOSTILE)
-    from xmailnb import acmeflow, practice
+    from xmailnb.flows import acme as acmeflow, practice
 
     for module in (acmeflow, practice):
         for name, value in vars(module).items():
@@ -138,7 +138,7 @@ def test_symlinked_store_folder_is_refused(link, setup):
 
 
 def test_symlinked_practice_folder_is_refused(setup):
-    from xmailnb import practice
+    from xmailnb.flows import practice
 
     mr, outside, files = setup
     mr = MailRoot(mr.path, is_sandbox=True)

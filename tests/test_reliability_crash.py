@@ -33,9 +33,10 @@ from cryptography.hazmat.primitives import serialization
 
 import pki
 from helpers import run
-from xmailnb import actions, csr as csrmod, keys, practice
-from xmailnb import store as storemod
-from xmailnb.mailroot import MailRoot, recover_interrupted, resolve
+from xmailnb.flows import actions, practice
+from xmailnb.pki import csr as csrmod, keys
+from xmailnb.mailroot import store as storemod
+from xmailnb.mailroot.layout import MailRoot, recover_interrupted, resolve
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 KILLS: dict[str, int] = {}

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import serialization
 
 import pki
 from helpers import CSR_ARGS, run
-from xmailnb import keys
+from xmailnb.pki import keys
 from xmailnb.i18n import Msg
-from xmailnb.mailroot import resolve
+from xmailnb.mailroot.layout import resolve
 
 NOBODY = 65534
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

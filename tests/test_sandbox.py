@@ -9,10 +9,10 @@ import time
 import pytest
 
 from helpers import CSR_ARGS, run, tree
-from xmailnb import sandbox
+from xmailnb.mailroot import sandbox
 from xmailnb.errors import BusyError, InputError
-from xmailnb.mailroot import SANDBOX_MARKER, create_sandbox, sandbox_path
-from xmailnb.store import Store
+from xmailnb.mailroot.layout import SANDBOX_MARKER, create_sandbox, sandbox_path
+from xmailnb.mailroot.store import Store
 
 
 def _box():

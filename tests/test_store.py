@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from xmailnb import store as storemod
+from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError, InputError
-from xmailnb.mailroot import MailRoot
-from xmailnb.store import Store, StoreError, sha256_hex
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.store import Store, StoreError, sha256_hex
 
 
 @pytest.fixture
@@ -191,8 +191,8 @@ def _hold_lock(mr, seconds: float | None = None) -> subprocess.Popen:
     hold = f"select.select([], [], [], {seconds})" if seconds is not None else "sys.stdin.read()"
     script = textwrap.dedent(f"""
         import select, sys
-        from xmailnb.mailroot import MailRoot
-        from xmailnb.store import Store
+        from xmailnb.mailroot.layout import MailRoot
+        from xmailnb.mailroot.store import Store
         with Store(MailRoot(__import__('pathlib').Path({str(mr.path)!r}))).lock():
             print('locked', flush=True)
             {hold}

@@ -13,11 +13,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import x509lab as lab
 from helpers import run
-from xmailnb import actions, cli
-from xmailnb.chain import describe
-from xmailnb.diagnose import diagnose
+from xmailnb.flows import actions
+from xmailnb.cli import main as cli
+from xmailnb.pki.chain import describe
+from xmailnb.checks.diagnose import diagnose
 from xmailnb.errors import InputError
-from xmailnb.mailroot import resolve
+from xmailnb.mailroot.layout import resolve
 
 
 @pytest.fixture
@@ -207,7 +208,7 @@ def test_dashboard_shows_the_reason_beside_the_input(mailroot, pki_, frozen_now)
 
 def test_practice_root_is_an_anchor_in_a_practice_mailroot(mailroot):
     from helpers import CSR_ARGS
-    from xmailnb import practice
+    from xmailnb.flows import practice
 
     assert run("csr", "--mailroot", str(mailroot), *CSR_ARGS).code == 0
     issued = practice.sign_pending_csr(resolve(mailroot))

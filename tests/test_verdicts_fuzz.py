@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pki
-from xmailnb.cli import main
-from xmailnb.mailroot import resolve
+from xmailnb.cli.main import main
+from xmailnb.mailroot.layout import resolve
 
 BUDGET_SECONDS = 12.0
 

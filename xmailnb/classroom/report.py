@@ -1,7 +1,7 @@
 """What a trainee's server tells the board: step progress of their sandbox.
 
 Plain Python.  :func:`snapshot` is one call of the one progress rule
-(:func:`xmailnb.progress.step_progress`) turned into JSON, with the open
+(:func:`xmailnb.checks.progress.step_progress`) turned into JSON, with the open
 problems and the recent history rendered in both languages so that the
 board can show them in the trainer's language without reading the
 trainee's files.  :func:`signature` is what the reporter polls (a few
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..i18n import LANGUAGES
-from ..mailroot import MailRoot
+from ..mailroot.layout import MailRoot
 
 __all__ = ["BOARD_CLASSES", "signature", "snapshot"]
 
@@ -49,9 +49,9 @@ def _finding(f: Any) -> dict[str, Any]:
 
 def snapshot(mr: MailRoot) -> dict[str, Any]:
     """Step states, last change, open problems, all findings and recent history of *mr*."""
-    from ..progress import step_progress
-    from ..sandbox import generation
-    from ..store import Store
+    from ..checks.progress import step_progress
+    from ..mailroot.sandbox import generation
+    from ..mailroot.store import Store
 
     progress = step_progress(mr)
     history = []

@@ -121,7 +121,7 @@ class Classroom:
         return self.users_dir / name
 
     def sandbox(self, name: str) -> Path:
-        from ..mailroot import SANDBOX_DIRNAME
+        from ..mailroot.layout import SANDBOX_DIRNAME
 
         return self.data_dir(name) / SANDBOX_DIRNAME
 
@@ -188,13 +188,13 @@ def verify_password(password: str, stored: str) -> bool:
 # -- reading and writing ------------------------------------------------------------
 
 def _read_json(path: Path) -> Any:
-    from ..fsread import read_regular
+    from ..files import read_regular
 
     return json.loads(read_regular(path, _MAX_ROSTER_BYTES).decode("utf-8"))
 
 
 def _write_private(path: Path, doc: Any, mode: int) -> None:
-    from ..fsread import write_atomic
+    from ..files import write_atomic
 
     write_atomic(path, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), mode)
 
@@ -277,7 +277,7 @@ def _next_ports(accounts: Sequence[Account]) -> Iterator[tuple[int, int]]:
 
 
 def _make_sandbox(room: Classroom, name: str) -> None:
-    from ..mailroot import create_sandbox
+    from ..mailroot.layout import create_sandbox
 
     _private_dir(room.data_dir(name))
     create_sandbox(room.sandbox(name))

@@ -44,8 +44,8 @@ from traitlets import default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
-from ..mailroot import MailRoot, resolve
-from ..serving import MAX_MESSAGE_BYTES, TEMPLATE, dashboard_notebook, share_dir
+from ..mailroot.layout import MailRoot, resolve
+from ..dashboard.plan import MAX_MESSAGE_BYTES, TEMPLATE, dashboard_notebook, share_dir
 from .hubconfig import BOARD_SERVICE
 from .report import signature, snapshot
 
@@ -151,7 +151,7 @@ class Activity:
 
 
 def _reset(mr: MailRoot) -> int:
-    from ..sandbox import reset_sandbox
+    from ..mailroot.sandbox import reset_sandbox
 
     return reset_sandbox(mr.path, by="trainer").generation.number
 

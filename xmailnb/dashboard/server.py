@@ -1,7 +1,7 @@
 """The dashboard server: Voilà 0.5 with a door in front of every route.
 
 ``xmailnb serve`` runs ``python -m xmailnb.dashboard.server NOTEBOOK ...``
-with a ``voila.json`` made by :func:`xmailnb.serving.plan`.  This is Voilà's
+with a ``voila.json`` made by :func:`xmailnb.dashboard.plan.plan`.  This is Voilà's
 own application (:class:`voila.app.Voila`) with four changes, each made
 through the hook Voilà or jupyter_server offers for it:
 
@@ -666,7 +666,7 @@ class XmailnbVoila(Voila):
         headers = list(self.voila_configuration.http_header_envs)
         if "Accept-Language" not in headers:
             self.voila_configuration.http_header_envs = [*headers, "Accept-Language"]
-        from ..serving import is_loopback
+        from .plan import is_loopback
 
         self.door = Door(token_sha256=self.token_sha256, login_code_sha256=self.login_code_sha256,
                          login_code_ttl=self.login_code_ttl, query_key_sha256=self.query_key_sha256,
