@@ -207,8 +207,8 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
     from playwright.async_api import async_playwright
 
     from xmailnb.flows import actions
-    from xmailnb.pki import csr as csrmod
     from xmailnb.mailroot.layout import MailRoot
+    from xmailnb.pki import csr as csrmod
 
     rounds = 2 if quick else 4
     env = _env(work)

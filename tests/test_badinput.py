@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import pki
 from helpers import CSR_ARGS, run, tree
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,9 @@ def _server_cert_is(expected: Callable[[dict], bytes]):
     def check(m: dict, mailroot: Path) -> None:
         assert (mailroot / "server.cert").read_bytes() == expected(m)
         key = serialization.load_pem_private_key((mailroot / "server.key").read_bytes(), None)
-        from xmailnb.pki.keys import public_key_matches
         from cryptography import x509
+
+        from xmailnb.pki.keys import public_key_matches
         leaf = x509.load_pem_x509_certificates((mailroot / "server.cert").read_bytes())[0]
         assert public_key_matches(key, leaf)
     return check

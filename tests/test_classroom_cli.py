@@ -229,8 +229,8 @@ def test_malformed_hashes_never_match():
 
 
 def test_the_report_is_the_one_progress_rule(tmp_path):
-    from xmailnb.mailroot.layout import create_sandbox
     from xmailnb.checks.progress import step_progress
+    from xmailnb.mailroot.sandbox import create_sandbox
 
     mr = create_sandbox(tmp_path / "sandbox-MailRoot")
     doc = snapshot(mr)

@@ -17,7 +17,7 @@ from cryptography import x509
 import pki
 from helpers import CSR_ARGS, run, sign_csr_file, tree
 from xmailnb.checks.diagnose import CHECK_IDS
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 
 @pytest.fixture
@@ -440,8 +440,8 @@ def test_json_refusal_is_one_json_document(mailroot, tmp_path):
 
 
 def test_change_settings_can_remove_a_setting(mailroot):
-    from xmailnb.flows import actions
     from xmailnb.errors import InputError
+    from xmailnb.flows import actions
     from xmailnb.mailroot.layout import MailRoot
     from xmailnb.mailroot.servertab import ServerTab
 

@@ -21,7 +21,8 @@ from xmailnb.flows import actions
 from xmailnb.pki import keys
 from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError
-from xmailnb.mailroot.layout import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.resolve import resolve
 
 ROUNDS = 4
 

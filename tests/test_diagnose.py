@@ -10,7 +10,8 @@ import pytest
 
 import pki
 from xmailnb.checks.diagnose import CHECK_IDS, diagnose
-from xmailnb.mailroot.layout import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.resolve import resolve
 
 
 @pytest.fixture

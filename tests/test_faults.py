@@ -19,10 +19,12 @@ import pytest
 
 import pki
 from xmailnb.flows import actions
-from xmailnb.pki import csr as csrmod, keys
+from xmailnb.pki import csr as csrmod
+from xmailnb.pki import keys
 from xmailnb.mailroot import store as storemod
 from xmailnb.errors import XmailnbError
-from xmailnb.mailroot.layout import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.resolve import resolve
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 

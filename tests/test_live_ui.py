@@ -10,7 +10,7 @@ import pytest
 
 from helpers import CSR_ARGS, run
 from xmailnb.flows import practice
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 from xmailnb.flows.notice import notice_text
 from xmailnb.checks.progress import Step, events, step_progress
 from xmailnb.ui import NoticeStep, ProbeStep

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import tree
-from xmailnb.mailroot.layout import create_sandbox
+from xmailnb.mailroot.sandbox import create_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -9,7 +9,7 @@ import pytest
 import pki
 from helpers import CSR_ARGS, run, sign_csr_file
 from xmailnb.errors import InputError
-from xmailnb.mailroot.layout import create_sandbox
+from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.flows.notice import notice_host, notice_text
 from xmailnb.flows.practice import sign_pending_csr
 from xmailnb.checks.progress import Step, events, step_progress

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 import pki
 from helpers import run
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 

@@ -18,7 +18,7 @@ from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 from helpers import CSR_ARGS, run, tree
 from xmailnb.flows import practice
 from xmailnb.errors import InputError
-from xmailnb.mailroot.layout import create_sandbox
+from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.flows.practice import PracticeServer, sign_pending_csr
 
 ALIASES = ["--aliases", "example.jp smtp.example.jp"]

@@ -16,8 +16,16 @@ from helpers import CSR_ARGS, run
 from xmailnb.flows import practice
 from xmailnb.pki.certfiles import cert_fingerprint
 from xmailnb.errors import InputError
-from xmailnb.mailroot.layout import create_sandbox
-from xmailnb.checks.probe import ENDPOINTS, Problem, check_host, default_ports, parse_ports, probe, probe_findings
+from xmailnb.mailroot.sandbox import create_sandbox
+from xmailnb.checks.probe import (
+    ENDPOINTS,
+    Problem,
+    check_host,
+    default_ports,
+    parse_ports,
+    probe,
+    probe_findings,
+)
 from xmailnb.checks.progress import events
 from xmailnb.mailroot.store import Store
 from xmailnb.mailroot.workbook import probe_settings

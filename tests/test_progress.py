@@ -7,7 +7,7 @@ import pytest
 from helpers import CSR_ARGS, run
 from xmailnb.flows import actions, practice
 from xmailnb.checks import progress
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 from xmailnb.checks.progress import Step, StepState
 
 

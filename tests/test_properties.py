@@ -10,13 +10,15 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pki
 from xmailnb.flows import actions
 from xmailnb.pki import certfiles
 from xmailnb.errors import InputError
-from xmailnb.mailroot.layout import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.resolve import resolve
 
 H = pki.hierarchy()
 SAMPLES = [

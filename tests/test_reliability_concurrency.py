@@ -29,7 +29,8 @@ import pki
 from helpers import CSR_ARGS
 from xmailnb.flows import actions
 from xmailnb.pki import keys
-from xmailnb.mailroot.layout import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.resolve import resolve
 from xmailnb.mailroot.servertab import ServerTab
 from xmailnb.mailroot.store import Store
 

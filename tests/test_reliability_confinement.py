@@ -16,7 +16,8 @@ import pytest
 
 import pki
 from helpers import run
-from xmailnb.mailroot.layout import MANAGED_FILES, MailRoot, is_managed, resolve
+from xmailnb.mailroot.layout import MANAGED_FILES, MailRoot, is_managed
+from xmailnb.mailroot.resolve import resolve
 from xmailnb.mailroot.store import Store, sha256_hex
 
 
@@ -106,7 +107,8 @@ def test_tampered_manifest_cannot_write_outside_with_content(setup):
 def test_allow_list_holds_only_plain_relative_names():
     assert all(is_managed(rel) for rel in MANAGED_FILES)
     assert not any(is_managed(name) for name in HOSTILE)
-    from xmailnb.flows import acme as acmeflow, practice
+    from xmailnb.flows import acme as acmeflow
+    from xmailnb.flows import practice
 
     for module in (acmeflow, practice):
         for name, value in vars(module).items():

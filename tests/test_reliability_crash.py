@@ -34,9 +34,12 @@ from cryptography.hazmat.primitives import serialization
 import pki
 from helpers import run
 from xmailnb.flows import actions, practice
-from xmailnb.pki import csr as csrmod, keys
+from xmailnb.pki import csr as csrmod
+from xmailnb.pki import keys
 from xmailnb.mailroot import store as storemod
-from xmailnb.mailroot.layout import MailRoot, recover_interrupted, resolve
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.mailroot.store import recover_interrupted
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 KILLS: dict[str, int] = {}

@@ -16,7 +16,7 @@ import pytest
 
 import pki
 from helpers import CSR_ARGS, run
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 
 def tree(root: Path) -> dict[str, str]:

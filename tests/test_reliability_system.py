@@ -33,7 +33,7 @@ import pki
 from helpers import CSR_ARGS, run
 from xmailnb.pki import keys
 from xmailnb.i18n import Msg
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 NOBODY = 65534
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

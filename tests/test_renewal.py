@@ -17,7 +17,8 @@ from helpers import CSR_ARGS, run
 from xmailnb.flows import actions, practice
 from xmailnb.pki import keys
 from xmailnb.errors import InputError
-from xmailnb.mailroot.layout import create_sandbox, resolve
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.mailroot.store import Store
 from xmailnb.ui import CsrStep
 

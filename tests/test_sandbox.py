@@ -11,7 +11,8 @@ import pytest
 from helpers import CSR_ARGS, run, tree
 from xmailnb.mailroot import sandbox
 from xmailnb.errors import BusyError, InputError
-from xmailnb.mailroot.layout import SANDBOX_MARKER, create_sandbox, sandbox_path
+from xmailnb.mailroot.layout import SANDBOX_MARKER, sandbox_path
+from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.mailroot.store import Store
 
 

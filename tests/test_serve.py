@@ -26,7 +26,7 @@ from xmailnb.dashboard import plan as serving
 from xmailnb.cli.serve import forced_language
 from xmailnb.dashboard.page import accept_language, page_language
 from xmailnb.errors import UsageError
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = "correct-horse-battery-staple-0123456789"

@@ -16,8 +16,17 @@ from helpers import sign_csr_file, tree
 from xmailnb.flows import actions
 from xmailnb.pki import csr as csrmod
 from xmailnb.i18n import text
-from xmailnb.mailroot.layout import resolve
-from xmailnb.ui import CsrStep, DiagnoseStep, InstallStep, NoticeStep, ProbeStep, SettingsStep, SubmitStep, Wizard
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.ui import (
+    CsrStep,
+    DiagnoseStep,
+    InstallStep,
+    NoticeStep,
+    ProbeStep,
+    SettingsStep,
+    SubmitStep,
+    Wizard,
+)
 from xmailnb.ui.install import upload_value
 
 FORM = {"country": "JP", "state": "Tokyo", "locality": "Shibuya-ku", "org": "Example Co., Ltd.",

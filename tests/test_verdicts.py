@@ -18,7 +18,7 @@ from xmailnb.cli import main as cli
 from xmailnb.pki.chain import describe
 from xmailnb.checks.diagnose import diagnose
 from xmailnb.errors import InputError
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 
 @pytest.fixture
@@ -208,6 +208,7 @@ def test_dashboard_shows_the_reason_beside_the_input(mailroot, pki_, frozen_now)
 
 def test_practice_root_is_an_anchor_in_a_practice_mailroot(mailroot):
     from helpers import CSR_ARGS
+
     from xmailnb.flows import practice
 
     assert run("csr", "--mailroot", str(mailroot), *CSR_ARGS).code == 0

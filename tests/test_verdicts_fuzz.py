@@ -17,11 +17,12 @@ import time
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pki
 from xmailnb.cli.main import main
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 BUDGET_SECONDS = 12.0
 

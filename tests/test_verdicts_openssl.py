@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 import verdict_corpus as vc
 from xmailnb import clock
 from xmailnb.cli.main import main
-from xmailnb.mailroot.layout import resolve
+from xmailnb.mailroot.resolve import resolve
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 

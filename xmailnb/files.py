@@ -14,10 +14,16 @@ precise reason catches them first.
 from __future__ import annotations
 
 import errno
+import hashlib
+import logging
 import os
 import stat
+import tempfile
 
-__all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "write_atomic", "DEFAULT_LIMIT"]
+__all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "write_atomic", "file_kind", "sha256_hex",
+           "sha256_fingerprint", "DEFAULT_LIMIT"]
+
+log = logging.getLogger(__name__)
 
 #: Certificates and keys are a few KB; a full public CA bundle ~300 KB.
 DEFAULT_LIMIT = 1024 * 1024
@@ -44,7 +50,7 @@ class FileTooLarge(OSError):
         self.limit = limit
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "directory"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -87,7 +93,7 @@ def read_regular(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT, *,
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(name, _kind(mode))
+            raise NotRegularFile(name, file_kind(mode))
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         chunks: list[bytes] = []
@@ -113,8 +119,6 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
     :class:`xmailnb.mailroot.store.Store`.  The temp file has *mode* from the start,
     so a secret is never readable by others, not even for a moment.
     """
-    import tempfile
-
     target = os.fspath(path)
     folder = os.path.dirname(target) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
@@ -131,3 +135,18 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         except FileNotFoundError:
             pass
         raise
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 of *data*, for manifests and audit logs."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_fingerprint(data: bytes) -> str:
+    """SHA-256 of *data* as ``openssl x509 -fingerprint`` shows it: upper-case
+    hex pairs joined by colons.
+
+    >>> sha256_fingerprint(b"")[:11]
+    'E3:B0:C4:42'
+    """
+    return hashlib.sha256(data).digest().hex(":").upper()

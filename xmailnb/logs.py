@@ -39,7 +39,7 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     forced = env.get("XMAILNB_STATE_DIR")
     if forced:
         return Path(forced)
-    import platformdirs
+    import platformdirs  # only an internal error gets here: keep start-up light
 
     return Path(platformdirs.user_state_dir("xmailnb", appauthor=False))
 

@@ -11,20 +11,41 @@ import datetime as dt
 import logging
 import os
 import stat
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from cryptography import x509
 
-from ..pki import certfiles, chain as chainmod, keys
+from ..files import read_regular
+from ..logs import log_unexpected
+from ..mailroot.servertab import (
+    ServerTab,
+    flag_value,
+    mail_hostname,
+    tls_inconsistencies,
+)
+from ..mailroot.store import recover_interrupted
+from ..pki import certfiles, keys
+from ..pki import chain as chainmod
 from .. import clock
 from ..errors import XmailnbError
 from ..i18n import Msg
-from ..mailroot.layout import MailRoot
+from ..mailroot.layout import MailRoot, read_problem
+from ..pki import csr as csrmod
+from ..status import Status
+from .findings import Finding, Report, finding
+from .installed import anchor_sets, practice_issued
+from .renewal import renewal_finding
 
-__all__ = ["CHECK_IDS", "STATUSES", "Finding", "Report", "diagnose", "EXPIRY_WARN_DAYS"]
+if sys.platform != "win32":  # file ownership is judged on POSIX only
+    import grp
+    import pwd
 
-STATUSES = ("ok", "info", "warn", "error")
+__all__ = ["CHECK_IDS", "diagnose", "EXPIRY_WARN_DAYS"]
+
+log = logging.getLogger(__name__)
+
 CHECK_IDS = (
     "mailroot",
     "key.present",
@@ -41,66 +62,6 @@ CHECK_IDS = (
     "csr.pending",
 )
 EXPIRY_WARN_DAYS = 30
-_RANK = {s: i for i, s in enumerate(STATUSES)}
-
-
-@dataclass
-class Finding:
-    """One check's outcome.  ``details`` holds machine-readable facts (no key material)."""
-
-    check: str
-    status: str
-    message: Msg
-    fix: Msg | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self, lang: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"check": self.check, "status": self.status,
-                               "message": self.message.render(lang),
-                               "fix": self.fix.render(lang) if self.fix else ""}
-        out.update(self.details)
-        return out
-
-
-@dataclass
-class Report:
-    mailroot: MailRoot
-    findings: list[Finding]
-    hostname: str | None = None
-
-    @property
-    def worst(self) -> str:
-        return max((f.status for f in self.findings), key=_RANK.__getitem__, default="ok")
-
-    def count(self, status: str) -> int:
-        return sum(1 for f in self.findings if f.status == status)
-
-    def by_check(self, check: str) -> Finding:
-        return next(f for f in self.findings if f.check == check)
-
-    @property
-    def ready(self) -> bool:
-        return self.count("error") == 0
-
-    def summary(self) -> Msg:
-        errors, warnings = self.count("error"), self.count("warn")
-        if errors:
-            return Msg.of("diagnose.summary.errors", count=errors,
-                          warnings=Msg.of("diagnose.summary.warning_count", count=warnings))
-        if warnings:
-            return Msg.of("diagnose.summary.warnings", count=warnings)
-        return Msg.of("diagnose.summary.ready")
-
-    def to_json(self, lang: str) -> dict[str, Any]:
-        return {"mailroot": str(self.mailroot.path), "sandbox": self.mailroot.is_sandbox,
-                "hostname": self.hostname, "ready": self.ready,
-                "summary": self.summary().render(lang),
-                "findings": [f.to_json(lang) for f in self.findings]}
-
-
-def _f(check: str, status: str, msg_key: str, fix: str | None = None,
-       details: Mapping[str, Any] | None = None, **params: Any) -> Finding:
-    return Finding(check, status, Msg(msg_key, params), Msg(fix, params) if fix else None, dict(details or {}))
 
 
 @dataclass
@@ -127,9 +88,6 @@ class _State:
 def _read(path: os.PathLike[str] | str, s: _State | None = None) -> bytes | None:
     """The file at *path* (regular files only, bounded: a FIFO or a device
     in its place must not hang the diagnosis); why not is kept in *s*."""
-    from ..files import read_regular
-    from ..mailroot.layout import read_problem
-
     try:
         return read_regular(path, certfiles.MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
@@ -149,19 +107,19 @@ def _days_left(cert: x509.Certificate, at: dt.datetime) -> int:
 
 def _check_mailroot(s: _State) -> Finding:
     key = "diagnose.mailroot.sandbox" if s.mr.is_sandbox else "diagnose.mailroot.ok"
-    return _f("mailroot", "ok", key, path=str(s.mr.path))
+    return finding("mailroot", Status.OK, key, path=str(s.mr.path))
 
 
 def _check_key_present(s: _State) -> Finding:
     if s.mr.server_key.is_file():
-        return _f("key.present", "ok", "diagnose.key.present.ok")
+        return finding("key.present", Status.OK, "diagnose.key.present.ok")
     if os.path.lexists(s.mr.server_key):
         # A folder, FIFO, device or dangling link where the key should be.
         _read(s.mr.server_key, s)
         problem = s.problems.get(str(s.mr.server_key))
         if problem is not None:
-            return Finding("key.present", "error", problem, Msg.of("diagnose.key.present.missing.fix"))
-    return _f("key.present", "error", "diagnose.key.present.missing", "diagnose.key.present.missing.fix")
+            return Finding("key.present", Status.ERROR, problem, Msg.of("diagnose.key.present.missing.fix"))
+    return finding("key.present", Status.ERROR, "diagnose.key.present.missing", "diagnose.key.present.missing.fix")
 
 
 def _check_key_usable(s: _State) -> Finding:
@@ -169,24 +127,24 @@ def _check_key_usable(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.server_key))
         if problem is not None:
-            return Finding("key.usable", "error", problem, Msg.of("diagnose.key.unreadable.fix"))
+            return Finding("key.usable", Status.ERROR, problem, Msg.of("diagnose.key.unreadable.fix"))
         if s.mr.server_key.exists():
-            return _f("key.usable", "error", "diagnose.key.unreadable", "diagnose.key.unreadable.fix")
-        return _f("key.usable", "info", "diagnose.skip.no_key")
+            return finding("key.usable", Status.ERROR, "diagnose.key.unreadable", "diagnose.key.unreadable.fix")
+        return finding("key.usable", Status.INFO, "diagnose.skip.no_key")
     s.key_data = data
     if certfiles.is_encrypted_key_pem(data):
-        return _f("key.usable", "error", "diagnose.key.encrypted", "diagnose.key.encrypted.fix")
+        return finding("key.usable", Status.ERROR, "diagnose.key.encrypted", "diagnose.key.encrypted.fix")
     try:
         s.key = certfiles.private_key_from(data, name=s.mr.rel_server_key)
     except XmailnbError as exc:
-        return Finding("key.usable", "error", exc.msg, Msg.of("diagnose.key.broken.fix"))
+        return Finding("key.usable", Status.ERROR, exc.msg, Msg.of("diagnose.key.broken.fix"))
     summary = keys.key_summary(s.key)
     problem = keys.key_strength_problem(s.key)
     if problem is not None:
-        return Finding("key.usable", "error", problem, Msg.of("diagnose.key.weak.fix"), {"key": summary})
+        return Finding("key.usable", Status.ERROR, problem, Msg.of("diagnose.key.weak.fix"), {"key": summary})
     if summary.startswith("EC"):
-        return _f("key.usable", "info", "diagnose.key.ec", details={"key": summary}, key=summary)
-    return _f("key.usable", "ok", "diagnose.key.ok", details={"key": summary}, key=summary)
+        return finding("key.usable", Status.INFO, "diagnose.key.ec", details={"key": summary}, key=summary)
+    return finding("key.usable", Status.OK, "diagnose.key.ok", details={"key": summary}, key=summary)
 
 
 def _service_account(mr: MailRoot) -> tuple[int, int] | None:
@@ -201,10 +159,8 @@ def _service_account(mr: MailRoot) -> tuple[int, int] | None:
 
 def _account_name(uid: int) -> str:
     try:
-        import pwd
-
         return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
+    except KeyError:
         return str(uid)
 
 
@@ -215,12 +171,9 @@ def _can_read(st: os.stat_result, uid: int, gid: int) -> bool:
         return bool(st.st_mode & stat.S_IRUSR)
     groups = {gid}
     try:
-        import grp
-        import pwd
-
         name = pwd.getpwuid(uid).pw_name
         groups |= {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}
-    except (ImportError, KeyError):
+    except KeyError:
         pass
     if st.st_gid in groups:
         return bool(st.st_mode & stat.S_IRGRP)
@@ -229,9 +182,9 @@ def _can_read(st: os.stat_result, uid: int, gid: int) -> bool:
 
 def _check_key_permissions(s: _State) -> Finding:
     if not s.mr.server_key.exists():
-        return _f("key.permissions", "info", "diagnose.skip.no_key")
+        return finding("key.permissions", Status.INFO, "diagnose.skip.no_key")
     if os.name != "posix":
-        return _f("key.permissions", "info", "diagnose.key.permissions.windows")
+        return finding("key.permissions", Status.INFO, "diagnose.key.permissions.windows")
     st = s.mr.server_key.stat()
     mode = stat.S_IMODE(st.st_mode)
     octal = f"{mode:04o}"
@@ -242,15 +195,15 @@ def _check_key_permissions(s: _State) -> Finding:
         name = _account_name(account[0])
         params = {"mode": octal, "account": name, "owner": _account_name(st.st_uid),
                   "path": str(s.mr.server_key)}
-        return _f("key.permissions", "error", "diagnose.key.permissions.owner",
+        return finding("key.permissions", Status.ERROR, "diagnose.key.permissions.owner",
                   "diagnose.key.permissions.owner.fix", params, **params)
     if mode & stat.S_IROTH or mode & stat.S_IWOTH:
-        return _f("key.permissions", "error", "diagnose.key.permissions.world",
+        return finding("key.permissions", Status.ERROR, "diagnose.key.permissions.world",
                   "diagnose.key.permissions.fix", {"mode": octal}, mode=octal)
     if mode & (stat.S_IRGRP | stat.S_IWGRP):
-        return _f("key.permissions", "warn", "diagnose.key.permissions.group",
+        return finding("key.permissions", Status.WARN, "diagnose.key.permissions.group",
                   "diagnose.key.permissions.fix", {"mode": octal}, mode=octal)
-    return _f("key.permissions", "ok", "diagnose.key.permissions.ok", details={"mode": octal}, mode=octal)
+    return finding("key.permissions", Status.OK, "diagnose.key.permissions.ok", details={"mode": octal}, mode=octal)
 
 
 def _check_cert_present(s: _State) -> Finding:
@@ -258,16 +211,16 @@ def _check_cert_present(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.server_cert))
         if problem is not None:
-            return Finding("cert.present", "error", problem, Msg.of("diagnose.cert.unreadable.fix"))
+            return Finding("cert.present", Status.ERROR, problem, Msg.of("diagnose.cert.unreadable.fix"))
         if s.mr.server_cert.exists():
-            return _f("cert.present", "error", "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix")
-        return _f("cert.present", "error", "diagnose.cert.missing", "diagnose.cert.missing.fix")
+            return finding("cert.present", Status.ERROR, "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix")
+        return finding("cert.present", Status.ERROR, "diagnose.cert.missing", "diagnose.cert.missing.fix")
     try:
         s.certs = certfiles.certificates_from(data, name=s.mr.rel_server_cert)
     except XmailnbError as exc:
-        return Finding("cert.present", "error", exc.msg, Msg.of("diagnose.cert.broken.fix"))
+        return Finding("cert.present", Status.ERROR, exc.msg, Msg.of("diagnose.cert.broken.fix"))
     leaf = s.certs[0]
-    return _f("cert.present", "ok", "diagnose.cert.present.ok",
+    return finding("cert.present", Status.OK, "diagnose.cert.present.ok",
               details={"subject": chainmod.name_text(leaf.subject, "en"), "count": len(s.certs),
                        "sha256": certfiles.cert_fingerprint(leaf)},
               subject=chainmod.display_name(leaf.subject), count=len(s.certs))
@@ -275,31 +228,31 @@ def _check_cert_present(s: _State) -> Finding:
 
 def _check_cert_pair(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.pair", "info", "diagnose.skip.no_cert")
+        return finding("cert.pair", Status.INFO, "diagnose.skip.no_cert")
     if s.key is None:
-        return _f("cert.pair", "info", "diagnose.skip.no_key")
+        return finding("cert.pair", Status.INFO, "diagnose.skip.no_key")
     try:
         s.leaf.public_key()
     except chainmod.PARSE_ERRORS:
         # A key algorithm nobody can read: no client can use the certificate.
-        return _f("cert.pair", "error", "diagnose.cert.pair.unreadable", "diagnose.cert.broken.fix")
+        return finding("cert.pair", Status.ERROR, "diagnose.cert.pair.unreadable", "diagnose.cert.broken.fix")
     if keys.public_key_matches(s.key, s.leaf):
-        return _f("cert.pair", "ok", "diagnose.cert.pair.ok")
-    return _f("cert.pair", "error", "diagnose.cert.pair.mismatch", "diagnose.cert.pair.mismatch.fix")
+        return finding("cert.pair", Status.OK, "diagnose.cert.pair.ok")
+    return finding("cert.pair", Status.ERROR, "diagnose.cert.pair.mismatch", "diagnose.cert.pair.mismatch.fix")
 
 
 def _check_cert_validity(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.validity", "info", "diagnose.skip.no_cert")
+        return finding("cert.validity", Status.INFO, "diagnose.skip.no_cert")
     for cert in s.certs:
         subject = chainmod.display_name(cert.subject)
         # RFC 5280 4.1.2.5: valid "through" notAfter, that instant included.
         if cert.not_valid_after_utc < s.at:
-            return _f("cert.validity", "error", "diagnose.cert.expired", "diagnose.cert.expired.fix",
+            return finding("cert.validity", Status.ERROR, "diagnose.cert.expired", "diagnose.cert.expired.fix",
                       {"not_after": cert.not_valid_after_utc.isoformat()},
                       subject=subject, date=cert.not_valid_after_utc.date().isoformat())
         if cert.not_valid_before_utc > s.at:
-            return _f("cert.validity", "error", "diagnose.cert.not_yet_valid", "diagnose.cert.not_yet_valid.fix",
+            return finding("cert.validity", Status.ERROR, "diagnose.cert.not_yet_valid", "diagnose.cert.not_yet_valid.fix",
                       {"not_before": cert.not_valid_before_utc.isoformat()},
                       subject=subject, date=cert.not_valid_before_utc.isoformat(timespec="minutes"))
     leaf = s.leaf
@@ -309,75 +262,73 @@ def _check_cert_validity(s: _State) -> Finding:
     details = {"not_after": soonest.not_valid_after_utc.isoformat(), "days_left": days}
     date = soonest.not_valid_after_utc.date().isoformat()
     if days < EXPIRY_WARN_DAYS:
-        return _f("cert.validity", "warn", "diagnose.cert.expiring", "diagnose.cert.expiring.fix", details,
+        return finding("cert.validity", Status.WARN, "diagnose.cert.expiring", "diagnose.cert.expiring.fix", details,
                   count=days, date=date, subject=chainmod.display_name(soonest.subject))
     key = "diagnose.cert.valid" if soonest is leaf else "diagnose.cert.valid.chain"
-    return _f("cert.validity", "ok", key, details=details, count=days, date=date,
+    return finding("cert.validity", Status.OK, key, details=details, count=days, date=date,
               subject=chainmod.display_name(soonest.subject))
 
 
 def _check_cert_hostname(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.hostname", "info", "diagnose.skip.no_cert")
+        return finding("cert.hostname", Status.INFO, "diagnose.skip.no_cert")
     names = chainmod.hostnames(s.leaf)
     details = {"hostname": s.hostname, "names": names}
     if not s.hostname:
-        return _f("cert.hostname", "info", "diagnose.cert.hostname.unknown",
+        return finding("cert.hostname", Status.INFO, "diagnose.cert.hostname.unknown",
                   "diagnose.cert.hostname.unknown.fix", details, names=", ".join(names) or "-")
     if chainmod.covers_hostname(s.leaf, s.hostname):
-        return _f("cert.hostname", "ok", "diagnose.cert.hostname.ok", details=details, hostname=s.hostname,
+        return finding("cert.hostname", Status.OK, "diagnose.cert.hostname.ok", details=details, hostname=s.hostname,
                   source=s.hostname_source)
     # Host-name messages only when the names are the problem: a v1
     # certificate cannot hold any, one without subjectAltName holds none.
     if s.leaf.version != x509.Version.v3:
-        return _f("cert.hostname", "error", "diagnose.cert.hostname.version", "diagnose.cert.hostname.version.fix",
+        return finding("cert.hostname", Status.ERROR, "diagnose.cert.hostname.version", "diagnose.cert.hostname.version.fix",
                   details, hostname=s.hostname, source=s.hostname_source)
     if not _has_san(s.leaf):
-        return _f("cert.hostname", "error", "diagnose.cert.hostname.no_san", "diagnose.cert.hostname.fix",
+        return finding("cert.hostname", Status.ERROR, "diagnose.cert.hostname.no_san", "diagnose.cert.hostname.fix",
                   details, hostname=s.hostname, source=s.hostname_source, names=", ".join(names) or "-")
-    return _f("cert.hostname", "error", "diagnose.cert.hostname.mismatch", "diagnose.cert.hostname.fix",
+    return finding("cert.hostname", Status.ERROR, "diagnose.cert.hostname.mismatch", "diagnose.cert.hostname.fix",
               details, hostname=s.hostname, source=s.hostname_source, names=", ".join(names) or "-")
 
 
 def _has_san(cert: x509.Certificate) -> bool:
-    return bool(chainmod.hostnames(cert)) and chainmod._san(cert) is not None
+    return bool(chainmod.hostnames(cert)) and chainmod.has_san(cert)
 
 
 def _anchors(s: _State) -> dict[str, Sequence[x509.Certificate]]:
-    from ..flows.actions import anchor_sets
-
-    return dict(anchor_sets(s.mr, s.certs_pem))
+    return anchor_sets(s.mr, s.certs_pem)
 
 
 def _check_cert_chain(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.chain", "info", "diagnose.skip.no_cert")
+        return finding("cert.chain", Status.INFO, "diagnose.skip.no_cert")
     issues = chainmod.check_order(s.certs)
     if issues:
-        return Finding("cert.chain", "error", issues[0].msg, Msg.of("diagnose.cert.chain.order.fix"),
+        return Finding("cert.chain", Status.ERROR, issues[0].msg, Msg.of("diagnose.cert.chain.order.fix"),
                        {"issues": [i.code for i in issues]})
     if len(s.certs) == 1 and chainmod.is_self_signed(s.leaf):
-        return _f("cert.chain", "ok", "diagnose.cert.chain.self_signed")
+        return finding("cert.chain", Status.OK, "diagnose.cert.chain.self_signed")
     try:
         plan = chainmod.plan_chain(s.certs, leaf=s.leaf, anchors=_anchors(s))
     except XmailnbError as exc:
-        return Finding("cert.chain", "error", exc.msg, Msg.of("diagnose.cert.chain.order.fix"))
+        return Finding("cert.chain", Status.ERROR, exc.msg, Msg.of("diagnose.cert.chain.order.fix"))
     details = {"length": len(s.certs), "complete": plan.complete, "anchor": plan.anchor}
     if not plan.complete:
         last = s.certs[-1]
-        return _f("cert.chain", "warn", "diagnose.cert.chain.incomplete", "diagnose.cert.chain.incomplete.fix",
+        return finding("cert.chain", Status.WARN, "diagnose.cert.chain.incomplete", "diagnose.cert.chain.incomplete.fix",
                   details, issuer=chainmod.display_name(last.issuer))
     if plan.root is not None:
-        return _f("cert.chain", "info", "diagnose.cert.chain.root_included",
+        return finding("cert.chain", Status.INFO, "diagnose.cert.chain.root_included",
                   "diagnose.cert.chain.root_included.fix", details, count=len(s.certs))
-    return _f("cert.chain", "ok", "diagnose.cert.chain.ok", details=details, count=len(s.certs))
+    return finding("cert.chain", Status.OK, "diagnose.cert.chain.ok", details=details, count=len(s.certs))
 
 
 def _check_cert_trust(s: _State) -> Finding:
     """The verdict of :func:`xmailnb.pki.chain.judge`, the one install and the
     dashboard use (trust alone here: the host name has its own check)."""
     if s.leaf is None:
-        return _f("cert.trust", "info", "diagnose.skip.no_cert")
+        return finding("cert.trust", Status.INFO, "diagnose.skip.no_cert")
     verdict = chainmod.judge(s.leaf, s.certs[1:], anchors=_anchors(s), hostname=None, at=s.at)
     details: dict[str, Any] = {"anchor": verdict.anchor, "trusted": verdict.trusted}
     problem = verdict.problem
@@ -386,39 +337,25 @@ def _check_cert_trust(s: _State) -> Finding:
     if problem is not None and verdict.anchor_known and problem.reason not in (
             chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID, chainmod.Reason.HOSTNAME):
         # Expiry is cert.validity's finding; saying it twice adds nothing.
-        return Finding("cert.trust", "error", Msg.of("diagnose.cert.trust.refused", reason=problem.msg),
+        return Finding("cert.trust", Status.ERROR, Msg.of("diagnose.cert.trust.refused", reason=problem.msg),
                        problem.fix, details)
     if len(s.certs) == 1 and verdict.self_signed:
-        return _f("cert.trust", "warn", "diagnose.cert.trust.self_signed", "diagnose.cert.trust.self_signed.fix",
+        return finding("cert.trust", Status.WARN, "diagnose.cert.trust.self_signed", "diagnose.cert.trust.self_signed.fix",
                   details)
     if verdict.trusted and verdict.anchor == "public":
-        return _f("cert.trust", "ok", "diagnose.cert.trust.public", details=details)
-    if (verdict.trusted and verdict.anchor == "practice") or (not verdict.trusted and _practice_issuer(s.certs)):
-        return _f("cert.trust", "warn", "diagnose.cert.trust.practice", "diagnose.cert.trust.practice.fix",
+        return finding("cert.trust", Status.OK, "diagnose.cert.trust.public", details=details)
+    if (verdict.trusted and verdict.anchor == "practice") or (not verdict.trusted and practice_issued(s.certs)):
+        return finding("cert.trust", Status.WARN, "diagnose.cert.trust.practice", "diagnose.cert.trust.practice.fix",
                   {**details, "anchor": "practice"})
     if verdict.trusted:
-        return _f("cert.trust", "info", "diagnose.cert.trust.certs_pem", "diagnose.cert.trust.certs_pem.fix",
+        return finding("cert.trust", Status.INFO, "diagnose.cert.trust.certs_pem", "diagnose.cert.trust.certs_pem.fix",
                   details)
     reason = problem.msg if problem is not None else Msg.of("diagnose.cert.trust.unknown_reason")
-    return _f("cert.trust", "warn", "diagnose.cert.trust.private", "diagnose.cert.trust.private.fix",
+    return finding("cert.trust", Status.WARN, "diagnose.cert.trust.private", "diagnose.cert.trust.private.fix",
               details, reason=reason)
 
 
-def _practice_issuer(certs: list[x509.Certificate]) -> bool:
-    # The practice CA (issue #4) names itself "xmailnb Practice" in every
-    # certificate it issues; a certificate from it is never for production.
-    from cryptography.x509.oid import NameOID
-
-    for cert in certs[1:] or certs:
-        for attr in cert.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
-            if "xmailnb practice" in str(attr.value).lower():
-                return True
-    return False
-
-
 def _flag(s: _State, name: str) -> bool:
-    from ..mailroot.servertab import flag_value
-
     if s.tab is None:
         return False
     value = s.tab.get(name)
@@ -442,31 +379,31 @@ def _check_ca_files(s: _State) -> Finding:
     if read_file and s.certs_pem_error is not None:
         # SSL_CTX_load_verify_locations fails: XMail gives up on every TLS
         # connection (ERR_SSL_VERPATHS), not only on client certificates.
-        return Finding("ca.files", "error", Msg.of("diagnose.ca.certs_pem.fatal", reason=s.certs_pem_error),
+        return Finding("ca.files", Status.ERROR, Msg.of("diagnose.ca.certs_pem.fatal", reason=s.certs_pem_error),
                        Msg.of("diagnose.ca.certs_pem.broken.fix"), details)
     if verify and use_file and not has_file:
-        return _f("ca.files", "warn", "diagnose.ca.file_missing", "diagnose.ca.file_missing.fix", details)
+        return finding("ca.files", Status.WARN, "diagnose.ca.file_missing", "diagnose.ca.file_missing.fix", details)
     if verify and use_dir:
         if not dir_entries:
-            return _f("ca.files", "warn", "diagnose.ca.dir_missing", "diagnose.ca.dir_missing.fix", details)
+            return finding("ca.files", Status.WARN, "diagnose.ca.dir_missing", "diagnose.ca.dir_missing.fix", details)
         bad = [n for n in dir_entries if not _is_hash_name(n)]
         if bad:
-            return _f("ca.files", "warn", "diagnose.ca.dir_names", "diagnose.ca.dir_names.fix", details,
+            return finding("ca.files", Status.WARN, "diagnose.ca.dir_names", "diagnose.ca.dir_names.fix", details,
                       names=", ".join(sorted(bad)[:5]))
     if read_file or read_dir:
-        return _f("ca.files", "ok", "diagnose.ca.ok", details=details, count=len(s.certs_pem))
+        return finding("ca.files", Status.OK, "diagnose.ca.ok", details=details, count=len(s.certs_pem))
     if has_file and s.certs_pem_error is not None:
         # Not read by XMail; xmailnb itself cannot use it as a trust list either.
-        return Finding("ca.files", "info", Msg.of("diagnose.ca.certs_pem.unread", reason=s.certs_pem_error),
+        return Finding("ca.files", Status.INFO, Msg.of("diagnose.ca.certs_pem.unread", reason=s.certs_pem_error),
                        Msg.of("diagnose.ca.certs_pem.broken.fix"), details)
     if has_file or dir_entries:
         if verify:
-            return _f("ca.files", "info", "diagnose.ca.unused", "diagnose.ca.unused.fix", details)
-        return _f("ca.files", "ok", "diagnose.ca.not_read", details=details)
+            return finding("ca.files", Status.INFO, "diagnose.ca.unused", "diagnose.ca.unused.fix", details)
+        return finding("ca.files", Status.OK, "diagnose.ca.not_read", details=details)
     if verify:
         # SSL_CTX_set_default_verify_paths: OpenSSL's own locations.
-        return _f("ca.files", "info", "diagnose.ca.defaults", "diagnose.ca.file_missing.fix", details)
-    return _f("ca.files", "ok", "diagnose.ca.none", details=details)
+        return finding("ca.files", Status.INFO, "diagnose.ca.defaults", "diagnose.ca.file_missing.fix", details)
+    return finding("ca.files", Status.OK, "diagnose.ca.none", details=details)
 
 
 def _dir_entries(path: os.PathLike[str] | str) -> list[str]:
@@ -484,17 +421,15 @@ def _is_hash_name(name: str) -> bool:
 
 
 def _check_settings(s: _State) -> Finding:
-    from ..mailroot.servertab import tls_inconsistencies
-
     if s.tab is None:
-        return _f("settings.tls", "error", "diagnose.settings.unreadable", "diagnose.settings.unreadable.fix")
+        return finding("settings.tls", Status.ERROR, "diagnose.settings.unreadable", "diagnose.settings.unreadable.fix")
     problems = tls_inconsistencies(s.tab)
     if not problems:
-        return _f("settings.tls", "ok", "diagnose.settings.ok")
+        return finding("settings.tls", Status.OK, "diagnose.settings.ok")
     # Every problem is told, not only the worst: the status is the worst one's.
-    worst = max(problems, key=lambda p: _RANK[p.severity])
+    worst = max(problems, key=lambda p: p.severity)
     details = {"problems": [p.code for p in problems],
-               "issues": [{"code": p.code, "severity": p.severity, "names": list(p.names)} for p in problems]}
+               "issues": [{"code": p.code, "severity": str(p.severity), "names": list(p.names)} for p in problems]}
     if len(problems) == 1:
         return Finding("settings.tls", worst.severity, worst.msg, worst.fix or Msg.of("diagnose.settings.fix"),
                        details)
@@ -519,25 +454,24 @@ def _check_csr(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.pending_csr))
         if problem is not None:
-            return Finding("csr.pending", "warn", problem, Msg.of("diagnose.csr.broken.fix"))
-        return _f("csr.pending", "info", "diagnose.csr.none")
-    from ..pki import csr as csrmod
+            return Finding("csr.pending", Status.WARN, problem, Msg.of("diagnose.csr.broken.fix"))
+        return finding("csr.pending", Status.INFO, "diagnose.csr.none")
     try:
         request = certfiles.csr_from(data, name=s.mr.rel_pending_csr)
     except XmailnbError as exc:
-        return Finding("csr.pending", "warn", exc.msg, Msg.of("diagnose.csr.broken.fix"))
+        return Finding("csr.pending", Status.WARN, exc.msg, Msg.of("diagnose.csr.broken.fix"))
     desc = csrmod.describe_csr(request)
     details = {"cn": desc.get("cn"), "sans": desc.get("sans"), "sha256": desc.get("sha256")}
     pending_key_data = _read(s.mr.pending_key)
     if pending_key_data is None:
-        return _f("csr.pending", "warn", "diagnose.csr.no_key", "diagnose.csr.no_key.fix", details,
+        return finding("csr.pending", Status.WARN, "diagnose.csr.no_key", "diagnose.csr.no_key.fix", details,
                   cn=desc.get("cn"))
     problems = csrmod.csr_problems(request)
     if problems:
-        return Finding("csr.pending", "warn", problems[0], Msg.of("diagnose.csr.problem.fix"), details)
+        return Finding("csr.pending", Status.WARN, problems[0], Msg.of("diagnose.csr.problem.fix"), details)
     if s.leaf is not None and keys.public_key_matches(request.public_key(), s.leaf):
-        return _f("csr.pending", "info", "diagnose.csr.installed", details=details, cn=desc.get("cn"))
-    return _f("csr.pending", "info", "diagnose.csr.waiting", "diagnose.csr.waiting.fix", details,
+        return finding("csr.pending", Status.INFO, "diagnose.csr.installed", details=details, cn=desc.get("cn"))
+    return finding("csr.pending", Status.INFO, "diagnose.csr.waiting", "diagnose.csr.waiting.fix", details,
               cn=desc.get("cn"), names=", ".join(desc.get("sans") or []))
 
 
@@ -569,9 +503,6 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
         extra: findings made elsewhere (e.g. ``probe.<name>`` from
             :func:`xmailnb.checks.probe.probe_findings`), appended after the checks.
     """
-    from ..mailroot.layout import recover_interrupted
-    from ..mailroot.servertab import ServerTab, mail_hostname
-
     # A change interrupted half-way (a killed install) is finished or undone
     # first, so the diagnosis never judges a half-replaced pair.
     recover_interrupted(mr)
@@ -600,17 +531,14 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
         try:
             findings.append(_CHECKS[check](s))
         except XmailnbError as exc:
-            findings.append(Finding(check, "error", exc.msg, exc.fix))
+            findings.append(Finding(check, Status.ERROR, exc.msg, exc.fix))
         except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash
-            logging.getLogger(__name__).debug("check %s failed", check, exc_info=True)
-            findings.append(Finding(check, "error", Msg.of("diagnose.check_failed",
-                                                           error=f"{type(exc).__name__}: {exc}")))
-    # acme.renewal appears only where ACME was used; the ACME module (and
-    # its imports) is loaded only then.
-    if mr.file("sslconf/acme/settings.json").is_file():
-        from ..flows.acme import renewal_finding
-
-        if (acme := renewal_finding(mr, at=s.at)) is not None:
-            findings.append(acme)
+            where = log_unexpected(log, f"checking {check}", exc)
+            findings.append(Finding(check, Status.ERROR, Msg.of("diagnose.check_failed",
+                                                                error=f"{type(exc).__name__}: {exc}"),
+                                    Msg.of("diagnose.check_failed.fix", log=str(where) if where else "-")))
+    # acme.renewal appears only where ACME was used.
+    if (acme := renewal_finding(mr, at=s.at)) is not None:
+        findings.append(acme)
     findings.extend(extra or ())
     return Report(mailroot=mr, findings=findings, hostname=s.hostname)

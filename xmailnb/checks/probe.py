@@ -42,23 +42,33 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import idna
 from cryptography import x509
+from OpenSSL import SSL
 
+from . import progress
 from .. import clock
-from ..errors import InputError
+from ..errors import InputError, XmailnbError
 from ..i18n import Msg
+from ..mailroot.endpoints import (
+    DEFAULT_ENDPOINTS,
+    ENDPOINTS,
+    PROTOCOLS,
+    STARTTLS_ENDPOINTS,
+    STARTTLS_FLAGS,
+)
 from ..mailroot.layout import MailRoot
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .diagnose import Finding
+from ..mailroot.servertab import ServerTab, mail_hostname, variable
+from ..mailroot.workbook import probe_settings
+from ..pki import certfiles
+from ..pki import chain as chainmod
+from ..pki.csr import normalize_hostname_option
+from .findings import Finding
+from .installed import anchor_sets, installed_chain
 
 __all__ = [
-    "ENDPOINTS",
-    "DEFAULT_ENDPOINTS",
-    "STARTTLS_ENDPOINTS",
-    "STARTTLS_FLAGS",
     "Problem",
     "Mismatch",
     "EndpointResult",
@@ -75,23 +85,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Every endpoint the probe knows, with its standard port.
-ENDPOINTS: dict[str, int] = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995,
-                             "ctrl": 6017, "ctrls": 6018}
-#: What a stock XMail 1.27 listens on, probed when no ports are named.  CTRL
-#: (6017) is probed only on request: its STARTTLS is XMail's own ``#!TLS``,
-#: which only XMail's tools speak.  Submission (587) exists only when the
-#: service is started with an extra ``-SI ...:587``.
-DEFAULT_ENDPOINTS: tuple[str, ...] = ("smtp", "smtps", "pop3", "pop3s", "ctrls")
-#: How TLS starts on each STARTTLS endpoint: ``smtp`` (STARTTLS), ``pop3``
-#: (STLS) or ``ctrl`` (``#!TLS``); the others start with the handshake.
-STARTTLS_ENDPOINTS: dict[str, str] = {"smtp": "smtp", "submission": "smtp", "pop3": "pop3", "ctrl": "ctrl"}
-#: The server.tab flag that offers STARTTLS on each STARTTLS endpoint.
-STARTTLS_FLAGS: dict[str, str] = {"smtp": "EnableSMTP-TLS", "submission": "EnableSMTP-TLS",
-                                  "pop3": "EnablePOP3-TLS", "ctrl": "EnableCTRL-TLS"}
-#: The protocol spoken on each endpoint once TLS is up.
-_PROTOCOL: dict[str, str] = {"smtp": "smtp", "submission": "smtp", "smtps": "smtp", "pop3": "pop3",
-                             "pop3s": "pop3", "ctrl": "ctrl", "ctrls": "ctrl"}
 DEFAULT_TIMEOUT = 5.0
 MAX_TIMEOUT = 300.0
 EXPIRY_WARN_DAYS = 30
@@ -257,8 +250,6 @@ def check_host(host: str) -> str:
     if len(name) > _MAX_HOST:
         raise InputError.of("probe.host.too_long", "probe.host.invalid.fix", field="host", host=_shown(value),
                             length=len(name), max=_MAX_HOST)
-    import idna
-
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii") if not name.isascii() else name.lower()
         # Also checks the labels: letters, digits and hyphens, 1-63 each.
@@ -284,8 +275,6 @@ def _check_timeout(timeout: Any) -> float:
 
 
 def _load_cafile(cafile: str) -> list[x509.Certificate]:
-    from ..pki import certfiles
-
     certs = certfiles.load_file(cafile, field="cafile").certificates
     if not certs:
         raise InputError.of("probe.cafile.empty", "probe.cafile.empty.fix", field="cafile", name=cafile)
@@ -293,8 +282,6 @@ def _load_cafile(cafile: str) -> list[x509.Certificate]:
 
 
 def _ascii_name(name: str) -> str:
-    import idna
-
     if name.isascii():
         return name.lower()
     try:
@@ -314,8 +301,6 @@ def _is_ip(name: str) -> bool:
 def _servertab(mailroot: MailRoot | None) -> Any:
     if mailroot is None:
         return None
-    from ..mailroot.servertab import ServerTab
-
     try:
         return ServerTab.read(mailroot.server_tab)
     except OSError:
@@ -323,8 +308,6 @@ def _servertab(mailroot: MailRoot | None) -> Any:
 
 
 def _flag_on(tab: Any, name: str) -> bool:
-    from ..mailroot.servertab import variable
-
     var = variable(name)
     assert var is not None
     return var.effective(tab.get(name) if tab is not None else None) == "1"
@@ -344,8 +327,6 @@ def default_ports(mailroot: MailRoot | None = None) -> tuple[dict[str, int], dic
     """
     ports: dict[str, int] | None = None
     if mailroot is not None:
-        from ..mailroot.workbook import probe_settings
-
         ports = probe_settings(mailroot).ports
     if ports is None:
         ports = {name: ENDPOINTS[name] for name in DEFAULT_ENDPOINTS}
@@ -457,8 +438,6 @@ class _Wire:
 
     def flush(self) -> None:
         """Send what the TLS layer has to send."""
-        from OpenSSL import SSL
-
         while True:
             try:
                 out = self.tls.bio_read(65536)
@@ -474,8 +453,6 @@ class _Wire:
         return data
 
     def _tls_recv(self, waiting_for: str) -> bytes:
-        from OpenSSL import SSL
-
         eof = False
         while True:
             try:
@@ -504,8 +481,6 @@ class _Wire:
         if self.tls is None:
             self.raw_send(data, waiting_for)
             return
-        from OpenSSL import SSL
-
         try:
             self.tls.sendall(data)
         except SSL.Error as exc:
@@ -654,7 +629,7 @@ def _starttls_ctrl(w: _Wire) -> None:
 
 def _after_tls(w: _Wire) -> None:
     """One protocol round over TLS, as a client would start its session."""
-    protocol = _PROTOCOL[w.name]
+    protocol = PROTOCOLS[w.name]
     implicit = w.name not in STARTTLS_ENDPOINTS
     w.phase = protocol
     if protocol == "smtp":
@@ -706,8 +681,6 @@ class _Served:
 
 
 def _handshake(w: _Wire, sni: str | None) -> _Served:
-    from OpenSSL import SSL
-
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_verify(SSL.VERIFY_NONE)
     # See what old servers offer (TLS 1.0, weak ciphers) instead of failing
@@ -781,8 +754,6 @@ def _client_cert_fail(w: _Wire, want_cert: bool | None) -> _Fail:
 
 
 def _close_tls(w: _Wire) -> None:
-    from OpenSSL import SSL
-
     try:
         w.tls.shutdown()
         w.flush()
@@ -818,39 +789,14 @@ def _fetch(name: str, host: str, port: int, sni: str | None, timeout: float,
 
 # -- judging what was served -------------------------------------------------------
 
-def _installed(mr: MailRoot) -> list[x509.Certificate] | None:
-    from ..pki import certfiles
-    from ..errors import XmailnbError
-
-    try:
-        data = mr.read(mr.rel_server_cert, certfiles.MAX_INPUT_BYTES)
-        return certfiles.certificates_from(data, name=mr.rel_server_cert) if data is not None else None
-    except (OSError, XmailnbError):
-        return None
-
-
 def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> dict[str, Sequence[x509.Certificate]]:
-    from ..pki import chain
-
-    anchors: dict[str, Sequence[x509.Certificate]] = {"public": chain.public_roots(), "cafile": list(cafile_certs)}
-    if mr is not None:
-        from ..pki import certfiles
-        from ..errors import XmailnbError
-        from ..flows.practice import practice_root
-
-        root = practice_root(mr)
-        anchors["practice"] = [root] if root is not None else []
-        try:
-            anchors["certs.pem"] = certfiles.load_file(mr.certs_pem).certificates
-        except XmailnbError:
-            anchors["certs.pem"] = []
-    return anchors
-
-
-def _fp(cert: x509.Certificate) -> str:
-    from ..pki.certfiles import cert_fingerprint
-
-    return cert_fingerprint(cert)
+    if mr is None:
+        return {"public": chainmod.public_roots(), "cafile": list(cafile_certs)}
+    try:
+        certs_pem = certfiles.load_file(mr.certs_pem).certificates
+    except XmailnbError:
+        certs_pem = []
+    return anchor_sets(mr, certs_pem, cafile_certs, given_as="cafile")
 
 
 def _trust_remedy(reason: Msg | None) -> Msg | None:
@@ -878,7 +824,7 @@ def _mismatch(served: Sequence[x509.Certificate],
               installed: Sequence[x509.Certificate] | None) -> Mismatch | None:
     if installed is None:
         return Mismatch.NOTHING_INSTALLED
-    served_fps, installed_fps = [_fp(c) for c in served], [_fp(c) for c in installed]
+    served_fps, installed_fps = [certfiles.cert_fingerprint(c) for c in served], [certfiles.cert_fingerprint(c) for c in installed]
     if served_fps == installed_fps:
         return None
     if served_fps[0] != installed_fps[0]:
@@ -912,13 +858,11 @@ def _name(name: x509.Name) -> str:
 def _fill_served(r: EndpointResult, served: _Served) -> None:
     certs = served.certs
     r.tls_version, r.cipher, r.certificates = served.version, served.cipher, certs
-    r.chain = [{"subject": _name(c.subject), "issuer": _name(c.issuer), "sha256": _fp(c)} for c in certs]
+    r.chain = [{"subject": _name(c.subject), "issuer": _name(c.issuer), "sha256": certfiles.cert_fingerprint(c)} for c in certs]
 
 
 def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mapping[str, Sequence[x509.Certificate]],
            installed: list[x509.Certificate] | None, have_mailroot: bool, at: dt.datetime) -> None:
-    from ..pki import chain as chainmod
-
     _fill_served(r, served)
     certs = served.certs
     if not certs:
@@ -1055,8 +999,6 @@ def probe(
     cafile_certs = _load_cafile(cafile) if cafile else []
     verify_name = (servername or "").strip().rstrip(".").lower() or None
     if verify_name is not None and not _is_ip(verify_name):
-        from ..flows.actions import normalize_hostname_option
-
         try:
             verify_name = normalize_hostname_option(verify_name)
         except InputError as exc:
@@ -1064,8 +1006,6 @@ def probe(
             raise
     tab = _servertab(mailroot)
     if verify_name is None and tab is not None:
-        from ..mailroot.servertab import mail_hostname
-
         verify_name = mail_hostname(tab)
     verify_name = verify_name or host.strip("[]")
     sni = None if _is_ip(verify_name) else _ascii_name(verify_name)
@@ -1079,7 +1019,7 @@ def probe(
             outcomes = {name: f.result() for name, f in futures.items()}
 
     anchors = _anchors(mailroot, cafile_certs)
-    installed = _installed(mailroot) if mailroot is not None else None
+    installed = installed_chain(mailroot) if mailroot is not None else None
     at = clock.now()
     results = []
     for name, outcome in outcomes.items():
@@ -1110,8 +1050,6 @@ def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
 
     It passed when at least one endpoint was checked and none failed.
     """
-    from . import progress
-
     checked = [r for r in results if r.problem is not Problem.STARTTLS_OFF]
     served = []
     for r in checked:
@@ -1121,10 +1059,8 @@ def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
     progress.record_probe(mailroot, passed=passed, worst=worst_status(results), served_sha256=served)
 
 
-def probe_findings(results: Sequence[EndpointResult]) -> list["Finding"]:
+def probe_findings(results: Sequence[EndpointResult]) -> list[Finding]:
     """The results as diagnosis findings with check ids ``probe.<name>``."""
-    from .diagnose import Finding
-
     findings = []
     for r in results:
         details = {"host": r.host, "port": r.port, "reachable": r.reachable, "tls_version": r.tls_version,

@@ -40,10 +40,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import (
+    HubOAuth,
+    HubOAuthCallbackHandler,
+    HubOAuthenticated,
+)
 from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
+from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES, text
 from ..checks.progress import STEPS
 from . import roster
@@ -81,8 +86,6 @@ class Board:
         return self.class_dir / "hub" / "board-state.json"
 
     def _load(self) -> None:
-        from ..files import read_regular
-
         try:
             doc = json.loads(read_regular(self._file, 16 * 1024 * 1024))
             self.reports = {k: v for k, v in doc.get("reports", {}).items() if isinstance(v, dict)}
@@ -91,8 +94,6 @@ class Board:
             pass
 
     def _save(self) -> None:
-        from ..files import write_atomic
-
         try:
             write_atomic(self._file, json.dumps({"reports": self.reports, "pending": self.pending}).encode(), 0o600)
         except OSError as exc:

@@ -6,6 +6,7 @@ names these classes); the command line never imports JupyterHub.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from jupyterhub.auth import Authenticator
@@ -13,8 +14,12 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Unicode, default
 
 from . import roster
+from ..i18n import text
+from .hubconfig import BOARD_SERVICE
 
 __all__ = ["ClassAuthenticator", "ClassSpawner", "landing", "template_vars"]
+
+log = logging.getLogger(__name__)
 
 
 class ClassAuthenticator(Authenticator):
@@ -85,8 +90,6 @@ def landing(class_dir: str) -> Callable[[Any], str]:
     else to their own workbook (JupyterHub's default)."""
 
     def default_url(handler: Any) -> str:
-        from .hubconfig import BOARD_SERVICE
-
         user = handler.current_user
         try:
             trainer = roster.load(class_dir).trainer.name
@@ -102,8 +105,6 @@ def landing(class_dir: str) -> Callable[[Any], str]:
 def template_vars(class_dir: str) -> dict[str, str]:
     """The login page's announcement, in both languages (JupyterHub's own
     pages are in English only)."""
-    from ..i18n import text
-
     try:
         lang = roster.load(class_dir).lang
     except Exception:

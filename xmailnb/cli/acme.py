@@ -9,14 +9,24 @@ order failed (nothing installed); 2 usage; 3 MailRoot busy.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from typing import Any, Callable
+
+from ..checks.diagnose import diagnose
+from ..errors import UsageError
+from ..flows import acme as acmeflow
+from ..flows.actions import Upload
+from ..i18n import Msg, text
+from ..mailroot.acme_state import LETSENCRYPT_STAGING, AcmeSettings, load_settings
+from .output import Help, mailroot_from, print_preview, print_report
 
 __all__ = ["register", "run"]
 
+log = logging.getLogger(__name__)
+
 
 def _positive_int(lang: str, key: str) -> Callable[[str], int]:
-    from ..i18n import text
-
     def parse(value: str) -> int:
         try:
             number = int(value.strip())
@@ -33,8 +43,6 @@ def _port(lang: str) -> Callable[[str], int]:
     positive = _positive_int(lang, "acme.settings.port")
 
     def parse(value: str) -> int:
-        from ..i18n import text
-
         number = positive(value)
         if number > 65535:
             raise argparse.ArgumentTypeError(text("acme.settings.port", lang, value=value))
@@ -43,49 +51,46 @@ def _port(lang: str) -> Callable[[str], int]:
     return parse
 
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    from ..i18n import text
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    lang = t.lang
 
-    def t(key: str) -> str:
-        return text(f"acme.cli.help.{key}", lang)
+    def h(key: str) -> str | None:
+        return t.of(f"acme.cli.help.{key}")
 
     # --mailroot/--lang belong to the leaf commands: on both levels argparse
     # would let the sub-command's defaults overwrite what was given first.
-    p = sub.add_parser("acme", help=t("acme"), description=t("acme"))
+    p = sub.add_parser("acme", help=h("acme"), description=h("acme"))
     acme_sub = p.add_subparsers(dest="acme_command", metavar="issue|renew", parser_class=type(p))
     p.set_defaults(func=run)
 
-    i = acme_sub.add_parser("issue", parents=[common], help=t("issue"), description=t("issue"))
+    i = acme_sub.add_parser("issue", parents=[common], help=h("issue"), description=h("issue"))
     where = i.add_mutually_exclusive_group()
-    where.add_argument("--directory", metavar="URL", help=t("directory"))
-    where.add_argument("--staging", action="store_true", help=t("staging"))
-    i.add_argument("--email", metavar="E", help=t("email"))
-    i.add_argument("--challenge", choices=("http-01", "dns-01"), help=t("challenge"))
-    i.add_argument("--http-port", type=_port(lang), metavar="N", help=t("http_port"))
-    i.add_argument("--http-address", metavar="ADDR", help=t("http_address"))
-    i.add_argument("--directory-ca", metavar="FILE", help=t("directory_ca"))
-    i.add_argument("--agree-tos", action="store_true", help=t("agree_tos"))
-    i.add_argument("--dns-hook", metavar="COMMAND", help=t("dns_hook"))
-    i.add_argument("--dns-check", action="store_true", help=t("dns_check"))
-    i.add_argument("--dns-server", metavar="ADDR[:PORT]", help=t("dns_server"))
-    i.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+    where.add_argument("--directory", metavar="URL", help=h("directory"))
+    where.add_argument("--staging", action="store_true", help=h("staging"))
+    i.add_argument("--email", metavar="E", help=h("email"))
+    i.add_argument("--challenge", choices=("http-01", "dns-01"), help=h("challenge"))
+    i.add_argument("--http-port", type=_port(lang), metavar="N", help=h("http_port"))
+    i.add_argument("--http-address", metavar="ADDR", help=h("http_address"))
+    i.add_argument("--directory-ca", metavar="FILE", help=h("directory_ca"))
+    i.add_argument("--agree-tos", action="store_true", help=h("agree_tos"))
+    i.add_argument("--dns-hook", metavar="COMMAND", help=h("dns_hook"))
+    i.add_argument("--dns-check", action="store_true", help=h("dns_check"))
+    i.add_argument("--dns-server", metavar="ADDR[:PORT]", help=h("dns_server"))
+    i.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     i.set_defaults(func=run)
 
-    r = acme_sub.add_parser("renew", parents=[common], help=t("renew"), description=t("renew"))
+    r = acme_sub.add_parser("renew", parents=[common], help=h("renew"), description=h("renew"))
     r.add_argument("--days", type=_positive_int(lang, "acme.settings.days"), default=30, metavar="N",
-                   help=t("days"))
-    r.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+                   help=h("days"))
+    r.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     r.set_defaults(func=run)
 
 
 def _settings(args: argparse.Namespace, mr: Any) -> Any:
-    from ..flows import acme as acmeflow
-    from ..flows.actions import Upload
-
-    previous = acmeflow.load_settings(mr)
-    base = previous or acmeflow.AcmeSettings()
-    s = acmeflow.AcmeSettings(accounts=dict(base.accounts))
-    s.directory = (acmeflow.LETSENCRYPT_STAGING if args.staging else args.directory) or base.directory
+    previous = load_settings(mr)
+    base = previous or AcmeSettings()
+    s = AcmeSettings(accounts=dict(base.accounts))
+    s.directory = (LETSENCRYPT_STAGING if args.staging else args.directory) or base.directory
     s.email = args.email if args.email is not None else base.email
     s.challenge = args.challenge or base.challenge
     s.http_port = args.http_port if args.http_port is not None else base.http_port
@@ -101,8 +106,6 @@ def _settings(args: argparse.Namespace, mr: Any) -> Any:
 
 
 def _progress(out: Any) -> Callable[[Any], None]:
-    from ..i18n import Msg
-
     def show(event: Any) -> None:
         out.say(event.msg)
         if event.kind == "dns":
@@ -114,10 +117,6 @@ def _progress(out: Any) -> Callable[[Any], None]:
 
 
 def _confirm(out: Any) -> Callable[[Any], bool] | None:
-    import sys
-
-    from ..i18n import Msg
-
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return None
 
@@ -133,10 +132,6 @@ def _confirm(out: Any) -> Callable[[Any], bool] | None:
 
 
 def _finish(args: argparse.Namespace, out: Any, mr: Any, result: Any, key: str) -> int:
-    from .main import _print_preview, _print_report
-    from ..checks.diagnose import diagnose
-    from ..i18n import Msg
-
     for warning in result.plan.warnings:
         out.say(Msg.of("cli.warning", text=warning))
     out.say(Msg.of(key, names=", ".join(result.names), not_after=result.not_after.date().isoformat(),
@@ -146,17 +141,12 @@ def _finish(args: argparse.Namespace, out: Any, mr: Any, result: Any, key: str) 
         out.json({"mailroot": str(mr.path), "installed": True, "acme": result.to_json(out.lang),
                   "diagnosis": report.to_json(out.lang)})
     else:
-        _print_preview(result.plan.describe(out.lang), out)
-        _print_report(report, out)
+        print_preview(result.plan.describe(out.lang), out)
+        print_report(report, out)
     return 0
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    from ..flows import acme as acmeflow
-    from .main import mailroot_from
-    from ..errors import UsageError
-    from ..i18n import Msg
-
     command = getattr(args, "acme_command", None)
     if command not in ("issue", "renew"):
         raise UsageError(Msg.of("acme.cli.no_command"), Msg.of("acme.cli.no_command.fix"))

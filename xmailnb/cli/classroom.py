@@ -10,46 +10,66 @@ foreground until Ctrl-C, which stops the hub, the proxy and every server.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import errno
+import importlib.util
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from typing import Any, Callable
 
+from ..classroom import hubconfig, roster
+from ..classroom.hubconfig import proxy_command
+from ..classroom.procs import stop_leftover_servers
+from ..classroom.roster import add_trainees, init_class, split_names
+from ..dashboard.plan import is_loopback
+from ..errors import InputError, UsageError
+from ..i18n import Msg
+from .output import Help
+
 __all__ = ["register", "run_init", "run_add", "run_config", "run_serve"]
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0
 STOP_GRACE = 30.0
 
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    from ..i18n import text
-
-    t: Callable[..., str] = lambda key, **kw: text(f"classroom.help.{key}", lang, **kw)  # noqa: E731
-    p = sub.add_parser("classroom", help=t("command"), description=t("description"))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    h: Callable[..., str | None] = lambda key, **kw: t.of(f"classroom.help.{key}", **kw)  # noqa: E731
+    p = sub.add_parser("classroom", help=h("command"), description=h("description"))
     actions = p.add_subparsers(dest="classroom_action", metavar="ACTION", required=True)
 
-    init = actions.add_parser("init", parents=[common], help=t("init"), description=t("init"))
-    init.add_argument("dir", metavar="DIR", help=t("dir"))
-    init.add_argument("--trainer", required=True, metavar="NAME", help=t("trainer"))
-    init.add_argument("--trainees", required=True, action="append", metavar="NAME[,NAME...]", help=t("trainees"))
-    init.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+    init = actions.add_parser("init", parents=[common], help=h("init"), description=h("init"))
+    init.add_argument("dir", metavar="DIR", help=h("dir"))
+    init.add_argument("--trainer", required=True, metavar="NAME", help=h("trainer"))
+    init.add_argument("--trainees", required=True, action="append", metavar="NAME[,NAME...]", help=h("trainees"))
+    init.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     init.set_defaults(func=run_init)
 
-    add = actions.add_parser("add", parents=[common], help=t("add"), description=t("add"))
-    add.add_argument("dir", metavar="DIR", help=t("dir"))
-    add.add_argument("names", nargs="+", metavar="NAME", help=t("names"))
-    add.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+    add = actions.add_parser("add", parents=[common], help=h("add"), description=h("add"))
+    add.add_argument("dir", metavar="DIR", help=h("dir"))
+    add.add_argument("names", nargs="+", metavar="NAME", help=h("names"))
+    add.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     add.set_defaults(func=run_add)
 
     for name, func in (("config", "run_config"), ("serve", "run_serve")):
-        s = actions.add_parser(name, parents=[common], help=t(name), description=t(name))
-        s.add_argument("dir", metavar="DIR", help=t("dir"))
-        s.add_argument("--ip", default="127.0.0.1", metavar="ADDR", help=t("ip"))
-        s.add_argument("--port", type=int, default=8000, metavar="N", help=t("port"))
-        s.add_argument("--idle-timeout", type=int, default=3600, metavar="SECONDS", help=t("idle_timeout"))
+        s = actions.add_parser(name, parents=[common], help=h(name), description=h(name))
+        s.add_argument("dir", metavar="DIR", help=h("dir"))
+        s.add_argument("--ip", default="127.0.0.1", metavar="ADDR", help=h("ip"))
+        s.add_argument("--port", type=int, default=8000, metavar="N", help=h("port"))
+        s.add_argument("--idle-timeout", type=int, default=3600, metavar="SECONDS", help=h("idle_timeout"))
         s.set_defaults(func=globals()[func])
 
 
 def _names(values: list[str]) -> list[str]:
-    from ..classroom.roster import split_names
-
     return split_names(values)
 
 
@@ -72,9 +92,6 @@ def _print_accounts(out: Any, room: Any, passwords: dict[str, str], want_json: b
 
 
 def run_init(args: argparse.Namespace, out: Any) -> int:
-    from ..classroom.roster import init_class
-    from ..i18n import Msg
-
     room, passwords = init_class(args.dir, args.trainer.strip(), _names(args.trainees), lang=out.lang)
     out.say(Msg.of("classroom.init.done", path=str(room.path), count=len(room.trainees)))
     _print_accounts(out, room, passwords, args.json)
@@ -84,9 +101,6 @@ def run_init(args: argparse.Namespace, out: Any) -> int:
 
 
 def run_add(args: argparse.Namespace, out: Any) -> int:
-    from ..classroom.roster import add_trainees
-    from ..i18n import Msg
-
     room, passwords = add_trainees(args.dir, _names(args.names))
     out.say(Msg.of("classroom.add.done", path=str(room.path), names=", ".join(passwords)))
     _print_accounts(out, room, passwords, args.json)
@@ -95,8 +109,6 @@ def run_add(args: argparse.Namespace, out: Any) -> int:
 
 
 def _plan(args: argparse.Namespace) -> Any:
-    from ..classroom import hubconfig, roster
-
     room = roster.load(args.dir)
     return hubconfig.plan(room, ip=args.ip.strip() or "127.0.0.1", port=args.port,
                           proxy=hubconfig.proxy_command(), idle_timeout=max(60, args.idle_timeout))
@@ -108,11 +120,6 @@ def run_config(args: argparse.Namespace, out: Any) -> int:
 
 
 def _check_port(ip: str, port: int) -> None:
-    import errno
-    import socket
-
-    from ..errors import InputError
-
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -127,9 +134,6 @@ def _check_port(ip: str, port: int) -> None:
 
 
 def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
     try:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -137,10 +141,6 @@ def _die_with_parent() -> None:
 
 
 def _wait_ready(proc: Any, url: str) -> bool:
-    import time
-    import urllib.error
-    import urllib.request
-
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -158,10 +158,6 @@ def _wait_ready(proc: Any, url: str) -> bool:
 def _stop(proc: Any) -> None:
     """Ask the hub to stop as Ctrl-C would (it stops every server, the proxy
     and the services), then insist."""
-    import os
-    import signal
-    import subprocess
-
     if proc.poll() is None:
         try:
             proc.send_signal(signal.SIGINT)
@@ -183,26 +179,12 @@ def _stop(proc: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace, out: Any) -> int:
-    import importlib.util
-    import os
-    import secrets
-    import signal
-    import subprocess
-    import sys
-
-    from ..classroom.procs import stop_leftover_servers
-    from ..errors import UsageError
-    from ..i18n import Msg
-    from ..dashboard.plan import is_loopback
-
     plan = _plan(args)
     _check_port(plan.ip, plan.port)
     for name in ("hub", "proxy_api", "board"):
         _check_port("127.0.0.1", plan.ports[name])
     if importlib.util.find_spec("jupyterhub") is None:
         raise UsageError.of("classroom.jupyterhub.missing", "classroom.jupyterhub.missing.fix")
-    from ..classroom.hubconfig import proxy_command
-
     if proxy_command() is None:
         raise UsageError.of("classroom.proxy.missing", "classroom.proxy.missing.fix")
     room = plan.room

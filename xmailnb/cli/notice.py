@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
-from ..i18n import text
+from ..flows.notice import notice_host, notice_text, record_shown
+from ..i18n import Msg
+from .output import Help, mailroot_from
+
+log = logging.getLogger(__name__)
 
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    p = sub.add_parser("notice", parents=[common], help=text("notice.help", lang),
-                       description=text("notice.help", lang))
-    p.add_argument("--hostname", metavar="NAME", help=text("notice.help.hostname", lang))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    p = sub.add_parser("notice", parents=[common], help=t.of("notice.help"),
+                       description=t.of("notice.help"))
+    p.add_argument("--hostname", metavar="NAME", help=t.of("notice.help.hostname"))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    from .main import mailroot_from
-    from ..i18n import Msg
-    from ..flows.notice import notice_host, notice_text, record_shown
-
     mr = mailroot_from(args, out)
     hostname, warnings = notice_host(mr, args.hostname)
     for warning in warnings:

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
-from ..i18n import text
+from ..errors import InputError
+from ..flows.practice import DIR, MAX_DAYS, sign_pending_csr
+from ..i18n import Msg
+from ..pki import chain
+from .output import Help, mailroot_from
+
+log = logging.getLogger(__name__)
 
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    p = sub.add_parser("practice-ca", help=text("practice.help.ca", lang),
-                       description=text("practice.help.ca", lang))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    p = sub.add_parser("practice-ca", help=t.of("practice.help.ca"),
+                       description=t.of("practice.help.ca"))
     actions = p.add_subparsers(dest="practice_action", metavar="ACTION", required=True)
-    s = actions.add_parser("sign", parents=[common], help=text("practice.help.sign", lang),
-                           description=text("practice.help.sign", lang))
-    s.add_argument("--days", default="90", metavar="N", help=text("practice.help.days", lang))
-    s.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+    s = actions.add_parser("sign", parents=[common], help=t.of("practice.help.sign"),
+                           description=t.of("practice.help.sign"))
+    s.add_argument("--days", default="90", metavar="N", help=t.of("practice.help.days"))
+    s.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     s.set_defaults(func=run)
 
 
 def _days(value: str) -> int:
-    from ..errors import InputError
-    from ..flows.practice import MAX_DAYS
-
     try:
         days = int(value.strip())
     except ValueError:
@@ -34,11 +38,6 @@ def _days(value: str) -> int:
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    from ..pki import chain
-    from .main import mailroot_from
-    from ..i18n import Msg
-    from ..flows.practice import DIR, MAX_DAYS, sign_pending_csr
-
     days = _days(args.days)
     mr = mailroot_from(args, out)
     issue = sign_pending_csr(mr, days=days)

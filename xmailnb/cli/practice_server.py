@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import shlex
+import signal
+import threading
 from typing import Any
 
-from ..i18n import text
+from ..errors import InputError
+from ..flows.practice import PracticeServer
+from ..i18n import Msg
+from ..mailroot.sandbox import practice_ports
+from .output import Help, mailroot_from
+
+log = logging.getLogger(__name__)
 
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    p = sub.add_parser("practice-server", parents=[common], help=text("practice.help.server", lang),
-                       description=text("practice.help.server", lang))
-    p.add_argument("--smtp", default=None, metavar="PORT", help=text("practice.help.smtp", lang))
-    p.add_argument("--pop3s", default=None, metavar="PORT", help=text("practice.help.pop3s", lang))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    p = sub.add_parser("practice-server", parents=[common], help=t.of("practice.help.server"),
+                       description=t.of("practice.help.server"))
+    p.add_argument("--smtp", default=None, metavar="PORT", help=t.of("practice.help.smtp"))
+    p.add_argument("--pop3s", default=None, metavar="PORT", help=t.of("practice.help.pop3s"))
     p.set_defaults(func=run)
 
 
 def _port(name: str, value: str) -> int:
-    from ..errors import InputError
-
     try:
         port = int(value.strip())
     except ValueError:
@@ -30,22 +38,11 @@ def _port(name: str, value: str) -> int:
 
 
 def _probe_command(path: str, ports: dict[str, int]) -> str:
-    import shlex
-
     listed = ",".join(f"{name}={port}" for name, port in ports.items())
     return f"xmailnb probe --mailroot {shlex.quote(path)} --ports {listed}"
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    import signal
-    import threading
-
-    from .main import mailroot_from
-    from ..i18n import Msg
-    from ..flows.practice import PracticeServer
-
-    from ..mailroot.sandbox import practice_ports
-
     # Unset: the ports a classroom gave this trainee (XMAILNB_PRACTICE_PORTS), else free ones.
     given = practice_ports()
     smtp = _port("smtp", args.smtp) if args.smtp is not None else given["smtp"]

@@ -8,31 +8,34 @@ never a live server, so comparing with it by default would mislead.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
-from ..i18n import text
+from ..checks.findings import Finding
+from ..checks.probe import (
+    check_host,
+    format_ports,
+    parse_ports,
+    probe,
+    probe_findings,
+    record,
+)
+from ..errors import XmailnbError
+from ..i18n import Msg
+from ..mailroot.layout import REL_WORKBOOK, MailRoot
+from ..mailroot.workbook import probe_settings, save_probe_settings
+from .output import Help, Out, add_probe_options, mailroot_from
+
+log = logging.getLogger(__name__)
 
 
-def add_probe_options(p: argparse.ArgumentParser, lang: str, *, host_help: str = "probe.help.host",
-                      helps: bool = True) -> None:
-    """The options shared by ``probe`` and ``diagnose --probe`` (descriptions
-    only with *helps*: ``diagnose`` leaves them out unless --help is asked)."""
-    def h(key: str) -> str | None:
-        return text(key, lang) if helps else None
-
-    p.add_argument("--host", default=None, metavar="H", help=h(host_help))
-    p.add_argument("--ports", metavar="LIST", help=h("probe.help.ports"))
-    p.add_argument("--cafile", metavar="F", help=h("probe.help.cafile"))
-    p.add_argument("--timeout", default="5", metavar="S", help=h("probe.help.timeout"))
-
-
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    p = sub.add_parser("probe", parents=[common], help=text("probe.help", lang),
-                       description=text("probe.help.description", lang))
-    add_probe_options(p, lang)
-    p.add_argument("--servername", metavar="NAME", help=text("probe.help.servername", lang))
-    p.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    p = sub.add_parser("probe", parents=[common], help=t.of("probe.help"),
+                       description=t.of("probe.help.description"))
+    add_probe_options(p, t)
+    p.add_argument("--servername", metavar="NAME", help=t.of("probe.help.servername"))
+    p.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     p.set_defaults(func=run)
 
 
@@ -43,9 +46,6 @@ def probe_from_args(args: argparse.Namespace, mr: Any, servername: str | None, o
     remembered for it (``--ports default`` forgets the ports), and the
     check is recorded for the step progress.
     """
-    from ..checks.probe import check_host, parse_ports, probe, record
-    from ..mailroot.workbook import probe_settings
-
     saved = probe_settings(mr) if mr is not None else None
     forget = args.ports is not None and args.ports.strip().lower() == "default"
     ports = parse_ports(args.ports) if args.ports is not None and not forget else None
@@ -60,11 +60,6 @@ def probe_from_args(args: argparse.Namespace, mr: Any, servername: str | None, o
 
 
 def _remember(mr: Any, saved: Any, host: str | None, ports: dict[str, int] | None, forget: bool, out: Any) -> None:
-    from ..errors import XmailnbError
-    from ..i18n import Msg
-    from ..checks.probe import format_ports
-    from ..mailroot.workbook import REL_SETTINGS, save_probe_settings
-
     new_host = host if host is not None else saved.host
     new_ports = None if forget else (ports if ports is not None else saved.ports)
     try:
@@ -83,7 +78,13 @@ def _remember(mr: Any, saved: Any, host: str | None, ports: dict[str, int] | Non
         what.append(Msg.of("probe.remembered.host", host=host))
     if ports is not None:
         what.append(Msg.of("probe.remembered.ports", ports=format_ports(ports)))
-    out.say(Msg.of("probe.remembered", path=REL_SETTINGS, what=what))
+    out.say(Msg.of("probe.remembered", path=REL_WORKBOOK, what=what))
+
+
+def findings_from_args(args: argparse.Namespace, mr: MailRoot, servername: str | None,
+                       out: Out | None = None) -> list[Finding]:
+    """``diagnose --probe``: the live checks as findings ``probe.<endpoint>``."""
+    return probe_findings(probe_from_args(args, mr, servername, out))
 
 
 def print_results(results: list[Any], out: Any) -> None:
@@ -97,9 +98,6 @@ def print_results(results: list[Any], out: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    from .main import mailroot_from
-    from ..i18n import Msg
-
     mr = None
     if args.mailroot or os.environ.get("MAIL_ROOT"):
         mr = mailroot_from(args, out)

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
+from pathlib import Path
 from typing import Any
+
+from ..errors import InputError, UsageError
+from ..i18n import Msg
+from ..mailroot.layout import sandbox_path
+from ..mailroot.sandbox import archive_folder, generation, reset_sandbox
+from .output import EXIT_OK, EXIT_REFUSED, Help
 
 __all__ = ["register", "run"]
 
+log = logging.getLogger(__name__)
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    from ..i18n import text
 
-    p = sub.add_parser("sandbox", parents=[common], help=text("sandbox.help.command", lang),
-                       description=text("sandbox.help.description", lang))
-    p.add_argument("--reset", action="store_true", help=text("sandbox.help.reset", lang))
-    p.add_argument("--yes", action="store_true", help=text("sandbox.help.yes", lang))
-    p.add_argument("--json", action="store_true", help=text("cli.help.json", lang))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    p = sub.add_parser("sandbox", parents=[common], help=t.of("sandbox.help.command"),
+                       description=t.of("sandbox.help.description"))
+    p.add_argument("--reset", action="store_true", help=t.of("sandbox.help.reset"))
+    p.add_argument("--yes", action="store_true", help=t.of("sandbox.help.yes"))
+    p.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     p.set_defaults(func=run)
 
 
 def _confirm(out: Any, path: str, archive: str) -> bool:
-    import sys
-
-    from ..errors import UsageError
-    from ..i18n import Msg
-
     if not sys.stdin or not sys.stdin.isatty():
         raise UsageError.of("sandbox.confirm.needed", "sandbox.confirm.needed.fix", path=path)
     out.say(Msg.of("sandbox.confirm.question", path=path, archive=archive))
@@ -37,15 +42,6 @@ def _confirm(out: Any, path: str, archive: str) -> bool:
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    import os
-    from pathlib import Path
-
-    from .main import EXIT_OK, EXIT_REFUSED
-    from ..errors import InputError
-    from ..i18n import Msg
-    from ..mailroot.layout import sandbox_path
-    from ..mailroot.sandbox import archive_folder, generation, reset_sandbox
-
     box = Path(os.path.abspath(sandbox_path()))
     if args.mailroot:
         given = Path(os.path.abspath(Path(args.mailroot).expanduser()))

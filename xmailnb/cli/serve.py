@@ -10,32 +10,56 @@ with a one-time login address, and stops it cleanly on Ctrl-C or SIGTERM
 from __future__ import annotations
 
 import argparse
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import webbrowser
+from pathlib import Path
 from typing import Any, Callable
 
+from ..dashboard import plan as serving
+from ..dashboard.plan import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_PAGE_TIMEOUT,
+    DEFAULT_PORT,
+    MIN_TOKEN_LENGTH,
+    TOKEN_ENV,
+)
+from ..errors import UsageError
+from ..i18n import LANGUAGES, Msg
+from ..mailroot.layout import describe
+from .output import EXIT_OK, EXIT_REFUSED, Help, mailroot_from
+
 __all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0  # seconds; a cold start on a slow Windows box takes a while
 STOP_GRACE = 25.0  # the server stops its kernels first (it gives up on them after 20 s)
 
 
-def register(sub: Any, common: argparse.ArgumentParser, lang: str) -> None:
-    from ..i18n import text
-    from ..dashboard.plan import DEFAULT_MAX_PAGES, DEFAULT_PAGE_TIMEOUT, DEFAULT_PORT, MIN_TOKEN_LENGTH, TOKEN_ENV
-
-    t: Callable[..., str] = lambda key, **kw: text(f"serve.help.{key}", lang, **kw)  # noqa: E731
-    p = sub.add_parser("serve", parents=[common], help=t("command"), description=t("description"))
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N", help=t("port", port=DEFAULT_PORT))
-    p.add_argument("--ip", default="127.0.0.1", metavar="ADDR", help=t("ip"))
+def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
+    h: Callable[..., str | None] = lambda key, **kw: t.of(f"serve.help.{key}", **kw)  # noqa: E731
+    p = sub.add_parser("serve", parents=[common], help=h("command"), description=h("description"))
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N", help=h("port", port=DEFAULT_PORT))
+    p.add_argument("--ip", default="127.0.0.1", metavar="ADDR", help=h("ip"))
     p.add_argument("--token-file", default=None, metavar="FILE",
-                   help=t("token_file", env=TOKEN_ENV, minimum=MIN_TOKEN_LENGTH))
+                   help=h("token_file", env=TOKEN_ENV, minimum=MIN_TOKEN_LENGTH))
     # Still recognised, to refuse it with a clear message: a token on the
     # command line is visible to every local user in `ps`.
-    p.add_argument("--token", default=None, metavar="T", help=t("token", env=TOKEN_ENV))
+    p.add_argument("--token", default=None, metavar="T", help=h("token", env=TOKEN_ENV))
     p.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES, metavar="N",
-                   help=t("max_pages", default=DEFAULT_MAX_PAGES))
+                   help=h("max_pages", default=DEFAULT_MAX_PAGES))
     p.add_argument("--page-timeout", type=int, default=DEFAULT_PAGE_TIMEOUT, metavar="S",
-                   help=t("page_timeout", default=DEFAULT_PAGE_TIMEOUT))
-    p.add_argument("--no-browser", dest="open_browser", action="store_false", help=t("no_browser"))
+                   help=h("page_timeout", default=DEFAULT_PAGE_TIMEOUT))
+    p.add_argument("--no-browser", dest="open_browser", action="store_false", help=h("no_browser"))
     p.set_defaults(func=run)
 
 
@@ -43,10 +67,6 @@ def forced_language(args: argparse.Namespace, environ: Any = None) -> str | None
     """The language every page is forced to: ``--lang`` if given, else a
     valid ``XMAILNB_LANG``; ``None`` lets each page follow its browser (the
     server's locale never forces a language on the pages)."""
-    import os
-
-    from ..i18n import LANGUAGES
-
     if getattr(args, "lang", None):
         return str(args.lang)
     env = os.environ if environ is None else environ
@@ -55,18 +75,6 @@ def forced_language(args: argparse.Namespace, environ: Any = None) -> str | None
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
-    import signal
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    from ..dashboard import plan as serving
-    from .main import EXIT_OK, EXIT_REFUSED, mailroot_from
-    from ..errors import UsageError
-    from ..i18n import Msg
-    from ..mailroot.layout import describe
-
     if args.token is not None:
         raise UsageError.of("serve.token.cli", "serve.token.cli.fix", field="token", env=serving.TOKEN_ENV)
     token, source = serving.resolve_token(args.token_file)
@@ -129,9 +137,6 @@ def _die_with_parent() -> None:
     """In the server process (Linux): receive SIGTERM when ``xmailnb serve``
     dies, however it dies (kill -9 included), so no server is left behind
     holding the port and its kernels."""
-    import ctypes
-    import signal
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -140,8 +145,6 @@ def _die_with_parent() -> None:
 
 
 def _open_browser(url: str) -> bool:
-    import webbrowser
-
     try:
         return bool(webbrowser.open(url))
     except Exception:  # no browser on a server: the address printed is enough
@@ -151,10 +154,6 @@ def _open_browser(url: str) -> bool:
 def _wait_ready(proc: Any, url: str, token: str) -> bool:
     """Poll the server's status page over HTTP (with the token) until it
     answers; False if the server exits first or never answers."""
-    import time
-    import urllib.error
-    import urllib.request
-
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(url + "xmailnb/status", headers={"Authorization": f"token {token}"})
     deadline = time.monotonic() + READY_TIMEOUT
@@ -178,10 +177,6 @@ def _stop(proc: Any) -> None:
 
     SIGTERM, not SIGINT: a process started in the background by a shell
     inherits SIGINT ignored, and the server would not hear it."""
-    import signal
-    import subprocess
-    import sys
-
     if proc.poll() is not None:
         return
     try:

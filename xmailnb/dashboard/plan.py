@@ -35,8 +35,14 @@ Choices and why:
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import ipaddress
+import json
+import logging
 import os
+import secrets
+import socket
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -45,6 +51,7 @@ from typing import Mapping
 from urllib.parse import quote
 
 from ..errors import InputError, UsageError
+from ..files import FileTooLarge, NotRegularFile, read_regular
 from ..i18n import LANGUAGES
 from ..mailroot.layout import MailRoot
 
@@ -68,6 +75,8 @@ __all__ = [
     "plan",
     "check_port",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8866
 DEFAULT_MAX_PAGES = 4
@@ -101,8 +110,6 @@ def dashboard_notebook() -> Path:
 
 def is_loopback(ip: str) -> bool:
     """True for an address that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
     if ip.strip().lower() == "localhost":
         return True
     try:
@@ -113,8 +120,6 @@ def is_loopback(ip: str) -> bool:
 
 def new_token() -> str:
     """A fresh access token: 256 bits from :mod:`secrets`, URL-safe."""
-    import secrets
-
     return secrets.token_urlsafe(32)
 
 
@@ -154,8 +159,6 @@ def read_token_file(path: str) -> str:
         UsageError: unreadable, not a regular file, readable by others, not
             text, or not a usable token.
     """
-    from ..files import FileTooLarge, NotRegularFile, read_regular
-
     try:
         data = read_regular(path, 64 * 1024)
         mode = os.stat(path).st_mode
@@ -233,8 +236,6 @@ class ServePlan:
 
     def write_config(self, folder: Path) -> Path:
         """Write ``voila.json`` (mode 0600) into *folder*."""
-        import json
-
         path = folder / "voila.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -275,8 +276,6 @@ def plan(mailroot: MailRoot, *, lang: str | None, port: int = DEFAULT_PORT, ip: 
     Raises:
         UsageError: port, page limit or timeout out of range; unusable token.
     """
-    import secrets
-
     if not 1 <= port <= 65535:
         raise UsageError.of("serve.port.invalid", "serve.port.invalid.fix", field="port", port=port)
     if not 1 <= max_pages <= 50:
@@ -362,9 +361,6 @@ def check_port(ip: str, port: int) -> None:
     Raises:
         InputError: the port is in use or not allowed (exit 1).
     """
-    import errno
-    import socket
-
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         # Same option tornado uses, so a port in TIME_WAIT is not called busy.

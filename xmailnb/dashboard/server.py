@@ -66,6 +66,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
 from jupyter_core.utils import run_sync
+from jupyter_server import DEFAULT_STATIC_FILES_PATH
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.httputil import HTTPServerRequest, split_host_and_port
@@ -76,6 +77,7 @@ from voila.tornado.handler import TornadoVoilaHandler
 
 from ..i18n import LANGUAGES, detect_language, text
 from .page import LANG_CLASS_PREFIX, accept_language
+from .plan import is_loopback
 
 __all__ = ["Door", "DoorApplication", "DoorIdentityProvider", "PageKernelManager", "XmailnbVoila", "main"]
 
@@ -666,8 +668,6 @@ class XmailnbVoila(Voila):
         headers = list(self.voila_configuration.http_header_envs)
         if "Accept-Language" not in headers:
             self.voila_configuration.http_header_envs = [*headers, "Accept-Language"]
-        from .plan import is_loopback
-
         self.door = Door(token_sha256=self.token_sha256, login_code_sha256=self.login_code_sha256,
                          login_code_ttl=self.login_code_ttl, query_key_sha256=self.query_key_sha256,
                          port=self.port, loopback=is_loopback(self.ip or "127.0.0.1"), page_lang=self.page_lang)
@@ -717,8 +717,6 @@ class XmailnbVoila(Voila):
         self.app.settings["log_function"] = log_request
         self.app.settings.setdefault("xsrf_cookie_kwargs", {"samesite": "Strict", "path": "/"})
         # jupyter_server's error pages need a static_path to render.
-        from jupyter_server import DEFAULT_STATIC_FILES_PATH
-
         self.app.settings.setdefault("static_path", DEFAULT_STATIC_FILES_PATH)
         self.app.add_handlers(".*$", self.init_handlers())
         self.listen()

@@ -8,18 +8,15 @@ turned into a message that says what to do, and installation through the
 same checks and store as ``xmailnb install``.
 
 Nothing outside ``sslconf/acme/`` (and the store's archive of those files
-and its audit log) changes unless the whole order succeeded.
-
->>> settings = AcmeSettings(directory=LETSENCRYPT_STAGING, challenge="dns-01")
->>> settings.validate().challenge
-'dns-01'
+and its audit log) changes unless the whole order succeeded.  What an order
+used and how it went is recorded by :mod:`xmailnb.mailroot.acme_state`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import errno
-import json
+import logging
 import os
 import socket
 import subprocess
@@ -28,48 +25,61 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterator, Sequence
 
+import certifi
+import dns.exception
+import dns.resolver
+import josepy as jose
+import requests
+from acme import challenges, client, messages
+from acme import errors as acme_errors
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from . import actions
+from ..checks.renewal import renewal_due
+from ..mailroot.acme_state import (
+    DEFAULT_RENEW_DAYS,
+    AcmeSettings,
+    dump_json,
+    json_doc,
+    load_settings,
+    load_status,
+    parse_dns_server,
+    update_status,
+)
+from ..mailroot.servertab import mail_hostname_of
+from ..mailroot.store import Store
 from ..pki import certfiles, keys
 from .. import clock
 from ..errors import InputError, UsageError, XmailnbError
 from ..i18n import Msg, has
-from ..mailroot.layout import MailRoot
+from ..mailroot.layout import (
+    REL_ACME_ACCOUNT_KEY,
+    REL_ACME_DIRECTORY_CA,
+    REL_ACME_SETTINGS,
+    MailRoot,
+)
+from ..pki import chain as chainmod
+from ..pki import csr as csrmod
 
 __all__ = [
-    "LETSENCRYPT",
-    "LETSENCRYPT_STAGING",
-    "CHALLENGES",
-    "DEFAULT_RENEW_DAYS",
     "AcmeError",
-    "AcmeSettings",
     "TxtRecord",
     "Event",
     "IssueResult",
     "RenewOutcome",
     "Http01Responder",
-    "load_settings",
-    "load_status",
     "issue",
     "renew",
-    "renewal_due",
-    "renewal_finding",
     "explain",
 ]
 
-LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
-CHALLENGES = ("http-01", "dns-01")
-DEFAULT_RENEW_DAYS = 30
-
-REL_DIR = "sslconf/acme"
-REL_ACCOUNT_KEY = f"{REL_DIR}/account.key"
-REL_SETTINGS = f"{REL_DIR}/settings.json"
-REL_STATUS = f"{REL_DIR}/status.json"
-REL_DIRECTORY_CA = f"{REL_DIR}/directory-ca.pem"
+log = logging.getLogger(__name__)
 
 # Tunables (tests shorten them).
 POLL_SECONDS = 1.0
@@ -89,163 +99,14 @@ class AcmeError(InputError):
 
 
 
-# -- settings and status ---------------------------------------------------------
-
-@dataclass
-class AcmeSettings:
-    """What an order uses; ``issue`` records it for ``renew``.
-
-    Attributes:
-        directory: the CA's RFC 8555 directory URL.
-        email: contact address for the account (optional).
-        challenge: ``"http-01"`` or ``"dns-01"``.
-        http_port: where the http-01 responder listens (the CA always asks
-            port 80; a different port only makes sense behind a forward).
-        http_address: the address it binds (``""``: every address).
-        directory_ca: extra trust anchor (PEM) for the CA's own HTTPS.
-        dns_hook: a command run once per TXT record (dns-01); it gets the
-            record in the environment, as certbot's manual hooks do.
-        dns_check: check each TXT record is visible before asking the CA.
-        dns_server: ask this DNS server (``ADDR`` or ``ADDR:PORT``) for
-            that check instead of the system's resolver.
-        accounts: directory URL -> account URL, filled in on registration.
-    """
-
-    directory: str = LETSENCRYPT
-    email: str = ""
-    challenge: str = "http-01"
-    http_port: int = 80
-    http_address: str = ""
-    directory_ca: bytes | None = None
-    dns_hook: str = ""
-    dns_check: bool = False
-    dns_server: str = ""
-    accounts: dict[str, str] = field(default_factory=dict)
-
-    def validate(self) -> "AcmeSettings":
-        """Check and normalise the settings; return them for chaining.
-
-        Raises:
-            UsageError: a value the command line should not have accepted
-                (field ``directory``, ``challenge``, ``http_port``, ...).
-            InputError: an invalid e-mail address or trust-anchor file.
-        """
-        self.directory = (self.directory or "").strip()
-        if not self.directory.lower().startswith(("https://", "http://")):
-            raise UsageError(Msg.of("acme.settings.directory", value=self.directory),
-                             Msg.of("acme.settings.directory.fix"), field="directory")
-        if self.challenge not in CHALLENGES:
-            raise UsageError(Msg.of("acme.settings.challenge", value=self.challenge),
-                             Msg.of("acme.settings.challenge.fix"), field="challenge")
-        if not isinstance(self.http_port, int) or not 1 <= self.http_port <= 65535:
-            raise UsageError(Msg.of("acme.settings.port", value=self.http_port),
-                             Msg.of("acme.settings.port.fix"), field="http_port")
-        if self.email:
-            from ..pki import csr as csrmod
-
-            value, err = csrmod.validate_field("email", self.email)
-            if err is not None:
-                raise InputError(err, Msg.of("acme.settings.email.fix"), field="email")
-            self.email = value
-        if self.directory_ca is not None:
-            try:
-                certs = certfiles.certificates_from(self.directory_ca, name="--directory-ca",
-                                                    field="directory_ca")
-            except XmailnbError as exc:
-                exc.field = "directory_ca"
-                raise
-            self.directory_ca = certfiles.certs_to_pem(certs)
-        if self.dns_server:
-            _parse_server(self.dns_server)
-        return self
-
-    def record(self) -> dict[str, Any]:
-        """The JSON kept in ``sslconf/acme/settings.json`` (the anchor is a file beside it)."""
-        doc = asdict(self)
-        doc["directory_ca"] = REL_DIRECTORY_CA if self.directory_ca else None
-        return doc
-
-    @classmethod
-    def from_record(cls, doc: Mapping[str, Any], directory_ca: bytes | None) -> "AcmeSettings":
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in doc.items() if k in known and k != "directory_ca"}
-        return cls(**values, directory_ca=directory_ca)
-
-
-def _json_doc(data: bytes | None) -> dict[str, Any]:
-    try:
-        doc = json.loads((data or b"").decode("utf-8"))
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _read_json(mr: MailRoot, rel: str) -> dict[str, Any]:
-    try:
-        return _json_doc(mr.read(rel))
-    except OSError:
-        return {}
-
-
-def _dump(doc: Any) -> bytes:
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def load_settings(mr: MailRoot) -> AcmeSettings | None:
-    """The settings ``issue`` recorded, or ``None`` when ACME was never used here."""
-    doc = _read_json(mr, REL_SETTINGS)
-    if not doc:
-        return None
-    anchor = None
-    if doc.get("directory_ca"):
-        try:
-            anchor = mr.read(REL_DIRECTORY_CA)
-        except OSError:
-            anchor = None
-    try:
-        return AcmeSettings.from_record(doc, anchor)
-    except TypeError:
-        return None
-
-
-def load_status(mr: MailRoot) -> dict[str, Any]:
-    """Outcome of the last attempt and the last success (``{}`` when none)."""
-    return _read_json(mr, REL_STATUS)
-
-
-def _msg_json(msg: Msg) -> dict[str, Any]:
-    params = {k: (_msg_json(v) if isinstance(v, Msg) else v if isinstance(v, (str, int, float)) else str(v))
-              for k, v in msg.params.items()}
-    return {"key": msg.key, "params": params}
-
-
-def _msg_load(doc: Any) -> Msg | None:
-    if not isinstance(doc, dict) or not isinstance(doc.get("key"), str):
-        return None
-    params = {k: ((_msg_load(v) or "") if isinstance(v, dict) else v)
-              for k, v in (doc.get("params") or {}).items()}
-    return Msg(doc["key"], params)
-
-
-def _update_status(mr: MailRoot, edit: Callable[[dict[str, Any]], None], details: Mapping[str, Any]) -> None:
-    """Read status.json under the store's lock, let *edit* change it, write it
-    back: a renewal and a dashboard recording at the same moment both count."""
-    from ..mailroot.store import Store
-
-    with Store(mr).transaction("acme", details) as tx:
-        status = _json_doc(tx.read(REL_STATUS))
-        edit(status)
-        tx.write(REL_STATUS, _dump(status))
-
-
 def _record_attempt(mr: MailRoot, action: str, *, error: XmailnbError | None = None,
                     leaf: x509.Certificate | None = None, days: int | None = None) -> None:
     attempt: dict[str, Any] = {"action": action, "time": clock.now().isoformat(timespec="seconds"),
                                "result": "failed" if error else "ok"}
     if error is not None:
-        attempt["error"] = _msg_json(error.msg)
+        attempt["error"] = error.msg.to_record()
         if error.fix is not None:
-            attempt["fix"] = _msg_json(error.fix)
+            attempt["fix"] = error.fix.to_record()
 
     def edit(status: dict[str, Any]) -> None:
         status["last_attempt"] = attempt
@@ -253,19 +114,13 @@ def _record_attempt(mr: MailRoot, action: str, *, error: XmailnbError | None = N
             fp = certfiles.cert_fingerprint(leaf)
             status["last_success"] = {"action": action, "time": attempt["time"], "leaf_sha256": fp,
                                       "not_after": leaf.not_valid_after_utc.isoformat(),
-                                      "names": _names(leaf)}
+                                      "names": chainmod.hostnames(leaf)}
             issued = [f for f in status.get("issued", []) if f != fp]
             status["issued"] = ([fp] + issued)[:_ISSUED_KEPT]
         if days is not None:
             status["renew_days"] = days
 
-    _update_status(mr, edit, {"acme": action, "result": attempt["result"]})
-
-
-def _names(cert: x509.Certificate) -> list[str]:
-    from ..pki import chain as chainmod
-
-    return chainmod.hostnames(cert)
+    update_status(mr, edit, {"acme": action, "result": attempt["result"]})
 
 
 # -- events ------------------------------------------------------------------------
@@ -338,10 +193,6 @@ def explain(exc: BaseException, *, challenge: str | None = None, directory: str 
 
     Errors that already are :class:`~xmailnb.errors.XmailnbError` pass through.
     """
-    import josepy as jose
-    import requests
-    from acme import errors as acme_errors, messages
-
     if isinstance(exc, XmailnbError):
         return exc
     if isinstance(exc, acme_errors.ValidationError):
@@ -408,8 +259,6 @@ class Http01Responder:
         self.responses[path] = body.encode("ascii")
 
     def _make_server(self) -> Any:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         responder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -496,39 +345,9 @@ class Http01Responder:
 
 # -- dns-01 helpers -----------------------------------------------------------------------
 
-def _parse_server(value: str) -> tuple[str, int]:
-    text = value.strip()
-    host, port = text, 53
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = _port(rest[1:], value)
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = _port(p, value)
-    if not host:
-        raise UsageError(Msg.of("acme.settings.dns_server", value=value),
-                         Msg.of("acme.settings.dns_server.fix"), field="dns_server")
-    return host, port
-
-
-def _port(text: str, value: str) -> int:
-    try:
-        port = int(text)
-        if 1 <= port <= 65535:
-            return port
-    except ValueError:
-        pass
-    raise UsageError(Msg.of("acme.settings.dns_server", value=value),
-                     Msg.of("acme.settings.dns_server.fix"), field="dns_server")
-
-
 def _txt_visible(record: TxtRecord, server: str) -> bool:
-    import dns.exception
-    import dns.resolver
-
     if server:
-        host, port = _parse_server(server)
+        host, port = parse_dns_server(server)
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [host]
         resolver.port = port
@@ -583,9 +402,6 @@ def _run_hook(command: str, record: TxtRecord) -> None:
 # -- the order ----------------------------------------------------------------------------
 
 def _network(account_key: Any, verify: Any) -> Any:
-    import josepy as jose
-    from acme import client, messages
-
     class Network(client.ClientNetwork):
         """The library retries a badNonce once; busy CAs sometimes need more."""
 
@@ -610,8 +426,6 @@ def _trust_bundle(extra: bytes | None) -> Iterator[Any]:
     if not extra:
         yield True
         return
-    import certifi
-
     with open(certifi.where(), "rb") as fh:
         bundle = fh.read()
     fd, name = tempfile.mkstemp(prefix="xmailnb-acme-", suffix=".pem")
@@ -629,30 +443,26 @@ def _trust_bundle(extra: bytes | None) -> Iterator[Any]:
 def _account_key(mr: MailRoot) -> tuple[Any, bytes | None]:
     """The stored account key, or a new one and its PEM to store."""
     try:
-        data = mr.read(REL_ACCOUNT_KEY)
+        data = mr.read(REL_ACME_ACCOUNT_KEY)
     except OSError as exc:
-        raise AcmeError(Msg.of("acme.account.unreadable", path=REL_ACCOUNT_KEY, reason=exc.strerror or str(exc)),
-                        Msg.of("acme.account.unreadable.fix", path=REL_ACCOUNT_KEY)) from None
+        raise AcmeError(Msg.of("acme.account.unreadable", path=REL_ACME_ACCOUNT_KEY, reason=exc.strerror or str(exc)),
+                        Msg.of("acme.account.unreadable.fix", path=REL_ACME_ACCOUNT_KEY)) from None
     if data is not None:
         try:
-            key = certfiles.private_key_from(data, name=REL_ACCOUNT_KEY)
+            key = certfiles.private_key_from(data, name=REL_ACME_ACCOUNT_KEY)
         except XmailnbError:
-            raise AcmeError(Msg.of("acme.account.broken", path=REL_ACCOUNT_KEY),
-                            Msg.of("acme.account.unreadable.fix", path=REL_ACCOUNT_KEY)) from None
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
+            raise AcmeError(Msg.of("acme.account.broken", path=REL_ACME_ACCOUNT_KEY),
+                            Msg.of("acme.account.unreadable.fix", path=REL_ACME_ACCOUNT_KEY)) from None
         if isinstance(key, rsa.RSAPrivateKey):
             return key, None
-        raise AcmeError(Msg.of("acme.account.broken", path=REL_ACCOUNT_KEY),
-                        Msg.of("acme.account.unreadable.fix", path=REL_ACCOUNT_KEY))
+        raise AcmeError(Msg.of("acme.account.broken", path=REL_ACME_ACCOUNT_KEY),
+                        Msg.of("acme.account.unreadable.fix", path=REL_ACME_ACCOUNT_KEY))
     key = keys.generate_private_key(keys.KeySpec(kind="rsa", size=2048))
     return key, keys.private_key_pem(key)
 
 
 def _register(mr: MailRoot, settings: AcmeSettings, client: Any, net: Any, new_key_pem: bytes | None,
               agree_tos: bool, sink: EventSink | None) -> None:
-    from acme import errors as acme_errors, messages
-
     uri = settings.accounts.get(settings.directory) if new_key_pem is None else None
     if uri:
         net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
@@ -676,20 +486,18 @@ def _register(mr: MailRoot, settings: AcmeSettings, client: Any, net: Any, new_k
             uri = exc.location
             net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
         settings.accounts[settings.directory] = uri
-    from ..mailroot.store import Store
-
     with Store(mr).transaction("acme", {"acme": "account", "directory": settings.directory,
                                         "account": uri}) as tx:
         # Accounts registered meanwhile with other CAs are kept.
-        recorded = _json_doc(tx.read(REL_SETTINGS)).get("accounts")
+        recorded = json_doc(tx.read(REL_ACME_SETTINGS)).get("accounts")
         if isinstance(recorded, dict):
             settings.accounts = {**{k: v for k, v in recorded.items() if isinstance(v, str)},
                                  **settings.accounts}
-        tx.write(REL_SETTINGS, _dump(settings.record()))
+        tx.write(REL_ACME_SETTINGS, dump_json(settings.record()))
         if new_key_pem is not None:
-            tx.write(REL_ACCOUNT_KEY, new_key_pem)
+            tx.write(REL_ACME_ACCOUNT_KEY, new_key_pem)
         if settings.directory_ca:
-            tx.write(REL_DIRECTORY_CA, settings.directory_ca)
+            tx.write(REL_ACME_DIRECTORY_CA, settings.directory_ca)
 
 
 def _deadline(seconds: float) -> dt.datetime:
@@ -700,8 +508,6 @@ def _deadline(seconds: float) -> dt.datetime:
 def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: bool,
            sink: EventSink | None, confirm_dns: DnsConfirm | None) -> str:
     """Run one order for *csr_pem*; return the PEM chain the CA issued."""
-    from acme import challenges, client, errors as acme_errors, messages
-
     csr = x509.load_pem_x509_csr(csr_pem)
     names = _csr_names(csr)
     if settings.challenge == "http-01":
@@ -797,12 +603,8 @@ def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: b
 
 
 def _csr_names(csr: x509.CertificateSigningRequest) -> list[str]:
-    names: list[str] = []
-    try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-    except x509.ExtensionNotFound:
-        pass
+    san = certfiles.subject_alt_name(csr)
+    names: list[str] = list(san.get_values_for_type(x509.DNSName)) if san is not None else []
     for attr in csr.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME):
         value = str(attr.value)
         if value not in names:
@@ -847,30 +649,30 @@ def _pending_pair(mr: MailRoot) -> tuple[bytes, Any]:
     if key is None or not keys.public_key_matches(key, csr):
         raise AcmeError(Msg.of("acme.issue.no_key", path=mr.rel_pending_key, csr=mr.rel_pending_csr),
                         Msg.of("acme.issue.no_csr.fix"))
-    from cryptography.hazmat.primitives import serialization
-
     return csr.public_bytes(serialization.Encoding.PEM), csr
 
 
-def _check_hostname(mr: MailRoot, names: Sequence[str]) -> None:
+def _check_hostname(mr: MailRoot, csr: x509.CertificateSigningRequest) -> None:
     """Refuse before ordering what the install would refuse afterwards: a
     certificate without the mail host name server.tab names (orders count
-    against the CA's limits)."""
-    from .actions import _servertab_hostname
-
-    hostname = _servertab_hostname(mr)
+    against the CA's limits).  The names are judged by the install's rule."""
+    hostname = mail_hostname_of(mr)
     if not hostname:
         return
-    parent = hostname.split(".", 1)[1] if "." in hostname else ""
-    if hostname in names or (parent and f"*.{parent}" in names):
+    # The names the order asks for (the CN too: the CA copies it into the
+    # subjectAltName), judged as the install will judge the certificate.
+    names = _csr_names(csr)
+    try:
+        san = x509.SubjectAlternativeName([x509.DNSName(n) for n in names])
+    except ValueError:
+        san = None
+    if chainmod.san_covers_hostname(san, hostname):
         return
     raise AcmeError(Msg.of("acme.issue.hostname", hostname=hostname, names=", ".join(names) or "-"),
                     Msg.of("acme.issue.hostname.fix", hostname=hostname))
 
 
 def _plan(mr: MailRoot, fullchain: str, key_pem: bytes | None) -> Any:
-    from . import actions
-
     key = actions.Upload(key_pem, "acme-key") if key_pem is not None else None
     return actions.plan_install(mr, actions.Upload(fullchain.encode("ascii"), "acme"), key=key)
 
@@ -901,7 +703,7 @@ def issue(mr: MailRoot, settings: AcmeSettings, *, agree_tos: bool = False,
     if previous is not None:
         settings.accounts = {**previous.accounts, **settings.accounts}
     csr_pem, csr = _pending_pair(mr)
-    _check_hostname(mr, _csr_names(csr))
+    _check_hostname(mr, csr)
     return _complete(mr, settings, csr_pem, None, None, "issue", agree_tos=agree_tos,
                      sink=on_event, confirm_dns=confirm_dns)
 
@@ -909,8 +711,6 @@ def issue(mr: MailRoot, settings: AcmeSettings, *, agree_tos: bool = False,
 def _complete(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, request: Any, key: Any,
               action: str, *, agree_tos: bool, sink: EventSink | None,
               confirm_dns: DnsConfirm | None, days: int | None = None) -> IssueResult:
-    from . import actions
-
     try:
         fullchain = _order(mr, settings, csr_pem, agree_tos=agree_tos, sink=sink, confirm_dns=confirm_dns)
         _emit(sink, Event("step", Msg.of("acme.step.install")))
@@ -926,7 +726,7 @@ def _complete(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, request: Any
     # archived state: a plain 'xmailnb rollback' then undoes it.
     _record_attempt(mr, action, leaf=plan.leaf, days=days)
     entry = actions.apply_install(mr, plan)
-    return IssueResult(leaf=plan.leaf, names=_names(plan.leaf), not_after=plan.leaf.not_valid_after_utc,
+    return IssueResult(leaf=plan.leaf, names=chainmod.hostnames(plan.leaf), not_after=plan.leaf.not_valid_after_utc,
                        entry=entry, plan=plan, action=action)
 
 
@@ -955,34 +755,8 @@ class RenewOutcome:
                       date=self.renew_after.date().isoformat() if self.renew_after else "-")
 
 
-def _installed_leaf(mr: MailRoot) -> x509.Certificate | None:
-    try:
-        data = mr.read(mr.rel_server_cert)
-        certs = certfiles.certificates_from(data, name=mr.rel_server_cert) if data is not None else []
-    except (OSError, XmailnbError):
-        return None
-    return certs[0] if certs else None
-
-
-def renewal_due(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *,
-                at: dt.datetime | None = None) -> tuple[bool, x509.Certificate | None, dt.datetime | None]:
-    """Whether fewer than *days* days remain on the installed certificate.
-
-    Returns ``(due, leaf, renew_after)``; no installed certificate counts as due.
-    """
-    at = at or clock.now()
-    leaf = _installed_leaf(mr)
-    if leaf is None:
-        return True, None, None
-    renew_after = leaf.not_valid_after_utc - dt.timedelta(days=days)
-    return at >= renew_after, leaf, renew_after
-
-
 def _renewal_request(mr: MailRoot, leaf: x509.Certificate | None) -> Any:
     """A CSR request with the subject and names of the current one."""
-    from . import actions
-    from ..pki import csr as csrmod
-
     meta = actions.read_pending_meta(mr)
     subject = dict(meta.get("subject") or {})
     sans = list(meta.get("sans") or [])
@@ -997,9 +771,9 @@ def _renewal_request(mr: MailRoot, leaf: x509.Certificate | None) -> Any:
         sans, key_text = list(desc.get("sans") or []), str(desc.get("key") or "")
     if not subject.get("cn"):
         raise AcmeError(Msg.of("acme.renew.no_csr", path=mr.rel_pending_csr), Msg.of("acme.renew.no_csr.fix"))
-    if leaf is not None and _names(leaf):
+    if leaf is not None and chainmod.hostnames(leaf):
         # Renew what is installed: its names, its CN when it is one of them.
-        sans = _names(leaf)
+        sans = chainmod.hostnames(leaf)
         cns = [str(a.value) for a in leaf.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)]
         if cns and cns[0] in sans:
             subject["cn"] = cns[0]
@@ -1048,7 +822,7 @@ def renew(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *, on_event: EventSink |
         if status.get("renew_days") != days:
             # Written once per change of --days, so the diagnosis shows the
             # renewal date the scheduled runs will act on.
-            _update_status(mr, lambda st: st.__setitem__("renew_days", days),
+            update_status(mr, lambda st: st.__setitem__("renew_days", days),
                            {"acme": "renew_days", "renew_days": days})
         return RenewOutcome(False, "not_due", leaf.not_valid_after_utc, renew_after)
     try:
@@ -1057,8 +831,6 @@ def renew(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *, on_event: EventSink |
     except XmailnbError as exc:
         _record_attempt(mr, "renew", error=exc, days=days)
         raise
-    from ..pki import csr as csrmod
-
     key = keys.generate_private_key(request.key)
     csr_pem = csrmod.csr_pem(csrmod.build_csr(request, key))
     result = _complete(mr, settings, csr_pem, request, key, "renew", agree_tos=False, sink=on_event,
@@ -1067,45 +839,3 @@ def renew(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *, on_event: EventSink |
                         result.not_after - dt.timedelta(days=days), result)
 
 
-# -- diagnosis ------------------------------------------------------------------------------
-
-def renewal_finding(mr: MailRoot, at: dt.datetime | None = None) -> Any:
-    """The ``acme.renewal`` finding, or ``None`` when ACME was never used here.
-
-    ``info`` with the next renewal date; ``warn`` when the last attempt
-    failed (its reason and fix included) or the installed certificate is not
-    the one ACME issued.
-    """
-    from ..checks.diagnose import Finding
-
-    settings = load_settings(mr)
-    if settings is None:
-        return None
-    at = at or clock.now()
-    status = load_status(mr)
-    days = int(status.get("renew_days") or DEFAULT_RENEW_DAYS)
-    last = status.get("last_attempt") or {}
-    details: dict[str, Any] = {"directory": settings.directory, "challenge": settings.challenge,
-                               "renew_days": days, "last_result": last.get("result"),
-                               "last_time": last.get("time")}
-    if last.get("result") == "failed":
-        reason = _msg_load(last.get("error")) or Msg.of("acme.renewal.unknown")
-        fix = _msg_load(last.get("fix"))
-        return Finding("acme.renewal", "warn",
-                       Msg.of("acme.renewal.failed", time=str(last.get("time", "-"))[:16].replace("T", " "),
-                              reason=reason),
-                       fix or Msg.of("acme.renewal.failed.fix"), details)
-    due, leaf, renew_after = renewal_due(mr, days, at=at)
-    if leaf is None:
-        return Finding("acme.renewal", "info", Msg.of("acme.renewal.no_cert"), None, details)
-    details.update({"not_after": leaf.not_valid_after_utc.isoformat(),
-                    "next_renewal": renew_after.date().isoformat() if renew_after else None})
-    if certfiles.cert_fingerprint(leaf) not in status.get("issued", []):
-        return Finding("acme.renewal", "info", Msg.of("acme.renewal.not_acme"),
-                       Msg.of("acme.renewal.not_acme.fix"), details)
-    assert renew_after is not None
-    key = "acme.renewal.due" if due else "acme.renewal.next"
-    return Finding("acme.renewal", "info", Msg.of(key, date=renew_after.date().isoformat(),
-                                                  not_after=leaf.not_valid_after_utc.date().isoformat(),
-                                                  days=days),
-                   Msg.of("acme.renewal.fix"), details)

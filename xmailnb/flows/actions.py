@@ -11,20 +11,31 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 
-from ..pki import certfiles, chain as chainmod, keys
+from ..checks.installed import anchor_sets
+from ..files import FileTooLarge, NotRegularFile, read_regular
+from ..mailroot.servertab import (
+    ServerTab,
+    check_name,
+    mail_hostname_of,
+    validate_setting,
+)
+from ..pki import certfiles, keys
+from ..pki import chain as chainmod
 from .. import clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg
 from ..mailroot.layout import MailRoot
 from ..mailroot.store import ArchiveEntry, Store
+from ..pki import csr as csrmod
+from ..pki.csr import normalize_hostname_option
 
 __all__ = [
     "Upload",
@@ -38,11 +49,12 @@ __all__ = [
     "change_settings",
     "rollback",
     "pending_csr_exists",
-    "anchor_sets",
     "CHECKLIST",
     "read_checklist",
     "tick_checklist",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,8 +81,6 @@ def read_user_file(path: str, limit: int | None = None, *, field: str | None = N
         InputError: ``actions.not_regular`` (naming the kind),
             ``certfiles.too_large`` or ``actions.unreadable``.
     """
-    from ..files import FileTooLarge, NotRegularFile, read_regular
-
     name = str(path)
     limit = certfiles.MAX_INPUT_BYTES if limit is None else limit
     try:
@@ -143,8 +153,6 @@ def renewal_key(mr: MailRoot) -> RenewalKey:
             certificate installed, or the key does not belong to the
             installed server.cert.
     """
-    from ..files import read_regular
-
     def refuse(msg_key: str, /, **params: Any) -> InputError:
         return InputError(Msg(msg_key, params), Msg.of("csr.renew.fix"), field="renew")
 
@@ -194,8 +202,6 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
             key cannot be kept (``field="renew"``).
         BusyError: another writer holds the MailRoot.
     """
-    from ..pki import csr as csrmod
-
     key_pem: bytes | None = None
     if reuse_key:
         kept = renewal_key(mr)
@@ -282,10 +288,6 @@ class InstallPlan:
         }
 
 
-def _fingerprint(cert: x509.Certificate) -> bytes:
-    return cert.fingerprint(hashes.SHA256())
-
-
 def _load_certs(upload: Upload, field_name: str, passphrase: bytes | None) -> certfiles.Material:
     try:
         material = certfiles.load_material(upload.data, name=upload.name, passphrase=passphrase,
@@ -318,8 +320,8 @@ def merge_certs_pem(mr: MailRoot, base: bytes | None,
                     ca_certs: Sequence[x509.Certificate]) -> tuple[bytes | None, list[x509.Certificate]]:
     """certs.pem with the CA certificates it lacks appended (every other
     byte kept), and those added; ``(None, [])`` when none is missing."""
-    known = {_fingerprint(c) for c in _certs_in(mr, base)}
-    added = [c for c in chainmod.unique(list(ca_certs)) if _fingerprint(c) not in known]
+    known = {certfiles.cert_fingerprint(c) for c in _certs_in(mr, base)}
+    added = [c for c in chainmod.unique(list(ca_certs)) if certfiles.cert_fingerprint(c) not in known]
     if not added:
         return None, []
     text = base or b""
@@ -363,61 +365,6 @@ def _cn(cert: x509.Certificate) -> str:
     return names[0] if names else chainmod.name_text(cert.subject, "en")
 
 
-def normalize_hostname_option(value: str) -> str:
-    """The host name clients connect to, as given by the user (IDN -> A-labels).
-
-    Raises:
-        InputError: not a valid host name (field ``hostname``).
-    """
-    import ipaddress
-
-    from ..pki.csr import normalize_hostname
-
-    # Clients may connect by address: then the certificate needs that
-    # address as an IP subjectAltName (a CSR never asks for one).
-    try:
-        return str(ipaddress.ip_address(value.strip().strip("[]")))
-    except ValueError:
-        pass
-    name, err = normalize_hostname(value, wildcard=False)
-    if err is not None:
-        raise InputError(err, Msg.of("actions.hostname.invalid.fix"), field="hostname")
-    return name
-
-
-def _servertab_hostname(mr: MailRoot) -> str | None:
-    from ..mailroot.servertab import ServerTab, mail_hostname
-
-    try:
-        data = mr.read(mr.rel_server_tab)
-    except OSError:
-        return None
-    return mail_hostname(ServerTab.parse(data)) if data is not None else None
-
-
-def _practice_root(mr: MailRoot) -> list[x509.Certificate]:
-    """The practice CA's root, when this MailRoot has one (sandbox/training)."""
-    from .practice import REL_ROOT_CERT
-
-    path = mr.file(REL_ROOT_CERT)
-    if not path.is_file():
-        return []
-    try:
-        return certfiles.load_material(path.read_bytes()[:certfiles.MAX_INPUT_BYTES],
-                                       name=REL_ROOT_CERT).certificates[:1]
-    except (OSError, XmailnbError):
-        return []
-
-
-def anchor_sets(mr: MailRoot, certs_pem: Sequence[x509.Certificate] = (),
-                given: Sequence[x509.Certificate] = ()) -> dict[str, Sequence[x509.Certificate]]:
-    """The trust anchors a verdict on *mr* uses, by name, in the order tried:
-    the public roots, the CA the administrator gave (``ca``), certs.pem and
-    the practice root (``practice``)."""
-    return {"public": chainmod.public_roots(), "ca": list(given), "certs.pem": list(certs_pem),
-            "practice": _practice_root(mr)}
-
-
 # Reasons with an install message of their own (a whole sentence naming the
 # certificate); every other reason is said as "clients would reject it: ...".
 _INSTALL_KEYS = {
@@ -428,12 +375,12 @@ _INSTALL_KEYS = {
 }
 
 
-def _refusal(problem: chainmod.Problem, fields: Mapping[bytes, str], hostname: str | None,
+def _refusal(problem: chainmod.Problem, fields: Mapping[str, str], hostname: str | None,
              hostname_source: str | None, leaf: x509.Certificate) -> InputError:
     """The install refusal for *problem*, beside the input at fault."""
     field_name = "cert"
     if problem.cert is not None:
-        field_name = fields.get(_fingerprint(problem.cert), "chain")
+        field_name = fields.get(certfiles.cert_fingerprint(problem.cert), "chain")
     if problem.reason is chainmod.Reason.HOSTNAME and hostname:
         params = {"hostname": hostname, "source": hostname_source,
                   "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
@@ -479,7 +426,7 @@ def plan_install(
             ``chain``, ``key``, ``ca``, ``hostname``).
     """
     at = at or clock.now()
-    fields: dict[bytes, str] = {}
+    fields: dict[str, str] = {}
     notes: list[Msg] = []
     cert_material = _load_certs(cert, "cert", passphrase)
     notes += cert_material.notes
@@ -500,11 +447,11 @@ def plan_install(
             raise InputError.of("actions.ca.not_ca", "actions.ca.not_ca.fix", field="ca",
                                 name=ca.name, subject=chainmod.display_name(not_ca[0].subject))
     for c in ca_certs:
-        fields.setdefault(_fingerprint(c), "ca")
+        fields.setdefault(certfiles.cert_fingerprint(c), "ca")
     for c in chain_certs:
-        fields.setdefault(_fingerprint(c), "chain")
+        fields.setdefault(certfiles.cert_fingerprint(c), "chain")
     for c in cert_material.certificates:
-        fields[_fingerprint(c)] = "cert"
+        fields[certfiles.cert_fingerprint(c)] = "cert"
 
     # The leaf must come from the file given as the server certificate: a CA
     # certificate there, or a server certificate among the intermediates, is
@@ -516,7 +463,7 @@ def plan_install(
     # A certificate that signs another one given is acting as a CA (a
     # defective one is the verdict's business), not a second server's.
     pool = cert_material.certificates + chain_certs
-    other = next((c for c in chain_certs if not chainmod.is_ca(c) and _fingerprint(c) != _fingerprint(leaf)
+    other = next((c for c in chain_certs if not chainmod.is_ca(c) and certfiles.cert_fingerprint(c) != certfiles.cert_fingerprint(leaf)
                   and not any(o is not c and chainmod.issued_by(o, c) for o in pool)), None)
     if other is not None:
         raise InputError.of("actions.chain.leaf_given", "actions.chain.leaf_given.fix", field="chain",
@@ -530,7 +477,7 @@ def plan_install(
     if hostname:
         hostname, hostname_source = normalize_hostname_option(hostname), "option"
     else:
-        hostname = _servertab_hostname(mr)
+        hostname = mail_hostname_of(mr)
         hostname_source = "server.tab" if hostname else None
 
     certs_pem_bytes, certs_pem_certs = _read_certs_pem(mr)
@@ -567,7 +514,7 @@ def plan_install(
     for w in verdict.warnings:
         warnings.append(Msg.of("actions.rule", rule=w.msg))
     root = verdict.root
-    left_out = [c for c in verdict.left_out if root is None or _fingerprint(c) != _fingerprint(root)]
+    left_out = [c for c in verdict.left_out if root is None or certfiles.cert_fingerprint(c) != certfiles.cert_fingerprint(root)]
     for c in left_out:
         why = "expired" if c.not_valid_after_utc < at else "unused"
         warnings.append(Msg.of(f"actions.chain.left_out.{why}", subject=chainmod.display_name(c.subject)))
@@ -665,8 +612,6 @@ def change_settings(mr: MailRoot, assignments: Mapping[str, str | None]) -> Arch
     Raises:
         InputError: an unknown name or an invalid value (nothing written).
     """
-    from ..mailroot.servertab import ServerTab, check_name, validate_setting
-
     normalised: dict[str, str | None] = {}
     for name, value in assignments.items():
         try:

@@ -20,26 +20,23 @@ Subject: ...
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from cryptography import x509
-
+from ..checks import progress
+from ..checks.installed import installed_chain, leaf_sha256, practice_issued
 from ..errors import InputError
 from ..i18n import Msg, text
+from ..mailroot.endpoints import DEFAULT_ENDPOINTS, ENDPOINTS, STARTTLS_FLAGS
 from ..mailroot.layout import MailRoot
+from ..mailroot.servertab import ServerTab, mail_hostname, variable
+from ..mailroot.workbook import probe_settings
+from ..pki import chain
+from ..pki.csr import normalize_hostname_option
 
 __all__ = ["ClientPort", "client_ports", "notice_host", "notice_text", "record_shown"]
 
-
-def _installed(mr: MailRoot) -> list[x509.Certificate]:
-    from ..pki import certfiles
-    from ..errors import XmailnbError
-
-    try:
-        data = mr.read(mr.rel_server_cert, certfiles.MAX_INPUT_BYTES)
-        return certfiles.certificates_from(data, name=mr.rel_server_cert) if data is not None else []
-    except (OSError, XmailnbError, ValueError):
-        return []
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,10 +64,6 @@ _CLIENT_ENDPOINTS = (("send", "smtps", False), ("send", "submission", True), ("s
 
 def client_ports(mr: MailRoot) -> list[ClientPort]:
     """The ports users can configure, in the order the notice offers them."""
-    from ..checks.probe import DEFAULT_ENDPOINTS, ENDPOINTS, STARTTLS_FLAGS
-    from ..mailroot.servertab import ServerTab, variable
-    from ..mailroot.workbook import probe_settings
-
     listeners = probe_settings(mr).ports or {n: ENDPOINTS[n] for n in DEFAULT_ENDPOINTS}
     try:
         tab: ServerTab | None = ServerTab.read(mr.server_tab)
@@ -107,12 +100,7 @@ def notice_host(mr: MailRoot, hostname: str | None = None) -> tuple[str, list[Ms
         InputError: the name is invalid, not covered by the installed
             certificate, or cannot be determined (``field="hostname"``).
     """
-    from ..pki import chain
-    from .actions import normalize_hostname_option
-    from ..checks.diagnose import _practice_issuer
-    from ..mailroot.servertab import ServerTab, mail_hostname
-
-    certs = _installed(mr)
+    certs = installed_chain(mr)
     leaf = certs[0] if certs else None
     name: str | None = normalize_hostname_option(hostname) if hostname and hostname.strip() else None
     if name is None:
@@ -131,7 +119,7 @@ def notice_host(mr: MailRoot, hostname: str | None = None) -> tuple[str, list[Ms
         if not chain.covers_hostname(leaf, name):
             raise InputError.of("notice.not_covered", "notice.not_covered.fix", field="hostname", hostname=name,
                                 names=", ".join(chain.hostnames(leaf)) or "-")
-        if _practice_issuer(certs):
+        if practice_issued(certs):
             warnings.append(Msg.of("notice.warn.practice"))
     services = {p.service for p in client_ports(mr)}
     for service in ("send", "receive"):
@@ -176,13 +164,8 @@ def record_shown(mr: MailRoot, *, how: str = "shown", once: bool = False) -> Non
         once: record only if no notice was recorded for this certificate yet
             (a view that re-renders the notice often).
     """
-    from ..checks import progress
-
     if once:
-        from ..pki.certfiles import cert_fingerprint
-
-        certs = _installed(mr)
-        leaf = cert_fingerprint(certs[0]) if certs else None
+        leaf = leaf_sha256(mr)
         if any(e.get("event") == "notice" and e.get("cert_sha256") == leaf for e in progress.events(mr)):
             return
     progress.record_notice(mr, how=how)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import os
 import secrets
 import selectors
@@ -40,12 +41,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .. import clock
+from ..checks.installed import PRACTICE_ORG
 from ..errors import InputError
 from ..i18n import Msg
 from ..mailroot.layout import MailRoot
+from ..mailroot.servertab import ServerTab, variable
+from ..mailroot.store import Store
+from ..pki import certfiles, keys
+from ..pki.certfiles import cert_fingerprint
+from ..pki.chain import issued_by
 
 __all__ = [
-    "PRACTICE_ORG",
     "MAX_DAYS",
     "PracticeIssue",
     "sign_pending_csr",
@@ -54,8 +60,9 @@ __all__ = [
     "PracticeServer",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Organization of every practice CA certificate (diagnose looks for it).
-PRACTICE_ORG = "xmailnb Practice CA"
 ROOT_CN = "xmailnb Practice Root CA \u2014 NOT FOR PRODUCTION"
 INTERMEDIATE_CN = "xmailnb Practice Intermediate CA \u2014 NOT FOR PRODUCTION"
 #: Longest server certificate validity: public CAs may not exceed 398 days
@@ -173,9 +180,6 @@ def _new_ca(now: dt.datetime) -> _CA:
 def _load_ca(read: Callable[[str], bytes | None], now: dt.datetime) -> _CA | None:
     """The MailRoot's practice CA (its files read with *read*), or ``None``
     when missing, broken or about to expire (a fresh one is made then)."""
-    from ..pki import keys
-    from ..pki.chain import issued_by
-
     try:
         files = [read(rel) for rel in (REL_ROOT_CERT, REL_INTERMEDIATE_CERT, REL_ROOT_KEY, REL_INTERMEDIATE_KEY)]
         if any(data is None for data in files):
@@ -197,12 +201,10 @@ def _load_ca(read: Callable[[str], bytes | None], now: dt.datetime) -> _CA | Non
 def _csr_names(csr: x509.CertificateSigningRequest) -> tuple[str | None, list[x509.GeneralName]]:
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
-    try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names: list[x509.GeneralName] = [*(x509.DNSName(n) for n in san.get_values_for_type(x509.DNSName)),
-                                         *(x509.IPAddress(a) for a in san.get_values_for_type(x509.IPAddress))]
-    except x509.ExtensionNotFound:
-        names = []
+    san = certfiles.subject_alt_name(csr)
+    # The DNS names and IP addresses only, as the CSR lists them.
+    names: list[x509.GeneralName] = [] if san is None else [
+        n for n in san if isinstance(n, (x509.DNSName, x509.IPAddress))]
     if not names and cn:
         # An old-style request with the name only in the CN: public CAs copy
         # it into the subjectAltName, which is all clients look at.
@@ -214,8 +216,6 @@ def _csr_names(csr: x509.CertificateSigningRequest) -> tuple[str | None, list[x5
 
 
 def _read_pending_csr(mr: MailRoot, data: bytes | None) -> x509.CertificateSigningRequest:
-    from ..pki import certfiles
-
     if data is None:
         raise InputError.of("practice.no_csr", "practice.no_csr.fix", field="csr", path=mr.rel_pending_csr)
     csr = certfiles.csr_from(data, name=mr.rel_pending_csr, field="csr")
@@ -255,8 +255,6 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
             weak key; ``days`` not a positive integer.
         BusyError: another writer holds the MailRoot.
     """
-    from ..mailroot.store import Store
-
     days = _check_days(days)
     # The CSR and the CA are read under the store's lock: two signings at
     # once never mix a leaf of one CA with the root of another.  The store
@@ -265,8 +263,6 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
         leaf, ca, created, names = _sign(mr, tx.read, days)
         for rel, data in _ca_files(ca, leaf).items():
             tx.write(rel, data)
-        from ..pki.certfiles import cert_fingerprint
-
         tx.details.update({
             "leaf_sha256": cert_fingerprint(leaf),
             "subject": leaf.subject.rfc4514_string(),
@@ -282,8 +278,6 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
 
 def _sign(mr: MailRoot, read: Callable[[str], bytes | None],
           days: int) -> tuple[x509.Certificate, _CA, bool, list[x509.GeneralName]]:
-    from ..pki import keys
-
     csr = _read_pending_csr(mr, read(mr.rel_pending_csr))
     public_key = csr.public_key()
     problem = keys.key_strength_problem(public_key)
@@ -472,16 +466,12 @@ class PracticeServer:
     def _servertab(self) -> Any:
         # XMail reads server.tab again whenever it needs a value: so does
         # the practice listener, once per connection.
-        from ..mailroot.servertab import ServerTab
-
         try:
             return ServerTab.read(self.mailroot.server_tab)
         except OSError:
             return None
 
     def _flag(self, tab: Any, name: str) -> bool:
-        from ..mailroot.servertab import variable
-
         var = variable(name)
         assert var is not None
         return var.effective(tab.get(name) if tab is not None else None) == "1"

@@ -1,54 +1,72 @@
-"""Where things live in an XMail MailRoot, and the training sandbox.
+"""Where things live in an XMail MailRoot: XMail's own files and the product's.
 
-A MailRoot is chosen by ``--mailroot``, else XMail's own ``MAIL_ROOT``
-environment variable, else the sandbox: a practice MailRoot this product
-creates on first use in the user's data folder.
+Which MailRoot is used is :func:`xmailnb.mailroot.resolve.resolve`'s
+business; this module only names places, so every layer can use it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import MailRootError
+from ..files import DEFAULT_LIMIT, FileTooLarge, NotRegularFile, read_regular
 from ..i18n import Msg
 
-__all__ = ["MailRoot", "resolve", "sandbox_path", "data_dir", "create_sandbox", "MANAGED_FILES",
-           "is_managed", "read_problem", "recover_interrupted"]
+__all__ = ["MailRoot", "sandbox_path", "data_dir", "MANAGED_FILES", "MANAGED_LOGS", "is_managed", "read_problem",
+           "describe", "SANDBOX_DIRNAME", "SANDBOX_MARKER", "JOURNAL_NAME"]
+
+log = logging.getLogger(__name__)
 
 SANDBOX_DIRNAME = "sandbox-MailRoot"
 # Written into every sandbox (and kept by a copy of one): practice features
 # such as the practice CA are offered only where it is present.
 SANDBOX_MARKER = "sslconf/xmailnb-sandbox.txt"
 
-# Folders of a stock XMail MailRoot; the sandbox gets them so that it looks
-# (and is diagnosed) like the real thing.
-_STOCK_DIRS = ("domains", "spool", "tabindex", "dnscache", "logs", "pop3linklocks",
-               "userauth", "custdomains", "cmdaliases", "filters", "msgsync", "sslconf")
-_STOCK_TABS = ("domains.tab", "mailusers.tab", "aliases.tab", "extaliases.tab",
-               "smtpgw.tab", "smtpfwd.tab", "smtprelay.tab", "spammers.tab",
-               "spam-address.tab", "pop3links.tab", "ctrlaccounts.tab",
-               "aliasdomain.tab", "filters.in.tab", "filters.out.tab",
-               "filters.pre-data.tab", "filters.post-data.tab", "filters.post-rcpt.tab",
-               "userdef.tab", "smtpauth.tab", "ctrl.ipmap.tab", "smtp.ipmap.tab",
-               "pop3.ipmap.tab", "finger.ipmap.tab", "smtpextauth.tab")
+# The product's own files in sslconf/ (XMail's own are attributes of MailRoot).
+REL_CHECKLIST = "sslconf/checklist.json"
+#: The workbook's settings for the live check (:mod:`xmailnb.mailroot.workbook`).
+REL_WORKBOOK = "sslconf/xmailnb.json"
+#: The sandbox's reset count (:mod:`xmailnb.mailroot.sandbox`).
+REL_GENERATION = "sslconf/xmailnb-generation.json"
+#: The store's audit log and the step progress log: append-only, written
+#: with :meth:`xmailnb.mailroot.store.Store.append_log`, never archived.
+REL_AUDIT_LOG = "sslconf/audit.log"
+REL_PROGRESS_LOG = "sslconf/progress.jsonl"
+
+ACME_DIR = "sslconf/acme"
+REL_ACME_ACCOUNT_KEY = f"{ACME_DIR}/account.key"
+REL_ACME_SETTINGS = f"{ACME_DIR}/settings.json"
+REL_ACME_STATUS = f"{ACME_DIR}/status.json"
+REL_ACME_DIRECTORY_CA = f"{ACME_DIR}/directory-ca.pem"
+
+PRACTICE_DIR = "sslconf/practice-ca"
+REL_PRACTICE_ROOT_KEY = f"{PRACTICE_DIR}/root.key"
+REL_PRACTICE_ROOT_CERT = f"{PRACTICE_DIR}/root.crt"
+REL_PRACTICE_INTERMEDIATE_KEY = f"{PRACTICE_DIR}/intermediate.key"
+REL_PRACTICE_INTERMEDIATE_CERT = f"{PRACTICE_DIR}/intermediate.crt"
+PRACTICE_ISSUED_DIR = f"{PRACTICE_DIR}/issued"
+REL_PRACTICE_ISSUED_SERVER = f"{PRACTICE_ISSUED_DIR}/server.crt"
+REL_PRACTICE_ISSUED_INTERMEDIATE = f"{PRACTICE_ISSUED_DIR}/intermediate.crt"
+REL_PRACTICE_ISSUED_ROOT = f"{PRACTICE_ISSUED_DIR}/root.crt"
+REL_PRACTICE_ISSUED_ROOT_DER = f"{PRACTICE_ISSUED_DIR}/root.der"
 
 #: Every file the product ever writes, relative to the MailRoot.  The store
 #: writes, archives and restores only these: a tampered archive manifest
 #: cannot make it touch anything else (``../outside``, ``/etc/passwd``).
 MANAGED_FILES: frozenset[str] = frozenset({
     "server.tab", "server.cert", "server.key", "certs.pem",
-    "sslconf/server.key", "sslconf/server.csr", "sslconf/server.csr.json", "sslconf/checklist.json",
-    "sslconf/xmailnb.json",
-    "sslconf/acme/account.key", "sslconf/acme/settings.json", "sslconf/acme/status.json",
-    "sslconf/acme/directory-ca.pem",
-    "sslconf/practice-ca/root.key", "sslconf/practice-ca/root.crt",
-    "sslconf/practice-ca/intermediate.key", "sslconf/practice-ca/intermediate.crt",
-    "sslconf/practice-ca/issued/server.crt", "sslconf/practice-ca/issued/intermediate.crt",
-    "sslconf/practice-ca/issued/root.crt", "sslconf/practice-ca/issued/root.der",
+    "sslconf/server.key", "sslconf/server.csr", "sslconf/server.csr.json", REL_CHECKLIST, REL_WORKBOOK,
+    REL_ACME_ACCOUNT_KEY, REL_ACME_SETTINGS, REL_ACME_STATUS, REL_ACME_DIRECTORY_CA,
+    REL_PRACTICE_ROOT_KEY, REL_PRACTICE_ROOT_CERT, REL_PRACTICE_INTERMEDIATE_KEY, REL_PRACTICE_INTERMEDIATE_CERT,
+    REL_PRACTICE_ISSUED_SERVER, REL_PRACTICE_ISSUED_INTERMEDIATE, REL_PRACTICE_ISSUED_ROOT,
+    REL_PRACTICE_ISSUED_ROOT_DER,
 })
+
+#: The append-only logs of :meth:`xmailnb.mailroot.store.Store.append_log`.
+MANAGED_LOGS: frozenset[str] = frozenset({REL_AUDIT_LOG, REL_PROGRESS_LOG})
 
 #: The folders those files live in ("" is the MailRoot itself).
 MANAGED_FOLDERS: tuple[str, ...] = tuple(sorted({rel.rpartition("/")[0] for rel in MANAGED_FILES}))
@@ -91,7 +109,7 @@ class MailRoot:
     rel_pending_key = "sslconf/server.key"
     rel_pending_csr = "sslconf/server.csr"
     rel_pending_meta = "sslconf/server.csr.json"
-    rel_checklist = "sslconf/checklist.json"
+    rel_checklist = REL_CHECKLIST
 
     def file(self, rel: str) -> Path:
         return self.path.joinpath(*rel.split("/"))
@@ -161,8 +179,6 @@ class MailRoot:
                 :class:`~xmailnb.files.FileTooLarge` say why precisely
                 (:func:`read_problem` turns any of them into a message).
         """
-        from ..files import DEFAULT_LIMIT, read_regular
-
         try:
             return read_regular(self.file(rel), DEFAULT_LIMIT if limit is None else limit)
         except FileNotFoundError:
@@ -189,138 +205,11 @@ def sandbox_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def read_problem(name: str, exc: OSError) -> Msg:
     """What is wrong with file *name*, given the error reading it raised."""
-    from ..files import FileTooLarge, NotRegularFile
-
     if isinstance(exc, NotRegularFile):
         return Msg.of("mailroot.file.not_regular", name=name, kind=Msg.of(f"mailroot.kind.{exc.kind}"))
     if isinstance(exc, FileTooLarge):
         return Msg.of("mailroot.file.too_large", name=name, limit=exc.limit)
     return Msg.of("mailroot.file.unreadable", name=name, reason=exc.strerror or type(exc).__name__)
-
-
-def _unreadable(path: Path) -> MailRootError:
-    return MailRootError(Msg.of("mailroot.unreadable", path=str(path)),
-                         Msg.of("mailroot.unreadable.fix", path=str(path)))
-
-
-def _check(path: Path) -> None:
-    # Path.exists()/is_file() raise PermissionError for a folder this user
-    # may not search: that is "unreadable", never an internal error.
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise MailRootError.of("mailroot.missing", "mailroot.missing.fix", path=str(path)) from None
-    except OSError:
-        raise _unreadable(path) from None
-    import stat as statmod
-
-    if not statmod.S_ISDIR(st.st_mode):
-        raise MailRootError.of("mailroot.not_dir", "mailroot.not_dir.fix", path=str(path))
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise _unreadable(path)
-    try:
-        tab = (path / "server.tab").stat()
-    except FileNotFoundError:
-        raise MailRootError.of("mailroot.no_servertab", "mailroot.no_servertab.fix", path=str(path)) from None
-    except OSError:
-        raise _unreadable(path) from None
-    if not statmod.S_ISREG(tab.st_mode):
-        from ..files import _kind
-
-        raise MailRootError(Msg.of("mailroot.servertab.not_regular", path=str(path),
-                                   kind=Msg.of(f"mailroot.kind.{_kind(tab.st_mode)}")),
-                            Msg.of("mailroot.servertab.not_regular.fix"))
-
-
-def create_sandbox(path: Path) -> MailRoot:
-    """Create (or complete) a training MailRoot at *path*.
-
-    The server.tab is a realistic stock one with the TLS variables commented
-    out, as XMail ships it.  Existing files are never overwritten.
-    """
-    from .servertab import stock_servertab
-
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name in _STOCK_DIRS:
-        (path / name).mkdir(exist_ok=True)
-    if not (path / "sslconf").is_symlink():  # never chmod through a link
-        os.chmod(path / "sslconf", 0o700)
-    for name in _STOCK_TABS:
-        tab = path / name
-        if not tab.exists():
-            tab.write_bytes(b"")
-    marker = path.joinpath(*SANDBOX_MARKER.split("/"))
-    if not marker.exists():
-        marker.write_text("This MailRoot is the xmailnb practice sandbox, not a live XMail server.\n",
-                          encoding="utf-8")
-    (path / "domains" / "example.jp").mkdir(exist_ok=True)
-    domains = path / "domains.tab"
-    if domains.stat().st_size == 0:
-        domains.write_bytes(b'"example.jp"\n')
-    server_tab = path / "server.tab"
-    if not server_tab.exists():
-        tmp = path / ".server.tab.tmp"
-        tmp.write_bytes(stock_servertab())
-        os.replace(tmp, server_tab)
-    return MailRoot(path=path, is_sandbox=True)
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
-
-
-def resolve(arg: str | os.PathLike[str] | None = None,
-            environ: Mapping[str, str] | None = None, *, recover: bool = True) -> MailRoot:
-    """Choose the MailRoot: *arg*, else ``MAIL_ROOT``, else the sandbox.
-
-    With *recover* (the default), a change that was interrupted (the
-    process killed, the power lost) is completed or undone first, see
-    :func:`recover_interrupted`.
-
-    Raises:
-        MailRootError: the chosen folder is missing, cannot be read by this
-            user or does not look like a MailRoot (no server.tab).  The
-            sandbox is created instead.
-    """
-    env = os.environ if environ is None else environ
-    chosen = arg if arg not in (None, "") else env.get("MAIL_ROOT") or None
-    if chosen is None:
-        sandbox = sandbox_path(env)
-        if not _is_file(sandbox / "server.tab") or not _is_file(sandbox.joinpath(*SANDBOX_MARKER.split("/"))):
-            mr = create_sandbox(sandbox)
-        else:
-            mr = MailRoot(path=sandbox, is_sandbox=True)
-    else:
-        path = Path(chosen).expanduser()
-        try:
-            path = path.resolve() if path.exists() else path.absolute()
-        except OSError:
-            raise _unreadable(path) from None
-        _check(path)
-        mr = MailRoot(path=path, is_sandbox=_is_file(path.joinpath(*SANDBOX_MARKER.split("/"))))
-    if recover:
-        recover_interrupted(mr)
-    return mr
-
-
-def recover_interrupted(mr: MailRoot) -> Msg | None:
-    """Complete or undo a change to *mr* that was interrupted half-way.
-
-    Cheap when there is nothing to do (one ``lstat``), so every entry point
-    calls it: :func:`resolve`, the diagnosis, every write of the store.
-    Returns what was done (for the user), or ``None``.  Never raises: a
-    MailRoot that cannot be repaired now (read-only, busy) is repaired by
-    the next command that can.
-    """
-    journal = mr.journal_path
-    if not (os.path.lexists(journal) or os.path.lexists(f"{journal}.tmp")):
-        return None
-    from .store import Store
-
-    return Store(mr).recover()
 
 
 def describe(mr: MailRoot) -> Msg:

@@ -34,12 +34,13 @@ from typing import Any, Mapping
 from .. import clock
 from ..errors import InputError
 from ..files import read_regular
-from .layout import SANDBOX_MARKER, MailRoot, create_sandbox, sandbox_path
+from .layout import REL_GENERATION, SANDBOX_MARKER, MailRoot, sandbox_path
+from .servertab import stock_servertab
 from .store import Store
 
 __all__ = [
     "ARCHIVE_DIRNAME",
-    "REL_GENERATION",
+    "create_sandbox",
     "Generation",
     "ResetResult",
     "archive_folder",
@@ -52,8 +53,51 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ARCHIVE_DIRNAME = "sandbox-archive"
-REL_GENERATION = "sslconf/xmailnb-generation.json"
 _MAX_GENERATION_BYTES = 4096
+
+
+# Folders of a stock XMail MailRoot; the sandbox gets them so that it looks
+# (and is diagnosed) like the real thing.
+_STOCK_DIRS = ("domains", "spool", "tabindex", "dnscache", "logs", "pop3linklocks",
+               "userauth", "custdomains", "cmdaliases", "filters", "msgsync", "sslconf")
+_STOCK_TABS = ("domains.tab", "mailusers.tab", "aliases.tab", "extaliases.tab",
+               "smtpgw.tab", "smtpfwd.tab", "smtprelay.tab", "spammers.tab",
+               "spam-address.tab", "pop3links.tab", "ctrlaccounts.tab",
+               "aliasdomain.tab", "filters.in.tab", "filters.out.tab",
+               "filters.pre-data.tab", "filters.post-data.tab", "filters.post-rcpt.tab",
+               "userdef.tab", "smtpauth.tab", "ctrl.ipmap.tab", "smtp.ipmap.tab",
+               "pop3.ipmap.tab", "finger.ipmap.tab", "smtpextauth.tab")
+
+
+def create_sandbox(path: Path) -> MailRoot:
+    """Create (or complete) a training MailRoot at *path*.
+
+    The server.tab is a realistic stock one with the TLS variables commented
+    out, as XMail ships it.  Existing files are never overwritten.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in _STOCK_DIRS:
+        (path / name).mkdir(exist_ok=True)
+    if not (path / "sslconf").is_symlink():  # never chmod through a link
+        os.chmod(path / "sslconf", 0o700)
+    for name in _STOCK_TABS:
+        tab = path / name
+        if not tab.exists():
+            tab.write_bytes(b"")
+    marker = path.joinpath(*SANDBOX_MARKER.split("/"))
+    if not marker.exists():
+        marker.write_text("This MailRoot is the xmailnb practice sandbox, not a live XMail server.\n",
+                          encoding="utf-8")
+    (path / "domains" / "example.jp").mkdir(exist_ok=True)
+    domains = path / "domains.tab"
+    if domains.stat().st_size == 0:
+        domains.write_bytes(b'"example.jp"\n')
+    server_tab = path / "server.tab"
+    if not server_tab.exists():
+        tmp = path / ".server.tab.tmp"
+        tmp.write_bytes(stock_servertab())
+        os.replace(tmp, server_tab)
+    return MailRoot(path=path, is_sandbox=True)
 
 
 @dataclass(frozen=True)

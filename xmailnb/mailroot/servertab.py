@@ -26,6 +26,8 @@ are not emulated.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -33,7 +35,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NoReturn
 
 from ..errors import InputError
+from ..files import read_regular
 from ..i18n import Msg
+from ..status import Status
+from .layout import MailRoot
 
 __all__ = [
     "ServerTab",
@@ -42,7 +47,6 @@ __all__ = [
     "Issue",
     "TLS_VARIABLES",
     "TLS_VARIABLE_NAMES",
-    "SEVERITIES",
     "AUTH_MECHANISMS",
     "SMTPCONFIG_OPTIONS",
     "variable",
@@ -53,8 +57,11 @@ __all__ = [
     "tls_settings",
     "tls_inconsistencies",
     "mail_hostname",
+    "mail_hostname_of",
     "stock_servertab",
 ]
+
+log = logging.getLogger(__name__)
 
 _BOM = b"\xef\xbb\xbf"
 _ENCODING = "utf-8"
@@ -270,8 +277,6 @@ class ServerTab:
         Raises:
             OSError: the file cannot be read.
         """
-        from ..files import read_regular
-
         p = Path(path)
         # Only a regular file, bounded: a FIFO or /dev/zero in its place
         # must not hang or exhaust a command (raises OSError at once).
@@ -412,8 +417,6 @@ class ServerTab:
 
     def changed_lines(self) -> list[LineChange]:
         """The lines that differ from the file as read, for a preview."""
-        import difflib
-
         before = self._original
         after = [line.raw for line in self._lines]
         changes: list[LineChange] = []
@@ -461,7 +464,6 @@ def _quote(value: str) -> bytes:
 # -- the TLS variables ------------------------------------------------------------
 
 KINDS = ("flag", "int", "string", "tokens")
-SEVERITIES = ("info", "warn", "error")
 #: Mechanisms XMail's SMTP server offers itself (without smtpextauth.tab).
 AUTH_MECHANISMS = ("LOGIN", "PLAIN", "CRAM-MD5")
 #: SmtpConfig options XMail 1.27 knows (names are case-sensitive).
@@ -643,8 +645,6 @@ def _unknown_name(name: str) -> NoReturn:
     right = _BY_FOLDED.get(str(name).strip().casefold())
     if right is not None:
         raise InputError.of("servertab.name.case", "servertab.name.case.fix", name=name, right=right)
-    import difflib
-
     close = difflib.get_close_matches(str(name), TLS_VARIABLE_NAMES, n=1, cutoff=0.75)
     names = ", ".join(TLS_VARIABLE_NAMES)
     if close:
@@ -708,19 +708,19 @@ class Issue:
 
     Attributes:
         code: stable identifier, e.g. ``"starttls.all_off"``.
-        severity: ``"info"``, ``"warn"`` or ``"error"``.
+        severity: :attr:`Status.INFO`, :attr:`Status.WARN` or :attr:`Status.ERROR`.
         msg: what is the matter; fix: what to do (may be ``None``).
         names: the variables involved, so a form can point at them.
     """
 
     code: str
-    severity: str
+    severity: Status
     msg: Msg
     fix: Msg | None = None
     names: tuple[str, ...] = ()
 
 
-def _issue(code: str, severity: str, key: str, involved: Iterable[str] = (), fix: bool = True,
+def _issue(code: str, severity: Status, key: str, involved: Iterable[str] = (), fix: bool = True,
            **params: object) -> Issue:
     return Issue(code, severity, Msg(key, params), Msg(f"{key}.fix", params) if fix else None,
                  tuple(involved))
@@ -744,9 +744,9 @@ def tls_inconsistencies(tab: ServerTab) -> list[Issue]:
     protocols = {"EnableSMTP-TLS": "SMTP", "EnablePOP3-TLS": "POP3", "EnableCTRL-TLS": "CTRL"}
     off = [n for n in protocols if not _on(tab, n)]
     if len(off) == len(protocols):
-        issues.append(_issue("starttls.all_off", "warn", "servertab.issue.all_off", off))
+        issues.append(_issue("starttls.all_off", Status.WARN, "servertab.issue.all_off", off))
     elif off:
-        issues.append(_issue("starttls.some_off", "info", "servertab.issue.some_off", off,
+        issues.append(_issue("starttls.some_off", Status.INFO, "servertab.issue.some_off", off,
                              protocols=", ".join(protocols[n] for n in off)))
 
     smtp_tls = _on(tab, "EnableSMTP-TLS")
@@ -757,54 +757,53 @@ def tls_inconsistencies(tab: ServerTab) -> list[Issue]:
             continue
         options, ignored = _smtp_options(value)
         if ignored:
-            issues.append(_issue("smtpconfig.ignored", "warn", "servertab.issue.smtpconfig_ignored", [name],
+            issues.append(_issue("smtpconfig.ignored", Status.WARN, "servertab.issue.smtpconfig_ignored", [name],
                                  name=name, tokens=",".join(ignored), known=", ".join(SMTPCONFIG_OPTIONS)))
         if options["WantTLS"] and not smtp_tls:
-            issues.append(_issue("smtpconfig.want_tls_no_starttls", "error",
+            issues.append(_issue("smtpconfig.want_tls_no_starttls", Status.ERROR,
                                  "servertab.issue.want_tls_no_starttls", [name, "EnableSMTP-TLS"], name=name))
         elif options["WantTLS"]:
-            issues.append(_issue("smtpconfig.want_tls", "info", "servertab.issue.want_tls", [name], name=name))
+            issues.append(_issue("smtpconfig.want_tls", Status.INFO, "servertab.issue.want_tls", [name], name=name))
 
     auths = tab.get("SmtpNoTLSAuths")
     clear = [m for m in AUTH_MECHANISMS if auths is None or _lim_istr(auths, m)]
     if auths is not None:
         listed = [t for t in auths.split(",") if t.strip()]
         if len(listed) > 1:
-            issues.append(_issue("auth.first_only", "warn", "servertab.issue.first_only", ["SmtpNoTLSAuths"],
+            issues.append(_issue("auth.first_only", Status.WARN, "servertab.issue.first_only", ["SmtpNoTLSAuths"],
                                  value=auths, first=listed[0].strip()))
     if smtp_tls and ({"LOGIN", "PLAIN"} & set(clear)):
-        issues.append(_issue("auth.clear", "info", "servertab.issue.auth_clear", ["SmtpNoTLSAuths"],
+        issues.append(_issue("auth.clear", Status.INFO, "servertab.issue.auth_clear", ["SmtpNoTLSAuths"],
                              mechanisms=",".join(m for m in clear if m in ("LOGIN", "PLAIN"))))
     if not smtp_tls and auths is not None and not clear:
-        issues.append(_issue("auth.smtps_only", "warn", "servertab.issue.smtps_only",
+        issues.append(_issue("auth.smtps_only", Status.WARN, "servertab.issue.smtps_only",
                              ["SmtpNoTLSAuths", "EnableSMTP-TLS"]))
 
     verify = _on(tab, "SSLWantVerify") or _on(tab, "SSLWantCert")
     if _on(tab, "SSLWantCert"):
         # SSL_VERIFY_FAIL_IF_NO_PEER_CERT: every client without a certificate
         # is refused, and mail programs have none (issue #11).
-        issues.append(_issue("verify.want_cert", "warn", "servertab.issue.want_cert", ["SSLWantCert"]))
+        issues.append(_issue("verify.want_cert", Status.WARN, "servertab.issue.want_cert", ["SSLWantCert"]))
     elif _on(tab, "SSLWantVerify"):
-        issues.append(_issue("verify.requested", "info", "servertab.issue.want_verify", ["SSLWantVerify"]))
+        issues.append(_issue("verify.requested", Status.INFO, "servertab.issue.want_verify", ["SSLWantVerify"]))
     if _on(tab, "SSLWantCert") and not _on(tab, "SSLWantVerify"):
-        issues.append(_issue("verify.implied", "info", "servertab.issue.want_cert_implies",
+        issues.append(_issue("verify.implied", Status.INFO, "servertab.issue.want_cert_implies",
                              ["SSLWantCert", "SSLWantVerify"], fix=False))
     if verify:
         if not _on(tab, "SSLUseCertsFile") and not _on(tab, "SSLUseCertsDir"):
-            issues.append(_issue("verify.no_ca", "warn", "servertab.issue.verify_no_ca",
+            issues.append(_issue("verify.no_ca", Status.WARN, "servertab.issue.verify_no_ca",
                                  ["SSLWantVerify", "SSLUseCertsFile", "SSLUseCertsDir"]))
-        issues.append(_issue("verify.outbound", "warn", "servertab.issue.verify_outbound",
+        issues.append(_issue("verify.outbound", Status.WARN, "servertab.issue.verify_outbound",
                              ["SSLWantVerify", "SSLWantCert"]))
     else:
         idle = [n for n in ("SSLUseCertsFile", "SSLUseCertsDir", "SSLAllowSelfSigned") if _on(tab, n)]
         if atoi(_BY_NAME["SSLMaxCertsDepth"].effective(tab.get("SSLMaxCertsDepth"))) > 0:
             idle.append("SSLMaxCertsDepth")
         if idle:
-            issues.append(_issue("verify.unused", "info", "servertab.issue.verify_unused", idle,
+            issues.append(_issue("verify.unused", Status.INFO, "servertab.issue.verify_unused", idle,
                                  names=", ".join(idle)))
 
-    rank = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(issues, key=lambda issue: -rank[issue.severity])
+    return sorted(issues, key=lambda issue: issue.severity, reverse=True)
 
 
 def _file_issues(tab: ServerTab) -> list[Issue]:
@@ -812,23 +811,23 @@ def _file_issues(tab: ServerTab) -> list[Issue]:
     if tab.has_bom:
         first = _Line(tab._lines[0].raw[len(_BOM):])
         if first.name is not None:
-            issues.append(_issue("file.bom", "warn", "servertab.issue.bom", [first.name], name=first.name))
+            issues.append(_issue("file.bom", Status.WARN, "servertab.issue.bom", [first.name], name=first.name))
     for line, name, _value in tab._entries():
         right = _BY_FOLDED.get(name.strip().strip('"').casefold())
         if right is not None and name != right:
-            issues.append(_issue("name.case", "warn", "servertab.issue.name_case", [right],
+            issues.append(_issue("name.case", Status.WARN, "servertab.issue.name_case", [right],
                                  line=line, found=name, name=right))
     for var in TLS_VARIABLES:
         found = tab.definitions(var.name)
         if len(found) > 1:
-            issues.append(_issue("name.duplicate", "warn", "servertab.issue.duplicate", [var.name],
+            issues.append(_issue("name.duplicate", Status.WARN, "servertab.issue.duplicate", [var.name],
                                  name=var.name, count=len(found), lines=", ".join(str(n) for n, _ in found),
                                  line=found[0][0], value=found[0][1]))
         value = tab.get(var.name)
         if var.kind in ("flag", "int") and value is not None and not re.fullmatch(r"\s*[0-9]+\s*", value):
             if var.kind == "int" and value == "":
                 continue
-            issues.append(_issue("value.not_numeric", "warn", "servertab.issue.not_numeric", [var.name],
+            issues.append(_issue("value.not_numeric", Status.WARN, "servertab.issue.not_numeric", [var.name],
                                  name=var.name, value=value, effective=var.effective(value),
                                  line=tab.line_number(var.name)))
     return issues
@@ -847,6 +846,16 @@ def mail_hostname(tab: ServerTab) -> str | None:
         if value:
             return value
     return None
+
+
+def mail_hostname_of(mr: MailRoot) -> str | None:
+    """:func:`mail_hostname` of *mr*'s server.tab (``None`` when unreadable)."""
+    try:
+        data = mr.read(mr.rel_server_tab, MAX_FILE_BYTES)
+    except OSError as exc:
+        log.info("server.tab of %s unreadable: %s", mr.path, exc)
+        return None
+    return mail_hostname(ServerTab.parse(data)) if data is not None else None
 
 
 # -- a stock file for the sandbox -------------------------------------------------

@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import stat
 import time
@@ -52,15 +53,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..pki.certfiles import sha256_hex
 from .. import clock
 from ..errors import BusyError, InputError, XmailnbError
-from ..files import NotRegularFile, read_regular
+from ..files import NotRegularFile, read_regular, sha256_hex
 from ..i18n import Msg
 from .layout import JOURNAL_NAME, MANAGED_FOLDERS, MailRoot, is_managed, read_problem
 
 __all__ = ["ArchiveEntry", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
            "BOOKKEEPING_ACTIONS", "LOCK_WAIT", "committed_entries"]
+
+
+if os.name == "posix":  # flock(); Windows locks through filelock instead
+    import fcntl
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +121,12 @@ def _pause(seconds: float) -> None:
     clock, which a faked clock (faketime, as ``make test-future`` uses) can
     move so that the sleep returns at once."""
     if os.name == "posix":
-        import select
-
         select.select([], [], [], seconds)
     else:
         time.sleep(seconds)
 
 
 def _flock(fd: int) -> None:
-    import fcntl
-
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
@@ -567,7 +567,7 @@ class Store:
     @contextmanager
     def _filelock(self, wait: float) -> Iterator[None]:
         """Where there are no folder descriptors (Windows): LockFileEx."""
-        import filelock
+        import filelock  # Windows only: every POSIX run would pay for the import
 
         lock = filelock.FileLock(str(self.mailroot.lock_path), timeout=wait)
         try:
@@ -1308,3 +1308,18 @@ def _owner(value: Any) -> tuple[int, int] | None:
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return int(value[0]), int(value[1])
     return None
+
+
+def recover_interrupted(mr: MailRoot) -> Msg | None:
+    """Complete or undo a change to *mr* that was interrupted half-way.
+
+    Cheap when there is nothing to do (one ``lstat``), so every entry point
+    calls it: :func:`xmailnb.mailroot.resolve.resolve`, the diagnosis, every write of the store.
+    Returns what was done (for the user), or ``None``.  Never raises: a
+    MailRoot that cannot be repaired now (read-only, busy) is repaired by
+    the next command that can.
+    """
+    journal = mr.journal_path
+    if not (os.path.lexists(journal) or os.path.lexists(f"{journal}.tmp")):
+        return None
+    return Store(mr).recover()

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..files import read_regular
-from .layout import MailRoot
+from .endpoints import ENDPOINTS
+from .layout import REL_WORKBOOK, MailRoot
 from .store import ArchiveEntry, Store
 
-__all__ = ["REL_SETTINGS", "ACTION", "ProbeSettings", "load", "probe_settings", "save_probe_settings"]
+__all__ = ["REL_WORKBOOK", "ACTION", "ProbeSettings", "load", "probe_settings", "save_probe_settings"]
 
 log = logging.getLogger(__name__)
 
-REL_SETTINGS = "sslconf/xmailnb.json"
 #: The store action of a change to this file (a bookkeeping action: a plain
 #: rollback steps over it).
 ACTION = "workbook"
@@ -51,11 +51,11 @@ class ProbeSettings:
 def load(mr: MailRoot) -> dict[str, Any]:
     """The whole settings document (empty when missing or unreadable)."""
     try:
-        return _parse(read_regular(mr.file(REL_SETTINGS), limit=_MAX_BYTES))
+        return _parse(read_regular(mr.file(REL_WORKBOOK), limit=_MAX_BYTES))
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        log.info("ignoring %s: %s", REL_SETTINGS, exc)
+        log.info("ignoring %s: %s", REL_WORKBOOK, exc)
         return {}
 
 
@@ -66,14 +66,12 @@ def _parse(data: bytes | None) -> dict[str, Any]:
         doc = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         # A damaged file is not worth a refusal: the defaults apply.
-        log.info("ignoring %s: %s", REL_SETTINGS, exc)
+        log.info("ignoring %s: %s", REL_WORKBOOK, exc)
         return {}
     return doc if isinstance(doc, dict) else {}
 
 
 def _valid_ports(value: Any) -> dict[str, int] | None:
-    from ..checks.probe import ENDPOINTS
-
     if not isinstance(value, dict) or not value:
         return None
     out: dict[str, int] = {}
@@ -112,12 +110,12 @@ def save_probe_settings(mr: MailRoot, *, host: str | None,
         section["ports"] = dict(ports)
     # Read under the lock: another section written meanwhile is kept.
     with Store(mr).transaction(ACTION, {"probe": section}) as tx:
-        current = tx.read(REL_SETTINGS)
+        current = tx.read(REL_WORKBOOK)
         doc = _parse(current)
         if section:
             doc["probe"] = section
         else:
             doc.pop("probe", None)
         if current is not None or doc:
-            tx.write(REL_SETTINGS, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+            tx.write(REL_WORKBOOK, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return tx.entry

@@ -19,21 +19,27 @@ file, so a form can show it beside the input (``field``).
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
+import datetime as _dt
 import logging
 import os
 import re
 import warnings
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from functools import lru_cache
 from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from ..errors import InputError
+from ..files import sha256_fingerprint, sha256_hex
 from ..i18n import Msg
 
 _log = logging.getLogger(__name__)
@@ -51,6 +57,10 @@ __all__ = [
     "der_children",
     "require_certificates",
     "cert_fingerprint",
+    "subject_alt_name",
+    "WEAK_HASHES",
+    "hash_label",
+    "san_values",
     "sha256_hex",
     "certs_to_pem",
 ]
@@ -247,16 +257,12 @@ def _raw_extension_values(tbs: bytes, oid: x509.ObjectIdentifier) -> list[bytes]
 
 @lru_cache(maxsize=1)
 def _probe_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _extension_reads(oid: x509.ObjectIdentifier, value: bytes) -> bool:
     """Whether cryptography reads *value* as the *oid* extension (tried on a
     throw-away certificate that holds nothing else)."""
-    import datetime as _dt
-
     key = _probe_key()
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "probe")])
     start = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
@@ -417,8 +423,6 @@ class _Loader:
             raise self.error("certfiles.key.wrong_passphrase") from None
 
     def _pem_pkcs7(self, label: str, body: bytes) -> None:
-        from cryptography.hazmat.primitives.serialization import pkcs7
-
         block = _clean_block(label, body, "PKCS7")
         self.material.containers.add("pkcs7")
         try:
@@ -482,8 +486,6 @@ class _Loader:
         raise self.error("certfiles.unrecognised")
 
     def _der_pkcs7(self, data: bytes) -> bool:
-        from cryptography.hazmat.primitives.serialization import pkcs7
-
         self._pkcs7_kind(data)
         try:
             certs = pkcs7.load_der_pkcs7_certificates(data)
@@ -501,8 +503,6 @@ class _Loader:
         return True
 
     def _der_pkcs12(self, data: bytes) -> bool:
-        from cryptography.hazmat.primitives.serialization import pkcs12
-
         # A passphrase given for some other input must not stop an
         # unprotected PKCS#12 from loading; Windows also exports with "".
         attempts: list[bytes | None] = [self.passphrase] if self.passphrase is not None else []
@@ -718,9 +718,6 @@ def csr_from(data: bytes, *, name: str, field: str | None = None) -> x509.Certif
 
 def serialization_der(pem_block: bytes) -> bytes:
     """The DER inside one cleaned PEM block (base64 between the markers)."""
-    import base64
-    import binascii
-
     lines = pem_block.strip().split(b"\n")[1:-1]
     try:
         return base64.b64decode(b"".join(lines), validate=False)
@@ -731,12 +728,47 @@ def serialization_der(pem_block: bytes) -> bytes:
 def cert_fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint as browsers and ``openssl x509 -fingerprint`` show
     it: upper-case hex pairs joined by colons."""
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return sha256_fingerprint(cert.public_bytes(serialization.Encoding.DER))
 
 
-def sha256_hex(data: bytes) -> str:
-    """Lower-case hex SHA-256 of *data*, for manifests and audit logs."""
-    return hashlib.sha256(data).hexdigest()
+#: Signature hashes that no public CA issues with any more and that current
+#: clients refuse (the CA/Browser Forum requires SHA-256 or better).
+WEAK_HASHES = frozenset({"md2", "md4", "md5", "sha1", "sha224"})
+
+
+def hash_label(name: str) -> str:
+    """How a hash algorithm is written for people.
+
+    >>> hash_label("sha1"), hash_label("md5"), hash_label("sha224")
+    ('SHA-1', 'MD5', 'SHA-224')
+    """
+    return name.upper().replace("SHA", "SHA-").replace("SHA--", "SHA-")
+
+
+def subject_alt_name(
+        item: x509.Certificate | x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:
+    """The subjectAltName extension of a certificate or CSR; ``None`` without one.
+
+    Raises what cryptography raises for malformed extensions (ValueError and
+    relatives): a caller that must survive those catches them.
+    """
+    try:
+        return item.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def san_values(san: x509.SubjectAlternativeName | None) -> list[str]:
+    """The DNS names, then the IP addresses (as text), of *san*.
+
+    >>> import ipaddress
+    >>> san_values(x509.SubjectAlternativeName([x509.DNSName("mail.example.jp"),
+    ...     x509.IPAddress(ipaddress.ip_address("192.0.2.1")), x509.RFC822Name("a@example.jp")]))
+    ['mail.example.jp', '192.0.2.1']
+    """
+    if san is None:
+        return []
+    return [*san.get_values_for_type(x509.DNSName), *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
 
 
 def certs_to_pem(certs: Sequence[x509.Certificate]) -> bytes:

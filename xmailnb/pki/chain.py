@@ -13,20 +13,37 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import importlib.util
 import ipaddress
+import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
+import idna
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import (
+    Criticality,
+    DNSName,
+    ExtensionPolicy,
+    IPAddress,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+from publicsuffixlist import PublicSuffixList
 
 from .. import clock
 from ..errors import InputError
 from ..i18n import Msg
+from .certfiles import WEAK_HASHES, cert_fingerprint, der_children, hash_label, san_values
+from .keys import key_summary
 
 #: What reading a malformed certificate's parts may raise (cryptography
 #: parses extensions, names and keys lazily, on first access).
@@ -47,6 +64,8 @@ __all__ = [
     "ChainIssue",
     "check_order",
     "hostnames",
+    "has_san",
+    "san_covers_hostname",
     "covers_hostname",
     "public_roots",
     "Reason",
@@ -61,6 +80,8 @@ __all__ = [
     "verify_trust",
     "describe",
 ]
+
+log = logging.getLogger(__name__)
 
 
 # -- single certificates -------------------------------------------------------
@@ -133,9 +154,7 @@ def _server_like(cert: x509.Certificate) -> bool:
     """
     if not is_self_signed(cert):
         return False
-    san = _ext(cert, x509.SubjectAlternativeName)
-    if san is not None and (san.value.get_values_for_type(x509.DNSName)
-                            or san.value.get_values_for_type(x509.IPAddress)):
+    if san_values(_san(cert)):
         return True
     eku = _ext(cert, x509.ExtendedKeyUsage)
     return eku is not None and ExtendedKeyUsageOID.SERVER_AUTH in eku.value
@@ -385,16 +404,19 @@ def check_order(certs: Sequence[x509.Certificate]) -> list[ChainIssue]:
 # -- host names ----------------------------------------------------------------
 
 def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    """The subjectAltName of *cert*; ``None`` without one or when the
+    extensions cannot be parsed (the verdict names that defect)."""
     ext = _ext(cert, x509.SubjectAlternativeName)
     return ext.value if ext is not None else None
 
 
+def has_san(cert: x509.Certificate) -> bool:
+    """Whether *cert* has a (readable) subjectAltName extension."""
+    return _san(cert) is not None
+
+
 def _sans(cert: x509.Certificate) -> list[str]:
-    san = _san(cert)
-    if san is None:
-        return []
-    return [*san.get_values_for_type(x509.DNSName),
-            *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+    return san_values(_san(cert))
 
 
 def hostnames(cert: x509.Certificate) -> list[str]:
@@ -421,9 +443,17 @@ def covers_hostname(cert: x509.Certificate, hostname: str) -> bool:
     certificate, a long serial number, a critical extension) never reads as
     a name mismatch.  Trust, validity and key strength have their own checks.
     """
-    from cryptography.x509.verification import (Criticality, ExtensionPolicy, PolicyBuilder, Store,
-                                                VerificationError)
+    return san_covers_hostname(_san(cert), hostname)
 
+
+def san_covers_hostname(san: x509.SubjectAlternativeName | None, hostname: str) -> bool:
+    """Whether the names of *san* (a certificate's or a CSR's) cover
+    *hostname*: the rule of :func:`covers_hostname`.
+
+    >>> san = x509.SubjectAlternativeName([x509.DNSName("*.example.jp")])
+    >>> san_covers_hostname(san, "mail.example.jp"), san_covers_hostname(san, "a.b.example.jp")
+    (True, False)
+    """
     name = hostname.strip().rstrip(".")
     if not name:
         return False
@@ -434,7 +464,6 @@ def covers_hostname(cert: x509.Certificate, hostname: str) -> bool:
             subject = x509.DNSName(_ascii_hostname(name))
         except ValueError:
             return False
-    san = _san(cert)
     if san is None:
         return False
     try:
@@ -455,8 +484,6 @@ def covers_hostname(cert: x509.Certificate, hostname: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _probe_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -474,8 +501,6 @@ def _name_probe(san: x509.SubjectAlternativeName) -> x509.Certificate:
 def _ascii_hostname(name: str) -> str:
     if name.isascii():
         return name.lower()
-    import idna
-
     try:
         return idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
@@ -486,10 +511,6 @@ def _ascii_hostname(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _public_roots() -> tuple[x509.Certificate, ...]:
-    import importlib.util
-    import os
-    import warnings
-
     # certifi.where() (and even importing certifi) goes through
     # importlib.resources, which costs more than parsing the whole bundle;
     # the file sits next to the module in every wheel.  Distributions that
@@ -497,7 +518,7 @@ def _public_roots() -> tuple[x509.Certificate, ...]:
     spec = importlib.util.find_spec("certifi")
     path = os.path.join(os.path.dirname(spec.origin), "cacert.pem") if spec and spec.origin else ""
     if not os.path.isfile(path):
-        import certifi
+        import certifi  # the fallback only: importing certifi costs more than parsing the bundle
 
         path = certifi.where()
     with open(path, "rb") as fh:
@@ -528,8 +549,6 @@ def _public_by_subject() -> dict[bytes, tuple[x509.Certificate, ...]]:
 
 @lru_cache(maxsize=1)
 def _public_store() -> Any:
-    from cryptography.x509.verification import Store
-
     return Store(list(_public_roots()))
 
 
@@ -719,8 +738,6 @@ def display_name(name: x509.Name | None) -> str | Msg:
 
 
 def _verify_name(leaf: x509.Certificate, hostname: str | None) -> Any:
-    from cryptography.x509.verification import DNSName, IPAddress
-
     if hostname is not None:
         try:
             return IPAddress(ipaddress.ip_address(hostname.strip("[]")))
@@ -745,8 +762,6 @@ def _verify_name(leaf: x509.Certificate, hostname: str | None) -> Any:
 
 
 def _ee_policy() -> Any:
-    from cryptography.x509.verification import Criticality, ExtensionPolicy
-
     # RFC 5280 wants authorityKeyIdentifier in every server certificate, but
     # no client requires it and private CAs built from OpenSSL how-tos leave
     # it out: a warning (Rule.NO_AKI), not a refusal.  When present it must
@@ -757,8 +772,6 @@ def _ee_policy() -> Any:
 
 def _run_verifier(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], store: Any,
                   subject: Any, at: dt.datetime) -> list[x509.Certificate]:
-    from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder
-
     verifier = (PolicyBuilder().store(store).time(at)
                 .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_ee_policy())
                 .build_server_verifier(subject))
@@ -841,8 +854,6 @@ def _explicit_curve(cert: x509.Certificate) -> bool:
     of naming the curve (RFC 5480 allows only named curves).  cryptography
     maps such a key to the named curve it equals, so the DER is looked at:
     the algorithm parameters of subjectPublicKeyInfo are a SEQUENCE."""
-    from .certfiles import der_children
-
     try:
         fields = der_children(cert.tbs_certificate_bytes)
         spki = fields[6 if fields[0][0] == 0xA0 else 5]
@@ -857,8 +868,6 @@ _EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")
 
 
 def _key_problem(cert: x509.Certificate, role: Role) -> Problem | None:
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-
     if _explicit_curve(cert):
         return Problem(Reason.WEAK_KEY, cert, role, {"key": Msg.of("chain.key.explicit")})
     pub = _public_key(cert)
@@ -884,9 +893,8 @@ def _signature_problem(cert: x509.Certificate, role: Role) -> Problem | None:
         algorithm = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
         return Problem(Reason.WEAK_SIGNATURE, cert, role, {"algorithm": cert.signature_algorithm_oid.dotted_string})
-    if algorithm is not None and algorithm.name in ("sha1", "md5", "sha224"):
-        return Problem(Reason.WEAK_SIGNATURE, cert, role,
-                       {"algorithm": algorithm.name.upper().replace("SHA1", "SHA-1")})
+    if algorithm is not None and algorithm.name in WEAK_HASHES:
+        return Problem(Reason.WEAK_SIGNATURE, cert, role, {"algorithm": hash_label(algorithm.name)})
     return None
 
 
@@ -983,8 +991,6 @@ def _wildcard_problem(leaf: x509.Certificate) -> Problem | None:
 
 @lru_cache(maxsize=2)
 def _psl(icann: bool) -> Any:
-    from publicsuffixlist import PublicSuffixList
-
     # Names under an unknown top-level domain (a private "corp" or "lan") are
     # not public suffixes: a private CA may issue *.corp.
     return PublicSuffixList(accept_unknown=False, only_icann=icann)
@@ -1023,8 +1029,7 @@ def _cn_warning(leaf: x509.Certificate) -> Warning_ | None:
         cns = [str(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     except PARSE_ERRORS:
         return None
-    values = {*san.get_values_for_type(x509.DNSName),
-              *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))}
+    values = set(san_values(san))
     for cn in cns:
         if cn not in values:
             return Warning_(Rule.CN_NOT_IN_SAN, leaf, {"cn": cn})
@@ -1320,8 +1325,6 @@ def judge(
         The :class:`Verdict`; ``problem`` is ``None`` when nothing is wrong
         beyond, perhaps, an anchor nobody gave.
     """
-    from cryptography.x509.verification import Store, VerificationError
-
     at = at or clock.now()
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
@@ -1453,9 +1456,6 @@ def describe(cert: x509.Certificate, lang: str = "en") -> dict[str, Any]:
         ``sha256`` (colon-separated fingerprint), ``is_ca``, ``self_signed``
         and ``key`` (e.g. ``"RSA 2048"``, ``"EC P-256"``).
     """
-    from .certfiles import cert_fingerprint
-    from .keys import key_summary
-
     try:
         key = key_summary(cert)
     except (ValueError, UnsupportedAlgorithm):

@@ -23,12 +23,15 @@ is used.  Lengths count characters, as the UTF8String upper bounds do.
 
 from __future__ import annotations
 
+import gettext
 import ipaddress
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -36,6 +39,7 @@ from cryptography.x509.oid import NameOID
 from . import keys
 from ..errors import InputError
 from ..i18n import Msg
+from .certfiles import WEAK_HASHES, hash_label, san_values, subject_alt_name
 from .keys import KeySpec
 
 __all__ = [
@@ -55,6 +59,8 @@ __all__ = [
     "describe_csr",
     "csr_problems",
 ]
+
+log = logging.getLogger(__name__)
 
 FIELDS: tuple[str, ...] = ("country", "state", "locality", "org", "unit", "cn", "aliases", "email",
                            "keytype", "keysize", "curve", "memo")
@@ -160,6 +166,8 @@ def _check_text(name: str, value: str) -> str:
 
 
 def _check_country(value: str) -> str:
+    # pycountry's tables are for CSR forms only: every diagnosis (which reads
+    # CSRs through this module) would pay about 18 ms for them at start-up.
     import pycountry
 
     text = value.strip()
@@ -183,7 +191,7 @@ def _check_country(value: str) -> str:
 def _country_suggestion(text: str) -> str | None:
     """The alpha-2 code for an alpha-3 code or an English or Japanese country
     name (``"JPN"``, ``"Japan"``, ``"日本"``), else ``None``."""
-    import pycountry
+    import pycountry  # CSR forms only, see _check_country
 
     try:
         return pycountry.countries.lookup(text).alpha_2
@@ -191,8 +199,6 @@ def _country_suggestion(text: str) -> str | None:
         pass
     if text.isascii():
         return None
-    import gettext
-
     try:
         names = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["ja"])
     except OSError:
@@ -226,6 +232,25 @@ def normalize_hostname(value: str, *, wildcard: bool = True) -> tuple[str, Msg |
         return value, exc.msg
 
 
+def normalize_hostname_option(value: str) -> str:
+    """The host name clients connect to, as given by the user (IDN -> A-labels).
+
+    Raises:
+        InputError: not a valid host name (field ``hostname``).
+    """
+    # Clients may connect by address: then the certificate needs that
+    # address as an IP subjectAltName (a CSR never asks for one).
+    try:
+        return str(ipaddress.ip_address(value.strip().strip("[]")))
+    except ValueError:
+        pass
+    name, err = normalize_hostname(value, wildcard=False)
+    if err is not None:
+        raise InputError(err, Msg.of("actions.hostname.invalid.fix"), field="hostname")
+    return name
+
+
+
 class _HostError(Exception):
     def __init__(self, msg: Msg) -> None:
         super().__init__(msg.key)
@@ -242,8 +267,6 @@ def _ip_like(text: str) -> bool:
 
 
 def _hostname(value: str, *, wildcard: bool) -> str:
-    import idna
-
     shown = value.strip()
     if _ip_like(shown):
         raise _HostError(Msg.of("csr.host.ip", name=shown))
@@ -348,6 +371,8 @@ def _check_email(value: str) -> str:
     text = value.strip()
     if not text:
         return ""
+    # email_validator brings dnspython (about 20 ms): only an address typed
+    # into a CSR form or an ACME account needs it.
     from email_validator import EmailNotValidError, validate_email
 
     try:
@@ -537,21 +562,14 @@ def _subject_value(csr: x509.CertificateSigningRequest, oid: x509.ObjectIdentifi
 
 def _sans(csr: x509.CertificateSigningRequest) -> list[str] | None:
     """DNS names and IP addresses of the SAN extension; ``None`` without one."""
-    try:
-        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return None
-    names: list[str] = list(ext.value.get_values_for_type(x509.DNSName))
-    names += [str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)]
-    return names
+    san = subject_alt_name(csr)
+    return None if san is None else san_values(san)
 
 
 def _display_name(name: str) -> str:
     """U-label form of an A-label host name, for people; unchanged if not IDNA."""
     if "xn--" not in name:
         return name
-    import idna
-
     try:
         return ".".join("*" if label == "*" else idna.decode(label) for label in name.split("."))
     except (idna.IDNAError, UnicodeError):
@@ -597,9 +615,6 @@ def describe_csr(csr: x509.CertificateSigningRequest) -> dict[str, Any]:
     return out
 
 
-_WEAK_HASHES = frozenset({"md2", "md4", "md5", "sha1"})
-
-
 def csr_problems(csr: x509.CertificateSigningRequest) -> list[Msg]:
     """What is wrong with a CSR someone else made, most serious first.
 
@@ -609,8 +624,8 @@ def csr_problems(csr: x509.CertificateSigningRequest) -> list[Msg]:
     """
     problems: list[Msg] = []
     hash_name = _hash_name(csr)
-    if hash_name in _WEAK_HASHES:
-        problems.append(Msg.of("csr.problem.weak_hash", algorithm=hash_name.upper().replace("SHA", "SHA-")))
+    if hash_name in WEAK_HASHES:
+        problems.append(Msg.of("csr.problem.weak_hash", algorithm=hash_label(hash_name)))
     elif not _signature_ok(csr):
         problems.append(Msg.of("csr.problem.bad_signature"))
     weak = keys.key_strength_problem(csr)

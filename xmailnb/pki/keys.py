@@ -21,15 +21,24 @@ True
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    rsa,
+    x448,
+    x25519,
+)
 
 from ..errors import InputError
+from ..files import sha256_fingerprint
 from ..i18n import Msg
 
 __all__ = [
@@ -52,6 +61,8 @@ __all__ = [
     "parse_key_field",
     "sha256_fingerprint",
 ]
+
+log = logging.getLogger(__name__)
 
 KEY_TYPES: tuple[str, ...] = ("rsa", "ec")
 RSA_SIZES: tuple[int, ...] = (2048, 3072, 4096)
@@ -328,7 +339,3 @@ def public_key_fingerprint(key: Any) -> str:
     """
     return sha256_fingerprint(_spki_der(key))
 
-
-def sha256_fingerprint(data: bytes) -> str:
-    """SHA-256 of *data* as upper-case hex pairs joined by colons."""
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(data).digest())

@@ -20,7 +20,8 @@ import traitlets
 
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot.layout import MailRoot, resolve
+from ..mailroot.layout import MailRoot
+from ..mailroot.resolve import resolve
 
 __all__ = [
     "STATES",
