@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 import pki
-from helpers import CSR_ARGS, run, tree
+from helpers import CSR_ARGS, free_port, run, tree
 from xmailnb.checks.renewal import renewal_finding
 from xmailnb.flows import acme as acmeflow
 from xmailnb.i18n import Msg
@@ -36,12 +36,6 @@ NAMES = ["mail.example.jp", "smtp.example.jp"]
 
 
 # -- the servers -----------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 15
@@ -67,8 +61,8 @@ def start_pebble(workdir: Path):
     (workdir / "ca.pem").write_bytes(ca.pem)
     (workdir / "cert.pem").write_bytes(server.pem)
     (workdir / "key.pem").write_bytes(server.key_pem(traditional=False))
-    ports = SimpleNamespace(acme=_free_port(), mgmt=_free_port(), http=_free_port(), tls=_free_port(),
-                            dns=_free_port(), cts=_free_port())
+    ports = SimpleNamespace(acme=free_port(), mgmt=free_port(), http=free_port(), tls=free_port(),
+                            dns=free_port(), cts=free_port())
     config = {"pebble": {
         "listenAddress": f"127.0.0.1:{ports.acme}", "managementListenAddress": f"127.0.0.1:{ports.mgmt}",
         "certificate": str(workdir / "cert.pem"), "privateKey": str(workdir / "key.pem"),
@@ -366,7 +360,7 @@ def test_refusals_say_what_to_do(pebble, tmp_path, case):
         assert "could not be verified" in r.err and "--directory-ca" in r.err
     elif case == "unreachable":
         r = run("acme", "issue", "--mailroot", str(mailroot), "--directory",
-                f"https://127.0.0.1:{_free_port()}/dir", "--agree-tos", *http_args(pebble))
+                f"https://127.0.0.1:{free_port()}/dir", "--agree-tos", *http_args(pebble))
         assert "Cannot reach" in r.err
     else:
         r = run(*issue_args(pebble, mailroot, "--challenge", "dns-01", "--agree-tos"))

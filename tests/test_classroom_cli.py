@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import CSR_ARGS, run, tree
+from helpers import CSR_ARGS, free_block, run, tree
 from xmailnb.classroom import hubconfig, procs, roster
 from xmailnb.classroom.report import BOARD_CLASSES, snapshot
 
@@ -26,26 +26,6 @@ def _run_async(coro):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def _free_block(count: int = 4) -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 def _init(tmp_path, *trainees, trainer="sato", extra=()):
@@ -352,7 +332,7 @@ def test_plan_rejects_ports_without_room_for_the_internal_ones(tmp_path):
 def test_serve_says_how_to_install_the_proxy(tmp_path, monkeypatch):
     _init(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # no configurable-http-proxy anywhere
-    port = _free_block()  # the class's port and the three after it
+    port = free_block()  # the class's port and the three after it
     result = run("classroom", "serve", str(tmp_path / "class"), "--port", str(port), "--lang", "ja")
     assert result.code == 2
     assert "configurable-http-proxy" in result.err and "npm install -g" in result.err and "apt-get" in result.err

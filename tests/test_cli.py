@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 
 import pki
-from helpers import CSR_ARGS, run, sign_csr_file, tree
+from helpers import CSR_ARGS, run, sandbox_copy, sign_csr_file, tree
 from xmailnb.checks.diagnose import CHECK_IDS
 from xmailnb.mailroot.resolve import resolve
 
@@ -73,7 +73,7 @@ def test_mail_root_environment_variable(mailroot, monkeypatch):
 
 def test_copy_of_the_sandbox_is_still_a_practice_mailroot(tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(resolve(None).path, copy)
+    sandbox_copy(copy)
     r = run("diagnose", "--mailroot", str(copy), "--json")
     assert r.json["sandbox"] is True and "sandbox" in r.err
 

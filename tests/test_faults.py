@@ -18,13 +18,13 @@ from typing import Callable
 import pytest
 
 import pki
+from helpers import sandbox_copy
 from xmailnb.flows import actions
 from xmailnb.pki import csr as csrmod
 from xmailnb.pki import keys
 from xmailnb.mailroot import store as storemod
 from xmailnb.errors import XmailnbError
 from xmailnb.mailroot.layout import MailRoot
-from xmailnb.mailroot.resolve import resolve
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 
@@ -78,7 +78,7 @@ def pki_material():
 def _prepared(tmp_path: Path, h, h2) -> MailRoot:
     """A MailRoot with an installed certificate and some history."""
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     plan = actions.plan_install(mr, actions.Upload(h.chain_pem, "c"), key=actions.Upload(h.leaf.key_pem(), "k"))
     actions.apply_install(mr, plan)

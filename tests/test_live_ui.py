@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
@@ -15,13 +14,6 @@ from xmailnb.flows.notice import notice_text
 from xmailnb.checks.progress import Step, events, step_progress
 from xmailnb.ui import NoticeStep, ProbeStep
 from xmailnb.mailroot.workbook import probe_settings
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
 
 
 def installed(mailroot: Path):

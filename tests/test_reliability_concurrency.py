@@ -14,7 +14,6 @@ belongs to the pending CSR, and the archive and the audit log agree.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,11 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from helpers import CSR_ARGS
+from helpers import CSR_ARGS, sandbox_copy
 from xmailnb.flows import actions
 from xmailnb.pki import keys
 from xmailnb.mailroot.layout import MailRoot
-from xmailnb.mailroot.resolve import resolve
 from xmailnb.mailroot.servertab import ServerTab
 from xmailnb.mailroot.store import Store
 
@@ -81,7 +79,7 @@ def material(tmp_path_factory):
 
 def test_eight_way_mixed_writers_lose_nothing(material, tmp_path):
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     env = {**os.environ, "XMAILNB_LANG": "en", "XMAILNB_LOCK_WAIT": "120"}
     # An earlier CSR to roll back to while other writers run.
@@ -160,7 +158,7 @@ def test_concurrent_settings_in_process_threads_keep_every_change(tmp_path):
     import threading
 
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(SETTINGS))

@@ -5,40 +5,29 @@ message."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
 
 import pki
-from helpers import run
+from helpers import run, sandbox_copy, tree
 from xmailnb.mailroot.layout import MANAGED_FILES, MailRoot, is_managed
-from xmailnb.mailroot.resolve import resolve
 from xmailnb.mailroot.store import Store, sha256_hex
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
-    """Mode and content hash of everything below *root* (links not followed)."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
-            out[str(path.relative_to(root))] = (st.st_mode, digest)
-    out["."] = (root.lstat().st_mode, "")
-    return out
+    """Mode and content of everything below *root*, *root* too (links not followed)."""
+    return tree(root, exclude=(), folders=True, meta=("mode",))
 
 
 @pytest.fixture
 def setup(tmp_path):
     h = pki.hierarchy()
     mailroot = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, mailroot)
+    sandbox_copy(mailroot)
     outside = tmp_path / "outside"
     outside.mkdir(mode=0o755)
     (outside / "x").write_bytes(b"precious\n")

@@ -8,8 +8,11 @@ import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+
+import helpers
 
 from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError, InputError
@@ -25,15 +28,7 @@ def mr(tmp_path):
 
 def tree(root) -> dict[str, str]:
     """Hash of every file below *root* except the store's own bookkeeping."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, root)
-            if rel.startswith(os.path.join("sslconf", "archive")) or rel.endswith(("audit.log", ".xmailnb.lock")):
-                continue
-            out[rel] = sha256_hex(open(path, "rb").read())
-    return out
+    return helpers.tree(Path(root), exclude=("sslconf/archive*", "*audit.log", helpers.LOCK))
 
 
 def test_apply_archives_previous_and_writes_new(mr):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
-import shutil
 import stat
 from pathlib import Path
 
@@ -31,14 +30,6 @@ from xmailnb.ui.install import upload_value
 
 FORM = {"country": "JP", "state": "Tokyo", "locality": "Shibuya-ku", "org": "Example Co., Ltd.",
         "cn": "mail.example.jp", "aliases": "smtp.example.jp"}
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    """A copied MailRoot: the stock sandbox copied somewhere else."""
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from xmailnb.pki.chain import describe
 from xmailnb.checks.diagnose import diagnose
 from xmailnb.errors import InputError
 from xmailnb.mailroot.resolve import resolve
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
 
 
 @pytest.fixture
@@ -164,7 +156,9 @@ def test_json_on_an_internal_error(monkeypatch):
     def broken(args, out):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(cli._COMMANDS, "history", broken)
+    from xmailnb.cli import history as history_command
+
+    monkeypatch.setattr(history_command, "run", broken)
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(["history", "--json"], stdout=out, stderr=err)
     assert code == 1

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pki
+from helpers import sandbox_copy
 from xmailnb.cli.main import main
-from xmailnb.mailroot.resolve import resolve
 
 BUDGET_SECONDS = 12.0
 
@@ -35,7 +35,7 @@ def chain():
 @pytest.fixture(scope="module")
 def mailroot(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "MailRoot"
-    shutil.copytree(resolve(None).path, path)
+    sandbox_copy(path)
     return path
 
 

@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 import verdict_corpus as vc
+from helpers import sandbox_copy
 from xmailnb import clock
 from xmailnb.cli.main import main
-from xmailnb.mailroot.resolve import resolve
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 
@@ -118,7 +118,7 @@ def _openssl(case: vc.Case, work: Path) -> tuple[bool, str]:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, Outcome]:
     mailroot = tmp_path_factory.mktemp("verdicts") / "MailRoot"
-    shutil.copytree(resolve(None).path, mailroot)
+    sandbox_copy(mailroot)
     results = {}
     for i, case in enumerate(CASES):
         if case.check is not None:
