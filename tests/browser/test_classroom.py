@@ -24,6 +24,9 @@ import pytest
 from conftest import ARTIFACTS, _require_chromium
 from helpers import free_block
 
+# Chromium through Playwright: outside the quick loop (make test-quick).
+pytestmark = pytest.mark.browser
+
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Class Test",
               "cn": "mail.example.jp"}
 BOARD_DEADLINE = 5.0

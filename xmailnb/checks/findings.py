@@ -31,6 +31,9 @@ class Finding:
     fix: Msg | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a view or a test may pass "warn"
+
     def to_json(self, lang: str) -> dict[str, Any]:
         out: dict[str, Any] = {"check": self.check, "status": str(self.status),
                                "message": self.message.render(lang),
@@ -58,7 +61,8 @@ class Report:
         return Status.worst(f.status for f in self.findings)
 
     def count(self, status: Status) -> int:
-        return sum(1 for f in self.findings if f.status is status)
+        wanted = Status(status)
+        return sum(1 for f in self.findings if f.status is wanted)
 
     def by_check(self, check: str) -> Finding:
         """The finding of *check*.

@@ -65,6 +65,7 @@ from ..mailroot.workbook import probe_settings
 from ..pki import certfiles
 from ..pki import chain as chainmod
 from ..pki.csr import normalize_hostname_option
+from ..status import Status
 from .findings import Finding
 from .installed import anchor_sets, installed_chain
 
@@ -163,7 +164,7 @@ class EndpointResult:
     chain: list[dict[str, str]] = field(default_factory=list)
     verified: bool = False
     matches_installed: bool | None = None
-    status: str = "error"
+    status: Status = Status.ERROR
     problem: Problem | None = None
     message: Msg = field(default_factory=lambda: Msg.of("probe.not_run"))
     fix: Msg | None = None
@@ -799,20 +800,20 @@ def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> d
     return anchor_sets(mr, certs_pem, cafile_certs, given_as="cafile")
 
 
-def _trust_remedy(reason: Msg | None) -> Msg | None:
-    # The one place that reads the verifier's reason: chain.verify_trust
-    # says why in words only (a Msg); its reasons map to our remedies here.
-    remedy = _TRUST_REMEDIES.get(reason.key) if reason is not None else None
+def _trust_remedy(problem: chainmod.Problem | None) -> Msg | None:
+    """What to do about why the served chain did not verify (by its reason,
+    never by the wording of the message)."""
+    remedy = _TRUST_REMEDIES.get(problem.reason) if problem is not None else None
     return Msg.of(remedy) if remedy else None
 
 
-_TRUST_REMEDIES = {
-    "chain.trust.hostname": "probe.fix.hostname",
-    "chain.trust.expired": "probe.fix.expired",
-    "chain.trust.not_yet_valid": "probe.fix.expired",
-    "chain.trust.unknown_issuer": "probe.fix.untrusted",
-    "chain.trust.untrusted_root": "probe.fix.untrusted",
-    "chain.trust.self_signed": "probe.fix.untrusted",
+_TRUST_REMEDIES: dict[chainmod.Reason, str] = {
+    chainmod.Reason.HOSTNAME: "probe.fix.hostname",
+    chainmod.Reason.EXPIRED: "probe.fix.expired",
+    chainmod.Reason.NOT_YET_VALID: "probe.fix.expired",
+    chainmod.Reason.UNKNOWN_ISSUER: "probe.fix.untrusted",
+    chainmod.Reason.UNTRUSTED_ROOT: "probe.fix.untrusted",
+    chainmod.Reason.SELF_SIGNED: "probe.fix.untrusted",
 }
 
 
@@ -866,7 +867,7 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
     _fill_served(r, served)
     certs = served.certs
     if not certs:
-        r.status, r.problem = "error", Problem.NO_CERT
+        r.status, r.problem = Status.ERROR, Problem.NO_CERT
         r.message, r.fix = Msg.of("probe.no_cert", port=r.port), Msg.of("probe.handshake.fix")
         return
     r.days_left = min((c.not_valid_after_utc - at).days for c in certs)
@@ -883,10 +884,10 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
     tls = Msg.of("probe.tls", version=served.version, cipher=served.cipher)
     if not trust.trusted:
         reason = trust.reason or Msg.of("probe.not_verified.unknown")
-        r.status, r.problem = "error", Problem.NOT_VERIFIED
+        r.status, r.problem = Status.ERROR, Problem.NOT_VERIFIED
         r.message = _with(Msg.of("probe.not_verified", tls=tls, hostname=verify_name, reason=reason),
                           mismatch_msg)
-        remedy = _trust_remedy(trust.reason)
+        remedy = _trust_remedy(trust.problem)
         if mismatch is Mismatch.LEAF_ONLY or (remedy is None and mismatch is not None):
             r.fix = _mismatch_fix(mismatch)
         else:
@@ -898,25 +899,25 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
     issues = chainmod.check_order(certs)
     old_tls = served.version in ("TLSv1", "TLSv1.1", "SSLv3")
     if mismatch is not None:
-        r.status, r.message, r.fix = "warn", _with(verified, mismatch_msg), _mismatch_fix(mismatch)
+        r.status, r.message, r.fix = Status.WARN, _with(verified, mismatch_msg), _mismatch_fix(mismatch)
     elif issues:
         # Say it in served terms: check_order's messages speak of server.cert.
         key = "probe.duplicate" if all(i.code == "duplicate" for i in issues) else "probe.order"
-        r.status, r.message = "warn", _with(verified, Msg.of(key))
+        r.status, r.message = Status.WARN, _with(verified, Msg.of(key))
         r.fix = Msg.of("probe.fix.order")
     elif old_tls:
-        r.status = "warn"
+        r.status = Status.WARN
         r.message = _with(verified, Msg.of("probe.old_tls", version=served.version))
         r.fix = Msg.of("probe.fix.old_tls")
     elif r.days_left < EXPIRY_WARN_DAYS:
-        r.status = "warn"
+        r.status = Status.WARN
         r.message = _with(verified, Msg.of("probe.expiring", count=r.days_left))
         r.fix = Msg.of("probe.fix.expired")
     elif r.anchor in ("practice", "certs.pem"):
-        r.status, r.fix = "info", Msg.of(f"probe.fix.anchor.{r.anchor}")
+        r.status, r.fix = Status.INFO, Msg.of(f"probe.fix.anchor.{r.anchor}")
         r.message = _with(verified, Msg.of("probe.same") if r.matches_installed else None)
     else:
-        r.status, r.fix = "ok", None
+        r.status, r.fix = Status.OK, None
         r.message = _with(verified, Msg.of("probe.same") if r.matches_installed else None)
 
 
@@ -926,7 +927,7 @@ def _probe_one(name: str, host: str, port: int, sni: str | None, timeout: float,
     try:
         served = _fetch(name, host, port, sni, timeout, want_cert)
     except _Fail as fail:
-        r.reachable, r.status, r.problem, r.message, r.fix = fail.reachable, "error", fail.kind, fail.msg, fail.fix
+        r.reachable, r.status, r.problem, r.message, r.fix = fail.reachable, Status.ERROR, fail.kind, fail.msg, fail.fix
         if fail.served is not None:
             try:
                 _fill_served(r, fail.served)
@@ -935,7 +936,7 @@ def _probe_one(name: str, host: str, port: int, sni: str | None, timeout: float,
         return r
     except Exception as exc:  # never a traceback for what a server sends
         log.warning("probe of %s port %s stopped unexpectedly", name, port, exc_info=True)
-        r.reachable, r.status, r.problem = True, "error", Problem.UNEXPECTED
+        r.reachable, r.status, r.problem = True, Status.ERROR, Problem.UNEXPECTED
         r.message = Msg.of("probe.unexpected", port=port, reason=type(exc).__name__)
         r.fix = Msg.of("probe.closed.fix")
         return r
@@ -944,7 +945,7 @@ def _probe_one(name: str, host: str, port: int, sni: str | None, timeout: float,
 
 def _skipped(name: str, host: str, port: int) -> EndpointResult:
     flag = STARTTLS_FLAGS[name]
-    return EndpointResult(name=name, host=host, port=port, status="info", problem=Problem.STARTTLS_OFF,
+    return EndpointResult(name=name, host=host, port=port, status=Status.INFO, problem=Problem.STARTTLS_OFF,
                           message=Msg.of("probe.starttls_off", name=name, port=port, flag=flag),
                           fix=Msg.of("probe.starttls_off.fix", flag=flag))
 
@@ -1031,7 +1032,7 @@ def probe(
             _judge(r, outcome, verify_name, anchors, installed, mailroot is not None, at)
         except Exception as exc:  # a certificate too odd to judge still gets a clear line
             log.warning("could not judge what %s port %s served", name, r.port, exc_info=True)
-            r.status, r.problem = "error", Problem.UNEXPECTED
+            r.status, r.problem = Status.ERROR, Problem.UNEXPECTED
             r.message = Msg.of("probe.unexpected", port=r.port, reason=type(exc).__name__)
             r.fix = Msg.of("probe.fix.diagnose")
         results.append(r)
@@ -1039,10 +1040,9 @@ def probe(
     return results
 
 
-def worst_status(results: Sequence[EndpointResult]) -> str:
+def worst_status(results: Sequence[EndpointResult]) -> Status:
     """The worst status among *results* (``ok`` for none)."""
-    rank = {"ok": 0, "info": 1, "warn": 2, "error": 3}
-    return max((r.status for r in results), key=lambda s: rank.get(s, 3), default="ok")
+    return Status.worst(r.status for r in results)
 
 
 def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
@@ -1055,7 +1055,7 @@ def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
     for r in checked:
         if r.chain and r.chain[0]["sha256"] not in served:
             served.append(r.chain[0]["sha256"])
-    passed = bool(checked) and all(r.status != "error" for r in checked)
+    passed = bool(checked) and all(r.status is not Status.ERROR for r in checked)
     progress.record_probe(mailroot, passed=passed, worst=worst_status(results), served_sha256=served)
 
 

@@ -45,6 +45,7 @@ from .diagnose import Finding, Report, diagnose
 from ..errors import XmailnbError
 from ..mailroot.layout import MailRoot
 from ..mailroot.store import Store
+from ..status import Status
 
 __all__ = [
     "Step",
@@ -120,8 +121,8 @@ class Progress:
     @property
     def problems(self) -> list[Finding]:
         """The diagnosis' errors, then its warnings."""
-        errors = [f for f in self.report.findings if f.status == "error"]
-        return errors + [f for f in self.report.findings if f.status == "warn"]
+        errors = [f for f in self.report.findings if f.status is Status.ERROR]
+        return errors + [f for f in self.report.findings if f.status is Status.WARN]
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": {str(k): str(v) for k, v in self.states.items()},
@@ -138,10 +139,10 @@ class _Facts:
     audit: Sequence[Mapping[str, Any]]
     events: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
-    def status(self, check: str) -> str | None:
+    def status(self, check: str) -> Status | None:
         for f in self.report.findings:
             if f.check == check:
-                return str(f.status)
+                return f.status
         return None
 
     def ever(self, actions: Iterable[str]) -> bool:
@@ -163,19 +164,19 @@ def _was(done: bool, ever: bool) -> StepState:
 
 
 def _diagnose_state(f: _Facts) -> StepState:
-    if f.report.count("error"):
+    if f.report.count(Status.ERROR):
         return StepState.BROKEN if f.ever(_INSTALL_ACTIONS) else StepState.TODO
-    return StepState.ATTENTION if f.report.count("warn") else StepState.DONE
+    return StepState.ATTENTION if f.report.count(Status.WARN) else StepState.DONE
 
 
 def _cert_installed(f: _Facts) -> bool:
-    return f.status("cert.present") == "ok"
+    return f.status("cert.present") is Status.OK
 
 
 def _csr_state(f: _Facts) -> StepState:
     pending = f.mr.pending_key.is_file() and f.mr.pending_csr.is_file()
     state = _was(pending or _cert_installed(f), f.ever(_CSR_ACTIONS))
-    if state is StepState.DONE and pending and f.status("csr.pending") == "warn":
+    if state is StepState.DONE and pending and f.status("csr.pending") is Status.WARN:
         return StepState.ATTENTION
     return state
 
@@ -219,18 +220,18 @@ def _submit_state(f: _Facts) -> StepState:
 
 def _install_state(f: _Facts) -> StepState:
     statuses = [f.status(c) for c in _INSTALL_CHECKS]
-    paired = (f.status("key.present") == "ok" and _cert_installed(f) and f.status("cert.pair") == "ok")
-    complete = f.status("cert.chain") in ("ok", "info")
-    if not paired or not complete or "error" in statuses:
+    paired = (f.status("key.present") is Status.OK and _cert_installed(f) and f.status("cert.pair") is Status.OK)
+    complete = f.status("cert.chain") in (Status.OK, Status.INFO)
+    if not paired or not complete or Status.ERROR in statuses:
         return _was(False, f.ever(_INSTALL_ACTIONS))
-    return StepState.ATTENTION if "warn" in statuses else StepState.DONE
+    return StepState.ATTENTION if Status.WARN in statuses else StepState.DONE
 
 
 def _settings_state(f: _Facts, install: StepState) -> StepState:
     if install not in (StepState.DONE, StepState.ATTENTION):
         return StepState.BROKEN if install is StepState.BROKEN else StepState.TODO
     statuses = [f.status(c) for c in _SETTINGS_CHECKS]
-    return StepState.ATTENTION if ("warn" in statuses or "error" in statuses) else StepState.DONE
+    return StepState.ATTENTION if (Status.WARN in statuses or Status.ERROR in statuses) else StepState.DONE
 
 
 def _probe_state(f: _Facts, install: StepState) -> StepState:
@@ -252,7 +253,7 @@ def _probe_state(f: _Facts, install: StepState) -> StepState:
     last = current[-1]
     if not last.get("passed"):
         return StepState.BROKEN if any(e.get("passed") for e in current) else StepState.TODO
-    return StepState.ATTENTION if last.get("worst") == "warn" else StepState.DONE
+    return StepState.ATTENTION if last.get("worst") == Status.WARN else StepState.DONE
 
 
 def _notice_state(f: _Facts, install: StepState) -> StepState:
@@ -292,7 +293,7 @@ def progress_of(mr: MailRoot, report: Report) -> Progress:
 
 def _has_leaf(report: Report) -> bool:
     try:
-        return report.by_check("cert.present").status == "ok"
+        return report.by_check("cert.present").status is Status.OK
     except StopIteration:
         return False
 

@@ -25,6 +25,7 @@ from ..errors import XmailnbError
 from ..i18n import Msg
 from ..mailroot.layout import REL_WORKBOOK, MailRoot
 from ..mailroot.workbook import probe_settings, save_probe_settings
+from ..status import Status
 from .output import Help, Out, add_probe_options, mailroot_from
 
 log = logging.getLogger(__name__)
@@ -109,4 +110,4 @@ def run(args: argparse.Namespace, out: Any) -> int:
         out.json({"endpoints": [r.to_json(out.lang) for r in results]})
     else:
         print_results(results, out)
-    return 1 if any(r.status == "error" for r in results) else 0
+    return 1 if any(r.status is Status.ERROR for r in results) else 0
