@@ -52,6 +52,7 @@ from . import progress
 from .. import clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg
+from ..logs import log_unexpected
 from ..mailroot.endpoints import (
     DEFAULT_ENDPOINTS,
     ENDPOINTS,
@@ -931,11 +932,11 @@ def _probe_one(name: str, host: str, port: int, sni: str | None, timeout: float,
         if fail.served is not None:
             try:
                 _fill_served(r, fail.served)
-            except Exception:  # the facts are a bonus; the reason is what counts
+            except chainmod.PARSE_ERRORS:  # the facts are a bonus; the reason is what counts
                 log.debug("could not describe the served chain", exc_info=True)
         return r
-    except Exception as exc:  # never a traceback for what a server sends
-        log.warning("probe of %s port %s stopped unexpectedly", name, port, exc_info=True)
+    except Exception as exc:  # a bug boundary: never a traceback for what a server sends
+        log_unexpected(log, f"probing {name} port {port}", exc)
         r.reachable, r.status, r.problem = True, Status.ERROR, Problem.UNEXPECTED
         r.message = Msg.of("probe.unexpected", port=port, reason=type(exc).__name__)
         r.fix = Msg.of("probe.closed.fix")
@@ -1030,8 +1031,8 @@ def probe(
         r = EndpointResult(name=name, host=host, port=wanted[name], reachable=True)
         try:
             _judge(r, outcome, verify_name, anchors, installed, mailroot is not None, at)
-        except Exception as exc:  # a certificate too odd to judge still gets a clear line
-            log.warning("could not judge what %s port %s served", name, r.port, exc_info=True)
+        except Exception as exc:  # a bug boundary: a certificate too odd to judge still gets a clear line
+            log_unexpected(log, f"judging what {name} port {r.port} served", exc)
             r.status, r.problem = Status.ERROR, Problem.UNEXPECTED
             r.message = Msg.of("probe.unexpected", port=r.port, reason=type(exc).__name__)
             r.fix = Msg.of("probe.fix.diagnose")

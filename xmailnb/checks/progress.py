@@ -41,7 +41,8 @@ from typing import Any
 from ..pki import certfiles, keys
 from .. import clock
 from ..files import read_regular
-from .diagnose import Finding, Report, diagnose
+from .diagnose import diagnose
+from .findings import Finding, Report
 from ..errors import XmailnbError
 from ..mailroot.layout import MailRoot
 from ..mailroot.store import Store
@@ -317,7 +318,7 @@ def step_progress(mr: MailRoot, *, report: Report | None = None,
                   at: dt.datetime | None = None) -> Progress:
     """Diagnose *mr* (unless *report* is given) and say where every step stands.
 
-    >>> from xmailnb.mailroot.layout import create_sandbox
+    >>> from xmailnb.mailroot.sandbox import create_sandbox
     >>> import tempfile, pathlib
     >>> mr = create_sandbox(pathlib.Path(tempfile.mkdtemp()) / "MailRoot")
     >>> str(step_progress(mr)[Step.INSTALL])

@@ -147,7 +147,7 @@ def _die_with_parent() -> None:
 def _open_browser(url: str) -> bool:
     try:
         return bool(webbrowser.open(url))
-    except Exception:  # no browser on a server: the address printed is enough
+    except (webbrowser.Error, OSError):  # no browser on a server: the address printed is enough
         return False
 
 

@@ -51,6 +51,7 @@ import asyncio
 import hashlib
 import hmac
 import html
+import http.cookies
 import json
 import logging
 import re
@@ -76,6 +77,7 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from ..i18n import LANGUAGES, detect_language, text
+from ..logs import log_unexpected
 from .page import LANG_CLASS_PREFIX, accept_language
 from .plan import is_loopback
 
@@ -153,7 +155,7 @@ class Door:
     def cookie_ok(self, request: HTTPServerRequest) -> bool:
         try:
             morsel = request.cookies.get(self.cookie_name)
-        except Exception:  # a malformed Cookie header is no cookie
+        except (http.cookies.CookieError, ValueError):  # a malformed Cookie header is no cookie
             return False
         if morsel is None:
             return False
@@ -518,8 +520,8 @@ class PageKernelManager(AsyncMappingKernelManager):
         self.log.warning("A dashboard kernel died; it is stopped and its page asked to reload.")
         try:
             await self.shutdown_kernel(kernel_id, now=True)
-        except Exception:
-            log.exception("stopping a restarted kernel failed")
+        except Exception as exc:  # a bug boundary: the page is asked to reload anyway
+            log_unexpected(log, "stopping a restarted kernel", exc)
         refill = getattr(self, "fill_if_needed", None)
         notebook = getattr(self, "notebook_path", None)
         if refill is not None and notebook:
@@ -609,7 +611,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:
+        except (TypeError, ValueError):  # arguments that do not fit the format
             return True
         cleaned = redact(message)
         if cleaned != message:
@@ -731,8 +733,8 @@ class XmailnbVoila(Voila):
 
         try:
             run_sync(_shutdown)()
-        except Exception:
-            log.exception("stopping the kernels failed")
+        except Exception as exc:  # a bug boundary: the connection files go anyway
+            log_unexpected(log, "stopping the kernels", exc)
         finally:
             shutil.rmtree(self.connection_dir, ignore_errors=True)
 

@@ -53,7 +53,7 @@ from ..mailroot.acme_state import (
     update_status,
 )
 from ..mailroot.servertab import mail_hostname_of
-from ..mailroot.store import Store
+from ..mailroot.store import ArchiveEntry, Store
 from ..pki import certfiles, keys
 from .. import clock
 from ..errors import InputError, UsageError, XmailnbError
@@ -224,7 +224,7 @@ def explain(exc: BaseException, *, challenge: str | None = None, directory: str 
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return AcmeError(Msg.of("acme.net.unreachable", directory=directory),
                          Msg.of("acme.net.unreachable.fix", directory=directory))
-    if isinstance(exc, (acme_errors.ClientError, jose.DeserializationError, ValueError, KeyError,
+    if isinstance(exc, (acme_errors.ClientError, jose.errors.DeserializationError, ValueError, KeyError,
                         requests.exceptions.RequestException)):
         return AcmeError(Msg.of("acme.net.bad_response", directory=directory),
                          Msg.of("acme.net.bad_response.fix"))
@@ -414,7 +414,7 @@ def _network(account_key: Any, verify: Any) -> Any:
                         raise
             raise AssertionError("unreachable")
 
-    net = Network(jose.JWKRSA(key=account_key), alg=jose.RS256, user_agent=_USER_AGENT,
+    net = Network(jose.jwk.JWKRSA(key=account_key), alg=jose.jwa.RS256, user_agent=_USER_AGENT,
                   timeout=NETWORK_TIMEOUT)
     net.verify_ssl = verify
     return net
@@ -621,8 +621,8 @@ class IssueResult:
     leaf: x509.Certificate
     names: list[str]
     not_after: dt.datetime
-    entry: Any  # the store's ArchiveEntry of the install (None: same files)
-    plan: Any   # actions.InstallPlan
+    entry: ArchiveEntry | None  # the store's entry of the install (None: same files)
+    plan: actions.InstallPlan
     action: str  # "issue" or "renew"
 
     def to_json(self, lang: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ..checks.installed import anchor_sets
 from ..files import FileTooLarge, NotRegularFile, read_regular
@@ -250,13 +251,13 @@ class InstallPlan:
     leaf: x509.Certificate
     intermediates: list[x509.Certificate]
     root: x509.Certificate | None
-    key: Any
+    key: PrivateKeyTypes
     key_source: str  # "given", "bundle", "pending", "installed"
     hostname: str | None
     hostname_source: str | None  # "option", "server.tab"
     ca_added: list[x509.Certificate]
-    trust: Any
-    chain: Any
+    trust: chainmod.TrustResult
+    chain: chainmod.ChainPlan
     warnings: list[Msg] = field(default_factory=list)
     left_out: list[x509.Certificate] = field(default_factory=list)
     server_cert: bytes = b""
@@ -339,7 +340,7 @@ def _read_key(mr: MailRoot, rel: str) -> Any:
 
 
 def _choose_key(mr: MailRoot, leaf: x509.Certificate, key_upload: Upload | None,
-                bundle_keys: Sequence[Any], passphrase: bytes | None) -> tuple[Any, str]:
+                bundle_keys: Sequence[PrivateKeyTypes], passphrase: bytes | None) -> tuple[PrivateKeyTypes, str]:
     if key_upload is not None:
         try:
             key = certfiles.private_key_from(key_upload.data, name=key_upload.name,
@@ -551,7 +552,7 @@ def _readable_key(cert: x509.Certificate) -> bool:
     return True
 
 
-def leaf_issuer(plan: Any) -> x509.Name:
+def leaf_issuer(plan: InstallPlan) -> x509.Name:
     last = plan.intermediates[-1] if plan.intermediates else plan.leaf
     return last.issuer
 

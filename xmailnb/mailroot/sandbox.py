@@ -235,7 +235,7 @@ def reset_sandbox(path: str | os.PathLike[str] | None = None, *, by: str = "self
         BusyError: another writer holds the sandbox's lock: try again.
 
     >>> import tempfile, pathlib
-    >>> from xmailnb.mailroot.layout import create_sandbox
+    >>> from xmailnb.mailroot.sandbox import create_sandbox
     >>> box = create_sandbox(pathlib.Path(tempfile.mkdtemp()) / "sandbox-MailRoot")
     >>> reset_sandbox(box.path).generation.number
     1

@@ -57,6 +57,7 @@ from .. import clock
 from ..errors import BusyError, InputError, XmailnbError
 from ..files import NotRegularFile, read_regular, sha256_hex
 from ..i18n import Msg
+from ..logs import log_unexpected
 from .layout import JOURNAL_NAME, MANAGED_FOLDERS, MailRoot, is_managed, read_problem
 
 __all__ = ["ArchiveEntry", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
@@ -1055,8 +1056,8 @@ class Store:
             except OSError as exc:
                 log.info("could not put %s back: %s", rel, exc)
                 ok = False
-            except Exception:
-                log.exception("could not put %s back", rel)
+            except Exception as exc:  # a bug boundary: the undo goes on with the next file
+                log_unexpected(log, f"putting {rel} back", exc)
                 ok = False
         if not ok:
             return False
@@ -1073,8 +1074,8 @@ class Store:
         except OSError as exc:
             log.info("could not clean up after an undone change: %s", exc)
             return False
-        except Exception:
-            log.exception("could not clean up after an undone change")
+        except Exception as exc:  # a bug boundary: the journal stays for the next recovery
+            log_unexpected(log, "cleaning up after an undone change", exc)
             return False
         return True
 
@@ -1113,8 +1114,8 @@ class Store:
             # repairs it (every write recovers first, and refuses until then).
             log.info("recovery of %s not possible now: %s", self.mailroot.path, exc)
             return None
-        except Exception:
-            log.exception("recovery of %s failed", self.mailroot.path)
+        except Exception as exc:  # a bug boundary: the next writer refuses until recovered
+            log_unexpected(log, f"recovering {self.mailroot.path}", exc)
             return None
 
     def _recover_locked(self, session: _Session) -> Msg | None:

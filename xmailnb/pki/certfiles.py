@@ -42,7 +42,7 @@ from ..errors import InputError
 from ..files import sha256_fingerprint, sha256_hex
 from ..i18n import Msg
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_INPUT_BYTES",
@@ -613,7 +613,7 @@ def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
         elif "pkcs7" in said.lower() or "pkcs#7" in said.lower() or "order" in said.lower():
             note = Msg.of("certfiles.note.pkcs7", name=name)
         else:
-            _log.debug("warning while reading %s: %s", name, said)
+            log.debug("warning while reading %s: %s", name, said)
             continue
         if note not in loader.material.notes:
             loader.material.notes.append(note)

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import idna
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
@@ -579,14 +580,14 @@ def _display_name(name: str) -> str:
 def _signature_ok(csr: x509.CertificateSigningRequest) -> bool:
     try:
         return bool(csr.is_signature_valid)
-    except Exception:  # an algorithm this OpenSSL cannot check counts as not verified
+    except (UnsupportedAlgorithm, ValueError):  # an algorithm this OpenSSL cannot check: not verified
         return False
 
 
 def _hash_name(csr: x509.CertificateSigningRequest) -> str | None:
     try:
         algorithm = csr.signature_hash_algorithm
-    except Exception:
+    except (UnsupportedAlgorithm, ValueError):
         return None
     return algorithm.name if algorithm is not None else None
 

@@ -316,8 +316,9 @@ def key_strength_problem(key: Any) -> Msg | None:
 
 
 def _spki_der(obj: Any) -> bytes:
-    return public_key_of(obj).public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    der: bytes = public_key_of(obj).public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
 
 
 def public_key_matches(key: Any, other: Any) -> bool:
