@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import shutil
@@ -14,13 +15,17 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+import josepy as jose
 import pytest
+from acme import challenges
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 import pki
@@ -31,6 +36,8 @@ from xmailnb.i18n import Msg
 from xmailnb.mailroot.acme_state import AcmeSettings
 from xmailnb.mailroot.resolve import resolve
 from xmailnb.mailroot.sandbox import create_sandbox
+
+pytestmark = pytest.mark.slow  # a pebble ACME server
 
 NAMES = ["mail.example.jp", "smtp.example.jp"]
 
@@ -391,15 +398,20 @@ def test_no_pending_csr(tmp_path):
 # -- pieces ---------------------------------------------------------------------------------
 
 def test_responder_serves_only_the_token_path():
+    account_key = rsa.generate_private_key(65537, 2048)
+    chall = challenges.HTTP01(token=b"t" * 16)
     with acmeflow.Http01Responder(0, "127.0.0.1") as responder:
-        responder.add("/.well-known/acme-challenge/tok", "tok.thumb")
+        responder.add(chall, chall.response(jose.jwk.JWKRSA(key=account_key)), "tok.thumb")
         base = f"http://127.0.0.1:{responder.port}"
-        with urllib.request.urlopen(base + "/.well-known/acme-challenge/tok", timeout=5) as resp:
+        with urllib.request.urlopen(base + chall.path, timeout=5) as resp:
             assert resp.read() == b"tok.thumb"
-        for path in ("/", "/.well-known/acme-challenge/other", "/etc/passwd"):
-            with pytest.raises(urllib.error.HTTPError) as info:
-                urllib.request.urlopen(base + path, timeout=5)
-            assert info.value.code == 404
+        # Another token's path, or any other path: never the validation.
+        for path in ("/", chall.path[:-1] + "x", "/etc/passwd"):
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as resp:
+                    assert b"tok.thumb" not in resp.read()
+            except (urllib.error.HTTPError, ConnectionError, http.client.HTTPException):
+                pass
         port = responder.port
     with busy_port(port):  # stopped with the order: the port is free again
         pass

@@ -18,6 +18,8 @@ from xmailnb.i18n import Msg
 from xmailnb.mailroot.acme_state import LETSENCRYPT
 from xmailnb.ui.acme_panel import AcmePanel
 
+pytestmark = pytest.mark.slow  # a pebble ACME server
+
 
 def classes(widget) -> set[str]:
     return set(widget._dom_classes)

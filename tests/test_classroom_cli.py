@@ -18,6 +18,8 @@ from helpers import CSR_ARGS, free_block, run, tree
 from xmailnb.classroom import hubconfig, procs, roster
 from xmailnb.classroom.report import BOARD_CLASSES, snapshot
 
+pytestmark = pytest.mark.slow  # JupyterHub processes
+
 
 def _run_async(coro):
     """asyncio.run in a thread of its own: the browser tests' Playwright keeps

@@ -23,6 +23,8 @@ from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError
 from xmailnb.mailroot.layout import MailRoot
 
+pytestmark = pytest.mark.slow  # several processes at once
+
 ROUNDS = 4
 
 

@@ -26,6 +26,8 @@ from xmailnb.mailroot import store as storemod
 from xmailnb.errors import XmailnbError
 from xmailnb.mailroot.layout import MailRoot
 
+pytestmark = pytest.mark.slow  # fault injection at every store step
+
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 
 

@@ -11,6 +11,8 @@ import pytest
 from helpers import tree
 from xmailnb.mailroot.sandbox import create_sandbox
 
+pytestmark = pytest.mark.slow  # runs every notebook in a kernel
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHIPPED = sorted((ROOT / "xmailnb" / "share").glob("*.ipynb"))

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 import pki
 from helpers import run, sandbox_copy
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed"),
+              pytest.mark.slow]  # openssl subprocesses
 
 
 class TlsServer:

@@ -19,6 +19,8 @@ from xmailnb.pki import certfiles
 from xmailnb.errors import InputError
 from xmailnb.mailroot.layout import MailRoot
 
+pytestmark = pytest.mark.slow  # hypothesis
+
 H = pki.hierarchy()
 SAMPLES = [
     H.chain_pem, H.leaf.der, H.leaf.key_pem(), H.leaf.key_pem(traditional=False),

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "xmailnb"
 #: The core: the base modules and the packages of the flow.  The ways in that
@@ -42,12 +44,14 @@ def test_command_line_loads_no_jupyter(tmp_path):
     assert loaded & set(HEAVY) == set()
 
 
+@pytest.mark.slow
 def test_type_annotations_check():
     result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-error-summary",
                              str(ROOT / "xmailnb")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_core_is_strictly_typed():
     targets = [str(p) for p in PACKAGE.glob("*.py")] + [str(PACKAGE / pkg) for pkg in CORE_PACKAGES]
     result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",

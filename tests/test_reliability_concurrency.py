@@ -32,6 +32,8 @@ from xmailnb.mailroot.layout import MailRoot
 from xmailnb.mailroot.servertab import ServerTab
 from xmailnb.mailroot.store import Store
 
+pytestmark = pytest.mark.slow  # many writer processes at once
+
 ROUNDS = 2
 SETTINGS = ("SSLUseCertsFile", "EnablePOP3-TLS", "SSLWantVerify", "EnableCTRL-TLS")
 
@@ -53,8 +55,8 @@ def _tick(path: Path, item: str, env: dict[str, str], start: float) -> subproces
     code = textwrap.dedent(f"""
         import time, pathlib
         time.sleep(max(0.0, {start} - time.time()))
-        from xmailnb import actions
-        from xmailnb.mailroot.layout import resolve
+        from xmailnb.flows import actions
+        from xmailnb.mailroot.resolve import resolve
         actions.tick_checklist(resolve({str(path)!r}), {item!r}, True)
     """)
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,

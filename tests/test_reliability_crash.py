@@ -40,6 +40,8 @@ from xmailnb.mailroot import store as storemod
 from xmailnb.mailroot.layout import MailRoot
 from xmailnb.mailroot.store import recover_interrupted
 
+pytestmark = pytest.mark.slow  # kills processes at every step (strace)
+
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 KILLS: dict[str, int] = {}
 

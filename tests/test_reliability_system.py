@@ -33,6 +33,8 @@ from helpers import CSR_ARGS, run, sandbox_copy, tree
 from xmailnb.pki import keys
 from xmailnb.i18n import Msg
 
+pytestmark = pytest.mark.slow  # subprocesses, users and mounts
+
 NOBODY = 65534
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 HAVE_SETPRIV = shutil.which("setpriv") is not None

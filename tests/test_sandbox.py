@@ -136,6 +136,7 @@ def test_messages_in_japanese():
     assert "練習用サンドボックス" in result.out
 
 
+@pytest.mark.slow
 def test_a_busy_sandbox_is_not_reset():
     box = _box()
     with Store(box).lock():

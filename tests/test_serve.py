@@ -28,6 +28,8 @@ from xmailnb.dashboard.page import accept_language, page_language
 from xmailnb.errors import UsageError
 from xmailnb.mailroot.resolve import resolve
 
+pytestmark = pytest.mark.slow  # starts real dashboard servers
+
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = "correct-horse-battery-staple-0123456789"
 

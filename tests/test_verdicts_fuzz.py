@@ -24,6 +24,8 @@ import pki
 from helpers import sandbox_copy
 from xmailnb.cli.main import main
 
+pytestmark = pytest.mark.slow  # hypothesis over mutated certificates
+
 BUDGET_SECONDS = 12.0
 
 

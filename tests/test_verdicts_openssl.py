@@ -34,7 +34,8 @@ from helpers import sandbox_copy
 from xmailnb import clock
 from xmailnb.cli.main import main
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed"),
+              pytest.mark.slow]  # openssl subprocesses
 
 AT = clock.now().replace(microsecond=0)
 with clock.frozen(AT):

@@ -99,7 +99,7 @@ _SECRET_ENV = (TOKEN_ENV, "JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE", "JUPYTER_PASSWO
 
 def share_dir() -> Path:
     """The package's data folder (Jupyter data layout: ``jupyter/voila/templates``)."""
-    return Path(__file__).resolve().parent / "share"
+    return Path(__file__).resolve().parent.parent / "share"
 
 
 def dashboard_notebook() -> Path:

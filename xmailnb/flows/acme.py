@@ -18,15 +18,12 @@ import datetime as dt
 import errno
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator, Sequence
 
 import certifi
@@ -34,7 +31,7 @@ import dns.exception
 import dns.resolver
 import josepy as jose
 import requests
-from acme import challenges, client, messages
+from acme import challenges, client, crypto_util, messages, standalone
 from acme import errors as acme_errors
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -237,12 +234,18 @@ def explain(exc: BaseException, *, challenge: str | None = None, directory: str 
 
 # -- http-01 responder -----------------------------------------------------------------
 
+class _Http01Server(standalone.HTTP01Server):
+    # On Windows SO_REUSEADDR lets a second socket steal a busy port: a taken
+    # port must fail there too.
+    allow_reuse_address = sys.platform != "win32"
+
+
 class Http01Responder:
-    """A web server for one order: it answers the expected challenge paths
-    and nothing else (404), and stops when the order ends.
+    """The http-01 answers for one order, served by :mod:`acme.standalone`
+    (as certbot's standalone plugin does: IPv6 and IPv4 on one port), only
+    while the order runs.
 
     >>> with Http01Responder(0, "127.0.0.1") as r:
-    ...     r.add("/.well-known/acme-challenge/abc", "abc.key")
     ...     r.port > 0
     True
     """
@@ -250,58 +253,17 @@ class Http01Responder:
     def __init__(self, port: int, address: str = "") -> None:
         self.port = port
         self.address = address
-        self.responses: dict[str, bytes] = {}
-        self.hits: list[str] = []
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        # Shared with the request handler: answers added after the start count.
+        self.resources: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
+        self._servers: standalone.BaseDualNetworkedServers | None = None
 
-    def add(self, path: str, body: str) -> None:
-        self.responses[path] = body.encode("ascii")
+    def add(self, chall: challenges.HTTP01, response: challenges.HTTP01Response, validation: str) -> None:
+        """Answer *chall*'s path with *validation* from now on."""
+        self.resources.add(standalone.HTTP01RequestHandler.HTTP01Resource(
+            chall=chall, response=response, validation=validation))
 
-    def _make_server(self) -> Any:
-        responder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "xmailnb-acme"
-            sys_version = ""
-
-            def _answer(self, with_body: bool) -> None:
-                path = self.path.split("?", 1)[0]
-                body = responder.responses.get(path)
-                responder.hits.append(path)
-                self.send_response(200 if body is not None else 404)
-                payload = body if body is not None else b""
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if with_body:
-                    self.wfile.write(payload)
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                self._answer(True)
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                self._answer(False)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return
-
-        dual = self.address == "" and socket.has_dualstack_ipv6()
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            # On Windows SO_REUSEADDR lets a second socket steal a busy port:
-            # a taken port must fail there too.
-            allow_reuse_address = sys.platform != "win32"
-            address_family = socket.AF_INET6 if dual else socket.AF_INET
-
-            def server_bind(self) -> None:
-                if dual:
-                    self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                super().server_bind()
-
-        host = "::" if dual else (self.address or "0.0.0.0")
-        return Server((host, self.port), Handler)
+    def _make_server(self) -> standalone.BaseDualNetworkedServers:
+        return standalone.BaseDualNetworkedServers(_Http01Server, (self.address, self.port), self.resources)
 
     def start(self) -> "Http01Responder":
         """Bind and serve in a background thread.
@@ -310,7 +272,7 @@ class Http01Responder:
             AcmeError: the port is taken or needs administrator rights.
         """
         try:
-            self._server = self._make_server()
+            self._servers = self._make_server()
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
                 raise AcmeError(Msg.of("acme.http.port_taken", port=self.port),
@@ -321,20 +283,14 @@ class Http01Responder:
             raise AcmeError(Msg.of("acme.http.bind_failed", port=self.port,
                                    address=self.address or "*", reason=exc.strerror or str(exc)),
                             Msg.of("acme.http.port_taken.fix", port=self.port), field="http_port") from None
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="xmailnb-acme-http01", daemon=True)
-        self._thread.start()
+        self.port = self._servers.getsocknames()[0][1]
+        self._servers.serve_forever()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._servers is not None:
+            self._servers.shutdown_and_server_close()
+            self._servers = None
 
     def __enter__(self) -> "Http01Responder":
         return self.start()
@@ -406,9 +362,10 @@ def _network(account_key: Any, verify: Any) -> Any:
         """The library retries a badNonce once; busy CAs sometimes need more."""
 
         def post(self, *args: Any, **kwargs: Any) -> Any:
+            # Each post already retries one badNonce (with a fresh nonce).
             for attempt in range(BAD_NONCE_RETRIES):
                 try:
-                    return self._post_once(*args, **kwargs)
+                    return super().post(*args, **kwargs)
                 except messages.Error as error:
                     if error.code != "badNonce" or attempt == BAD_NONCE_RETRIES - 1:
                         raise
@@ -552,7 +509,7 @@ def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: b
                     response, validation = challb.response_and_validation(net.key)
                     if isinstance(challb.chall, challenges.HTTP01):
                         assert responder is not None
-                        responder.add(challb.chall.path, validation)
+                        responder.add(challb.chall, response, validation)
                     else:
                         domain = name[2:] if name.startswith("*.") else name
                         records.append(TxtRecord(domain, challb.chall.validation_domain_name(domain),
@@ -603,13 +560,9 @@ def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: b
 
 
 def _csr_names(csr: x509.CertificateSigningRequest) -> list[str]:
-    san = certfiles.subject_alt_name(csr)
-    names: list[str] = list(san.get_values_for_type(x509.DNSName)) if san is not None else []
-    for attr in csr.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME):
-        value = str(attr.value)
-        if value not in names:
-            names.insert(0, value)
-    return names
+    """The names an order for *csr* asks for: the CN first, then the DNS
+    subjectAltNames (acme's own rule, as certbot reads a CSR)."""
+    return crypto_util.get_names_from_subject_and_extensions(csr.subject, csr.extensions)
 
 
 # -- issue and renew ----------------------------------------------------------------------
