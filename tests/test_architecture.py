@@ -44,8 +44,7 @@ LAYERS: dict[str, int] = {
 #: package), with the reason.
 ALLOWED_LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("xmailnb.i18n", "babel"): "a source checkout only: an installed product reads compiled .mo files",
-    ("xmailnb.logs", "platformdirs"): "only an internal error or a default state folder needs it",
-    ("xmailnb.mailroot.layout", "platformdirs"): "only the default sandbox location needs it",
+    ("xmailnb.files", "platformdirs"): "only the default sandbox or log location needs it",
     ("xmailnb.mailroot.store", "filelock"): "Windows only (POSIX locks with flock)",
     ("xmailnb.pki.chain", "certifi"): "fallback when the bundle is not found beside the package",
     ("xmailnb.pki.csr", "pycountry"): "CSR forms only: ~18 ms on every diagnosis otherwise",

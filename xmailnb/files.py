@@ -19,9 +19,11 @@ import logging
 import os
 import stat
 import tempfile
+from pathlib import Path
+from typing import Literal, Mapping
 
 __all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "write_atomic", "file_kind", "sha256_hex",
-           "sha256_fingerprint", "DEFAULT_LIMIT"]
+           "sha256_fingerprint", "user_folder", "DEFAULT_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,24 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         except FileNotFoundError:
             pass
         raise
+
+
+def user_folder(kind: Literal["data", "state"], environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user ``data`` or ``state`` folder of the product;
+    ``XMAILNB_DATA_DIR`` / ``XMAILNB_STATE_DIR`` override them.
+
+    >>> str(user_folder("state", {"XMAILNB_STATE_DIR": "/tmp/x"}))
+    '/tmp/x'
+    """
+    env = os.environ if environ is None else environ
+    forced = env.get(f"XMAILNB_{kind.upper()}_DIR")
+    if forced:
+        return Path(forced)
+    # Only the sandbox and an internal error need it: keep start-up light.
+    import platformdirs
+
+    find = platformdirs.user_data_dir if kind == "data" else platformdirs.user_state_dir
+    return Path(find("xmailnb", appauthor=False))
 
 
 def sha256_hex(data: bytes) -> str:

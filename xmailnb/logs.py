@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 import re
 from pathlib import Path
 from typing import Mapping
+
+from .files import user_folder
 
 __all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter"]
 
@@ -35,13 +36,7 @@ _TOKEN = re.compile(r"((?:token|login|password|passphrase)=)[^&\s'\"]+", re.I)
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The per-user state folder (``XMAILNB_STATE_DIR`` overrides it)."""
-    env = os.environ if environ is None else environ
-    forced = env.get("XMAILNB_STATE_DIR")
-    if forced:
-        return Path(forced)
-    import platformdirs  # only an internal error gets here: keep start-up light
-
-    return Path(platformdirs.user_state_dir("xmailnb", appauthor=False))
+    return user_folder("state", environ)
 
 
 def log_path(environ: Mapping[str, str] | None = None) -> Path:

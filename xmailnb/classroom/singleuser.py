@@ -48,7 +48,7 @@ from voila.tornado.handler import TornadoVoilaHandler
 
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
-from ..dashboard.plan import MAX_MESSAGE_BYTES, TEMPLATE, dashboard_notebook, share_dir
+from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
 from ..mailroot.sandbox import reset_sandbox
 from .hubconfig import BOARD_SERVICE
 from .report import signature, snapshot
@@ -314,16 +314,8 @@ def _argv(extra: list[str]) -> list[str]:
         "--no-browser",
         f"--port={service_url.port or 8888}",
         f"--Voila.ip={service_url.hostname or '127.0.0.1'}",
-        "--Voila.port_retries=0",
         f"--Voila.base_url={prefix}",
-        f"--template={TEMPLATE}",
-        "--VoilaConfiguration.allow_template_override=NO",
-        "--VoilaConfiguration.allow_theme_override=NO",
-        "--show_tracebacks=False",
-        "--strip_sources=True",
-        "--preheat_kernel=True",
-        "--pool_size=1",
-        "--Voila.log_level=ERROR",
+        *VOILA_ARGS,
         "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
         "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer",
         *extra,

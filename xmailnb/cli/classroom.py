@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import errno
 import importlib.util
 import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,8 +27,8 @@ from ..classroom import hubconfig, roster
 from ..classroom.hubconfig import proxy_command
 from ..classroom.procs import stop_leftover_servers
 from ..classroom.roster import add_trainees, init_class, split_names
-from ..dashboard.plan import is_loopback
-from ..errors import InputError, UsageError
+from ..dashboard.plan import check_port, is_loopback
+from ..errors import UsageError
 from ..i18n import Msg
 from .output import Help
 
@@ -119,20 +117,6 @@ def run_config(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-def _check_port(ip: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((ip.strip("[]"), port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise InputError.of("classroom.port.busy", "classroom.port.busy.fix", field="port",
-                                    port=port, ip=ip) from None
-            raise InputError.of("classroom.ip.invalid", "classroom.ip.invalid.fix", field="ip", ip=ip,
-                                reason=exc.strerror or str(exc)) from None
-
-
 def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -180,9 +164,9 @@ def _stop(proc: Any) -> None:
 
 def run_serve(args: argparse.Namespace, out: Any) -> int:
     plan = _plan(args)
-    _check_port(plan.ip, plan.port)
+    check_port(plan.ip, plan.port, domain="classroom")
     for name in ("hub", "proxy_api", "board"):
-        _check_port("127.0.0.1", plan.ports[name])
+        check_port("127.0.0.1", plan.ports[name], domain="classroom")
     if importlib.util.find_spec("jupyterhub") is None:
         raise UsageError.of("classroom.jupyterhub.missing", "classroom.jupyterhub.missing.fix")
     if proxy_command() is None:

@@ -74,6 +74,7 @@ __all__ = [
     "digest",
     "plan",
     "check_port",
+    "VOILA_ARGS",
 ]
 
 log = logging.getLogger(__name__)
@@ -299,20 +300,7 @@ def plan(mailroot: MailRoot, *, lang: str | None, port: int = DEFAULT_PORT, ip: 
         "--no-browser",
         f"--port={port}",
         f"--Voila.ip={ip}",
-        "--Voila.port_retries=0",
-        f"--template={TEMPLATE}",
-        "--VoilaConfiguration.allow_template_override=NO",
-        "--VoilaConfiguration.allow_theme_override=NO",
-        "--show_tracebacks=False",
-        "--strip_sources=True",
-        # A kernel is started and the dashboard's imports run before anyone
-        # asks: the page is then as quick as an empty Voilà app.  The
-        # notebook waits for the request (voila.utils.wait_for_request)
-        # before it reads the MailRoot, so the page never shows a state from
-        # preheat time; the request brings the browser's language.
-        "--preheat_kernel=True",
-        "--pool_size=1",
-        "--Voila.log_level=ERROR",
+        *VOILA_ARGS,
     ]
     # Pings every 30 s, closed after 30 s without an answer: a browser that
     # vanished without closing its websocket frees its page (and kernel).
@@ -355,8 +343,31 @@ def plan(mailroot: MailRoot, *, lang: str | None, port: int = DEFAULT_PORT, ip: 
                      page_timeout=page_timeout, notebook=nb)
 
 
-def check_port(ip: str, port: int) -> None:
+#: How every dashboard runs Voilà (``xmailnb serve`` and a trainee's server):
+#: our template only, no tracebacks or sources in the page, a preheated kernel.
+VOILA_ARGS = (
+    "--Voila.port_retries=0",
+    f"--template={TEMPLATE}",
+    "--VoilaConfiguration.allow_template_override=NO",
+    "--VoilaConfiguration.allow_theme_override=NO",
+    "--show_tracebacks=False",
+    "--strip_sources=True",
+    # A kernel is started and the dashboard's imports run before anyone
+    # asks: the page is then as quick as an empty Voilà app.  The notebook
+    # waits for the request (voila.utils.wait_for_request) before it reads
+    # the MailRoot, so the page never shows a state from preheat time; the
+    # request brings the browser's language.
+    "--preheat_kernel=True",
+    "--pool_size=1",
+    "--Voila.log_level=ERROR",
+)
+
+
+def check_port(ip: str, port: int, *, domain: str = "serve") -> None:
     """Refuse early, with a clear message, when *port* cannot be bound on *ip*.
+
+    *domain* names the command whose messages are used (``serve``,
+    ``classroom``: ``<domain>.port.busy``, ``.port.denied``, ``.ip.invalid``).
 
     Raises:
         InputError: the port is in use or not allowed (exit 1).
@@ -369,10 +380,10 @@ def check_port(ip: str, port: int) -> None:
             sock.bind((ip.strip("[]"), port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise InputError.of("serve.port.busy", "serve.port.busy.fix", field="port",
+                raise InputError.of(f"{domain}.port.busy", f"{domain}.port.busy.fix", field="port",
                                     port=port, ip=ip) from None
             if exc.errno in (errno.EACCES, errno.EPERM):
-                raise InputError.of("serve.port.denied", "serve.port.denied.fix", field="port",
+                raise InputError.of(f"{domain}.port.denied", f"{domain}.port.denied.fix", field="port",
                                     port=port, ip=ip) from None
-            raise InputError.of("serve.ip.invalid", "serve.ip.invalid.fix", field="ip", ip=ip,
+            raise InputError.of(f"{domain}.ip.invalid", f"{domain}.ip.invalid.fix", field="ip", ip=ip,
                                 reason=exc.strerror or str(exc)) from None

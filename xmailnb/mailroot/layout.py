@@ -7,12 +7,11 @@ business; this module only names places, so every layer can use it.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..files import DEFAULT_LIMIT, FileTooLarge, NotRegularFile, read_regular
+from ..files import DEFAULT_LIMIT, FileTooLarge, NotRegularFile, read_regular, user_folder
 from ..i18n import Msg
 
 __all__ = ["MailRoot", "sandbox_path", "data_dir", "MANAGED_FILES", "MANAGED_LOGS", "is_managed", "read_problem",
@@ -190,13 +189,7 @@ class MailRoot:
 
 def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The per-user data folder (``XMAILNB_DATA_DIR`` overrides it)."""
-    env = os.environ if environ is None else environ
-    forced = env.get("XMAILNB_DATA_DIR")
-    if forced:
-        return Path(forced)
-    import platformdirs  # only the sandbox needs it: keep start-up light
-
-    return Path(platformdirs.user_data_dir("xmailnb", appauthor=False))
+    return user_folder("data", environ)
 
 
 def sandbox_path(environ: Mapping[str, str] | None = None) -> Path:
