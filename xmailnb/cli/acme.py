@@ -108,7 +108,7 @@ def _settings(args: argparse.Namespace, mr: Any) -> Any:
 def _progress(out: Any) -> Callable[[Any], None]:
     def show(event: Any) -> None:
         out.say(event.msg)
-        if event.kind == "dns":
+        if event.kind is acmeflow.EventKind.DNS:
             for record in event.records:
                 out.say(Msg.of("acme.cli.dns.record", domain=record.domain, name=record.name,
                                value=record.value))

@@ -15,6 +15,7 @@ used and how it went is recorded by :mod:`xmailnb.mailroot.acme_state`.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import errno
 import logging
 import os
@@ -68,6 +69,8 @@ __all__ = [
     "AcmeError",
     "TxtRecord",
     "Event",
+    "EventKind",
+    "AuthzStatus",
     "IssueResult",
     "RenewOutcome",
     "Http01Responder",
@@ -131,6 +134,22 @@ class TxtRecord:
     value: str
 
 
+class EventKind(enum.StrEnum):
+    """What an :class:`Event` reports."""
+
+    STEP = "step"    #: a stage of the order began
+    AUTHZ = "authz"  #: an authorization changed state
+    DNS = "dns"      #: TXT records to create
+
+
+class AuthzStatus(enum.StrEnum):
+    """The state of one name's authorization (RFC 8555, 7.1.6)."""
+
+    PENDING = "pending"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
 @dataclass(frozen=True)
 class Event:
     """Progress of an order, for the command line and the dashboard.
@@ -140,10 +159,10 @@ class Event:
     ``valid`` or ``invalid``) or ``"dns"`` (``records`` to create).
     """
 
-    kind: str
+    kind: EventKind
     msg: Msg
     name: str | None = None
-    status: str | None = None
+    status: AuthzStatus | None = None
     records: tuple[TxtRecord, ...] = ()
 
 
@@ -319,7 +338,7 @@ def _txt_visible(record: TxtRecord, server: str) -> bool:
 
 
 def _wait_visible(records: Sequence[TxtRecord], server: str, sink: EventSink | None) -> None:
-    _emit(sink, Event("step", Msg.of("acme.step.dns_check", server=server or "-")))
+    _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.dns_check", server=server or "-")))
     deadline = time.monotonic() + DNS_CHECK_SECONDS
     pending = list(records)
     while pending:
@@ -432,7 +451,7 @@ def _register(mr: MailRoot, settings: AcmeSettings, client: Any, net: Any, new_k
         if not agree_tos:
             raise AcmeError(Msg.of("acme.account.tos", tos=tos, directory=settings.directory),
                             Msg.of("acme.account.tos.fix", tos=tos), field="agree_tos")
-        _emit(sink, Event("step", Msg.of("acme.step.account", directory=settings.directory)))
+        _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.account", directory=settings.directory)))
         reg = messages.NewRegistration.from_data(email=settings.email or None,
                                                  terms_of_service_agreed=True)
         try:
@@ -480,24 +499,24 @@ def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: b
         # Bound before the CA is contacted: a busy port fails the order
         # before it counts against the CA's limits.
         responder = Http01Responder(settings.http_port, settings.http_address).start()
-        _emit(sink, Event("step", Msg.of("acme.step.responder", port=responder.port)))
+        _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.responder", port=responder.port)))
     try:
         with _trust_bundle(settings.directory_ca) as verify:
             try:
                 account_key, new_key_pem = _account_key(mr)
                 net = _network(account_key, verify)
-                _emit(sink, Event("step", Msg.of("acme.step.directory", directory=settings.directory)))
+                _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.directory", directory=settings.directory)))
                 directory = client.ClientV2.get_directory(settings.directory, net)
                 acme = client.ClientV2(directory, net=net)
                 _register(mr, settings, acme, net, new_key_pem, agree_tos, sink)
-                _emit(sink, Event("step", Msg.of("acme.step.order", names=", ".join(names))))
+                _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.order", names=", ".join(names))))
                 orderr = acme.new_order(csr_pem)
                 todo: list[tuple[Any, Any, Any]] = []
                 records: list[TxtRecord] = []
                 for authzr in orderr.authorizations:
                     name = authzr.body.identifier.value
                     if authzr.body.status == messages.STATUS_VALID:
-                        _emit(sink, Event("authz", Msg.of("acme.authz.valid", name=name), name, "valid"))
+                        _emit(sink, Event(EventKind.AUTHZ, Msg.of("acme.authz.valid", name=name), name, AuthzStatus.VALID))
                         continue
                     challb = next((c for c in authzr.body.challenges
                                    if c.chall.typ == settings.challenge), None)
@@ -515,19 +534,19 @@ def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: b
                         records.append(TxtRecord(domain, challb.chall.validation_domain_name(domain),
                                                  validation))
                     todo.append((authzr, challb, response))
-                    _emit(sink, Event("authz", Msg.of("acme.authz.pending", name=name), name, "pending"))
+                    _emit(sink, Event(EventKind.AUTHZ, Msg.of("acme.authz.pending", name=name), name, AuthzStatus.PENDING))
                 if records:
-                    _emit(sink, Event("dns", Msg.of("acme.step.dns_records", count=len(records)),
+                    _emit(sink, Event(EventKind.DNS, Msg.of("acme.step.dns_records", count=len(records)),
                                       records=tuple(records)))
                     if settings.dns_hook:
-                        _emit(sink, Event("step", Msg.of("acme.step.dns_hook")))
+                        _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.dns_hook")))
                         for record in records:
                             _run_hook(settings.dns_hook, record)
                     elif confirm_dns is not None and not confirm_dns(records):
                         raise AcmeError(Msg.of("acme.dns.cancelled"), Msg.of("acme.dns.cancelled.fix"))
                     if settings.dns_check:
                         _wait_visible(records, settings.dns_server, sink)
-                _emit(sink, Event("step", Msg.of("acme.step.validate")))
+                _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.validate")))
                 for _authzr, challb, response in todo:
                     acme.answer_challenge(challb, response)
                 deadline = _deadline(ORDER_SECONDS)
@@ -543,13 +562,13 @@ def _order(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, *, agree_tos: b
                             raise acme_errors.TimeoutError()
                         time.sleep(POLL_SECONDS)
                     ok = status == messages.STATUS_VALID
-                    _emit(sink, Event("authz", Msg.of("acme.authz.valid" if ok else "acme.authz.invalid",
-                                                      name=name), name, "valid" if ok else "invalid"))
+                    _emit(sink, Event(EventKind.AUTHZ, Msg.of("acme.authz.valid" if ok else "acme.authz.invalid",
+                                                      name=name), name, AuthzStatus.VALID if ok else AuthzStatus.INVALID))
                     if not ok:
                         failed.append(authzr)
                 if failed:
                     raise acme_errors.ValidationError(failed)
-                _emit(sink, Event("step", Msg.of("acme.step.finalize")))
+                _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.finalize")))
                 orderr = acme.finalize_order(orderr, _deadline(ORDER_SECONDS))
                 return str(orderr.fullchain_pem)
             except Exception as exc:
@@ -666,7 +685,7 @@ def _complete(mr: MailRoot, settings: AcmeSettings, csr_pem: bytes, request: Any
               confirm_dns: DnsConfirm | None, days: int | None = None) -> IssueResult:
     try:
         fullchain = _order(mr, settings, csr_pem, agree_tos=agree_tos, sink=sink, confirm_dns=confirm_dns)
-        _emit(sink, Event("step", Msg.of("acme.step.install")))
+        _emit(sink, Event(EventKind.STEP, Msg.of("acme.step.install")))
         plan = _plan(mr, fullchain, keys.private_key_pem(key) if key is not None else None)
     except XmailnbError as exc:
         if load_settings(mr) is not None:
