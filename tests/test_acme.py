@@ -30,10 +30,8 @@ from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 import pki
 from helpers import CSR_ARGS, free_port, run, tree
-from xmailnb.checks.renewal import renewal_finding
 from xmailnb.flows import acme as acmeflow
 from xmailnb.i18n import Msg
-from xmailnb.mailroot.acme_state import AcmeSettings
 from xmailnb.mailroot.resolve import resolve
 from xmailnb.mailroot.sandbox import create_sandbox
 
@@ -246,7 +244,7 @@ def test_issue_http01_installs_a_chain_valid_for_every_name(pebble, issued):
 
 def test_issue_result_shows_in_the_diagnosis(issued):
     mr = resolve(issued.path)
-    finding = renewal_finding(mr)
+    finding = acmeflow.renewal_finding(mr)
     assert finding is not None and finding.check == "acme.renewal" and finding.status == "info"
     not_after = installed_chain(issued.path)[0].not_valid_after_utc
     assert finding.details["next_renewal"] == (not_after - dt.timedelta(days=30)).date().isoformat()
@@ -278,7 +276,7 @@ def test_renew_only_when_due(pebble, issued, tmp_path):
     assert "Nothing to do" in r.err
     # Only the --days the scheduled runs use is noted, once, for the diagnosis.
     assert outside_acme(mailroot) == before_outside and tree(mailroot) != before
-    finding = renewal_finding(resolve(mailroot))
+    finding = acmeflow.renewal_finding(resolve(mailroot))
     assert finding.details["renew_days"] == 1 and "fewer than 1 days" in finding.message.render("en")
     before = tree(mailroot)
     r = run("acme", "renew", "--mailroot", str(mailroot), "--days", "1")
@@ -316,7 +314,7 @@ def test_renew_failure_leaves_the_certificate_and_warns(pebble, issued, tmp_path
     assert r.code == 1
     assert f"Port {pebble.http_port} is already in use" in r.err and "dns-01" in r.err
     assert outside_acme(mailroot) == before
-    finding = renewal_finding(resolve(mailroot))
+    finding = acmeflow.renewal_finding(resolve(mailroot))
     assert finding is not None and finding.status == "warn"
     assert str(pebble.http_port) in finding.message.render("ja")
 
@@ -328,7 +326,7 @@ def test_renew_without_acme_and_bad_days(tmp_path):
     assert r.code == 1 and "never used" in r.err
     assert run("acme", "renew", "--mailroot", str(mailroot), "--days", "0").code == 2
     assert tree(mailroot) == before
-    assert renewal_finding(resolve(mailroot)) is None
+    assert acmeflow.renewal_finding(resolve(mailroot)) is None
 
 
 # -- failing orders ------------------------------------------------------------------------
@@ -477,7 +475,7 @@ def test_dns01_confirmed_by_the_caller_after_a_visibility_check(pebble, tmp_path
                                    timeout=10)
         return True
 
-    settings = AcmeSettings(directory=pebble.directory, challenge="dns-01",
+    settings = acmeflow.AcmeSettings(directory=pebble.directory, challenge="dns-01",
                                      directory_ca=Path(pebble.ca_file).read_bytes(), dns_check=True,
                                      dns_server=f"127.0.0.1:{pebble.dns_port}")
     result = acmeflow.issue(resolve(mailroot), settings, agree_tos=True, on_event=shown.append,
@@ -494,7 +492,7 @@ def test_invisible_txt_record_fails_before_asking_the_ca(pebble, tmp_path, monke
     monkeypatch.setattr(acmeflow, "DNS_CHECK_SECONDS", 0.5)
     mailroot = new_mailroot(tmp_path / "MailRoot", aliases="")
     before = outside_acme(mailroot)
-    settings = AcmeSettings(directory=pebble.directory, challenge="dns-01",
+    settings = acmeflow.AcmeSettings(directory=pebble.directory, challenge="dns-01",
                                      directory_ca=Path(pebble.ca_file).read_bytes(), dns_check=True,
                                      dns_server=f"127.0.0.1:{pebble.dns_port}")
     with pytest.raises(acmeflow.AcmeError) as info:

@@ -15,7 +15,6 @@ from test_acme import http_args, issue_args, new_mailroot, run, start_pebble  # 
 from xmailnb.flows import acme as acmeflow
 from xmailnb.flows.acme import AcmeError, Event, TxtRecord
 from xmailnb.i18n import Msg
-from xmailnb.mailroot.acme_state import LETSENCRYPT
 from xmailnb.ui.acme_panel import AcmePanel
 
 pytestmark = pytest.mark.slow  # a pebble ACME server
@@ -78,7 +77,7 @@ def test_progress_and_result(mailroot):
     panel.run_button.click()
     panel.join(10)
     assert panel.state == "done" and panel.changes == 1
-    assert panel.flow.settings.directory == LETSENCRYPT
+    assert panel.flow.settings.directory == acmeflow.LETSENCRYPT
     assert panel.flow.settings.email == "admin@example.jp"
     rows = panel.authz.children
     assert len(rows) == 2 and all("xm-ok" in classes(r) for r in rows)

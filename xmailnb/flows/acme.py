@@ -39,9 +39,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import actions
-from ..checks.renewal import renewal_due
+from ..checks.renewal import renewal_due, renewal_finding
 from ..mailroot.acme_state import (
+    CHALLENGES,
     DEFAULT_RENEW_DAYS,
+    LETSENCRYPT,
+    LETSENCRYPT_STAGING,
     AcmeSettings,
     dump_json,
     json_doc,
@@ -66,6 +69,17 @@ from ..pki import chain as chainmod
 from ..pki import csr as csrmod
 
 __all__ = [
+    # The ACME flow's whole vocabulary in one place (the records live in
+    # mailroot.acme_state, the renewal finding in checks.renewal).
+    "LETSENCRYPT",
+    "LETSENCRYPT_STAGING",
+    "CHALLENGES",
+    "DEFAULT_RENEW_DAYS",
+    "AcmeSettings",
+    "load_settings",
+    "load_status",
+    "renewal_due",
+    "renewal_finding",
     "AcmeError",
     "TxtRecord",
     "Event",

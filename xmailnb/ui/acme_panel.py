@@ -23,17 +23,15 @@ from typing import Any, Callable, Sequence
 import ipywidgets as widgets
 import traitlets
 
-from ..checks.renewal import renewal_finding
 from ..flows import acme as acmeflow
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot.acme_state import LETSENCRYPT, LETSENCRYPT_STAGING, AcmeSettings
 from ..mailroot.layout import MailRoot
 from ._base import Message, as_mailroot, escape, set_status_class
 
 __all__ = ["AcmePanel"]
 
-_DIRECTORIES = {"letsencrypt": LETSENCRYPT, "staging": LETSENCRYPT_STAGING}
+_DIRECTORIES = {"letsencrypt": acmeflow.LETSENCRYPT, "staging": acmeflow.LETSENCRYPT_STAGING}
 _AUTHZ_STATUS = {"pending": "info", "valid": "ok", "invalid": "error"}
 DNS_CONFIRM_SECONDS = 3600
 
@@ -162,13 +160,13 @@ class AcmePanel(widgets.VBox):
         self._show_fields()
         self._draw_renewal()
 
-    def settings(self) -> AcmeSettings:
+    def settings(self) -> acmeflow.AcmeSettings:
         """The settings the form describes (recorded extras such as the
         directory's trust anchor kept when the directory is unchanged)."""
         assert self.mailroot is not None
         url = _DIRECTORIES.get(self.directory.value) or self.directory_url.value.strip()
         recorded = self.flow.load_settings(self.mailroot)
-        settings = AcmeSettings(directory=url, email=self.email.value.strip(),
+        settings = acmeflow.AcmeSettings(directory=url, email=self.email.value.strip(),
                                          challenge=self.challenge.value, http_port=int(self.http_port.value))
         if recorded is not None:
             settings.accounts = dict(recorded.accounts)
@@ -216,7 +214,7 @@ class AcmePanel(widgets.VBox):
                 self._draw_renewal()
 
     # -- the worker -------------------------------------------------------------------------
-    def _work(self, settings: AcmeSettings, agree_tos: bool) -> None:
+    def _work(self, settings: acmeflow.AcmeSettings, agree_tos: bool) -> None:
         assert self.mailroot is not None
         try:
             result = self.flow.issue(self.mailroot, settings, agree_tos=agree_tos, on_event=self._on_event,
@@ -295,7 +293,7 @@ class AcmePanel(widgets.VBox):
     def _draw_renewal(self) -> None:
         assert self.mailroot is not None
         try:
-            finding = renewal_finding(self.mailroot)
+            finding = acmeflow.renewal_finding(self.mailroot)
         except Exception:
             finding = None
         if finding is None:
