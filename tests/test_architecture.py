@@ -45,6 +45,9 @@ LAYERS: dict[str, int] = {
 ALLOWED_LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("xmailnb.i18n", "babel"): "a source checkout only: an installed product reads compiled .mo files",
     ("xmailnb.files", "platformdirs"): "only the default sandbox or log location needs it",
+    ("xmailnb.files", "tempfile"): "writers only: ~3 ms of every start-up",
+    ("xmailnb.logs", "logging"): "logging.handlers, for an internal error only: ~5 ms of every start-up",
+    ("xmailnb.pki.certfiles", "cryptography"): "pkcs7/pkcs12 for such input only: pkcs7 brings email, ~5 ms",
     ("xmailnb.mailroot.store", "filelock"): "Windows only (POSIX locks with flock)",
     ("xmailnb.pki.chain", "certifi"): "fallback when the bundle is not found beside the package",
     ("xmailnb.pki.csr", "pycountry"): "CSR forms only: ~18 ms on every diagnosis otherwise",

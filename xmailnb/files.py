@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -121,6 +120,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
     :class:`xmailnb.mailroot.store.Store`.  The temp file has *mode* from the start,
     so a secret is never readable by others, not even for a moment.
     """
+    # Writers only: tempfile (random, shutil, ...) is ~3 ms of every start-up.
+    import tempfile
+
     target = os.fspath(path)
     folder = os.path.dirname(target) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)

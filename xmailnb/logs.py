@@ -16,7 +16,6 @@ PEM block or a ``token=`` value.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import re
 from pathlib import Path
 from typing import Mapping
@@ -76,10 +75,14 @@ def enable_file_log() -> Path | None:
         root.removeHandler(_configured[1])  # the state folder was changed (tests)
         _configured[1].close()
         _configured = None
+    # Only an internal error gets here: logging.handlers (socket, pickle,
+    # queue) would be ~5 ms of every start-up.
+    from logging.handlers import RotatingFileHandler
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS,
-                                                       encoding="utf-8", delay=True)
+        handler = RotatingFileHandler(path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS,
+                                      encoding="utf-8", delay=True)
     except OSError:
         return None
     handler.setLevel(logging.WARNING)

@@ -36,7 +36,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from ..errors import InputError
 from ..files import sha256_fingerprint, sha256_hex
@@ -430,6 +429,10 @@ class _Loader:
         except ValueError:
             der = b""
         self._pkcs7_kind(der)
+        # PKCS#7 input only: the module brings the email package, ~5 ms of
+        # every start-up (docs/performance.md, figure 2).
+        from cryptography.hazmat.primitives.serialization import pkcs7
+
         try:
             certs = pkcs7.load_pem_pkcs7_certificates(block)
         except UnsupportedAlgorithm:
@@ -487,6 +490,10 @@ class _Loader:
 
     def _der_pkcs7(self, data: bytes) -> bool:
         self._pkcs7_kind(data)
+        # PKCS#7 input only (see _pem_pkcs7): it brings the email package, ~5 ms of
+        # every start-up (docs/performance.md, figure 2).
+        from cryptography.hazmat.primitives.serialization import pkcs7
+
         try:
             certs = pkcs7.load_der_pkcs7_certificates(data)
         except x509.InvalidVersion as exc:
@@ -505,6 +512,9 @@ class _Loader:
     def _der_pkcs12(self, data: bytes) -> bool:
         # A passphrase given for some other input must not stop an
         # unprotected PKCS#12 from loading; Windows also exports with "".
+        # PKCS#12 input only, like pkcs7 above.
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
         attempts: list[bytes | None] = [self.passphrase] if self.passphrase is not None else []
         attempts += [None, b""]
         password_problem = False
