@@ -1,5 +1,5 @@
 # Quick start:  make run   (the dashboard on the practice sandbox MailRoot)
-#               make test  (the whole test suite)
+#               make test  (the whole test suite; make test-quick: the quick loop)
 # Both create their own virtual environment in .venv on first use.
 
 PYTHON ?= python3
@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.xmailnb-installed
 
-.PHONY: run test test-future bench setup clean
+.PHONY: run test test-quick test-future bench setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The quick loop while working (under a minute): everything but the tests
+# marked slow or browser (pyproject.toml names the markers).
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
 # The suite (browser tests aside) with the system clock a year ahead
 # (Debian's faketime): a test that depends on today's date fails here.

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from common import Figure
+from helpers import free_block  # tests/ is on the path (common)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -48,25 +49,6 @@ BASELINE_NB = {
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
     "nbformat": 4, "nbformat_minor": 5,
 }
-
-
-def _free_block(count: int = 4) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
 
 
 def _env(work: Path) -> dict[str, str]:
@@ -206,8 +188,9 @@ async def _login(browser, base: str, name: str, password: str):
 async def _run(work: Path, quick: bool) -> list[Figure]:
     from playwright.async_api import async_playwright
 
-    from xmailnb import actions, csr as csrmod
-    from xmailnb.mailroot import MailRoot
+    from xmailnb.flows import actions
+    from xmailnb.mailroot.layout import MailRoot
+    from xmailnb.pki import csr as csrmod
 
     rounds = 2 if quick else 4
     env = _env(work)
@@ -216,7 +199,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                            "--trainees", ",".join(TRAINEES), "--json", "--lang", "en"],
                           capture_output=True, text=True, env=env, check=True)
     passwords = {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
-    port = _free_block()
+    port = free_block()
     base = f"http://127.0.0.1:{port}"
     log = open(work / "classroom.log", "w")
     hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port", str(port),
@@ -365,7 +348,7 @@ async def _culling(work: Path, env: dict[str, str]) -> tuple[list[str], list[str
                            "--trainees", ",".join(names), "--json", "--lang", "en"],
                           capture_output=True, text=True, env=env, check=True)
     passwords = {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
-    port = _free_block()
+    port = free_block()
     base = f"http://127.0.0.1:{port}"
     with open(work / "classroom.log", "w") as log:
         hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port",

@@ -53,8 +53,8 @@ def _load_files(mailroot: Path) -> None:
 
 
 def diagnosis_in_process(work: Path, runs: int) -> Figure:
-    from xmailnb.diagnose import diagnose
-    from xmailnb.mailroot import MailRoot
+    from xmailnb.checks.diagnose import diagnose
+    from xmailnb.mailroot.layout import MailRoot
 
     mailroot = full_mailroot(work / "inproc")
     mr = MailRoot(mailroot)
@@ -64,9 +64,9 @@ def diagnosis_in_process(work: Path, runs: int) -> Figure:
 
 
 def scale(work: Path, runs: int) -> list[Figure]:
-    from xmailnb.diagnose import diagnose
-    from xmailnb.mailroot import MailRoot
-    from xmailnb.store import Store
+    from xmailnb.checks.diagnose import diagnose
+    from xmailnb.mailroot.layout import MailRoot
+    from xmailnb.mailroot.store import Store
 
     # Small: one CA and one page of history (the dashboard shows the newest
     # HISTORY_SHOWN); large: a public-bundle-sized certs.pem and 500 entries.
@@ -91,7 +91,7 @@ def scale(work: Path, runs: int) -> list[Figure]:
 def keygen(runs: int) -> list[Figure]:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    from xmailnb.keys import KeySpec, generate_private_key
+    from xmailnb.pki.keys import KeySpec, generate_private_key
 
     figures = []
     for label, spec, direct, n in (

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from common import Figure, full_mailroot
+from helpers import free_port  # tests/ is on the path (common)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -26,12 +27,6 @@ BASELINE_NB = {
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
     "nbformat": 4, "nbformat_minor": 5,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -106,7 +101,7 @@ def run_all(work: Path, quick: bool) -> list[Figure]:
     nb = work / "baseline.ipynb"
     nb.write_text(json.dumps(BASELINE_NB))
     exe = Path(sys.executable)
-    tport, bport = _free_port(), _free_port()
+    tport, bport = free_port(), free_port()
     # The dashboard wants its token (given in the environment, as a user
     # would); each visit opens the login address, which sets the cookie and
     # redirects to the page.  Pages are not closed between visits (as

@@ -43,9 +43,9 @@ def _closed_port() -> int:
 
 
 def probe_bound(work: Path, runs: int) -> Figure:
-    from xmailnb.mailroot import MailRoot
-    from xmailnb.practice import PracticeServer
-    from xmailnb.probe import probe
+    from xmailnb.checks.probe import probe
+    from xmailnb.flows.practice import PracticeServer
+    from xmailnb.mailroot.layout import MailRoot
 
     mr = MailRoot(full_mailroot(work / "probe"))
     server = PracticeServer(mr)

@@ -102,9 +102,11 @@ def timed_process(argv: list[str], env: dict[str, str] | None = None) -> Callabl
 def full_mailroot(base: Path, *, ca_bundle: int = 1, archive_entries: int = 0) -> Path:
     """A MailRoot with leaf + two intermediates installed and certs.pem."""
     import pki
-    from xmailnb import actions
-    from xmailnb.mailroot import SANDBOX_MARKER, MailRoot, create_sandbox
-    from xmailnb.store import Store
+
+    from xmailnb.flows import actions
+    from xmailnb.mailroot.layout import SANDBOX_MARKER, MailRoot
+    from xmailnb.mailroot.sandbox import create_sandbox
+    from xmailnb.mailroot.store import Store
 
     mr = create_sandbox(base / "MailRoot")
     # Measured as a live MailRoot: without the practice-sandbox marker.

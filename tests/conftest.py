@@ -1,3 +1,8 @@
+"""What every test shares: the clock, an isolated user, a copied sandbox
+MailRoot, and the markers (``slow``, ``browser``) of the quick loop
+(``make test-quick``).  Plain helpers (a free port, a tree hash) are in
+tests/helpers.py."""
+
 import sys
 from pathlib import Path
 
@@ -5,7 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers import sandbox_copy  # noqa: E402
 from xmailnb import clock  # noqa: E402
+from xmailnb.mailroot.layout import MailRoot  # noqa: E402
 
 # The one clock of the tests is the product's (xmailnb.clock): certificates
 # are minted relative to it (tests/pki.py) and the product judges them by it,
@@ -33,3 +40,15 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
     yield
+
+
+@pytest.fixture
+def mailroot(tmp_path) -> Path:
+    """A copy of the stock practice sandbox, somewhere else (``tmp_path/MailRoot``)."""
+    return sandbox_copy(tmp_path / "MailRoot")
+
+
+@pytest.fixture
+def mr(mailroot) -> MailRoot:
+    """:func:`mailroot` as a :class:`MailRoot`."""
+    return MailRoot(mailroot)

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
+from helpers import free_port
+
 READY_TIMEOUT = 180.0  # a cold start (kernel + imports) on a loaded 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -184,12 +179,20 @@ class Dashboard:
         page.set_default_timeout(30_000)
         # A cold start (kernel, imports) can take long on a busy machine: wait
         # for the first bytes, then for the page to finish loading.
-        page.goto(self.url if login else self.base_url, wait_until="commit", timeout=120_000)
+        if login and wait:
+            # A page takes the preheated kernel; the previous page may have
+            # taken it a moment ago: wait until the pool has one again (the
+            # server says so), so that no page waits on a cold kernel start.
+            try:
+                self.wait_ready(preheated=True)
+            except RuntimeError:
+                pass  # no kernel in the pool (pages capped, say): the page says why
+        page.goto(self.url if login else self.base_url, wait_until="commit", timeout=READY_TIMEOUT * 1000)
         if login and wait:
             # The app appears as its cell's output; Voila removes #loading once
             # every cell has run and the widgets are up.
-            page.wait_for_selector(".xm-app", timeout=120_000)
-            page.wait_for_selector("#loading", state="detached", timeout=120_000)
+            page.wait_for_selector(".xm-app", timeout=READY_TIMEOUT * 1000)
+            page.wait_for_selector("#loading", state="detached", timeout=READY_TIMEOUT * 1000)
         return page
 
     def close_pages(self) -> None:

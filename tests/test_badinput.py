@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import pki
-from helpers import CSR_ARGS, run, tree
-from xmailnb.mailroot import resolve
+from helpers import CSR_ARGS, run, sandbox_copy, tree
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +111,9 @@ def _server_cert_is(expected: Callable[[dict], bytes]):
     def check(m: dict, mailroot: Path) -> None:
         assert (mailroot / "server.cert").read_bytes() == expected(m)
         key = serialization.load_pem_private_key((mailroot / "server.key").read_bytes(), None)
-        from xmailnb.keys import public_key_matches
         from cryptography import x509
+
+        from xmailnb.pki.keys import public_key_matches
         leaf = x509.load_pem_x509_certificates((mailroot / "server.cert").read_bytes())[0]
         assert public_key_matches(key, leaf)
     return check
@@ -241,7 +240,7 @@ INSTALL_CASES = [
 def _csr_case_build(m: dict, tmp: Path) -> list[str]:
     # A CSR made by the product, then handed to install as the certificate.
     sandbox = tmp / "csr-maker"
-    shutil.copytree(resolve(None).path, sandbox)
+    sandbox_copy(sandbox)
     assert run("csr", "--mailroot", str(sandbox), *CSR_ARGS).code == 0
     return ["install", "--cert", str(sandbox / "sslconf" / "server.csr")]
 
@@ -327,7 +326,7 @@ def prepare(case: Case, material: dict, tmp_path: Path) -> list[str]:
 @pytest.fixture
 def mailroot(tmp_path) -> Path:
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     return target
 
 

@@ -8,6 +8,7 @@ accepted cases accepted.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -98,14 +99,23 @@ def test_csr_form(case: Case, mailroot, tmp_path):  # noqa: F811
     changed = [a.split("=", 1)[0] for a in argv if a.startswith("--") and "=" in a]
     field = FIELDS[changed[0]]
     assert step.generate_button.disabled
-    step.generate()  # a click on a disabled button does nothing; calling it directly must refuse too
+
+    def flagged() -> list[str]:
+        return [name for name, w in step.inputs.items() if "xm-invalid" in w._dom_classes]
+
+    # A typed value is judged as it is typed; an empty required field is not
+    # flagged before the user has typed anything (Generate stays disabled).
+    assert flagged() == ([] if values[changed[0]] == "" else [field])
+    # A click on a disabled button does nothing; calling it directly must
+    # refuse too: the refusal shown, the field at fault flagged with the
+    # reason beside it, and nothing written.
+    assert step.generate() is None
     assert tree(mailroot) == before
-    if values[changed[0]] == "":
-        # An empty required field is not flagged before the user has typed
-        # anything, but Generate stays disabled.
-        return
-    invalid = [name for name, w in step.inputs.items() if "xm-invalid" in w._dom_classes]
-    assert invalid == [field], (field, invalid)
-    note = step.notes[field] if hasattr(step, "notes") else None
-    if note is not None:
-        assert case.expect in [m.key for m in note.msgs], [m.key for m in note.msgs]
+    assert step.message.status == "error" and "xm-error" in step.message._dom_classes
+    assert [m.key for m in step.message.msgs] == ["ui.csr.form_invalid"]
+    assert html.escape(step.message.msgs[0].render("en")) in step.message.value
+    assert flagged() == [field]
+    note = step.notes[field]
+    assert note.status == "error", (field, note.status)
+    assert note.msgs and note.msgs[0].key == case.expect, [m.key for m in note.msgs]
+    assert html.escape(note.msgs[0].render("en")) in note.value

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import pki
-from xmailnb import certfiles
-from xmailnb.certfiles import (
+from xmailnb.pki import certfiles
+from xmailnb.pki.certfiles import (
     MAX_INPUT_BYTES,
     cert_fingerprint,
     certificates_from,
@@ -449,7 +449,7 @@ def test_negative_serial_is_a_note_not_a_python_warning(ca, recwarn):
 
 
 def test_chain_predicates_survive_malformed_certificates(ca):
-    from xmailnb import chain
+    from xmailnb.pki import chain
 
     for label, (oid, raw, kw) in MALFORMED_EXTENSIONS.items():
         bad = _bad(ca, oid, raw, **kw).cert

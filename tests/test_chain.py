@@ -11,9 +11,9 @@ import idna
 import pytest
 
 import pki
-from xmailnb import chain
-from xmailnb.certfiles import cert_fingerprint
-from xmailnb.chain import (
+from xmailnb.pki import chain
+from xmailnb.pki.certfiles import cert_fingerprint
+from xmailnb.pki.chain import (
     check_order,
     covers_hostname,
     describe,
@@ -388,7 +388,7 @@ def test_every_message_key_is_in_both_catalogs():
 
 import x509lab as lab  # noqa: E402
 from cryptography import x509  # noqa: E402
-from xmailnb.chain import Reason, Rule, display_name, judge  # noqa: E402
+from xmailnb.pki.chain import Reason, Rule, display_name, judge  # noqa: E402
 
 
 @pytest.fixture

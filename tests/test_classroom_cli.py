@@ -14,9 +14,11 @@ import time
 
 import pytest
 
-from helpers import CSR_ARGS, run, tree
+from helpers import CSR_ARGS, free_block, run, tree
 from xmailnb.classroom import hubconfig, procs, roster
 from xmailnb.classroom.report import BOARD_CLASSES, snapshot
+
+pytestmark = pytest.mark.slow  # JupyterHub processes
 
 
 def _run_async(coro):
@@ -26,26 +28,6 @@ def _run_async(coro):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def _free_block(count: int = 4) -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 def _init(tmp_path, *trainees, trainer="sato", extra=()):
@@ -229,8 +211,8 @@ def test_malformed_hashes_never_match():
 
 
 def test_the_report_is_the_one_progress_rule(tmp_path):
-    from xmailnb.mailroot import create_sandbox
-    from xmailnb.progress import step_progress
+    from xmailnb.checks.progress import step_progress
+    from xmailnb.mailroot.sandbox import create_sandbox
 
     mr = create_sandbox(tmp_path / "sandbox-MailRoot")
     doc = snapshot(mr)
@@ -352,7 +334,7 @@ def test_plan_rejects_ports_without_room_for_the_internal_ones(tmp_path):
 def test_serve_says_how_to_install_the_proxy(tmp_path, monkeypatch):
     _init(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # no configurable-http-proxy anywhere
-    port = _free_block()  # the class's port and the three after it
+    port = free_block()  # the class's port and the three after it
     result = run("classroom", "serve", str(tmp_path / "class"), "--port", str(port), "--lang", "ja")
     assert result.code == 2
     assert "configurable-http-proxy" in result.err and "npm install -g" in result.err and "apt-get" in result.err

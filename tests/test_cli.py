@@ -15,9 +15,9 @@ import pytest
 from cryptography import x509
 
 import pki
-from helpers import CSR_ARGS, run, sign_csr_file, tree
-from xmailnb.diagnose import CHECK_IDS
-from xmailnb.mailroot import resolve
+from helpers import CSR_ARGS, run, sandbox_copy, sign_csr_file, tree
+from xmailnb.checks.diagnose import CHECK_IDS
+from xmailnb.mailroot.resolve import resolve
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_mail_root_environment_variable(mailroot, monkeypatch):
 
 def test_copy_of_the_sandbox_is_still_a_practice_mailroot(tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(resolve(None).path, copy)
+    sandbox_copy(copy)
     r = run("diagnose", "--mailroot", str(copy), "--json")
     assert r.json["sandbox"] is True and "sandbox" in r.err
 
@@ -364,8 +364,8 @@ def test_busy_mailroot_exit_3(mailroot, tmp_path, monkeypatch):
     h = pki.hierarchy()
     script = textwrap.dedent(f"""
         import sys, pathlib
-        from xmailnb.mailroot import MailRoot
-        from xmailnb.store import Store
+        from xmailnb.mailroot.layout import MailRoot
+        from xmailnb.mailroot.store import Store
         with Store(MailRoot(pathlib.Path({str(mailroot)!r}))).lock():
             print('locked', flush=True)
             sys.stdin.read()  # held until the test ends
@@ -440,10 +440,10 @@ def test_json_refusal_is_one_json_document(mailroot, tmp_path):
 
 
 def test_change_settings_can_remove_a_setting(mailroot):
-    from xmailnb import actions
     from xmailnb.errors import InputError
-    from xmailnb.mailroot import MailRoot
-    from xmailnb.servertab import ServerTab
+    from xmailnb.flows import actions
+    from xmailnb.mailroot.layout import MailRoot
+    from xmailnb.mailroot.servertab import ServerTab
 
     mr = MailRoot(mailroot)
     actions.change_settings(mr, {"SSLUseCertsFile": "1"})

@@ -8,7 +8,6 @@ audit log stay consistent.
 from __future__ import annotations
 
 import multiprocessing as mp
-import shutil
 import time
 from pathlib import Path
 
@@ -17,10 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from xmailnb import actions, keys
-from xmailnb import store as storemod
+from helpers import sandbox_copy
+from xmailnb.flows import actions
+from xmailnb.pki import keys
+from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+
+pytestmark = pytest.mark.slow  # several processes at once
 
 ROUNDS = 4
 
@@ -64,7 +67,7 @@ def rounds():
                          ids=["no-wait", "queued"])
 def test_two_processes_installing_at_once(rounds, tmp_path, wait, expected):
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     ctx = mp.get_context("fork")
     outcomes = []

@@ -1,4 +1,4 @@
-"""CSR form validation, building and inspection (xmailnb.csr)."""
+"""CSR form validation, building and inspection (xmailnb.pki.csr)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from xmailnb import csr, keys
-from xmailnb.csr import FIELDS, CsrRequest
+from xmailnb.pki import csr, keys
+from xmailnb.pki.csr import FIELDS, CsrRequest
 from xmailnb.errors import InputError
 from xmailnb.i18n import Msg, catalog, shown
-from xmailnb.keys import KeySpec
+from xmailnb.pki.keys import KeySpec
 
 GOOD = {
     "country": "jp", "state": "Tokyo", "locality": "Chiyoda-ku", "org": "Example K.K.",

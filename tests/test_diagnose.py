@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 
 import pytest
 
 import pki
-from xmailnb.diagnose import CHECK_IDS, diagnose
-from xmailnb.mailroot import MailRoot, resolve
-
-
-@pytest.fixture
-def mr(tmp_path) -> MailRoot:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return MailRoot(target)
+from xmailnb.checks.diagnose import CHECK_IDS, diagnose
+from xmailnb.mailroot.layout import MailRoot
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,15 @@ from typing import Callable
 import pytest
 
 import pki
-from xmailnb import actions, csr as csrmod, keys
-from xmailnb import store as storemod
+from helpers import sandbox_copy
+from xmailnb.flows import actions
+from xmailnb.pki import csr as csrmod
+from xmailnb.pki import keys
+from xmailnb.mailroot import store as storemod
 from xmailnb.errors import XmailnbError
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+
+pytestmark = pytest.mark.slow  # fault injection at every store step
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 
@@ -75,7 +80,7 @@ def pki_material():
 def _prepared(tmp_path: Path, h, h2) -> MailRoot:
     """A MailRoot with an installed certificate and some history."""
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     plan = actions.plan_install(mr, actions.Upload(h.chain_pem, "c"), key=actions.Upload(h.leaf.key_pem(), "k"))
     actions.apply_install(mr, plan)

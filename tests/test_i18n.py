@@ -116,7 +116,7 @@ def _literal_keys() -> dict[str, set[str]]:
 
 
 def test_every_key_named_in_the_code_exists_in_both_languages():
-    from xmailnb.diagnose import CHECK_IDS
+    from xmailnb.checks.diagnose import CHECK_IDS
 
     # Check ids share a few domain names ("csr.pending", "acme.renewal").
     not_keys = {*CHECK_IDS, "acme.renewal"}

@@ -1,4 +1,4 @@
-"""Key choice, generation, PEM form and inspection (xmailnb.keys)."""
+"""Key choice, generation, PEM form and inspection (xmailnb.pki.keys)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 import pki
-from xmailnb import keys
+from xmailnb.pki import keys
 from xmailnb.errors import InputError
 from xmailnb.i18n import Msg, catalog
-from xmailnb.keys import KeySpec
+from xmailnb.pki.keys import KeySpec
 
 
 def rendered(msg: Msg) -> dict[str, str]:

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
 from helpers import CSR_ARGS, run
-from xmailnb import practice
-from xmailnb.mailroot import resolve
-from xmailnb.notice import notice_text
-from xmailnb.progress import Step, events, step_progress
+from xmailnb.flows import practice
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.flows.notice import notice_text
+from xmailnb.checks.progress import Step, events, step_progress
 from xmailnb.ui import NoticeStep, ProbeStep
-from xmailnb.workbook import probe_settings
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
+from xmailnb.mailroot.workbook import probe_settings
 
 
 def installed(mailroot: Path):

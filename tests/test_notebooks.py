@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from helpers import tree
-from xmailnb.mailroot import create_sandbox
+from xmailnb.mailroot.sandbox import create_sandbox
+
+pytestmark = pytest.mark.slow  # runs every notebook in a kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

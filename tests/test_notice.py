@@ -9,11 +9,11 @@ import pytest
 import pki
 from helpers import CSR_ARGS, run, sign_csr_file
 from xmailnb.errors import InputError
-from xmailnb.mailroot import create_sandbox
-from xmailnb.notice import notice_host, notice_text
-from xmailnb.practice import sign_pending_csr
-from xmailnb.progress import Step, events, step_progress
-from xmailnb.workbook import save_probe_settings
+from xmailnb.mailroot.sandbox import create_sandbox
+from xmailnb.flows.notice import notice_host, notice_text
+from xmailnb.flows.practice import sign_pending_csr
+from xmailnb.checks.progress import Step, events, step_progress
+from xmailnb.mailroot.workbook import save_probe_settings
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 import pki
-from helpers import run
-from xmailnb.mailroot import resolve
+from helpers import run, sandbox_copy
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed"),
+              pytest.mark.slow]  # openssl subprocesses
 
 
 class TlsServer:
@@ -93,7 +93,7 @@ def hierarchy(request):
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_installed_chain_verifies_with_openssl(hierarchy, fmt, tmp_path):
     mailroot = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, mailroot)
+    sandbox_copy(mailroot)
     files = FORMATS[fmt](hierarchy)
     argv = ["install", "--mailroot", str(mailroot)]
     for opt in ("cert", "chain"):

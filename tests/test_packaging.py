@@ -31,4 +31,4 @@ def test_environment_matches_pyproject():
 
 def test_console_script_declared():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["xmailnb"] == "xmailnb.cli:main"
+    assert pyproject["project"]["scripts"]["xmailnb"] == "xmailnb.cli.main:main"

@@ -16,10 +16,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
 from helpers import CSR_ARGS, run, tree
-from xmailnb import practice
+from xmailnb.flows import practice
 from xmailnb.errors import InputError
-from xmailnb.mailroot import create_sandbox
-from xmailnb.practice import PracticeServer, sign_pending_csr
+from xmailnb.mailroot.sandbox import create_sandbox
+from xmailnb.flows.practice import PracticeServer, sign_pending_csr
 
 ALIASES = ["--aliases", "example.jp smtp.example.jp"]
 
@@ -299,7 +299,7 @@ def test_stop_cuts_idle_clients_at_once(tmp_path):
 def test_practice_listener_asks_for_certificates_like_xmail(tmp_path):
     # SSLWantVerify=1: a certificate is asked for, clients without one get
     # in; SSLWantCert=1: they are refused (TLS 1.3: after the handshake).
-    from xmailnb.probe import Problem, probe
+    from xmailnb.checks.probe import Problem, probe
 
     mr = create_sandbox(tmp_path / "MailRoot")
     assert run("csr", "--mailroot", str(mr.path), *CSR_ARGS).code == 0

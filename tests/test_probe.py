@@ -13,14 +13,22 @@ from cryptography import x509
 
 import pki
 from helpers import CSR_ARGS, run
-from xmailnb import practice
-from xmailnb.certfiles import cert_fingerprint
+from xmailnb.flows import practice
+from xmailnb.pki.certfiles import cert_fingerprint
 from xmailnb.errors import InputError
-from xmailnb.mailroot import create_sandbox
-from xmailnb.probe import ENDPOINTS, Problem, check_host, default_ports, parse_ports, probe, probe_findings
-from xmailnb.progress import events
-from xmailnb.store import Store
-from xmailnb.workbook import probe_settings
+from xmailnb.mailroot.sandbox import create_sandbox
+from xmailnb.checks.probe import (
+    ENDPOINTS,
+    Problem,
+    check_host,
+    default_ports,
+    parse_ports,
+    probe,
+    probe_findings,
+)
+from xmailnb.checks.progress import events
+from xmailnb.mailroot.store import Store
+from xmailnb.mailroot.workbook import probe_settings
 
 HOST = "mail.example.jp"
 

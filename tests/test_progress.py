@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from helpers import CSR_ARGS, run
-from xmailnb import actions, practice, progress
-from xmailnb.mailroot import resolve
-from xmailnb.progress import Step, StepState
+from xmailnb.flows import actions, practice
+from xmailnb.checks import progress
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.checks.progress import Step, StepState
 
 
 def states(mr) -> dict[str, str]:

@@ -7,15 +7,19 @@ mutations of real PEM, DER, PKCS#7 and PKCS#12 files.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pki
-from xmailnb import actions, certfiles
+from helpers import sandbox_copy
+from xmailnb.flows import actions
+from xmailnb.pki import certfiles
 from xmailnb.errors import InputError
-from xmailnb.mailroot import MailRoot, resolve
+from xmailnb.mailroot.layout import MailRoot
+
+pytestmark = pytest.mark.slow  # hypothesis
 
 H = pki.hierarchy()
 SAMPLES = [
@@ -70,7 +74,7 @@ def test_pem_shaped_noise(parts):
 @pytest.fixture(scope="module")
 def mr(tmp_path_factory):
     target = tmp_path_factory.mktemp("prop") / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     return MailRoot(target)
 
 

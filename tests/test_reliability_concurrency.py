@@ -14,7 +14,6 @@ belongs to the pending CSR, and the archive and the audit log agree.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,11 +25,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from helpers import CSR_ARGS
-from xmailnb import actions, keys
-from xmailnb.mailroot import MailRoot, resolve
-from xmailnb.servertab import ServerTab
-from xmailnb.store import Store
+from helpers import CSR_ARGS, sandbox_copy
+from xmailnb.flows import actions
+from xmailnb.pki import keys
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.servertab import ServerTab
+from xmailnb.mailroot.store import Store
+
+pytestmark = pytest.mark.slow  # many writer processes at once
 
 ROUNDS = 2
 SETTINGS = ("SSLUseCertsFile", "EnablePOP3-TLS", "SSLWantVerify", "EnableCTRL-TLS")
@@ -42,7 +44,7 @@ def _spawn(argv: list[str], env: dict[str, str], start: float) -> subprocess.Pop
     code = textwrap.dedent(f"""
         import sys, time
         time.sleep(max(0.0, {start} - time.time()))
-        from xmailnb.cli import main
+        from xmailnb.cli.main import main
         sys.exit(main(sys.argv[1:]))
     """)
     return subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.PIPE,
@@ -53,8 +55,8 @@ def _tick(path: Path, item: str, env: dict[str, str], start: float) -> subproces
     code = textwrap.dedent(f"""
         import time, pathlib
         time.sleep(max(0.0, {start} - time.time()))
-        from xmailnb import actions
-        from xmailnb.mailroot import resolve
+        from xmailnb.flows import actions
+        from xmailnb.mailroot.resolve import resolve
         actions.tick_checklist(resolve({str(path)!r}), {item!r}, True)
     """)
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
@@ -79,7 +81,7 @@ def material(tmp_path_factory):
 
 def test_eight_way_mixed_writers_lose_nothing(material, tmp_path):
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     env = {**os.environ, "XMAILNB_LANG": "en", "XMAILNB_LOCK_WAIT": "120"}
     # An earlier CSR to roll back to while other writers run.
@@ -146,7 +148,7 @@ def test_eight_way_mixed_writers_lose_nothing(material, tmp_path):
 
 
 def _request():
-    from xmailnb import csr as csrmod
+    from xmailnb.pki import csr as csrmod
 
     return csrmod.request_from_values({"country": "JP", "state": "Tokyo", "locality": "Shibuya-ku",
                                        "org": "Example", "cn": "mail.example.jp"})
@@ -158,7 +160,7 @@ def test_concurrent_settings_in_process_threads_keep_every_change(tmp_path):
     import threading
 
     target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target)
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(SETTINGS))

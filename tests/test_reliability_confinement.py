@@ -5,39 +5,29 @@ message."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
 
 import pki
-from helpers import run
-from xmailnb.mailroot import MANAGED_FILES, MailRoot, is_managed, resolve
-from xmailnb.store import Store, sha256_hex
+from helpers import run, sandbox_copy, tree
+from xmailnb.mailroot.layout import MANAGED_FILES, MailRoot, is_managed
+from xmailnb.mailroot.store import Store, sha256_hex
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
-    """Mode and content hash of everything below *root* (links not followed)."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
-            out[str(path.relative_to(root))] = (st.st_mode, digest)
-    out["."] = (root.lstat().st_mode, "")
-    return out
+    """Mode and content of everything below *root*, *root* too (links not followed)."""
+    return tree(root, exclude=(), folders=True, meta=("mode",))
 
 
 @pytest.fixture
 def setup(tmp_path):
     h = pki.hierarchy()
     mailroot = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, mailroot)
+    sandbox_copy(mailroot)
     outside = tmp_path / "outside"
     outside.mkdir(mode=0o755)
     (outside / "x").write_bytes(b"precious\n")
@@ -106,7 +96,8 @@ def test_tampered_manifest_cannot_write_outside_with_content(setup):
 def test_allow_list_holds_only_plain_relative_names():
     assert all(is_managed(rel) for rel in MANAGED_FILES)
     assert not any(is_managed(name) for name in HOSTILE)
-    from xmailnb import acmeflow, practice
+    from xmailnb.flows import acme as acmeflow
+    from xmailnb.flows import practice
 
     for module in (acmeflow, practice):
         for name, value in vars(module).items():
@@ -138,7 +129,7 @@ def test_symlinked_store_folder_is_refused(link, setup):
 
 
 def test_symlinked_practice_folder_is_refused(setup):
-    from xmailnb import practice
+    from xmailnb.flows import practice
 
     mr, outside, files = setup
     mr = MailRoot(mr.path, is_sandbox=True)

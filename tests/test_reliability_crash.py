@@ -32,10 +32,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from helpers import run
-from xmailnb import actions, csr as csrmod, keys, practice
-from xmailnb import store as storemod
-from xmailnb.mailroot import MailRoot, recover_interrupted, resolve
+from helpers import run, sandbox_copy
+from xmailnb.flows import actions, practice
+from xmailnb.pki import csr as csrmod
+from xmailnb.pki import keys
+from xmailnb.mailroot import store as storemod
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.store import recover_interrupted
+
+pytestmark = pytest.mark.slow  # kills processes at every step (strace)
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 KILLS: dict[str, int] = {}
@@ -116,7 +121,7 @@ def template(tmp_path_factory, material):
     and some history: every action has something to replace."""
     h, _h2 = material
     target = tmp_path_factory.mktemp("template") / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     mr = MailRoot(target, is_sandbox=True)
     actions.apply_install(mr, actions.plan_install(mr, actions.Upload(h.chain_pem, "c"),
                                                    key=actions.Upload(h.leaf.key_pem(), "k")))

@@ -16,26 +16,12 @@ import pytest
 
 import pki
 from helpers import CSR_ARGS, run
-from xmailnb.mailroot import resolve
+from helpers import tree as _tree
 
 
 def tree(root: Path) -> dict[str, str]:
-    """What is below *root*: regular files by content, anything else by kind
-    (reading a FIFO here would block the test itself)."""
-    import hashlib
-    import stat
-
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            if name == ".xmailnb.lock":
-                continue
-            st = path.lstat()
-            rel = path.relative_to(root).as_posix()
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) \
-                else stat.filemode(st.st_mode)
-    return out
+    """Files and folders below *root*, regular files by content, the rest by kind."""
+    return _tree(root, folders=True)
 
 
 @contextlib.contextmanager
@@ -58,13 +44,6 @@ def deadline(seconds: int = 20):
 @pytest.fixture(scope="module")
 def h():
     return pki.hierarchy()
-
-
-@pytest.fixture
-def mailroot(tmp_path, h) -> Path:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ hostile text.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -30,10 +29,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from helpers import CSR_ARGS, run
-from xmailnb import keys
+from helpers import CSR_ARGS, run, sandbox_copy, tree
+from xmailnb.pki import keys
 from xmailnb.i18n import Msg
-from xmailnb.mailroot import resolve
+
+pytestmark = pytest.mark.slow  # subprocesses, users and mounts
 
 NOBODY = 65534
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -42,16 +42,8 @@ as_root = pytest.mark.skipif(not (IS_ROOT and HAVE_SETPRIV), reason="needs root 
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            if name == ".xmailnb.lock":
-                continue
-            st = path.lstat()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
-            out[str(path.relative_to(root))] = (st.st_mode, st.st_uid, st.st_gid, digest)
-    return out
+    """Mode, owner and content of everything below *root*, *root* too."""
+    return tree(root, folders=True, meta=("mode", "uid", "gid"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +77,7 @@ def files(shared, h) -> Path:
 
 def _mailroot(base: Path) -> Path:
     target = base / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
+    sandbox_copy(target)
     return target
 
 
@@ -195,7 +187,7 @@ def read_only_mount(base: Path):
 def test_read_only_mount_refuses_every_write_cleanly(shared, files):
     with read_only_mount(shared) as mnt:
         mailroot = mnt / "MailRoot"
-        shutil.copytree(resolve(None).path, mailroot)
+        sandbox_copy(mailroot)
         _prepare_history(mailroot, files)
         assert subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True).returncode == 0
         before = snapshot(mailroot)

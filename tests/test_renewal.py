@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives import serialization
 
 import pki
 from helpers import CSR_ARGS, run
-from xmailnb import actions, keys, practice
+from xmailnb.flows import actions, practice
+from xmailnb.pki import keys
 from xmailnb.errors import InputError
-from xmailnb.mailroot import create_sandbox, resolve
-from xmailnb.store import Store
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.mailroot.sandbox import create_sandbox
+from xmailnb.mailroot.store import Store
 from xmailnb.ui import CsrStep
 
 

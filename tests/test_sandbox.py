@@ -9,10 +9,11 @@ import time
 import pytest
 
 from helpers import CSR_ARGS, run, tree
-from xmailnb import sandbox
+from xmailnb.mailroot import sandbox
 from xmailnb.errors import BusyError, InputError
-from xmailnb.mailroot import SANDBOX_MARKER, create_sandbox, sandbox_path
-from xmailnb.store import Store
+from xmailnb.mailroot.layout import SANDBOX_MARKER, sandbox_path
+from xmailnb.mailroot.sandbox import create_sandbox
+from xmailnb.mailroot.store import Store
 
 
 def _box():
@@ -135,6 +136,7 @@ def test_messages_in_japanese():
     assert "練習用サンドボックス" in result.out
 
 
+@pytest.mark.slow
 def test_a_busy_sandbox_is_not_reset():
     box = _box()
     with Store(box).lock():

@@ -22,11 +22,13 @@ import pytest
 
 from dashboard_server import Dashboard
 from helpers import run
-from xmailnb import serving
-from xmailnb.commands.serve import forced_language
+from xmailnb.dashboard import plan as serving
+from xmailnb.cli.serve import forced_language
 from xmailnb.dashboard.page import accept_language, page_language
 from xmailnb.errors import UsageError
-from xmailnb.mailroot import resolve
+from xmailnb.mailroot.resolve import resolve
+
+pytestmark = pytest.mark.slow  # starts real dashboard servers
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = "correct-horse-battery-staple-0123456789"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import xmailnb.servertab as servertab
+import xmailnb.mailroot.servertab as servertab
 from xmailnb.errors import InputError
 from xmailnb.i18n import LANGUAGES, Msg, catalog
-from xmailnb.servertab import (
+from xmailnb.mailroot.servertab import (
     TLS_VARIABLE_NAMES,
     TLS_VARIABLES,
     ServerTab,

@@ -8,13 +8,16 @@ import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from xmailnb import store as storemod
+import helpers
+
+from xmailnb.mailroot import store as storemod
 from xmailnb.errors import BusyError, InputError
-from xmailnb.mailroot import MailRoot
-from xmailnb.store import Store, StoreError, sha256_hex
+from xmailnb.mailroot.layout import MailRoot
+from xmailnb.mailroot.store import Store, StoreError, sha256_hex
 
 
 @pytest.fixture
@@ -25,15 +28,7 @@ def mr(tmp_path):
 
 def tree(root) -> dict[str, str]:
     """Hash of every file below *root* except the store's own bookkeeping."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, root)
-            if rel.startswith(os.path.join("sslconf", "archive")) or rel.endswith(("audit.log", ".xmailnb.lock")):
-                continue
-            out[rel] = sha256_hex(open(path, "rb").read())
-    return out
+    return helpers.tree(Path(root), exclude=("sslconf/archive*", "*audit.log", helpers.LOCK))
 
 
 def test_apply_archives_previous_and_writes_new(mr):
@@ -191,8 +186,8 @@ def _hold_lock(mr, seconds: float | None = None) -> subprocess.Popen:
     hold = f"select.select([], [], [], {seconds})" if seconds is not None else "sys.stdin.read()"
     script = textwrap.dedent(f"""
         import select, sys
-        from xmailnb.mailroot import MailRoot
-        from xmailnb.store import Store
+        from xmailnb.mailroot.layout import MailRoot
+        from xmailnb.mailroot.store import Store
         with Store(MailRoot(__import__('pathlib').Path({str(mr.path)!r}))).lock():
             print('locked', flush=True)
             {hold}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
-import shutil
 import stat
 from pathlib import Path
 
@@ -13,22 +12,24 @@ import pytest
 
 import pki
 from helpers import sign_csr_file, tree
-from xmailnb import actions, csr as csrmod
+from xmailnb.flows import actions
+from xmailnb.pki import csr as csrmod
 from xmailnb.i18n import text
-from xmailnb.mailroot import resolve
-from xmailnb.ui import CsrStep, DiagnoseStep, InstallStep, NoticeStep, ProbeStep, SettingsStep, SubmitStep, Wizard
+from xmailnb.mailroot.resolve import resolve
+from xmailnb.ui import (
+    CsrStep,
+    DiagnoseStep,
+    InstallStep,
+    NoticeStep,
+    ProbeStep,
+    SettingsStep,
+    SubmitStep,
+    Wizard,
+)
 from xmailnb.ui.install import upload_value
 
 FORM = {"country": "JP", "state": "Tokyo", "locality": "Shibuya-ku", "org": "Example Co., Ltd.",
         "cn": "mail.example.jp", "aliases": "smtp.example.jp"}
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    """A copied MailRoot: the stock sandbox copied somewhere else."""
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +276,7 @@ def test_acme_choice_shows_a_panel_or_says_it_is_missing(mailroot):
         assert "not available" in all_text(step.acme_box)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("xmailnb.practice") is None, reason="no practice CA")
+@pytest.mark.skipif(importlib.util.find_spec("xmailnb.flows.practice") is None, reason="no practice CA")
 def test_practice_sign_then_install_the_practice_certificate(mailroot):
     make_csr(mailroot)
     wizard = Wizard(mailroot, lang="en")
@@ -309,7 +310,7 @@ def test_notice_text_names_the_host_and_follows_the_language(mailroot):
 def test_probe_step_refuses_a_bad_ports_field_beside_it(mailroot):
     step = ProbeStep(mailroot, lang="en")
     assert step.host.value == "127.0.0.1"
-    if importlib.util.find_spec("xmailnb.probe") is None:
+    if importlib.util.find_spec("xmailnb.checks.probe") is None:
         assert step.form.layout.display == "none"
         return
     step.ports.value = "smtp=abc"
@@ -317,8 +318,8 @@ def test_probe_step_refuses_a_bad_ports_field_beside_it(mailroot):
     assert "xm-error" in classes(step.ports_note) and step.future is None
 
 
-@pytest.mark.skipif(importlib.util.find_spec("xmailnb.practice") is None
-                    or importlib.util.find_spec("xmailnb.probe") is None, reason="no practice server or probe")
+@pytest.mark.skipif(importlib.util.find_spec("xmailnb.flows.practice") is None
+                    or importlib.util.find_spec("xmailnb.checks.probe") is None, reason="no practice server or probe")
 def test_probe_the_practice_server_in_a_thread(mailroot):
     make_csr(mailroot)
     wizard = Wizard(mailroot, lang="en")
@@ -395,7 +396,7 @@ def test_wizard_builds_only_the_step_shown(mailroot):
 def test_settings_tell_not_set_from_set_to_nothing(mailroot):
     # The diagnosis advises SmtpNoTLSAuths = "" (no AUTH before STARTTLS):
     # the form must be able to write exactly that, and to remove it again.
-    from xmailnb.servertab import ServerTab
+    from xmailnb.mailroot.servertab import ServerTab
 
     step = SettingsStep(mailroot, lang="en")
     assert step.defined["SmtpNoTLSAuths"].value is False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import x509lab as lab
 from helpers import run
-from xmailnb import actions, cli
-from xmailnb.chain import describe
-from xmailnb.diagnose import diagnose
+from xmailnb.flows import actions
+from xmailnb.cli import main as cli
+from xmailnb.pki.chain import describe
+from xmailnb.checks.diagnose import diagnose
 from xmailnb.errors import InputError
-from xmailnb.mailroot import resolve
-
-
-@pytest.fixture
-def mailroot(tmp_path) -> Path:
-    target = tmp_path / "MailRoot"
-    shutil.copytree(resolve(None).path, target)
-    return target
+from xmailnb.mailroot.resolve import resolve
 
 
 @pytest.fixture
@@ -163,7 +156,9 @@ def test_json_on_an_internal_error(monkeypatch):
     def broken(args, out):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(cli._COMMANDS, "history", broken)
+    from xmailnb.cli import history as history_command
+
+    monkeypatch.setattr(history_command, "run", broken)
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(["history", "--json"], stdout=out, stderr=err)
     assert code == 1
@@ -207,7 +202,8 @@ def test_dashboard_shows_the_reason_beside_the_input(mailroot, pki_, frozen_now)
 
 def test_practice_root_is_an_anchor_in_a_practice_mailroot(mailroot):
     from helpers import CSR_ARGS
-    from xmailnb import practice
+
+    from xmailnb.flows import practice
 
     assert run("csr", "--mailroot", str(mailroot), *CSR_ARGS).code == 0
     issued = practice.sign_pending_csr(resolve(mailroot))

@@ -17,11 +17,14 @@ import time
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pki
-from xmailnb.cli import main
-from xmailnb.mailroot import resolve
+from helpers import sandbox_copy
+from xmailnb.cli.main import main
+
+pytestmark = pytest.mark.slow  # hypothesis over mutated certificates
 
 BUDGET_SECONDS = 12.0
 
@@ -34,7 +37,7 @@ def chain():
 @pytest.fixture(scope="module")
 def mailroot(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "MailRoot"
-    shutil.copytree(resolve(None).path, path)
+    sandbox_copy(path)
     return path
 
 

@@ -30,11 +30,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 import verdict_corpus as vc
+from helpers import sandbox_copy
 from xmailnb import clock
-from xmailnb.cli import main
-from xmailnb.mailroot import resolve
+from xmailnb.cli.main import main
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed"),
+              pytest.mark.slow]  # openssl subprocesses
 
 AT = clock.now().replace(microsecond=0)
 with clock.frozen(AT):
@@ -118,7 +119,7 @@ def _openssl(case: vc.Case, work: Path) -> tuple[bool, str]:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, Outcome]:
     mailroot = tmp_path_factory.mktemp("verdicts") / "MailRoot"
-    shutil.copytree(resolve(None).path, mailroot)
+    sandbox_copy(mailroot)
     results = {}
     for i, case in enumerate(CASES):
         if case.check is not None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import gettext
 import io
+import locale
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ __all__ = [
     "text",
     "shown",
 ]
+
+log = logging.getLogger(__name__)
 
 LANGUAGES: tuple[str, ...] = ("ja", "en")
 DEFAULT_LANGUAGE = "en"
@@ -82,6 +86,8 @@ def _translations(lang: str) -> gettext.GNUTranslations:
 
 def compile_po(po: Path) -> bytes:
     """The ``.mo`` bytes of the catalog at *po* (Babel, as the build does)."""
+    # Babel only where no compiled catalog is at hand (a source checkout):
+    # an installed product never parses a .po.
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
@@ -102,7 +108,7 @@ def catalog(lang: str) -> Mapping[str, str]:
     Raises:
         ValueError: *lang* is not one of :data:`LANGUAGES`.
     """
-    from babel.messages.pofile import read_po
+    from babel.messages.pofile import read_po  # tests and tools only, see above
 
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
@@ -222,6 +228,27 @@ class Msg:
     def to_json(self, lang: str) -> str:
         return self.render(lang)
 
+    def to_record(self) -> dict[str, Any]:
+        """The message as JSON data, to render later in any language
+        (:meth:`from_record` reads it back).
+
+        >>> Msg.from_record(Msg.of("common.yes").to_record()) == Msg.of("common.yes")
+        True
+        """
+        params = {k: (v.to_record() if isinstance(v, Msg) else v if isinstance(v, (str, int, float)) else str(v))
+                  for k, v in self.params.items()}
+        return {"key": self.key, "params": params}
+
+    @classmethod
+    def from_record(cls, doc: Any) -> "Msg | None":
+        """The message :meth:`to_record` wrote, or ``None`` when *doc* is not one."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("key"), str):
+            return None
+        params = doc.get("params")
+        values = {k: ((cls.from_record(v) or "") if isinstance(v, dict) else v)
+                  for k, v in (params.items() if isinstance(params, dict) else ())}
+        return cls(doc["key"], values)
+
 
 def render(msg: Msg | None, lang: str) -> str:
     """Render *msg*, or return an empty string for ``None``."""
@@ -243,8 +270,6 @@ def detect_language(environ: Mapping[str, str] | None = None) -> str:
             return "ja" if value.lower().startswith("ja") else DEFAULT_LANGUAGE
     if environ is None:
         try:
-            import locale
-
             loc = locale.getlocale()[0] or ""
         except ValueError:
             loc = ""

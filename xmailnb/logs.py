@@ -16,11 +16,11 @@ PEM block or a ``token=`` value.
 from __future__ import annotations
 
 import logging
-import logging.handlers
-import os
 import re
 from pathlib import Path
 from typing import Mapping
+
+from .files import user_folder
 
 __all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter"]
 
@@ -35,13 +35,7 @@ _TOKEN = re.compile(r"((?:token|login|password|passphrase)=)[^&\s'\"]+", re.I)
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The per-user state folder (``XMAILNB_STATE_DIR`` overrides it)."""
-    env = os.environ if environ is None else environ
-    forced = env.get("XMAILNB_STATE_DIR")
-    if forced:
-        return Path(forced)
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir("xmailnb", appauthor=False))
+    return user_folder("state", environ)
 
 
 def log_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -81,10 +75,14 @@ def enable_file_log() -> Path | None:
         root.removeHandler(_configured[1])  # the state folder was changed (tests)
         _configured[1].close()
         _configured = None
+    # Only an internal error gets here: logging.handlers (socket, pickle,
+    # queue) would be ~5 ms of every start-up.
+    from logging.handlers import RotatingFileHandler
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS,
-                                                       encoding="utf-8", delay=True)
+        handler = RotatingFileHandler(path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS,
+                                      encoding="utf-8", delay=True)
     except OSError:
         return None
     handler.setLevel(logging.WARNING)

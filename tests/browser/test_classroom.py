@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,33 +22,14 @@ from pathlib import Path
 import pytest
 
 from conftest import ARTIFACTS, _require_chromium
+from helpers import free_block
+
+# Chromium through Playwright: outside the quick loop (make test-quick).
+pytestmark = pytest.mark.browser
 
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Class Test",
               "cn": "mail.example.jp"}
 BOARD_DEADLINE = 5.0
-
-
-def _free_block(count: int = 4) -> int:
-    """A port with the *count* - 1 ports after it free as well."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 class Class:
@@ -62,7 +42,7 @@ class Class:
                                "sato", "--trainees", "alice,bob", "--json", "--lang", "en"],
                               capture_output=True, text=True, env=env, check=True)
         self.passwords = {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
-        self.port = _free_block()
+        self.port = free_block()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "classroom.log"
         with open(self.log, "w") as log:

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+# Chromium through Playwright: outside the quick loop (make test-quick).
+pytestmark = pytest.mark.browser
+
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Practice Flow",
               "cn": "mail.example.jp"}
 

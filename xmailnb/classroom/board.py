@@ -2,7 +2,7 @@
 
 One row per trainee (``xm-trainee-NAME``), one cell per workbook step
 (``xm-step-<step>`` with ``xm-ok``/``xm-warn``/``xm-error``/``xm-pending``
-from :func:`xmailnb.progress.step_progress`, as each trainee's server
+from :func:`xmailnb.checks.progress.step_progress`, as each trainee's server
 reported it), the time of their last change, their open problems, a reset
 button (``xm-reset-NAME``, confirmed with ``xm-reset-confirm``) and a link to
 a read-only view of their workbook.  The page asks for the state once a
@@ -40,12 +40,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import (
+    HubOAuth,
+    HubOAuthCallbackHandler,
+    HubOAuthenticated,
+)
 from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
+from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES, text
-from ..progress import STEPS
+from ..checks.progress import STEPS
 from . import roster
 from .hubconfig import REPORT_SCOPE
 from .report import BOARD_CLASSES
@@ -81,8 +86,6 @@ class Board:
         return self.class_dir / "hub" / "board-state.json"
 
     def _load(self) -> None:
-        from ..fsread import read_regular
-
         try:
             doc = json.loads(read_regular(self._file, 16 * 1024 * 1024))
             self.reports = {k: v for k, v in doc.get("reports", {}).items() if isinstance(v, dict)}
@@ -91,8 +94,6 @@ class Board:
             pass
 
     def _save(self) -> None:
-        from ..fsread import write_atomic
-
         try:
             write_atomic(self._file, json.dumps({"reports": self.reports, "pending": self.pending}).encode(), 0o600)
         except OSError as exc:

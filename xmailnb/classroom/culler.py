@@ -9,14 +9,17 @@ SIGTERM handling before handing over to the culler.
 
 from __future__ import annotations
 
+import logging
 import signal
+
+from jupyterhub_idle_culler import main as culler_main
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from jupyterhub_idle_culler import main as culler_main
-
     culler_main()
 
 

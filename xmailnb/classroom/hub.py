@@ -6,6 +6,7 @@ names these classes); the command line never imports JupyterHub.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from jupyterhub.auth import Authenticator
@@ -13,8 +14,14 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Unicode, default
 
 from . import roster
+from ..errors import XmailnbError
+from ..logs import log_unexpected
+from ..i18n import text
+from .hubconfig import BOARD_SERVICE
 
 __all__ = ["ClassAuthenticator", "ClassSpawner", "landing", "template_vars"]
+
+log = logging.getLogger(__name__)
 
 
 class ClassAuthenticator(Authenticator):
@@ -35,8 +42,8 @@ class ClassAuthenticator(Authenticator):
         password = data.get("password") or ""
         try:
             room = self._room()
-        except Exception:
-            self.log.exception("cannot read the class roster")
+        except Exception as exc:  # a bug boundary: a login never crashes the hub
+            log_unexpected(log, "reading the class roster", exc)
             return None
         stored = roster.password_hashes(room).get(name)
         if room.account(name) is None or stored is None:
@@ -47,7 +54,7 @@ class ClassAuthenticator(Authenticator):
     def check_allowed(self, username: str, authentication: Any = None) -> bool:
         try:
             return self._room().account(username) is not None
-        except Exception:
+        except (XmailnbError, OSError):
             return False
 
 
@@ -85,12 +92,10 @@ def landing(class_dir: str) -> Callable[[Any], str]:
     else to their own workbook (JupyterHub's default)."""
 
     def default_url(handler: Any) -> str:
-        from .hubconfig import BOARD_SERVICE
-
         user = handler.current_user
         try:
             trainer = roster.load(class_dir).trainer.name
-        except Exception:
+        except (XmailnbError, OSError):
             return ""
         if user is not None and getattr(user, "name", None) == trainer:
             return handler.base_url + f"services/{BOARD_SERVICE}/"
@@ -102,11 +107,9 @@ def landing(class_dir: str) -> Callable[[Any], str]:
 def template_vars(class_dir: str) -> dict[str, str]:
     """The login page's announcement, in both languages (JupyterHub's own
     pages are in English only)."""
-    from ..i18n import text
-
     try:
         lang = roster.load(class_dir).lang
-    except Exception:
+    except (XmailnbError, OSError):
         lang = "en"
     other = "en" if lang == "ja" else "ja"
     return {"announcement_login": f"{text('classroom.login.hint', lang)} / {text('classroom.login.hint', other)}"}

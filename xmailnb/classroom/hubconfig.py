@@ -25,14 +25,19 @@ Choices and why:
 
 from __future__ import annotations
 
+import logging
 import pprint
+import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
 from .roster import Classroom
 
 __all__ = ["BOARD_SERVICE", "REPORT_SCOPE", "HubPlan", "plan", "proxy_command"]
+
+log = logging.getLogger(__name__)
 
 BOARD_SERVICE = "class-board"
 CULLER_SERVICE = "idle-culler"
@@ -45,8 +50,6 @@ KERNEL_CULL_SECONDS = 300
 
 def proxy_command() -> list[str] | None:
     """configurable-http-proxy as found on PATH (npm or Debian), else ``None``."""
-    import shutil
-
     found = shutil.which("configurable-http-proxy")
     return [found] if found else None
 
@@ -114,8 +117,6 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
     The hub's own API, the proxy's API and the board listen on 127.0.0.1,
     on the three ports after *port*.
     """
-    from ..errors import UsageError
-
     if not 1 <= port <= 65532:
         raise UsageError.of("classroom.port.invalid", "classroom.port.invalid.fix", field="port", port=port)
     python = python or sys.executable

@@ -12,6 +12,7 @@ nothing is done.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 from .roster import Classroom
 
 __all__ = ["leftover_pids", "stop_leftover_servers"]
+
+log = logging.getLogger(__name__)
 
 
 def _environ(pid: int) -> dict[bytes, bytes]:

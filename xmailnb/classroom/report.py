@@ -1,7 +1,7 @@
 """What a trainee's server tells the board: step progress of their sandbox.
 
 Plain Python.  :func:`snapshot` is one call of the one progress rule
-(:func:`xmailnb.progress.step_progress`) turned into JSON, with the open
+(:func:`xmailnb.checks.progress.step_progress`) turned into JSON, with the open
 problems and the recent history rendered in both languages so that the
 board can show them in the trainer's language without reading the
 trainee's files.  :func:`signature` is what the reporter polls (a few
@@ -10,14 +10,20 @@ trainee's files.  :func:`signature` is what the reporter polls (a few
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from ..checks.progress import step_progress
 from ..i18n import LANGUAGES
-from ..mailroot import MailRoot
+from ..mailroot.layout import MailRoot
+from ..mailroot.sandbox import generation
+from ..mailroot.store import Store
 
 __all__ = ["BOARD_CLASSES", "signature", "snapshot"]
+
+log = logging.getLogger(__name__)
 
 #: Step state -> the board cell's class (DESIGN.md section 4).
 BOARD_CLASSES = {"done": "xm-ok", "attention": "xm-warn", "broken": "xm-error", "todo": "xm-pending"}
@@ -49,10 +55,6 @@ def _finding(f: Any) -> dict[str, Any]:
 
 def snapshot(mr: MailRoot) -> dict[str, Any]:
     """Step states, last change, open problems, all findings and recent history of *mr*."""
-    from ..progress import step_progress
-    from ..sandbox import generation
-    from ..store import Store
-
     progress = step_progress(mr)
     history = []
     for record in Store(mr).audit_records()[-_HISTORY:]:

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -32,8 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import InputError, UsageError
+import filelock
+
+from ..errors import BusyError, InputError, UsageError
+from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES
+from ..mailroot.layout import SANDBOX_DIRNAME
+from ..mailroot.sandbox import create_sandbox
 
 __all__ = [
     "Account",
@@ -48,6 +54,8 @@ __all__ = [
     "add_trainees",
     "load",
 ]
+
+log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 #: Names JupyterHub or the class itself uses for something else.
@@ -121,8 +129,6 @@ class Classroom:
         return self.users_dir / name
 
     def sandbox(self, name: str) -> Path:
-        from ..mailroot import SANDBOX_DIRNAME
-
         return self.data_dir(name) / SANDBOX_DIRNAME
 
     def to_json(self) -> dict[str, Any]:
@@ -188,14 +194,10 @@ def verify_password(password: str, stored: str) -> bool:
 # -- reading and writing ------------------------------------------------------------
 
 def _read_json(path: Path) -> Any:
-    from ..fsread import read_regular
-
     return json.loads(read_regular(path, _MAX_ROSTER_BYTES).decode("utf-8"))
 
 
 def _write_private(path: Path, doc: Any, mode: int) -> None:
-    from ..fsread import write_atomic
-
     write_atomic(path, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), mode)
 
 
@@ -241,10 +243,6 @@ def password_hashes(room: Classroom) -> dict[str, str]:
 
 @contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    import filelock
-
-    from ..errors import BusyError
-
     lock = filelock.FileLock(str(root / "hub" / ".roster.lock"), timeout=5)
     try:
         lock.acquire()
@@ -277,8 +275,6 @@ def _next_ports(accounts: Sequence[Account]) -> Iterator[tuple[int, int]]:
 
 
 def _make_sandbox(room: Classroom, name: str) -> None:
-    from ..mailroot import create_sandbox
-
     _private_dir(room.data_dir(name))
     create_sandbox(room.sandbox(name))
 

@@ -27,6 +27,7 @@ same dashboard notebook and ``xmailnb`` template as ``xmailnb serve``, with:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+from jupyterhub import __version__
 from jupyterhub.services.auth import HubOAuth
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyterhub.utils import url_path_join
@@ -44,8 +46,10 @@ from traitlets import default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
-from ..mailroot import MailRoot, resolve
-from ..serving import MAX_MESSAGE_BYTES, TEMPLATE, dashboard_notebook, share_dir
+from ..mailroot.layout import MailRoot
+from ..mailroot.resolve import resolve
+from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
+from ..mailroot.sandbox import reset_sandbox
 from .hubconfig import BOARD_SERVICE
 from .report import signature, snapshot
 
@@ -137,8 +141,6 @@ class Activity:
     async def tick(self) -> None:
         if not self._in_use():
             return
-        import datetime as dt
-
         now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
         server = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
         body = json.dumps({"servers": {server: {"last_activity": now}}, "last_activity": now})
@@ -151,8 +153,6 @@ class Activity:
 
 
 def _reset(mr: MailRoot) -> int:
-    from ..sandbox import reset_sandbox
-
     return reset_sandbox(mr.path, by="trainer").generation.number
 
 
@@ -160,8 +160,6 @@ class VersionHandler(web.RequestHandler):
     """``<prefix>api``: the hub asks which JupyterHub a server speaks."""
 
     def get(self) -> None:
-        from jupyterhub import __version__
-
         self.set_header("X-JupyterHub-Version", __version__)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"version": __version__}))
@@ -316,16 +314,8 @@ def _argv(extra: list[str]) -> list[str]:
         "--no-browser",
         f"--port={service_url.port or 8888}",
         f"--Voila.ip={service_url.hostname or '127.0.0.1'}",
-        "--Voila.port_retries=0",
         f"--Voila.base_url={prefix}",
-        f"--template={TEMPLATE}",
-        "--VoilaConfiguration.allow_template_override=NO",
-        "--VoilaConfiguration.allow_theme_override=NO",
-        "--show_tracebacks=False",
-        "--strip_sources=True",
-        "--preheat_kernel=True",
-        "--pool_size=1",
-        "--Voila.log_level=ERROR",
+        *VOILA_ARGS,
         "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
         "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer",
         *extra,

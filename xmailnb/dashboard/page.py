@@ -20,13 +20,18 @@ only to the server and its kernels), not with the browser's cookie.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from voila.utils import wait_for_request
+
 from ..i18n import LANGUAGES, detect_language
 
 __all__ = ["Page", "accept_language", "page_language", "wait_for_page", "LANG_CLASS_PREFIX"]
+
+log = logging.getLogger(__name__)
 
 QUERY_URL_ENV = "XMAILNB_PAGE_QUERY_URL"
 PAGE_LANG_ENV = "XMAILNB_PAGE_LANG"
@@ -109,7 +114,5 @@ def wait_for_page() -> Page:
     the request) this returns at once.
     """
     if os.environ.get("VOILA_PREHEAT") == "True":
-        from voila.utils import wait_for_request
-
         wait_for_request(os.environ.get(QUERY_URL_ENV) or None)
     return Page(lang=page_language())

@@ -1,7 +1,7 @@
 """The dashboard server: Voilà 0.5 with a door in front of every route.
 
 ``xmailnb serve`` runs ``python -m xmailnb.dashboard.server NOTEBOOK ...``
-with a ``voila.json`` made by :func:`xmailnb.serving.plan`.  This is Voilà's
+with a ``voila.json`` made by :func:`xmailnb.dashboard.plan.plan`.  This is Voilà's
 own application (:class:`voila.app.Voila`) with four changes, each made
 through the hook Voilà or jupyter_server offers for it:
 
@@ -51,6 +51,7 @@ import asyncio
 import hashlib
 import hmac
 import html
+import http.cookies
 import json
 import logging
 import re
@@ -66,6 +67,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import tornado.web
 from jupyter_core.utils import run_sync
+from jupyter_server import DEFAULT_STATIC_FILES_PATH
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.httputil import HTTPServerRequest, split_host_and_port
@@ -75,7 +77,9 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from ..i18n import LANGUAGES, detect_language, text
+from ..logs import log_unexpected
 from .page import LANG_CLASS_PREFIX, accept_language
+from .plan import is_loopback
 
 __all__ = ["Door", "DoorApplication", "DoorIdentityProvider", "PageKernelManager", "XmailnbVoila", "main"]
 
@@ -151,7 +155,7 @@ class Door:
     def cookie_ok(self, request: HTTPServerRequest) -> bool:
         try:
             morsel = request.cookies.get(self.cookie_name)
-        except Exception:  # a malformed Cookie header is no cookie
+        except (http.cookies.CookieError, ValueError):  # a malformed Cookie header is no cookie
             return False
         if morsel is None:
             return False
@@ -516,8 +520,8 @@ class PageKernelManager(AsyncMappingKernelManager):
         self.log.warning("A dashboard kernel died; it is stopped and its page asked to reload.")
         try:
             await self.shutdown_kernel(kernel_id, now=True)
-        except Exception:
-            log.exception("stopping a restarted kernel failed")
+        except Exception as exc:  # a bug boundary: the page is asked to reload anyway
+            log_unexpected(log, "stopping a restarted kernel", exc)
         refill = getattr(self, "fill_if_needed", None)
         notebook = getattr(self, "notebook_path", None)
         if refill is not None and notebook:
@@ -607,7 +611,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:
+        except (TypeError, ValueError):  # arguments that do not fit the format
             return True
         cleaned = redact(message)
         if cleaned != message:
@@ -666,8 +670,6 @@ class XmailnbVoila(Voila):
         headers = list(self.voila_configuration.http_header_envs)
         if "Accept-Language" not in headers:
             self.voila_configuration.http_header_envs = [*headers, "Accept-Language"]
-        from ..serving import is_loopback
-
         self.door = Door(token_sha256=self.token_sha256, login_code_sha256=self.login_code_sha256,
                          login_code_ttl=self.login_code_ttl, query_key_sha256=self.query_key_sha256,
                          port=self.port, loopback=is_loopback(self.ip or "127.0.0.1"), page_lang=self.page_lang)
@@ -717,8 +719,6 @@ class XmailnbVoila(Voila):
         self.app.settings["log_function"] = log_request
         self.app.settings.setdefault("xsrf_cookie_kwargs", {"samesite": "Strict", "path": "/"})
         # jupyter_server's error pages need a static_path to render.
-        from jupyter_server import DEFAULT_STATIC_FILES_PATH
-
         self.app.settings.setdefault("static_path", DEFAULT_STATIC_FILES_PATH)
         self.app.add_handlers(".*$", self.init_handlers())
         self.listen()
@@ -733,8 +733,8 @@ class XmailnbVoila(Voila):
 
         try:
             run_sync(_shutdown)()
-        except Exception:
-            log.exception("stopping the kernels failed")
+        except Exception as exc:  # a bug boundary: the connection files go anyway
+            log_unexpected(log, "stopping the kernels", exc)
         finally:
             shutil.rmtree(self.connection_dir, ignore_errors=True)
 

@@ -7,8 +7,8 @@ Every step is an ``ipywidgets.VBox`` that a notebook cell can simply show::
 
 Each step takes ``(mailroot=None, lang=None)``, has ``set_lang(lang)``,
 ``refresh()`` and a ``state`` trait (``"init"``, ``"ready"``, ``"done"`` or
-``"error"``).  The widgets only call the core (:mod:`xmailnb.actions`,
-:class:`xmailnb.store.Store`, ...); stable CSS classes (``xm-...``) let
+``"error"``).  The widgets only call the core (:mod:`xmailnb.flows.actions`,
+:class:`xmailnb.mailroot.store.Store`, ...); stable CSS classes (``xm-...``) let
 browser tests find them in any language.
 
 Besides the classes of DESIGN.md section 4, the widgets carry: ``xm-next``

@@ -20,7 +20,8 @@ import traitlets
 
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot import MailRoot, resolve
+from ..mailroot.layout import MailRoot
+from ..mailroot.resolve import resolve
 
 __all__ = [
     "STATES",
@@ -162,7 +163,7 @@ class Step(widgets.VBox):
         state: ``"init"``, ``"ready"``, ``"done"`` or ``"error"``.
         changes: incremented each time the step changed the MailRoot, so the
             wizard can run the diagnosis again.
-        mailroot: the :class:`~xmailnb.mailroot.MailRoot` (``None`` when it
+        mailroot: the :class:`~xmailnb.mailroot.layout.MailRoot` (``None`` when it
             could not be used; the step then shows why and nothing else).
     """
 

@@ -1,8 +1,8 @@
 """The ACME path of the CA step: choose the CA and the challenge, watch each
 authorization, see the result and the renewal status.
 
-A thin view over :mod:`xmailnb.acmeflow`: the order runs in a worker thread
-and reports through :class:`~xmailnb.acmeflow.Event` values; dns-01 records
+A thin view over :mod:`xmailnb.flows.acme`: the order runs in a worker thread
+and reports through :class:`~xmailnb.flows.acme.Event` values; dns-01 records
 are shown with a Continue button the worker waits for.
 
 Stable CSS classes for browser tests: ``xm-acme`` (root),
@@ -23,10 +23,10 @@ from typing import Any, Callable, Sequence
 import ipywidgets as widgets
 import traitlets
 
-from .. import acmeflow
+from ..flows import acme as acmeflow
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot import MailRoot
+from ..mailroot.layout import MailRoot
 from ._base import Message, as_mailroot, escape, set_status_class
 
 __all__ = ["AcmePanel"]
@@ -42,7 +42,7 @@ class AcmePanel(widgets.VBox):
     Attributes:
         state: ``"init"``, ``"running"``, ``"done"`` or ``"error"``.
         changes: incremented each time the panel changed the MailRoot.
-        result: the latest :class:`~xmailnb.acmeflow.IssueResult` (or ``None``).
+        result: the latest :class:`~xmailnb.flows.acme.IssueResult` (or ``None``).
     """
 
     state = traitlets.Enum(("init", "running", "done", "error"), default_value="init")

@@ -9,8 +9,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import actions, certfiles, keys
-from .. import csr as csrmod
+from ..flows import actions
+from ..pki import certfiles, keys
+from ..pki import csr as csrmod
 from ..i18n import Msg
 from ._base import Step, button, data_uri_link, error_msgs, escape, set_flag_class
 
@@ -29,7 +30,7 @@ class CsrStep(Step):
     """Every CSR field with validation as you type; Generate makes the key and CSR.
 
     ``inputs[name]`` is the input widget of each field of
-    :data:`xmailnb.csr.FIELDS` (it carries ``xm-csr-<name>``, and
+    :data:`xmailnb.pki.csr.FIELDS` (it carries ``xm-csr-<name>``, and
     ``xm-invalid`` while its value is invalid).  :meth:`generate` returns as
     soon as the worker thread has started; :meth:`wait` waits for it.
     """
@@ -279,7 +280,7 @@ class CsrStep(Step):
         elif len(key) == 2 and key[0] == "EC" and key[1] in keys.EC_CURVES:
             values["keytype"], values["curve"] = "ec", key[1]
         if not values.get("cn"):
-            from ..servertab import ServerTab, mail_hostname
+            from ..mailroot.servertab import ServerTab, mail_hostname
 
             try:
                 host = mail_hostname(ServerTab.read(self.mailroot.server_tab))

@@ -6,7 +6,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import diagnose as diagnosemod
+from ..checks import diagnose as diagnosemod
 from ._base import Step, button, css_id, escape
 
 __all__ = ["DiagnoseStep"]
@@ -15,7 +15,7 @@ __all__ = ["DiagnoseStep"]
 class DiagnoseStep(Step):
     """The diagnosis as a list of findings (status, message, fix) and a summary.
 
-    ``report`` holds the latest :class:`~xmailnb.diagnose.Report` (``None``
+    ``report`` holds the latest :class:`~xmailnb.checks.diagnose.Report` (``None``
     before the first run or when it failed).
     """
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import actions, certfiles
+from ..flows import actions
+from ..pki import certfiles
 from .. import clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg, has
-from ..store import ArchiveEntry, Store
+from ..mailroot.store import ArchiveEntry, Store
 from ._base import Step, button, error_msgs, escape
 
 __all__ = ["InstallStep", "upload_value"]
@@ -30,7 +31,7 @@ def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
 
 def _practice() -> Any:
     try:
-        return importlib.import_module("xmailnb.practice")
+        return importlib.import_module("xmailnb.flows.practice")
     except ImportError:
         return None
 
@@ -50,7 +51,7 @@ HISTORY_SHOWN = 50
 class InstallStep(Step):
     """Uploads, a preview of what will be written, Apply and Rollback.
 
-    ``plan`` is the :class:`~xmailnb.actions.InstallPlan` of the current
+    ``plan`` is the :class:`~xmailnb.flows.actions.InstallPlan` of the current
     inputs (``None`` when nothing valid is given).  Upload file names are only
     ever shown, never used as paths.
     """

@@ -6,7 +6,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import notice as noticemod
+from ..flows import notice as noticemod
 from ..i18n import Msg
 from ._base import Step, data_uri_link
 
@@ -42,7 +42,7 @@ class NoticeStep(Step):
 
     def notice(self) -> str:
         """The notice text for the current MailRoot, language and host name
-        (the core's: :func:`xmailnb.notice.notice_text`)."""
+        (the core's: :func:`xmailnb.flows.notice.notice_text`)."""
         assert self.mailroot is not None
         hostname = self.hostname.value.strip() or None
         return noticemod.notice_text(self.mailroot, self.lang, hostname=hostname)

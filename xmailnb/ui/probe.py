@@ -29,7 +29,7 @@ class ProbeStep(Step):
     """Host, ports, Run (in a worker thread) and one result row per endpoint.
 
     The host and ports are the workbook's settings for the MailRoot
-    (:mod:`xmailnb.workbook`): shown as remembered, and remembered again on
+    (:mod:`xmailnb.mailroot.workbook`): shown as remembered, and remembered again on
     Run (an empty ports field means XMail's stock listeners).  Every run is
     recorded for the step progress.  On a sandbox MailRoot it can also start
     and stop the practice server (its ports are used, not remembered).
@@ -85,13 +85,13 @@ class ProbeStep(Step):
     # -- practice server ------------------------------------------------------------------
     def start_practice(self) -> dict[str, int] | None:
         """Start the practice server on free ports and put them in the ports field."""
-        practice = _module("xmailnb.practice")
+        practice = _module("xmailnb.flows.practice")
         if practice is None or self.mailroot is None or not self.mailroot.is_sandbox:
             return None
         try:
             if self.server is None or not getattr(self.server, "running", False):
-                # A classroom gives each trainee their own ports (xmailnb.sandbox.practice_ports).
-                from ..sandbox import practice_ports
+                # A classroom gives each trainee their own ports (xmailnb.mailroot.sandbox.practice_ports).
+                from ..mailroot.sandbox import practice_ports
 
                 ports = practice_ports()
                 self.server = practice.PracticeServer(self.mailroot, smtp_port=ports["smtp"],
@@ -124,7 +124,7 @@ class ProbeStep(Step):
     # -- probing -------------------------------------------------------------------------
     def run(self) -> concurrent.futures.Future[Any] | None:
         """Probe the endpoints in a worker thread; return its future."""
-        probe = _module("xmailnb.probe")
+        probe = _module("xmailnb.checks.probe")
         if probe is None or self.mailroot is None:
             return None
         with self._ui_lock:
@@ -171,7 +171,7 @@ class ProbeStep(Step):
         """Keep the fields as the workbook's settings (not the practice server's
         temporary ports); a message when that failed."""
         assert self.mailroot is not None
-        from ..workbook import save_probe_settings
+        from ..mailroot.workbook import save_probe_settings
 
         practice = self._practice_ports()
         if practice is not None and ports == practice:
@@ -251,7 +251,7 @@ class ProbeStep(Step):
         if self._loaded:
             return
         self._loaded = True
-        from ..workbook import probe_settings
+        from ..mailroot.workbook import probe_settings
 
         saved = probe_settings(self.mailroot)
         if saved.host:
@@ -262,10 +262,10 @@ class ProbeStep(Step):
     def _refresh(self) -> None:
         assert self.mailroot is not None
         self._load_settings()
-        has_probe = _module("xmailnb.probe") is not None
+        has_probe = _module("xmailnb.checks.probe") is not None
         self.form.layout.display = None if has_probe else "none"
         self.unavailable.layout.display = "none" if has_probe else None
-        practice = _module("xmailnb.practice")
+        practice = _module("xmailnb.flows.practice")
         show_practice = (practice is not None and hasattr(practice, "PracticeServer")
                          and self.mailroot.is_sandbox and has_probe)
         self.practice_box.layout.display = None if show_practice else "none"

@@ -4,7 +4,7 @@ The sandbox can be reset while a page has it open: by the trainer from the
 classroom board, or by ``xmailnb sandbox --reset``.  :func:`watch_resets`
 returns a banner (``xm-reset-notice``, hidden until then) and starts a
 daemon thread that polls the sandbox's generation
-(:func:`xmailnb.sandbox.generation`, one small file read a second).  When it
+(:func:`xmailnb.mailroot.sandbox.generation`, one small file read a second).  When it
 changes, the banner says so and every built step re-reads the MailRoot.
 
 The hook in the wizard is two lines: create the banner, put it on the page.
@@ -24,7 +24,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..i18n import text
-from ..sandbox import Generation, generation
+from ..mailroot.sandbox import Generation, generation
 from ._base import escape
 
 __all__ = ["ResetNotice", "watch_resets", "POLL_SECONDS"]

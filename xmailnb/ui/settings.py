@@ -7,8 +7,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import actions
-from .. import servertab as st
+from ..flows import actions
+from ..mailroot import servertab as st
 from ..i18n import Msg
 from ._base import Step, button, css_id, escape, set_status_class
 
@@ -22,7 +22,7 @@ def _head_html(var: st.Variable, lang: str) -> str:
 class SettingsStep(Step):
     """One input per TLS variable (flags: Checkbox, integers: IntText, lists:
     Text) with its summary and what the current value means; Save writes only
-    the variables that changed, through :func:`xmailnb.actions.change_settings`.
+    the variables that changed, through :func:`xmailnb.flows.actions.change_settings`.
 
     ``inputs[name]`` is the input of variable *name*; it carries
     ``xm-setting-<name>``.

@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import actions
-from ..actions import CHECKLIST
+from ..flows import actions
+from ..flows.actions import CHECKLIST
 from ..i18n import Msg
 from ._base import Step, button, escape
 
@@ -19,7 +19,7 @@ __all__ = ["SubmitStep", "CHECKLIST"]
 def _practice() -> Any:
     """The practice CA module, or ``None`` when this build lacks it."""
     try:
-        return importlib.import_module("xmailnb.practice")
+        return importlib.import_module("xmailnb.flows.practice")
     except ImportError:
         return None
 

@@ -11,7 +11,7 @@ import traitlets
 
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot import MailRoot
+from ..mailroot.layout import MailRoot
 from ._base import Message, Step, _CSS, as_mailroot, button, escape, set_flag_class
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
@@ -42,13 +42,13 @@ def _quick_done(name: str, mr: MailRoot) -> bool:
     if name == "submit":
         if mr.file("sslconf/practice-ca/issued/server.crt").is_file():
             return True
-        from ..actions import CHECKLIST, read_checklist
+        from ..flows.actions import CHECKLIST, read_checklist
 
         return set(CHECKLIST) <= set(read_checklist(mr))
     if name == "install":
         return mr.server_cert.is_file() and mr.server_key.is_file()
     if name == "settings":
-        from ..servertab import ServerTab, tls_inconsistencies
+        from ..mailroot.servertab import ServerTab, tls_inconsistencies
 
         try:
             return not any(i.severity == "error" for i in tls_inconsistencies(ServerTab.read(mr.server_tab)))

@@ -1,0 +1,1 @@
+"""The ``xmailnb`` command (:mod:`xmailnb.cli.main`) and one module per command."""

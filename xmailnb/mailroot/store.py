@@ -1,0 +1,1326 @@
+"""The one place that changes a MailRoot: lock, archive, journal, atomic replace, audit.
+
+Every change is a :meth:`Store.transaction`: under an exclusive per-MailRoot
+lock the caller reads the files it bases its change on and says what the
+new contents are; the store then
+
+1. writes an intent record, the *journal* (``sslconf/.xmailnb-journal.json``,
+   state ``prepare``), naming the archive entry and each file's old and new
+   SHA-256;
+2. archives the current versions (built as ``archive/.ID.partial``, then
+   renamed to ``archive/ID``);
+3. stages every new file beside its target (``.NAME.ID.xmailnb-tmp``,
+   fsynced, with its final mode and owner);
+4. marks the journal ``commit`` — from here on the change is decided;
+5. renames the staged files into place, fsyncs the folders, removes the
+   journal and appends a line to the audit log.
+
+A process killed at any instruction leaves the journal behind; the next
+xmailnb command of any kind (:func:`xmailnb.mailroot.layout.recover_interrupted`)
+takes the lock, and completes a committed change from the staged files or
+undoes an uncommitted one, then removes every leftover.  Recovery is
+idempotent: killed itself, it is simply done again.  So server.cert and
+server.key are never seen half-replaced once any command has run.  An error
+(not a kill) half-way puts the previous files back at once.
+
+Every path is confined to the MailRoot: only the files of
+:data:`xmailnb.mailroot.layout.MANAGED_FILES` are written or restored (an archive
+manifest naming anything else is refused as tampered), and no symbolic link
+is followed for any folder the store creates or writes into, nor for the
+files it replaces: each folder is opened relative to its parent with
+``O_NOFOLLOW`` and every operation is made relative to that open folder.
+
+Run as root on a MailRoot that belongs to the XMail service account, the
+store gives new files the owner of the file they replace (else of the
+MailRoot folder), and the same for the folders, the archive and the lock
+file it creates, so that XMail can still read its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import stat
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .. import clock
+from ..errors import BusyError, InputError, XmailnbError
+from ..files import NotRegularFile, read_regular, sha256_hex
+from ..i18n import Msg
+from ..logs import log_unexpected
+from .layout import JOURNAL_NAME, MANAGED_FOLDERS, MailRoot, is_managed, read_problem
+
+__all__ = ["ArchiveEntry", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
+           "BOOKKEEPING_ACTIONS", "LOCK_WAIT", "committed_entries"]
+
+
+if os.name == "posix":  # flock(); Windows locks through filelock instead
+    import fcntl
+
+log = logging.getLogger(__name__)
+
+# Actions that record the product's own progress (checklist ticks, ACME
+# account and status, the workbook's settings) rather than the mail server's configuration: archived
+# like everything else, but a plain rollback steps over them.
+BOOKKEEPING_ACTIONS = frozenset({"checklist", "acme", "workbook"})
+
+KEY_MODE = 0o600
+DIR_MODE = 0o700
+DEFAULT_MODE = 0o644
+MANIFEST = "manifest.json"
+LOCK_NAME = ".xmailnb.lock"
+TMP_SUFFIX = ".xmailnb-tmp"
+PARTIAL_SUFFIX = ".partial"
+JOURNAL_TMP = JOURNAL_NAME + ".tmp"
+
+#: Seconds a writer waits for another one to finish before it says "busy".
+#: Concurrent admins then simply queue; ``XMAILNB_LOCK_WAIT`` overrides it.
+LOCK_WAIT = 10.0
+
+#: The largest file the store reads (server.tab, certs.pem, archive copies).
+READ_LIMIT = 16 * 1024 * 1024
+
+_ID = re.compile(r"[0-9]{8}T[0-9]{12}Z")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# Folder descriptors (openat/renameat/...) make every step relative to a
+# folder opened without following links.  Windows has none: there the same
+# checks are made on paths with lstat.
+_DIR_FDS = (os.name == "posix" and os.open in os.supports_dir_fd and os.rename in os.supports_dir_fd
+            and os.mkdir in os.supports_dir_fd and os.unlink in os.supports_dir_fd)
+
+# Seams for fault-injection tests: each step of a write goes through one of
+# these, so a test can make exactly that step fail (or kill the process there).
+_fsync = os.fsync
+_replace = os.replace
+_create = os.open
+_unlink = os.unlink
+_mkdir = os.mkdir
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _pause(seconds: float) -> None:
+    """Sleep *seconds* of real time.  select() takes a relative timeout,
+    where time.sleep() computes an absolute deadline from the monotonic
+    clock, which a faked clock (faketime, as ``make test-future`` uses) can
+    move so that the sleep returns at once."""
+    if os.name == "posix":
+        select.select([], [], [], seconds)
+    else:
+        time.sleep(seconds)
+
+
+def _flock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class StoreError(XmailnbError):
+    """A write failed or was refused; the MailRoot was left as it was (exit 1)."""
+
+    exit_code = 1
+
+
+class UnsafePath(StoreError):
+    """A folder or file on the way is a symbolic link or not what it should be."""
+
+
+def is_key_file(rel: str) -> bool:
+    return rel.endswith(".key")
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or type(exc).__name__)
+
+
+def _digest(data: bytes | None) -> str | None:
+    return None if data is None else sha256_hex(data)
+
+
+# Every archive entry written by this process (for the command line: a
+# failure to print after a change must not read as "nothing was changed").
+_COMMITTED: list["ArchiveEntry"] = []
+
+
+def committed_entries(since: int = 0) -> list["ArchiveEntry"]:
+    """Archive entries of the changes this process made, oldest first."""
+    return list(_COMMITTED[since:])
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One archived state: the versions of *files* just before *action*.
+
+    ``files`` maps each relative name to the SHA-256 of the archived version,
+    or ``None`` when the file did not exist then (restoring removes it).
+    """
+
+    id: str
+    time: str
+    action: str
+    files: Mapping[str, str | None]
+    details: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time, "action": self.action,
+                "files": dict(self.files), "details": dict(self.details)}
+
+
+# -- folders reached without following links ------------------------------------------
+
+class _Dir:
+    """An open folder inside the MailRoot, reached without following links.
+
+    *rel* is its name relative to the MailRoot (for messages).  On POSIX it
+    holds a descriptor and every operation is relative to it; elsewhere the
+    path, checked with lstat.
+    """
+
+    def __init__(self, path: Path, rel: str, fd: int | None) -> None:
+        self.path, self.rel, self.fd = path, rel, fd
+
+    @classmethod
+    def root(cls, path: Path) -> "_Dir":
+        if not _DIR_FDS:
+            return cls(path, "", None)
+        return cls(path, "", os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC))
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "_Dir":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def name_of(self, name: str) -> str:
+        return f"{self.rel}/{name}" if self.rel else name
+
+    def _p(self, name: str) -> str:
+        return name if self.fd is not None else os.path.join(self.path, name)
+
+    def _kw(self) -> dict[str, Any]:
+        return {"dir_fd": self.fd} if self.fd is not None else {}
+
+    def lstat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(self._p(name), follow_symlinks=False, **self._kw())
+        except FileNotFoundError:
+            return None
+
+    def fstat(self) -> os.stat_result:
+        return os.fstat(self.fd) if self.fd is not None else os.stat(self.path, follow_symlinks=False)
+
+    def child(self, name: str, *, create: bool = False,
+              owner: tuple[int, int] | None = None) -> "_Dir":
+        """The sub-folder *name*; created (0700, *owner*) when missing and *create*.
+
+        Raises:
+            UnsafePath: it is a symbolic link or not a folder.
+            FileNotFoundError: missing and not *create*.
+        """
+        rel = self.name_of(name)
+        st = self.lstat(name)
+        if st is None:
+            if not create:
+                raise FileNotFoundError(errno.ENOENT, "missing", rel)
+            try:
+                _mkdir(self._p(name), DIR_MODE, **self._kw())
+            except FileExistsError:
+                pass
+            else:
+                if owner is not None:
+                    self.chown(name, owner)
+                self.fsync()
+            st = self.lstat(name)
+            if st is None:
+                raise FileNotFoundError(errno.ENOENT, "missing", rel)
+        if stat.S_ISLNK(st.st_mode):
+            raise _unsafe(rel, "symlink")
+        if not stat.S_ISDIR(st.st_mode):
+            raise _unsafe(rel, "not_dir")
+        if self.fd is None:
+            return _Dir(self.path / name, rel, None)
+        try:
+            fd = os.open(name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                # Swapped for a link between the lstat and the open.
+                raise _unsafe(rel, "symlink") from None
+            raise
+        return _Dir(self.path / name, rel, fd)
+
+    def walk(self, parts: list[str], *, create: bool = False,
+             owner: tuple[int, int] | None = None) -> "_Dir":
+        """The folder reached through *parts* (each opened as :meth:`child`)."""
+        current = self
+        opened: list[_Dir] = []
+        try:
+            for part in parts:
+                current = current.child(part, create=create, owner=owner)
+                opened.append(current)
+        except BaseException:
+            for d in opened:
+                d.close()
+            raise
+        for d in opened[:-1]:
+            d.close()
+        return current if opened else _Dir(self.path, self.rel, os.dup(self.fd) if self.fd is not None else None)
+
+    def read(self, name: str, limit: int = READ_LIMIT) -> bytes | None:
+        """The regular file *name* (a link is refused, not followed), or ``None``."""
+        try:
+            if self.fd is not None:
+                return read_regular(name, limit, dir_fd=self.fd, follow_symlinks=False)
+            st = self.lstat(name)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                raise NotRegularFile(self._p(name), "symlink")
+            return read_regular(self._p(name), limit)
+        except FileNotFoundError:
+            return None
+
+    def create(self, name: str, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+        """Write a new file *name* (it must not exist) and fsync it."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_BINARY", 0)
+        fd = _create(self._p(name), flags, mode, **self._kw())
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)  # the umask must not widen or narrow it
+            if owner is not None and hasattr(os, "fchown"):
+                os.fchown(fd, *owner)
+                os.fchmod(fd, mode)  # chown clears set-id bits; keep the mode exact
+            _write(fd, data)
+            _fsync(fd)
+        finally:
+            os.close(fd)
+
+    def rename(self, src: str, dst: str) -> None:
+        if self.fd is not None:
+            _replace(src, dst, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        else:
+            _replace(self._p(src), self._p(dst))
+
+    def unlink(self, name: str) -> bool:
+        try:
+            _unlink(self._p(name), **self._kw())
+        except FileNotFoundError:
+            return False
+        return True
+
+    def rmtree(self, name: str) -> None:
+        st = self.lstat(name)
+        if st is None:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            self.unlink(name)
+            return
+        if self.fd is not None:
+            shutil.rmtree(name, dir_fd=self.fd)
+        else:
+            shutil.rmtree(self._p(name))
+
+    def names(self) -> list[str]:
+        if self.fd is not None:
+            return os.listdir(self.fd)
+        return os.listdir(self.path)
+
+    def chown(self, name: str, owner: tuple[int, int]) -> None:
+        if hasattr(os, "chown"):
+            os.chown(self._p(name), *owner, follow_symlinks=False, **self._kw())
+
+    def fsync(self) -> None:
+        # Directory fsync makes a rename durable on POSIX; Windows has no
+        # such call (and NTFS journals the rename).
+        if os.name != "posix":
+            return
+        if self.fd is not None:
+            _fsync(self.fd)
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            _fsync(fd)
+        finally:
+            os.close(fd)
+
+    def writable(self) -> bool:
+        kw: dict[str, Any] = {}
+        if os.access in os.supports_effective_ids:
+            kw["effective_ids"] = True
+        if self.fd is not None and os.access in os.supports_dir_fd:
+            return os.access(".", os.W_OK | os.X_OK, dir_fd=self.fd, **kw)
+        return os.access(self.path, os.W_OK | os.X_OK, **kw)
+
+
+def _unsafe(rel: str, why: str) -> UnsafePath:
+    key = "store.unsafe.symlink" if why == "symlink" else "store.unsafe.not_dir"
+    return UnsafePath.of(key, f"{key}.fix", path=rel)  # type: ignore[return-value]
+
+
+def _file_refused(rel: str, exc: OSError) -> StoreError:
+    if isinstance(exc, NotRegularFile) and exc.kind == "symlink":
+        return StoreError.of("store.file.symlink", "store.file.symlink.fix", name=rel)  # type: ignore[return-value]
+    return StoreError(read_problem(rel, exc), Msg.of("store.file.refused.fix", name=rel))
+
+
+def _split(rel: str) -> tuple[list[str], str]:
+    parts = rel.split("/")
+    return parts[:-1], parts[-1]
+
+
+def _tmp_name(name: str, entry_id: str, tag: str = "") -> str:
+    return f".{name}.{entry_id}{tag}{TMP_SUFFIX}"
+
+
+class _Tampered(Exception):
+    """A manifest or journal names something the store never writes."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _check_files(files: Any) -> dict[str, str | None]:
+    if not isinstance(files, dict):
+        raise _Tampered("files")
+    out: dict[str, str | None] = {}
+    for rel, digest in files.items():
+        if not is_managed(rel):
+            raise _Tampered(str(rel))
+        if digest is not None and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+            raise _Tampered(str(rel))
+        out[rel] = digest
+    return out
+
+
+# -- the transaction -------------------------------------------------------------------------
+
+class Transaction:
+    """A change under the MailRoot's lock: read the base, say the new contents.
+
+    Obtained from :meth:`Store.transaction`; everything read with
+    :meth:`read` is read under the lock, so no other writer can change it
+    before the new contents are written.  Nothing is written until the
+    ``with`` block ends without an exception.
+
+    Attributes:
+        details: facts for the archive and the audit log (add to it freely;
+            never key material).
+        entry: after the block, the archive entry of the previous versions,
+            or ``None`` when nothing changed.
+    """
+
+    def __init__(self, store: "Store", action: str, details: dict[str, Any]) -> None:
+        self.store = store
+        self.action = action
+        self.details = details
+        self.entry: ArchiveEntry | None = None
+        self._base: dict[str, bytes | None] = {}
+        self._writes: dict[str, bytes | None] = {}
+
+    def read(self, rel: str) -> bytes | None:
+        """The current contents of *rel* (``None``: no such file), or what
+        this transaction already wrote to it.
+
+        Raises:
+            StoreError: it is a link, a folder, a FIFO, a device, too large
+                or unreadable (named in the message).
+        """
+        if rel in self._writes:
+            return self._writes[rel]
+        if rel not in self._base:
+            self._base[rel] = self.store._read_current(rel)
+        return self._base[rel]
+
+    def write(self, rel: str, data: bytes | None) -> None:
+        """Replace *rel* with *data* (``None``: remove it) when the block ends."""
+        self.store._check_rel(rel)
+        if data is not None and not isinstance(data, (bytes, bytearray)):
+            raise TypeError("file contents must be bytes")
+        self._writes[rel] = None if data is None else bytes(data)
+
+    def archive(self, entry_id: str | None) -> ArchiveEntry:
+        """An archived state, read under the lock (``None``: the newest change)."""
+        return self.store.entry(entry_id)
+
+
+class _Session:
+    """The open MailRoot, sslconf and lock while the lock is held."""
+
+    def __init__(self, root: _Dir, sslconf: _Dir | None, owner: tuple[int, int] | None) -> None:
+        self.root, self.owner = root, owner
+        self._dirs: dict[str, _Dir] = {"": root}
+        if sslconf is not None:
+            self._dirs["sslconf"] = sslconf
+
+    @property
+    def sslconf(self) -> _Dir:
+        return self._dirs["sslconf"]
+
+    def folder(self, rel_folder: str, *, create: bool = False) -> _Dir:
+        found = self._dirs.get(rel_folder)
+        if found is not None:
+            return found
+        parent_rel, _, name = rel_folder.rpartition("/")
+        parent = self.folder(parent_rel, create=create)
+        d = parent.child(name, create=create, owner=self.owner)
+        self._dirs[rel_folder] = d
+        return d
+
+    def existing(self, rel_folder: str) -> _Dir | None:
+        try:
+            return self.folder(rel_folder)
+        except FileNotFoundError:
+            return None
+
+    def close(self) -> None:
+        for d in self._dirs.values():
+            d.close()
+
+
+class Store:
+    """Serialised, journaled, archived, atomic writes to one MailRoot."""
+
+    def __init__(self, mailroot: MailRoot, *, wait: float | None = None) -> None:
+        self.mailroot = mailroot
+        self.wait = wait
+
+    # -- locking -----------------------------------------------------------
+    def _wait_seconds(self) -> float:
+        if self.wait is not None:
+            return self.wait
+        forced = os.environ.get("XMAILNB_LOCK_WAIT")
+        if forced:
+            try:
+                return max(0.0, float(forced))
+            except ValueError:
+                pass
+        return LOCK_WAIT
+
+    def _refused(self, exc: OSError, where: str) -> StoreError:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return StoreError.of("store.readonly", "store.readonly.fix", path=str(self.mailroot.path),  # type: ignore[return-value]
+                                 folder=str(self.mailroot.file(where) if where else self.mailroot.path),
+                                 reason=_reason(exc))
+        return StoreError.of("store.lock_failed", "store.lock_failed.fix", path=str(self.mailroot.path),  # type: ignore[return-value]
+                             reason=_reason(exc))
+
+    @contextmanager
+    def _session(self, wait: float | None = None) -> Iterator[_Session]:
+        """Hold the MailRoot's exclusive lock; yield its open folders.
+
+        flock()/LockFileEx are released by the OS when the process dies, so
+        a killed writer never leaves a stale lock (its journal, if any, is
+        found by the next one).
+
+        Raises:
+            BusyError: another writer kept the lock for *wait* seconds.
+            StoreError: the MailRoot cannot be locked (read-only, ...).
+        """
+        try:
+            root = _Dir.root(self.mailroot.path)
+        except OSError as exc:
+            raise self._refused(exc, "") from None
+        try:
+            st = root.fstat()
+            owner = (st.st_uid, st.st_gid) if _is_root() else None
+            try:
+                sslconf = root.child("sslconf", create=True, owner=owner)
+            except OSError as exc:
+                raise self._refused(exc, "sslconf") from None
+            session = _Session(root, sslconf, owner)
+            seconds = self._wait_seconds() if wait is None else wait
+            try:
+                if not _DIR_FDS:
+                    with self._filelock(seconds):
+                        yield session
+                    return
+                fd = self._open_lock(sslconf, owner)
+                try:
+                    self._acquire(fd, seconds)
+                    yield session
+                finally:
+                    os.close(fd)  # closing releases the lock
+            finally:
+                session.close()
+        finally:
+            root.close()
+
+    @contextmanager
+    def _filelock(self, wait: float) -> Iterator[None]:
+        """Where there are no folder descriptors (Windows): LockFileEx."""
+        import filelock  # Windows only: every POSIX run would pay for the import
+
+        lock = filelock.FileLock(str(self.mailroot.lock_path), timeout=wait)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise BusyError.of("store.busy", "store.busy.fix", path=str(self.mailroot.path)) from None
+        except OSError as exc:
+            raise self._refused(exc, "sslconf") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _open_lock(self, sslconf: _Dir, owner: tuple[int, int] | None) -> int:
+        flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
+        try:
+            before = sslconf.lstat(LOCK_NAME)
+            fd = os.open(LOCK_NAME, flags, KEY_MODE, dir_fd=sslconf.fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _unsafe(sslconf.name_of(LOCK_NAME), "symlink") from None
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                # A read-only tree can still be locked (flock needs no write
+                # access): the write itself is then refused with a clear message.
+                try:
+                    return os.open(LOCK_NAME, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=sslconf.fd)
+                except OSError:
+                    pass
+            raise self._refused(exc, "sslconf") from None
+        if owner is not None:
+            # The MailRoot's owner (XMail's account) must be able to take
+            # the lock too, also after root made the file.
+            st = os.fstat(fd)
+            if before is None or (st.st_uid, st.st_gid) != owner:
+                try:
+                    os.fchown(fd, *owner)
+                except OSError:
+                    pass
+        return fd
+
+    def _acquire(self, fd: int, wait: float) -> None:
+        # The time waited is counted from the sleeps, not read from a clock:
+        # a faked or jumping clock (faketime, a VM resumed) must not turn a
+        # short wait into an error or an endless one.
+        waited = 0.0
+        delay = 0.02
+        while True:
+            try:
+                _flock(fd)
+                return
+            except BlockingIOError:
+                if waited >= wait:
+                    raise BusyError.of("store.busy", "store.busy.fix", path=str(self.mailroot.path)) from None
+                step = min(delay, wait - waited)
+                _pause(step)
+                waited += step
+                delay = min(delay * 1.5, 0.25)
+            except OSError as exc:
+                raise StoreError.of("store.lock_failed", "store.lock_failed.fix", path=str(self.mailroot.path),
+                                    reason=_reason(exc)) from None
+
+    @contextmanager
+    def lock(self, wait: float | None = None) -> Iterator[None]:
+        """Hold the MailRoot's exclusive lock, or raise :class:`BusyError`
+        after *wait* seconds (default :data:`LOCK_WAIT`)."""
+        with self._session(wait):
+            yield
+
+    # -- paths ---------------------------------------------------------------------
+    def _check_rel(self, rel: str) -> None:
+        if not is_managed(rel):
+            raise StoreError.of("store.path.refused", "store.path.refused.fix", name=str(rel))
+
+    def _read_current(self, rel: str) -> bytes | None:
+        self._check_rel(rel)
+        session = self._active
+        if session is None:
+            raise RuntimeError("read outside a transaction")
+        folder, name = _split(rel)
+        d = session.existing("/".join(folder))
+        if d is None:
+            return None
+        try:
+            return d.read(name)
+        except OSError as exc:
+            raise _file_refused(rel, exc) from None
+
+    _active: _Session | None = None
+
+    # -- archive -------------------------------------------------------------
+    def _new_id(self, archive: _Dir) -> tuple[str, dt.datetime]:
+        when = clock.now()
+        while True:
+            entry_id = when.strftime("%Y%m%dT%H%M%S%fZ")
+            if archive.lstat(entry_id) is None and archive.lstat(f".{entry_id}{PARTIAL_SUFFIX}") is None:
+                return entry_id, when
+            when += dt.timedelta(microseconds=1)
+
+    def _write_entry(self, session: _Session, archive: _Dir, entry_id: str, when: dt.datetime,
+                     action: str, current: Mapping[str, bytes | None],
+                     details: Mapping[str, Any]) -> ArchiveEntry:
+        owner = session.owner
+        # Built under a temp name and renamed, so a half-written entry never
+        # shows up in the history.
+        staging = f".{entry_id}{PARTIAL_SUFFIX}"
+        files: dict[str, str | None] = {}
+        with archive.child(staging, create=True, owner=owner) as entry_dir:
+            with entry_dir.child("files", create=True, owner=owner) as files_dir:
+                for rel, data in current.items():
+                    if data is None:
+                        files[rel] = None
+                        continue
+                    folder, name = _split(rel)
+                    with files_dir.walk(folder, create=True, owner=owner) as d:
+                        d.create(name, data, KEY_MODE, owner)
+                        d.fsync()
+                    files[rel] = sha256_hex(data)
+                files_dir.fsync()
+            entry = ArchiveEntry(id=entry_id, time=when.isoformat(timespec="microseconds"),
+                                 action=action, files=files, details=dict(details))
+            entry_dir.create(MANIFEST, json.dumps(entry.to_json(), indent=2, sort_keys=True).encode(),
+                             KEY_MODE, owner)
+            entry_dir.fsync()
+        archive.rename(staging, entry_id)
+        archive.fsync()
+        return ArchiveEntry(id=entry.id, time=entry.time, action=action, files=files,
+                            details=entry.details, path=self.mailroot.archive_dir / entry_id)
+
+    @staticmethod
+    def _names_in(archive: _Dir) -> list[str]:
+        """Archive entry folder names, newest first (ids sort by time)."""
+        return sorted((n for n in archive.names() if _ID.fullmatch(n)), reverse=True)
+
+    def _entry_names(self) -> list[str]:
+        with self._reader() as session:
+            archive = session.existing("sslconf/archive")
+            return self._names_in(archive) if archive is not None else []
+
+    @contextmanager
+    def _reader(self) -> Iterator[_Session]:
+        """The MailRoot's folders for reading, with or without the lock."""
+        if self._active is not None:
+            yield self._active
+            return
+        session = _Session(_Dir.root(self.mailroot.path), None, None)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def count(self) -> int:
+        """How many archived states there are (cheap: no manifest is read)."""
+        try:
+            return len(self._entry_names())
+        except OSError:
+            return 0
+
+    def _load_entry(self, archive: _Dir, name: str) -> ArchiveEntry | None:
+        try:
+            with archive.child(name) as d:
+                data = d.read(MANIFEST, 1024 * 1024)
+        except (OSError, XmailnbError):
+            return None
+        if data is None:
+            return None
+        try:
+            raw = json.loads(data.decode("utf-8"))
+            return ArchiveEntry(id=name, time=str(raw["time"]), action=str(raw["action"]),
+                                files=raw["files"] if isinstance(raw["files"], dict) else {},
+                                details=raw.get("details") if isinstance(raw.get("details"), dict) else {},
+                                path=self.mailroot.archive_dir / name)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def history(self, limit: int | None = None, *, bookkeeping: bool = True) -> list[ArchiveEntry]:
+        """Archived states, newest first; at most *limit* of them.
+
+        Only the manifests of the entries returned are read, so showing the
+        newest few stays fast however long the archive grows.  Unreadable
+        entries are skipped, and so are :data:`BOOKKEEPING_ACTIONS` entries
+        unless *bookkeeping* is true.
+
+        Raises:
+            StoreError: the archive folder (or sslconf) is a symbolic link.
+        """
+        entries: list[ArchiveEntry] = []
+        try:
+            with self._reader() as session:
+                archive = session.existing("sslconf/archive")
+                for name in self._names_in(archive) if archive is not None else []:
+                    if limit is not None and len(entries) >= limit:
+                        break
+                    entry = self._load_entry(archive, name)  # type: ignore[arg-type]
+                    if entry is None:
+                        continue
+                    if not bookkeeping and entry.action in BOOKKEEPING_ACTIONS:
+                        continue
+                    entries.append(entry)
+        except OSError:
+            return entries
+        return entries
+
+    def entry(self, entry_id: str | None) -> ArchiveEntry:
+        if entry_id is None:
+            # The newest change to the server's files, not a checklist tick.
+            newest = self.history(limit=1, bookkeeping=False)
+            if not newest:
+                raise InputError.of("store.history.empty", "store.history.empty.fix")
+            return newest[0]
+        if not self._entry_names():
+            raise InputError.of("store.history.empty", "store.history.empty.fix")
+        if isinstance(entry_id, str) and _ID.fullmatch(entry_id):
+            with self._reader() as session:
+                archive = session.existing("sslconf/archive")
+                found = self._load_entry(archive, entry_id) if archive is not None else None
+            if found is not None:
+                return found
+        raise InputError.of("store.history.unknown", "store.history.unknown.fix", id=str(entry_id))
+
+    def archived_bytes(self, entry: ArchiveEntry) -> dict[str, bytes | None]:
+        """The archived contents of *entry*, checked against its manifest.
+
+        Raises:
+            InputError: the manifest names a file the product never writes
+                (``store.archive.tampered``), or a copy does not match
+                (``store.archive.corrupt``).
+        """
+        try:
+            files = _check_files(dict(entry.files) if isinstance(entry.files, Mapping) else entry.files)
+        except _Tampered as exc:
+            raise InputError.of("store.archive.tampered", "store.archive.tampered.fix",
+                                id=entry.id, name=exc.name) from None
+        out: dict[str, bytes | None] = {}
+        with self._reader() as session:
+            archive = session.existing("sslconf/archive")
+            if archive is None:
+                raise InputError.of("store.history.unknown", "store.history.unknown.fix", id=entry.id)
+            with archive.child(entry.id) as entry_dir:
+                for rel, digest in files.items():
+                    if digest is None:
+                        out[rel] = None
+                        continue
+                    folder, name = _split(rel)
+                    try:
+                        with entry_dir.walk(["files", *folder]) as d:
+                            data = d.read(name) or b""
+                    except (OSError, XmailnbError):
+                        data = b""
+                    if sha256_hex(data) != digest:
+                        raise InputError.of("store.archive.corrupt", "store.archive.corrupt.fix",
+                                            id=entry.id, name=rel)
+                    out[rel] = data
+        return out
+
+    # -- the one write path ----------------------------------------------------
+    @contextmanager
+    def transaction(self, action: str, details: Mapping[str, Any] | None = None, *,
+                    wait: float | None = None) -> Iterator[Transaction]:
+        """A read-modify-write of the MailRoot under its lock.
+
+        >>> with Store(mr).transaction("settings") as tx:        # doctest: +SKIP
+        ...     tab = ServerTab.parse(tx.read("server.tab"))
+        ...     tx.write("server.tab", edited(tab))
+        >>> tx.entry                                              # doctest: +SKIP
+
+        The lock is taken first (waiting up to *wait* seconds for another
+        writer), an interrupted earlier change is recovered, then the block
+        runs; when it ends normally, the files it wrote are replaced as one
+        unit (archive, journal, atomic renames).  An exception in the block
+        changes nothing.
+
+        Raises:
+            BusyError: another writer kept the lock all along.
+            StoreError: a write failed (the previous files are back) or was
+                refused (read-only MailRoot, a link or a folder where a file
+                should be, ...).
+        """
+        tx = Transaction(self, action, dict(details or {}))
+        with self._session(wait) as session:
+            self._active = session
+            try:
+                try:
+                    self._recover_locked(session)
+                except OSError as exc:
+                    log.info("recovery of %s failed: %s", self.mailroot.path, exc)
+                    raise StoreError.of("store.recovery_failed", "store.recovery_failed.fix",
+                                        path=str(self.mailroot.path)) from None
+                self._sweep(session)
+                yield tx
+                tx.entry = self._commit(session, action, tx)
+            finally:
+                self._active = None
+
+    def apply(self, action: str, changes: Mapping[str, bytes | None], *,
+              details: Mapping[str, Any] | None = None, wait: float | None = None) -> ArchiveEntry | None:
+        """Replace (or, for ``None``, remove) the files in *changes* as one unit.
+
+        Args:
+            action: what the user did (``csr``, ``install``, ``settings``,
+                ``rollback``); recorded in the archive and the audit log.
+            changes: relative name -> complete new contents, or ``None`` to
+                remove the file.  Contents that depend on the current ones
+                belong in a :meth:`transaction` instead.
+            details: extra facts for the audit log (fingerprints, names);
+                never key material.
+
+        Returns:
+            The archive entry holding the previous versions, or ``None`` when
+            every file already had the requested contents.
+
+        Raises:
+            BusyError: another writer holds the lock; nothing was touched.
+            StoreError: a write failed; the previous files are back in place.
+        """
+        with self.transaction(action, details, wait=wait) as tx:
+            for rel, data in changes.items():
+                tx.write(rel, data)
+        return tx.entry
+
+    def _commit(self, session: _Session, action: str, tx: Transaction) -> ArchiveEntry | None:
+        changes = tx._writes
+        details = tx.details
+        current = {rel: tx._base[rel] if rel in tx._base else self._read_current(rel) for rel in changes}
+        todo = {rel: data for rel, data in changes.items() if current[rel] != data}
+        if not todo:
+            return None
+        self._preflight(session, todo)
+        meta = {rel: self._file_meta(session, rel) for rel in todo}
+        archive = session.folder("sslconf/archive", create=True)
+        self._private(archive)
+        entry_id, when = self._new_id(archive)
+        journal: dict[str, Any] = {
+            "version": 1, "id": entry_id, "action": action, "state": "prepare",
+            "files": {rel: {"old": _digest(current[rel]), "new": _digest(data),
+                            "tmp": None if data is None else _tmp_name(_split(rel)[1], entry_id),
+                            "mode": meta[rel][0], "owner": meta[rel][1]}
+                      for rel, data in todo.items()},
+        }
+        entry: ArchiveEntry | None = None
+        stage = "archive"
+        try:
+            self._write_journal(session, journal)
+            entry = self._write_entry(session, archive, entry_id, when, action,
+                                      {rel: current[rel] for rel in todo}, details)
+            stage = "write"
+            for rel, data in todo.items():
+                if data is None:
+                    continue
+                folder, name = _split(rel)
+                d = session.folder("/".join(folder), create=True)
+                d.create(journal["files"][rel]["tmp"], data, meta[rel][0], _owner(meta[rel][1]))
+            for rel_folder in {"/".join(_split(rel)[0]) for rel in todo}:
+                session.folder(rel_folder).fsync()
+            journal["state"] = "commit"
+            self._write_journal(session, journal)
+            for rel, data in todo.items():
+                folder, name = _split(rel)
+                d = session.folder("/".join(folder))
+                if data is None:
+                    d.unlink(name)
+                else:
+                    d.rename(journal["files"][rel]["tmp"], name)
+            for rel_folder in {"/".join(_split(rel)[0]) for rel in todo}:
+                session.folder(rel_folder).fsync()
+            self._drop_journal(session)
+        except Exception as exc:
+            restored = self._undo(session, journal, "now", current)
+            self._audit(session, action, entry.id if entry is not None and not restored else None,
+                        current, changes, details, result="failed", error=type(exc).__name__)
+            if isinstance(exc, XmailnbError):
+                raise
+            if stage == "archive":
+                raise StoreError.of("store.archive_failed", "store.write_failed.fix", action=action,
+                                    reason=_reason(exc)) from exc
+            key = "store.write_failed" if restored else "store.write_failed.unrestored"
+            raise StoreError.of(key, f"{key}.fix", action=action, id=entry_id,
+                                reason=_reason(exc)) from exc
+        assert entry is not None
+        _COMMITTED.append(entry)
+        self._audit(session, action, entry.id, current, todo, details, result="ok")
+        return entry
+
+    def _preflight(self, session: _Session, todo: Mapping[str, bytes | None]) -> None:
+        """Refuse before anything is written when a folder cannot be written:
+        a read-only tree must not end with "some could not be put back"."""
+        folders = {"sslconf"} | {"/".join(_split(rel)[0]) for rel in todo}
+        for rel_folder in sorted(folders):
+            # The nearest folder that exists is the one a write would need.
+            probe = rel_folder
+            while True:
+                d = session.existing(probe)
+                if d is not None:
+                    break
+                probe = probe.rpartition("/")[0]
+            self._check_writable(d)
+        archive = session.existing("sslconf/archive")
+        if archive is not None:
+            self._check_writable(archive)
+
+    def _check_writable(self, d: _Dir) -> None:
+        if d.writable():
+            return
+        code = errno.EACCES
+        try:
+            if d.fd is not None and os.fstatvfs(d.fd).f_flag & os.ST_RDONLY:
+                code = errno.EROFS
+        except (OSError, AttributeError):
+            pass
+        raise StoreError.of("store.readonly", "store.readonly.fix", path=str(self.mailroot.path),
+                            folder=str(d.path), reason=os.strerror(code))
+
+    def _private(self, archive: _Dir) -> None:
+        # The archive holds old private keys: owner only, whatever made it.
+        if os.name != "posix" or archive.fd is None:
+            return
+        st = archive.fstat()
+        if stat.S_IMODE(st.st_mode) != DIR_MODE:
+            os.fchmod(archive.fd, DIR_MODE)
+
+    def _file_meta(self, session: _Session, rel: str) -> tuple[int, list[int] | None]:
+        """The mode and (as root) owner a new version of *rel* gets."""
+        folder, name = _split(rel)
+        d = session.existing("/".join(folder))
+        st = d.lstat(name) if d is not None else None
+        mode = KEY_MODE if is_key_file(rel) else (stat.S_IMODE(st.st_mode) if st is not None else DEFAULT_MODE)
+        owner: list[int] | None = None
+        if session.owner is not None:
+            owner = [st.st_uid, st.st_gid] if st is not None else list(session.owner)
+        return mode, owner
+
+    # -- the journal -------------------------------------------------------------------
+    def _write_journal(self, session: _Session, journal: Mapping[str, Any]) -> None:
+        d = session.sslconf
+        d.unlink(JOURNAL_TMP)
+        data = json.dumps(journal, indent=1, sort_keys=True).encode()
+        d.create(JOURNAL_TMP, data, KEY_MODE, session.owner)
+        d.rename(JOURNAL_TMP, JOURNAL_NAME)
+        d.fsync()
+
+    def _drop_journal(self, session: _Session) -> None:
+        if session.sslconf.unlink(JOURNAL_NAME):
+            session.sslconf.fsync()
+
+    def _undo(self, session: _Session, journal: Mapping[str, Any], when: str,
+              previous: Mapping[str, bytes | None] | None = None) -> bool:
+        """Put the files of *journal* back to their old contents (from
+        *previous*, else from the archive entry), drop the entry, the staged
+        files and the journal.  Returns whether all of that succeeded.
+
+        *when* says which files are ours to put back: ``"now"`` (an error in
+        this process: every file that differs), ``"prepare"`` (nothing was
+        renamed yet: none), ``"commit"`` (those holding the new contents;
+        a file someone else changed since is left alone).
+        """
+        entry_id = journal["id"]
+        ok = True
+        old: Mapping[str, bytes | None] | None = previous
+        for rel, info in journal["files"].items():
+            folder, name = _split(rel)
+            try:
+                d = session.existing("/".join(folder))
+                if d is None:
+                    continue
+                if info.get("tmp"):
+                    d.unlink(info["tmp"])
+                if when == "prepare":
+                    continue
+                try:
+                    now = _digest(d.read(name))
+                except OSError:
+                    now = "unreadable"
+                if now == info["old"] or (when == "commit" and now != info["new"]):
+                    continue
+                if old is None:
+                    old = self._archived_for_recovery(session, entry_id, journal["files"])
+                data = old[rel]
+                if data is None:
+                    d.unlink(name)
+                else:
+                    tmp = _tmp_name(name, entry_id, ".undo")
+                    d.unlink(tmp)
+                    d.create(tmp, data, int(info.get("mode") or DEFAULT_MODE), _owner(info.get("owner")))
+                    d.rename(tmp, name)
+                d.fsync()
+            except OSError as exc:
+                log.info("could not put %s back: %s", rel, exc)
+                ok = False
+            except Exception as exc:  # a bug boundary: the undo goes on with the next file
+                log_unexpected(log, f"putting {rel} back", exc)
+                ok = False
+        if not ok:
+            return False
+        try:
+            archive = session.existing("sslconf/archive")
+            if archive is not None:
+                # The id was new to this change: nothing changed in the end,
+                # and an entry would only be noise in the history.
+                archive.rmtree(f".{entry_id}{PARTIAL_SUFFIX}")
+                archive.rmtree(entry_id)
+                archive.fsync()
+            self._drop_journal(session)
+            session.sslconf.unlink(JOURNAL_TMP)
+        except OSError as exc:
+            log.info("could not clean up after an undone change: %s", exc)
+            return False
+        except Exception as exc:  # a bug boundary: the journal stays for the next recovery
+            log_unexpected(log, "cleaning up after an undone change", exc)
+            return False
+        return True
+
+    def _archived_for_recovery(self, session: _Session, entry_id: str,
+                               files: Mapping[str, Any]) -> dict[str, bytes | None]:
+        archive = session.folder("sslconf/archive")
+        out: dict[str, bytes | None] = {}
+        with archive.child(entry_id) as entry_dir:
+            for rel, info in files.items():
+                if info["old"] is None:
+                    out[rel] = None
+                    continue
+                folder, name = _split(rel)
+                with entry_dir.walk(["files", *folder]) as d:
+                    data = d.read(name)
+                if data is None or sha256_hex(data) != info["old"]:
+                    raise StoreError.of("store.archive.corrupt", "store.archive.corrupt.fix",
+                                        id=entry_id, name=rel)
+                out[rel] = data
+        return out
+
+    def recover(self) -> Msg | None:
+        """Complete or undo an interrupted change (see the module docstring).
+
+        Takes the lock without waiting: a writer that holds it is alive,
+        and its journal is its own.  Returns what was done, or ``None``.
+        Never raises; a failure is logged and left for the next command.
+        """
+        try:
+            with self._session(wait=0) as session:
+                return self._recover_locked(session)
+        except BusyError:
+            return None
+        except (OSError, XmailnbError) as exc:
+            # Read-only for this user, say: the next command that may write
+            # repairs it (every write recovers first, and refuses until then).
+            log.info("recovery of %s not possible now: %s", self.mailroot.path, exc)
+            return None
+        except Exception as exc:  # a bug boundary: the next writer refuses until recovered
+            log_unexpected(log, f"recovering {self.mailroot.path}", exc)
+            return None
+
+    def _recover_locked(self, session: _Session) -> Msg | None:
+        sslconf = session.sslconf
+        journal_data: bytes | None
+        try:
+            journal_data = sslconf.read(JOURNAL_NAME, 1024 * 1024)
+        except OSError:
+            journal_data = b"\0"
+        had_tmp = sslconf.lstat(JOURNAL_TMP) is not None
+        if journal_data is None:
+            if had_tmp:
+                # Killed while writing the first journal: nothing else happened.
+                sslconf.unlink(JOURNAL_TMP)
+                sslconf.fsync()
+                self._sweep(session)
+            return None
+        try:
+            journal = json.loads(journal_data.decode("utf-8"))
+            files = journal["files"]
+            _check_files({rel: info.get("new") for rel, info in files.items()})
+            _check_files({rel: info.get("old") for rel, info in files.items()})
+            entry_id = journal["id"]
+            if not (isinstance(entry_id, str) and _ID.fullmatch(entry_id)):
+                raise _Tampered("id")
+            for rel, info in files.items():
+                tmp = info.get("tmp")
+                if tmp is not None and tmp != _tmp_name(_split(rel)[1], entry_id):
+                    raise _Tampered(rel)
+            state = journal["state"]
+            action = str(journal.get("action") or "?")
+        except (ValueError, KeyError, TypeError, AttributeError, _Tampered):
+            # Not written by the store (it writes journals atomically): do
+            # not act on it, only clear it away.
+            log.info("ignoring an unreadable journal in %s", self.mailroot.path)
+            sslconf.unlink(JOURNAL_NAME)
+            sslconf.unlink(JOURNAL_TMP)
+            sslconf.fsync()
+            self._sweep(session)
+            return Msg.of("store.recovered.unknown")
+        result = "recovered-back"
+        if state == "commit" and self._roll_forward(session, journal):
+            result = "recovered-forward"
+            self._drop_journal(session)
+        elif not self._undo(session, journal, "commit" if state == "commit" else "prepare"):
+            raise StoreError.of("store.recovery_failed", "store.recovery_failed.fix",
+                                path=str(self.mailroot.path))
+        sslconf.unlink(JOURNAL_TMP)
+        self._sweep(session)
+        self._audit(session, action, entry_id if result == "recovered-forward" else None, {}, {},
+                    {"journal": entry_id, "files": {rel: {"before": info.get("old"), "after": info.get("new")}
+                                                    for rel, info in files.items()}}, result=result)
+        key = "store.recovered.forward" if result == "recovered-forward" else "store.recovered.back"
+        return Msg.of(key, action=Msg.of(f"store.action.{action}") if action in _ACTIONS else action,
+                      id=entry_id)
+
+    def _roll_forward(self, session: _Session, journal: Mapping[str, Any]) -> bool:
+        """Finish a committed change from its staged files; ``False`` when a
+        staged file is missing or damaged (then it is undone instead)."""
+        entry_id = journal["id"]
+        plan: list[tuple[_Dir, str, dict[str, Any], str]] = []
+        for rel, info in journal["files"].items():
+            folder, name = _split(rel)
+            d = session.existing("/".join(folder))
+            if d is None:
+                if info["new"] is None:
+                    continue
+                return False
+            try:
+                now = _digest(d.read(name))
+            except OSError:
+                now = "unreadable"
+            if now == info["new"]:
+                continue
+            if info["new"] is None:
+                plan.append((d, name, info, "unlink"))
+                continue
+            try:
+                staged = d.read(info["tmp"])
+            except OSError:
+                staged = None
+            if staged is None or sha256_hex(staged) != info["new"]:
+                return False
+            plan.append((d, name, info, "rename"))
+        archive = session.existing("sslconf/archive")
+        if archive is None or archive.lstat(entry_id) is None:
+            # The archive entry is made before the commit: without it the
+            # journal was not ours to trust.
+            return False
+        for d, name, info, how in plan:
+            if how == "unlink":
+                d.unlink(name)
+            else:
+                d.rename(info["tmp"], name)
+            d.fsync()
+        return True
+
+    def _sweep(self, session: _Session) -> None:
+        """Remove the store's leftovers: staged files and half-built entries
+        (also those of versions before the journal, or of a crash)."""
+        for folder in (*MANAGED_FOLDERS, "sslconf/archive"):
+            try:
+                d = session.existing(folder)
+                if d is None:
+                    continue
+                for name in d.names():
+                    if name.startswith(".") and (name.endswith(TMP_SUFFIX) or (
+                            folder == "sslconf/archive" and name.endswith(PARTIAL_SUFFIX))):
+                        d.rmtree(name)
+            except XmailnbError:
+                continue  # a link or a file in its place: writing there is refused anyway
+            except OSError as exc:
+                log.info("could not clear leftovers in %s: %s", folder, exc)
+
+    def rollback(self, entry_id: str | None = None) -> tuple[ArchiveEntry, ArchiveEntry | None]:
+        """Restore exactly the files of an archived state (default: newest).
+
+        The state is chosen and read under the lock.  The current versions
+        are archived first, so a second plain rollback undoes the first.
+        Returns (restored entry, new archive entry).
+
+        Raises:
+            InputError: no such state, or its archive copy is damaged or
+                names files the product never writes (tampered manifest).
+        """
+        with self.transaction("rollback") as tx:
+            target = tx.archive(entry_id)
+            contents = self.archived_bytes(target)
+            tx.details["restored"] = target.id
+            for rel, data in contents.items():
+                tx.write(rel, data)
+        return target, tx.entry
+
+    # -- audit log -------------------------------------------------------------
+    def _audit(self, session: _Session, action: str, entry_id: str | None,
+               before: Mapping[str, bytes | None], after: Mapping[str, bytes | None],
+               details: Mapping[str, Any], *, result: str, error: str | None = None) -> None:
+        record: dict[str, Any] = {
+            "time": clock.now().isoformat(timespec="seconds"),
+            "action": action,
+            "result": result,
+            "archive": entry_id,
+            "files": {rel: {"before": _digest(before.get(rel)), "after": _digest(after.get(rel))}
+                      for rel in after},
+            "details": dict(details),
+        }
+        if error:
+            record["error"] = error
+        line = (json.dumps(record, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        try:
+            d = session.sslconf
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
+            existed = d.lstat("audit.log") is not None
+            if d.fd is not None:
+                fd = os.open("audit.log", flags, KEY_MODE, dir_fd=d.fd)
+            else:
+                fd = os.open(d.path / "audit.log", flags, KEY_MODE)
+            try:
+                if not existed and session.owner is not None:
+                    os.fchown(fd, *session.owner)
+                os.write(fd, line)
+                _fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            # The audit log must never turn a completed change into a failure.
+            pass
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        try:
+            data = read_regular(self.mailroot.audit_log, 64 * 1024 * 1024, follow_symlinks=False)
+        except OSError:
+            return []
+        out = []
+        for line in data.decode("utf-8", "replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+
+_ACTIONS = ("csr", "install", "settings", "rollback", "checklist", "acme", "practice-ca")
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _owner(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def recover_interrupted(mr: MailRoot) -> Msg | None:
+    """Complete or undo a change to *mr* that was interrupted half-way.
+
+    Cheap when there is nothing to do (one ``lstat``), so every entry point
+    calls it: :func:`xmailnb.mailroot.resolve.resolve`, the diagnosis, every write of the store.
+    Returns what was done (for the user), or ``None``.  Never raises: a
+    MailRoot that cannot be repaired now (read-only, busy) is repaired by
+    the next command that can.
+    """
+    journal = mr.journal_path
+    if not (os.path.lexists(journal) or os.path.lexists(f"{journal}.tmp")):
+        return None
+    return Store(mr).recover()
