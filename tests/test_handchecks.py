@@ -259,6 +259,24 @@ def test_served_port_from_the_classroom_or_asked_for(mr, monkeypatch):
     assert not host.outputs and host.note
 
 
+def test_served_ports_of_the_practice_server_the_form_started(mr, monkeypatch, tmp_path):
+    # The notebook's form starts the practice server on free ports in the
+    # notebook's own process; its hand checks connect there without being told.
+    monkeypatch.delenv("XMAILNB_PRACTICE_PORTS", raising=False)
+    practice_install(mr)
+    other = create_sandbox(tmp_path / "Other")
+    with practice.PracticeServer(other):  # another MailRoot's server is not this one's
+        assert not hand_check("served.smtp", mr, lang="en").outputs
+    with practice.PracticeServer(mr) as server:
+        smtp = hand_check("served.smtp", mr, lang="en")
+        pop3s = hand_check("served.pop3s", mr, lang="en")
+    assert f"127.0.0.1:{server.ports['smtp']}" in smtp.outputs[0].command.text()
+    assert f"127.0.0.1:{server.ports['pop3s']}" in pop3s.outputs[0].command.text()
+    assert smtp.passed is True and pop3s.passed is True
+    stopped = hand_check("served.smtp", mr, lang="en")
+    assert not stopped.outputs and "Which port?" in stopped.render()
+
+
 # -- safety ----------------------------------------------------------------------------------
 
 def test_no_private_key_is_ever_shown(mr):

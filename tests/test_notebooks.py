@@ -89,14 +89,19 @@ def _errors(nb) -> list:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
 
 
-def run_notebook(path: Path, *, lang: str | None = None, after_form=None, extra: str | None = None):
+def run_notebook(path: Path, *, lang: str | None = None, after_form=None, extra: str | None = None,
+                 form_cell: str | None = None):
     """Run *path* cell by cell in its own kernel, as a trainee does: *after_form*
-    (the trainee's work in the form) runs right after the form cell, *extra*
-    is one more cell at the end; ``LANG`` is replaced by *lang* if given."""
+    (the trainee's work in the form) runs right after the form cell, or
+    *form_cell* does it in the kernel (a cell inserted after the form's);
+    *extra* is one more cell at the end; ``LANG`` is replaced by *lang* if given."""
     import nbclient
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    if form_cell is not None:
+        at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "step-form" in _tags(c))
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell(form_cell))
     if lang is not None:
         for cell in nb.cells:
             if cell.cell_type == "code" and "setup" in _tags(cell):
@@ -211,6 +216,29 @@ def test_a_rolled_back_step_is_reported_as_undone_with_what_to_do(sandbox):
     assert shown == Msg.of("guide.requires.broken", step=guide.step_ref("install"),
                            notebook="04_install.ipynb").render("ja")
     assert "ロールバック" in shown and "元に戻す" not in shown
+
+
+def test_the_probe_notebook_checks_the_practice_server_its_form_started(sandbox, monkeypatch):
+    # The trainee presses "Start practice server" (free ports) and "Check now"
+    # in the form; the hand checks then connect to that server by themselves.
+    monkeypatch.delenv("XMAILNB_PRACTICE_PORTS", raising=False)
+    make_csr(sandbox)
+    sign_and_install(sandbox)
+    nb = run_notebook(ROOT / "notebooks" / "06_probe.ipynb", lang="en",
+                      form_cell="ports = step.start_practice()\nstep.run().result(timeout=60)\nprint(ports)",
+                      extra="step.stop_practice()")
+    assert _errors(nb) == []
+    ports = json.loads(_text(nb.cells[[i for i, c in enumerate(nb.cells) if "step-form" in _tags(c)][0] + 1])
+                       .strip().replace("'", '"'))
+    checks = {_check_id(c): _text(c) for c in _cells(nb, "handcheck")}
+    assert set(checks) == {"served.smtp", "served.pop3s"}
+    for check, shown in checks.items():
+        endpoint = check.partition(".")[2]
+        assert f"127.0.0.1:{ports[endpoint]}" in shown, shown
+        assert "Verify return code: 0 (ok)" in shown and _passed(check, "en") in shown, shown
+    from xmailnb.progress import step_progress
+
+    assert step_progress(sandbox)["probe"] == "done"
 
 
 # -- the whole course on one sandbox ---------------------------------------------------------

@@ -659,11 +659,13 @@ def _served_port(ctx: _Context, endpoint: str) -> int | None:
                                 value=str(given))
         return port
     if ctx.mr.is_sandbox:
-        # A classroom gives each trainee fixed practice ports; otherwise the
-        # practice server picks free ones, shown where it was started.
+        # The practice server the notebook's form started (it picks free
+        # ports); else the fixed ports a classroom gives each trainee (a
+        # server started elsewhere then listens there).
+        from .practice import running_ports
         from .sandbox import practice_ports
 
-        return practice_ports().get(endpoint) or None
+        return running_ports(ctx.mr).get(endpoint) or practice_ports().get(endpoint) or None
     from . import probe
     from .workbook import probe_settings
 
