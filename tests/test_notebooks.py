@@ -241,6 +241,25 @@ def test_the_probe_notebook_checks_the_practice_server_its_form_started(sandbox,
     assert step_progress(sandbox)["probe"] == "done"
 
 
+def test_without_openssl_the_cells_say_so_and_still_give_the_verdict(sandbox, monkeypatch, tmp_path):
+    make_csr(sandbox)
+    sign_and_install(sandbox)
+    bin_dir = tmp_path / "bin"  # ls and grep, no openssl
+    bin_dir.mkdir()
+    for program in ("ls", "grep"):
+        (bin_dir / program).symlink_to(shutil.which(program))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    nb = run_notebook(ROOT / "notebooks" / "04_install.ipynb", lang="en")
+    assert _errors(nb) == []
+    checks = {_check_id(c): _text(c) for c in _cells(nb, "handcheck")}
+    assert "-rw------- " in checks.pop("files")  # ls is there
+    missing = Msg.of("handcheck.no_program", program="openssl").render("en")
+    for check, shown in checks.items():
+        assert "$ openssl " in shown and missing in shown, shown  # the command, and why it did not run
+        assert "xmailnb's verdict: " in shown and "Traceback" not in shown, shown
+    assert "xmailnb's verdict: ✔" in checks["cert.pair"]
+
+
 # -- the whole course on one sandbox ---------------------------------------------------------
 
 # What a trainee does in each step's form, done through the core.
