@@ -454,3 +454,24 @@ def test_prose_names_steps_and_controls_as_the_dashboard_does(path):
     assert [c for c in controls_en if c not in en] == []
     # The dashboard calls going back a rollback (ロールバック), nothing else.
     assert "元に戻す" not in ja_text
+
+
+@pytest.mark.parametrize("path", [p for p in TEACHING if p.stem in STEP_OF], ids=lambda p: p.stem)
+def test_prose_says_which_earlier_steps_the_notebook_needs(path):
+    # The same steps its first cell checks (guide.REQUIRES / RECOMMENDS), by
+    # the dashboard's names, with their notebooks.
+    from xmailnb.progress import STEPS
+
+    step = STEP_OF[path.stem]
+    wanted = set(guide.REQUIRES[step]) | set(guide.RECOMMENDS.get(step, ()))
+    prose = _prose(path)
+    ja_line = next(line for line in prose.splitlines() if line.startswith("**前に済ませておく手順**"))
+    en_line = next(line for line in prose.splitlines() if line.startswith("**Earlier steps needed**"))
+    named_ja = {STEPS[int(n) - 1] for n in re.findall(r"手順 (\d)「", ja_line)}
+    named_en = {STEPS[int(n) - 1] for n in re.findall(r"\bstep (\d) \(", en_line)}
+    assert named_ja == named_en == wanted
+    for earlier in wanted:
+        for line, lang in ((ja_line, "ja"), (en_line, "en")):
+            assert guide.step_ref(earlier).render(lang) in line and guide.NOTEBOOKS[earlier] in line
+    if not wanted:
+        assert "ありません" in ja_line and "none" in en_line
