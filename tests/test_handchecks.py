@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shutil
 import socket
+import time
 
 import pytest
 
@@ -209,6 +210,18 @@ def test_received_files_given_by_path_are_checked_like_the_install_would(mr, tmp
     assert verify.passed is False and "error 20" in verify.outputs[0].text
     assert ("ok", "handcheck.received.accepted") in verdicts(verify)
     assert ("warn", "actions.trust.private") in verdicts(verify)
+
+
+def test_received_file_that_is_a_fifo_is_refused_at_once(mr, tmp_path):
+    make_csr(mr)
+    fifo = tmp_path / "server.crt"
+    os.mkfifo(fifo)
+    for check in ("received.show", "received.pair", "received.verify"):
+        started = time.monotonic()
+        result = hand_check(check, mr, lang="en", cert=fifo, timeout=10)
+        assert time.monotonic() - started < 5, check  # openssl never waited on it
+        assert not result.outputs and result.passed is None
+        assert "FIFO" in result.render() or "fifo" in result.render().lower(), result.render()
 
 
 def test_received_practice_files_by_default(mr):

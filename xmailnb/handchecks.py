@@ -493,6 +493,14 @@ def _received(ctx: _Context) -> tuple[str, list[str], bool]:
     if cert is None:
         return _PRACTICE_SERVER, [_PRACTICE_INTERMEDIATE] if chain is None else _paths(chain), True
     paths = _paths(chain) if chain is not None else []
+    from .actions import read_user_file
+
+    for path in [cert, *paths]:
+        full = ctx.mr.path / Path(path).expanduser()
+        if full.exists() or full.is_symlink():
+            # Refused as the install would refuse it (a folder, a FIFO, a
+            # device, a huge file), before openssl could wait on it.
+            read_user_file(str(full))
     practice = _is_practice(ctx.mr.path / Path(cert).expanduser())
     return str(cert), paths, practice
 
