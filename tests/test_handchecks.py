@@ -313,6 +313,21 @@ def test_private_key_pem_in_output_is_withheld():
     assert shown.startswith("before\n") and "after" in shown
 
 
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero"])
+def test_a_server_cert_that_is_no_file_is_named_at_once_not_waited_on(mr, tmp_path, target):
+    practice_install(mr)
+    mr.server_cert.unlink()
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = str(tmp_path / "fifo")
+    mr.server_cert.symlink_to(target)
+    started = time.monotonic()
+    for check in ("cert.show", "cert.pair", "cert.order", "cert.verify", "cert.names"):
+        result = hand_check(check, mr, lang="en", timeout=10)
+        assert not result.outputs and "server.cert is a " in result.render(), (check, result.render())
+    assert time.monotonic() - started < 10
+
+
 def test_checks_change_nothing_in_the_mailroot(mr):
     practice_install(mr)
     before = tree(mr.path)

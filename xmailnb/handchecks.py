@@ -818,6 +818,25 @@ def _missing_notes(ctx: _Context, missing: Sequence[str]) -> list[Msg]:
     return notes
 
 
+def _unusable(ctx: _Context, rel: str) -> Msg | None:
+    """Why openssl should not be given *rel* (not a regular file, or too
+    large for a certificate file), or ``None``."""
+    import stat
+
+    from . import certfiles
+    from .fsread import _kind
+
+    try:
+        st = (ctx.mr.path / Path(rel).expanduser()).stat()
+    except OSError:
+        return None  # a dangling link: openssl says it cannot open it
+    if not stat.S_ISREG(st.st_mode):
+        return Msg.of("actions.not_regular", name=ctx.rel(rel), kind=Msg.of(f"mailroot.kind.{_kind(st.st_mode)}"))
+    if st.st_size > certfiles.MAX_INPUT_BYTES:
+        return Msg.of("certfiles.too_large", name=ctx.rel(rel), size=st.st_size, limit=certfiles.MAX_INPUT_BYTES)
+    return None
+
+
 def hand_check(check: str, mailroot: MailRoot | str | os.PathLike[str] | None = None, *,
                lang: str | None = None, timeout: float = DEFAULT_TIMEOUT, **params: Any) -> HandCheck:
     """Run hand check *check* on the MailRoot as it is now.
@@ -863,8 +882,12 @@ def hand_check(check: str, mailroot: MailRoot | str | os.PathLike[str] | None = 
         plan = CHECKS[check](ctx)
         result.title_params.update(plan.title_params)
         missing = [rel for rel in plan.needs if not (mr.path / Path(rel).expanduser()).exists()]
+        unusable = [m for m in (_unusable(ctx, rel) for rel in plan.needs if rel not in missing) if m]
         if missing:
             result.note = _missing_notes(ctx, missing)
+        elif unusable:
+            # openssl would wait on a FIFO or read a device for ever.
+            result.note = unusable
         elif plan.note:
             result.note = list(plan.note)
         else:
