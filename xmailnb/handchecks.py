@@ -617,7 +617,9 @@ def _served(endpoint: str) -> Callable[[_Context], _Plan]:
         if endpoint in _STARTTLS:
             argv += ["-starttls", _STARTTLS[endpoint]]
         argv += ["-servername", servername, "-verify_hostname", servername,
-                 "-CAfile", ctx.rel(chain_anchor(mr, ctx.report()))]
+                 "-CAfile", ctx.rel(chain_anchor(mr, ctx.report())),
+                 # Names as written (Japanese, the practice CA's dash), not \E2\80\94.
+                 "-nameopt", "utf8"]
         command = Command((tuple(argv),), closed_stdin=True, excerpt=_s_client_excerpt)
 
         def judge(outs: list[Output]) -> bool:
