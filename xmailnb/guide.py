@@ -314,7 +314,7 @@ class Overview(_Shown):
             return list(self.problem)
         out = [Msg.of("guide.overview.title")]
         for step, state in self.states.items():
-            out.append(Msg.of("guide.overview.line", step=step_ref(step),
+            out.append(Msg.of("guide.overview.line", n=_steps().index(step) + 1, name=Msg.of(f"ui.nav.{step}"),
                               state=Msg.of(f"guide.state.{state}"), notebook=NOTEBOOKS[step]))
         out.append(Msg.of("guide.overview.legend",
                           done=Msg.of("guide.state.done"), attention=Msg.of("guide.state.attention"),
