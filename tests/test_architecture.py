@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "dashboard": 5,
     "cli": 6,
     "ui": 5,
+    "notebook": 5,
 }
 
 #: Function-level imports that are allowed, by (module, imported top-level

@@ -31,6 +31,7 @@ import selectors
 import socket
 import ssl
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -58,6 +59,7 @@ __all__ = [
     "issued",
     "practice_root",
     "PracticeServer",
+    "running_ports",
 ]
 
 log = logging.getLogger(__name__)
@@ -550,10 +552,12 @@ class PracticeServer:
                                  name=f"xmailnb-practice-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        _RUNNING.add(self)
         return dict(self.ports)
 
     def stop(self) -> None:
         """Stop listening and drop every open connection."""
+        _RUNNING.discard(self)
         self._stop.set()
         for t in self._threads:
             t.join(timeout=2)
@@ -664,3 +668,25 @@ class PracticeServer:
                 return
             else:
                 s.send("-ERR Not available on the practice listener\r\n")
+
+
+# The practice servers started in this process (a notebook's form starts one;
+# the notebook's hand checks then connect to its ports).
+_RUNNING: "weakref.WeakSet[PracticeServer]" = weakref.WeakSet()
+
+
+def running_ports(mr: MailRoot) -> dict[str, int]:
+    """The ports of the practice server running in this process for *mr*
+    (endpoint -> port), or an empty dict when none runs."""
+    try:
+        wanted = mr.path.resolve()
+    except OSError:
+        return {}
+    for server in list(_RUNNING):
+        try:
+            same = server.mailroot.path.resolve() == wanted
+        except OSError:
+            continue
+        if same and server.running:
+            return dict(server.ports)
+    return {}
