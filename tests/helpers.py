@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from cryptography import x509
 
 import pki
 from xmailnb.cli import main
+
+#: Command-line talk: an option (``--chain``) or a command (``xmailnb install``).
+#: The page names its own controls instead (issue 13); certificate names such
+#: as "xmailnb Practice Root CA" are not commands.
+CLI_TALK = re.compile(r"--[a-z]|\bxmailnb\s+[a-z]")
 
 CSR_ARGS = ["--country", "JP", "--state", "Tokyo", "--locality", "Shibuya-ku",
             "--org", "Example Co., Ltd.", "--cn", "mail.example.jp"]
