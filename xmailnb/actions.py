@@ -442,9 +442,8 @@ def _refusal(problem: chainmod.Problem, fields: Mapping[bytes, str], hostname: s
     params = dict(problem.msg.params)
     if problem.reason in (chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID) and problem.cert is not None:
         cert = problem.cert
-        params["date"] = (cert.not_valid_after_utc.isoformat(sep=" ", timespec="seconds")
-                          if problem.reason is chainmod.Reason.EXPIRED
-                          else cert.not_valid_before_utc.isoformat(sep=" ", timespec="seconds"))
+        params["date"] = (cert.not_valid_after_utc if problem.reason is chainmod.Reason.EXPIRED
+                          else cert.not_valid_before_utc)
     key = _INSTALL_KEYS.get(problem.reason)
     if key is not None:
         return InputError(Msg(key, params), problem.fix, field=field_name)

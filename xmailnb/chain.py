@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import clock
 from .errors import InputError
-from .i18n import Msg
+from .i18n import Msg, local_date
 
 #: What reading a malformed certificate's parts may raise (cryptography
 #: parses extensions, names and keys lazily, on first access).
@@ -1039,10 +1039,9 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
     for i, cert in enumerate(path):
         role = _role(i, path)
         if cert.not_valid_after_utc < at:
-            found.append(Problem(Reason.EXPIRED, cert, role, {"date": cert.not_valid_after_utc.date().isoformat()}))
+            found.append(Problem(Reason.EXPIRED, cert, role, {"date": local_date(cert.not_valid_after_utc)}))
         elif cert.not_valid_before_utc > at:
-            found.append(Problem(Reason.NOT_YET_VALID, cert, role,
-                                 {"date": cert.not_valid_before_utc.isoformat(timespec="minutes")}))
+            found.append(Problem(Reason.NOT_YET_VALID, cert, role, {"date": cert.not_valid_before_utc}))
     for i, cert in enumerate(path):
         role = _role(i, path)
         try:

@@ -19,10 +19,11 @@ from cryptography import x509
 from . import certfiles, chain as chainmod, keys
 from . import clock
 from .errors import XmailnbError
-from .i18n import Msg
+from .i18n import Msg, local_date
 from .mailroot import MailRoot
+from .steps import Step, Target
 
-__all__ = ["CHECK_IDS", "STATUSES", "Finding", "Report", "diagnose", "EXPIRY_WARN_DAYS"]
+__all__ = ["CHECK_IDS", "STATUSES", "Finding", "Report", "diagnose", "check_title", "EXPIRY_WARN_DAYS"]
 
 STATUSES = ("ok", "info", "warn", "error")
 CHECK_IDS = (
@@ -46,18 +47,30 @@ _RANK = {s: i for i, s in enumerate(STATUSES)}
 
 @dataclass
 class Finding:
-    """One check's outcome.  ``details`` holds machine-readable facts (no key material)."""
+    """One check's outcome.
+
+    Attributes:
+        details: machine-readable facts (no key material).
+        target: where the workbook fixes it (set for errors and warnings
+            that have a place in the workbook; ``None`` when the fix lies
+            outside it, e.g. file permissions).
+    """
 
     check: str
     status: str
     message: Msg
     fix: Msg | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    target: Target | None = None
+    #: The fix lies outside the workbook (file permissions, the account it
+    #: runs as): there is no step to send the user to.
+    outside: bool = False
 
     def to_json(self, lang: str) -> dict[str, Any]:
         out: dict[str, Any] = {"check": self.check, "status": self.status,
                                "message": self.message.render(lang),
-                               "fix": self.fix.render(lang) if self.fix else ""}
+                               "fix": self.fix.render(lang) if self.fix else "",
+                               "target": self.target.to_json() if self.target else None}
         out.update(self.details)
         return out
 
@@ -99,8 +112,10 @@ class Report:
 
 
 def _f(check: str, status: str, msg_key: str, fix: str | None = None,
-       details: Mapping[str, Any] | None = None, **params: Any) -> Finding:
-    return Finding(check, status, Msg(msg_key, params), Msg(fix, params) if fix else None, dict(details or {}))
+       details: Mapping[str, Any] | None = None, *, target: Target | None = None, outside: bool = False,
+       **params: Any) -> Finding:
+    return Finding(check, status, Msg(msg_key, params), Msg(fix, params) if fix else None, dict(details or {}),
+                   target=target, outside=outside)
 
 
 @dataclass
@@ -145,6 +160,18 @@ def _days_left(cert: x509.Certificate, at: dt.datetime) -> int:
     return (cert.not_valid_after_utc - at).days
 
 
+def check_title(check: str) -> Msg:
+    """The name of a check, as the page labels it ("Validity period")."""
+    return Msg.of(f"diagnose.check.{check}")
+
+
+def _skip(check: str, reason: str) -> Finding:
+    """A check that cannot run yet; ``details["skipped"]`` says why
+    (``no_key``, ``no_cert``), so a view can group them."""
+    return Finding(check, "info", Msg.of(f"diagnose.skip.{reason}", check=check_title(check)),
+                   details={"skipped": reason})
+
+
 # -- the checks ----------------------------------------------------------------
 
 def _check_mailroot(s: _State) -> Finding:
@@ -169,17 +196,19 @@ def _check_key_usable(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.server_key))
         if problem is not None:
-            return Finding("key.usable", "error", problem, Msg.of("diagnose.key.unreadable.fix"))
+            return Finding("key.usable", "error", problem, Msg.of("diagnose.key.unreadable.fix"), outside=True)
         if s.mr.server_key.exists():
-            return _f("key.usable", "error", "diagnose.key.unreadable", "diagnose.key.unreadable.fix")
-        return _f("key.usable", "info", "diagnose.skip.no_key")
+            return _f("key.usable", "error", "diagnose.key.unreadable", "diagnose.key.unreadable.fix", outside=True)
+        return _skip("key.usable", "no_key")
     s.key_data = data
     if certfiles.is_encrypted_key_pem(data):
-        return _f("key.usable", "error", "diagnose.key.encrypted", "diagnose.key.encrypted.fix")
+        return _f("key.usable", "error", "diagnose.key.encrypted", "diagnose.key.encrypted.fix",
+                  target=Target(Step.INSTALL, "xm-install-passphrase"))
     try:
         s.key = certfiles.private_key_from(data, name=s.mr.rel_server_key)
     except XmailnbError as exc:
-        return Finding("key.usable", "error", exc.msg, Msg.of("diagnose.key.broken.fix"))
+        return Finding("key.usable", "error", exc.msg, Msg.of("diagnose.key.broken.fix"),
+                       target=Target(Step.INSTALL, "xm-rollback"))
     summary = keys.key_summary(s.key)
     problem = keys.key_strength_problem(s.key)
     if problem is not None:
@@ -229,7 +258,7 @@ def _can_read(st: os.stat_result, uid: int, gid: int) -> bool:
 
 def _check_key_permissions(s: _State) -> Finding:
     if not s.mr.server_key.exists():
-        return _f("key.permissions", "info", "diagnose.skip.no_key")
+        return _skip("key.permissions", "no_key")
     if os.name != "posix":
         return _f("key.permissions", "info", "diagnose.key.permissions.windows")
     st = s.mr.server_key.stat()
@@ -258,9 +287,10 @@ def _check_cert_present(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.server_cert))
         if problem is not None:
-            return Finding("cert.present", "error", problem, Msg.of("diagnose.cert.unreadable.fix"))
+            return Finding("cert.present", "error", problem, Msg.of("diagnose.cert.unreadable.fix"), outside=True)
         if s.mr.server_cert.exists():
-            return _f("cert.present", "error", "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix")
+            return _f("cert.present", "error", "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix",
+                      outside=True)
         return _f("cert.present", "error", "diagnose.cert.missing", "diagnose.cert.missing.fix")
     try:
         s.certs = certfiles.certificates_from(data, name=s.mr.rel_server_cert)
@@ -275,9 +305,9 @@ def _check_cert_present(s: _State) -> Finding:
 
 def _check_cert_pair(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.pair", "info", "diagnose.skip.no_cert")
+        return _skip("cert.pair", "no_cert")
     if s.key is None:
-        return _f("cert.pair", "info", "diagnose.skip.no_key")
+        return _skip("cert.pair", "no_key")
     try:
         s.leaf.public_key()
     except chainmod.PARSE_ERRORS:
@@ -290,24 +320,24 @@ def _check_cert_pair(s: _State) -> Finding:
 
 def _check_cert_validity(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.validity", "info", "diagnose.skip.no_cert")
+        return _skip("cert.validity", "no_cert")
     for cert in s.certs:
         subject = chainmod.display_name(cert.subject)
         # RFC 5280 4.1.2.5: valid "through" notAfter, that instant included.
         if cert.not_valid_after_utc < s.at:
             return _f("cert.validity", "error", "diagnose.cert.expired", "diagnose.cert.expired.fix",
                       {"not_after": cert.not_valid_after_utc.isoformat()},
-                      subject=subject, date=cert.not_valid_after_utc.date().isoformat())
+                      subject=subject, date=local_date(cert.not_valid_after_utc))
         if cert.not_valid_before_utc > s.at:
             return _f("cert.validity", "error", "diagnose.cert.not_yet_valid", "diagnose.cert.not_yet_valid.fix",
                       {"not_before": cert.not_valid_before_utc.isoformat()},
-                      subject=subject, date=cert.not_valid_before_utc.isoformat(timespec="minutes"))
+                      subject=subject, date=cert.not_valid_before_utc)
     leaf = s.leaf
     # The soonest expiry in the chain is what the server really has left.
     soonest = min(s.certs, key=lambda c: c.not_valid_after_utc)
     days = _days_left(soonest, s.at)
     details = {"not_after": soonest.not_valid_after_utc.isoformat(), "days_left": days}
-    date = soonest.not_valid_after_utc.date().isoformat()
+    date = local_date(soonest.not_valid_after_utc)
     if days < EXPIRY_WARN_DAYS:
         return _f("cert.validity", "warn", "diagnose.cert.expiring", "diagnose.cert.expiring.fix", details,
                   count=days, date=date, subject=chainmod.display_name(soonest.subject))
@@ -318,7 +348,7 @@ def _check_cert_validity(s: _State) -> Finding:
 
 def _check_cert_hostname(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.hostname", "info", "diagnose.skip.no_cert")
+        return _skip("cert.hostname", "no_cert")
     names = chainmod.hostnames(s.leaf)
     details = {"hostname": s.hostname, "names": names}
     if not s.hostname:
@@ -351,7 +381,7 @@ def _anchors(s: _State) -> dict[str, Sequence[x509.Certificate]]:
 
 def _check_cert_chain(s: _State) -> Finding:
     if s.leaf is None:
-        return _f("cert.chain", "info", "diagnose.skip.no_cert")
+        return _skip("cert.chain", "no_cert")
     issues = chainmod.check_order(s.certs)
     if issues:
         return Finding("cert.chain", "error", issues[0].msg, Msg.of("diagnose.cert.chain.order.fix"),
@@ -377,7 +407,7 @@ def _check_cert_trust(s: _State) -> Finding:
     """The verdict of :func:`xmailnb.chain.judge`, the one install and the
     dashboard use (trust alone here: the host name has its own check)."""
     if s.leaf is None:
-        return _f("cert.trust", "info", "diagnose.skip.no_cert")
+        return _skip("cert.trust", "no_cert")
     verdict = chainmod.judge(s.leaf, s.certs[1:], anchors=_anchors(s), hostname=None, at=s.at)
     details: dict[str, Any] = {"anchor": verdict.anchor, "trusted": verdict.trusted}
     problem = verdict.problem
@@ -541,6 +571,29 @@ def _check_csr(s: _State) -> Finding:
               cn=desc.get("cn"), names=", ".join(desc.get("sans") or []))
 
 
+# Where each check's problem is fixed in the workbook, unless the check
+# named another place (or none) itself.
+_TARGETS: dict[str, Target] = {
+    "key.present": Target(Step.CSR, "xm-csr-generate"),
+    "key.usable": Target(Step.CSR, "xm-csr-generate"),
+    "cert.present": Target(Step.INSTALL, "xm-install-cert"),
+    "cert.pair": Target(Step.INSTALL, "xm-install-cert"),
+    "cert.validity": Target(Step.CSR, "xm-csr-generate"),
+    "cert.hostname": Target(Step.CSR, "xm-csr-cn"),
+    "cert.chain": Target(Step.INSTALL, "xm-install-chain"),
+    "cert.trust": Target(Step.SUBMIT),
+    "ca.files": Target(Step.SETTINGS),
+    "settings.tls": Target(Step.SETTINGS),
+    "csr.pending": Target(Step.CSR, "xm-csr-generate"),
+}
+
+
+def _targeted(finding: Finding) -> Finding:
+    if finding.status in ("error", "warn") and finding.target is None and not finding.outside:
+        finding.target = _TARGETS.get(finding.check)
+    return finding
+
+
 _CHECKS: dict[str, Callable[[_State], Finding]] = {
     "mailroot": _check_mailroot,
     "key.present": _check_key_present,
@@ -598,7 +651,7 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
     findings = []
     for check in CHECK_IDS:
         try:
-            findings.append(_CHECKS[check](s))
+            findings.append(_targeted(_CHECKS[check](s)))
         except XmailnbError as exc:
             findings.append(Finding(check, "error", exc.msg, exc.fix))
         except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash

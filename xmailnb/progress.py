@@ -43,6 +43,7 @@ from .fsread import read_regular
 from .diagnose import Finding, Report, diagnose
 from .errors import XmailnbError
 from .mailroot import MailRoot
+from .steps import STEPS, Step
 from .store import Store
 
 __all__ = [
@@ -62,21 +63,6 @@ log = logging.getLogger(__name__)
 
 REL_PROGRESS_LOG = "sslconf/progress.jsonl"
 _MAX_LOG_BYTES = 4 * 1024 * 1024
-
-
-class Step(StrEnum):
-    """The workbook's steps, in order."""
-
-    DIAGNOSE = "diagnose"
-    CSR = "csr"
-    SUBMIT = "submit"
-    INSTALL = "install"
-    SETTINGS = "settings"
-    PROBE = "probe"
-    NOTICE = "notice"
-
-
-STEPS: tuple[Step, ...] = tuple(Step)
 
 
 class StepState(StrEnum):
