@@ -386,7 +386,7 @@ def cmd_install(args: argparse.Namespace, out: Out) -> int:
         if args.json:
             out.json({"mailroot": str(mr.path), "dry_run": True, "plan": preview})
         else:
-            _print_preview(preview, out)
+            _print_preview(plan, out)
         return EXIT_OK
     entry = actions.apply_install(mr, plan)
     if entry is None:
@@ -398,22 +398,15 @@ def cmd_install(args: argparse.Namespace, out: Out) -> int:
         out.json({"mailroot": str(mr.path), "installed": True, "archive": entry.id if entry else None,
                   "plan": preview, "diagnosis": report.to_json(out.lang)})
     else:
-        _print_preview(preview, out)
+        _print_preview(plan, out)
         _print_report(report, out)
     return EXIT_OK
 
 
-def _print_preview(preview: dict[str, Any], out: Out) -> None:
-    out.result(out.t("cli.preview.leaf", subject=preview["leaf"]["subject"],
-                     names=", ".join(preview["leaf"]["sans"]), not_after=preview["leaf"]["not_after"]))
-    for i, c in enumerate(preview["intermediates"], 1):
-        out.result(out.t("cli.preview.intermediate", n=i, subject=c["subject"]))
-    if preview["root_left_out"]:
-        out.result(out.t("cli.preview.root", subject=preview["root_left_out"]["subject"]))
-    for c in preview.get("left_out", ()):
-        out.result(out.t("cli.preview.left_out", subject=c["subject"]))
-    source = out.t(f"cli.preview.key_source.{preview['key']['source']}")
-    out.result(out.t("cli.preview.key", type=preview["key"]["type"], source=source))
+def _print_preview(plan: Any, out: Out) -> None:
+    # The install preview's one model (actions.InstallPlan.preview), as the page shows it.
+    for line in plan.preview():
+        out.result(line.render(out.lang))
 
 
 def cmd_history(args: argparse.Namespace, out: Out) -> int:
@@ -445,6 +438,10 @@ def cmd_rollback(args: argparse.Namespace, out: Out) -> int:
     else:
         out.say(Msg.of("cli.rollback.done", id=target.id, action=Msg.of(f"cli.action.{target.action}"),
                        new=new_entry.id))
+        # What changed and what it means: the same lines the page shows.
+        outcome = actions.rollback_outcome(target, new_entry)
+        for line in outcome.file_lines(done=True) + outcome.consequences(done=True):
+            out.say(line)
     if args.json:
         out.json({"mailroot": str(mr.path), "restored": target.id,
                   "archive": new_entry.id if new_entry else None, "files": dict(target.files)})

@@ -250,9 +250,9 @@ def format_date(day: dt.date) -> str:
 def _render_value(value: Any, lang: str, surface: Surface = Surface.CLI) -> Any:
     if isinstance(value, Msg):
         return value.render(lang, surface)
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Msg) for v in value):
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (Msg, str)) for v in value):
         sep = "、" if lang == "ja" else ", "
-        return sep.join(v.render(lang, surface) for v in value)
+        return sep.join(v.render(lang, surface) if isinstance(v, Msg) else shown(v) for v in value)
     if isinstance(value, (bool, int, float)) or value is None:
         return value
     # Times and days are shown in one format, in local time (JSON keeps ISO).

@@ -146,7 +146,7 @@ def _finish(args: argparse.Namespace, out: Any, mr: Any, result: Any, key: str) 
         out.json({"mailroot": str(mr.path), "installed": True, "acme": result.to_json(out.lang),
                   "diagnosis": report.to_json(out.lang)})
     else:
-        _print_preview(result.plan.describe(out.lang), out)
+        _print_preview(result.plan, out)
         _print_report(report, out)
     return 0
 
