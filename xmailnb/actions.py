@@ -818,7 +818,7 @@ class RollbackEffects:
 
     def file_lines(self, *, done: bool = False) -> list[Msg]:
         """One line per kind of change: "To be removed: server.cert, server.key"."""
-        prefix = "rollback.done" if done else "rollback.file"
+        prefix = "rollback." + ("done" if done else "file")
         return [Msg.of(f"{prefix}.{effect.value}", files=names)
                 for effect in (FileEffect.REMOVE, FileEffect.REPLACE, FileEffect.RESTORE)
                 if (names := self.names(effect))]

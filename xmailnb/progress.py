@@ -42,6 +42,7 @@ from . import certfiles, clock, keys
 from .fsread import read_regular
 from .diagnose import Finding, Report, diagnose
 from .errors import XmailnbError
+from .i18n import Msg
 from .mailroot import MailRoot
 from .steps import STEPS, Step
 from .store import Store
@@ -81,7 +82,8 @@ _SETTINGS_CHECKS = ("settings.tls", "ca.files")
 # Audit-log actions that count as "this step was done once".
 _INSTALL_ACTIONS = frozenset({"install"})
 _CSR_ACTIONS = frozenset({"csr", "install"})
-_SUBMIT_ACTIONS = frozenset({"practice-ca", "acme", "checklist", "install"})
+# A tick in the checklist is a note, not a certificate: it never makes the step "was done".
+_SUBMIT_ACTIONS = frozenset({"practice-ca", "acme", "install"})
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,22 @@ class Progress:
         """The diagnosis' errors, then its warnings."""
         errors = [f for f in self.report.findings if f.status == "error"]
         return errors + [f for f in self.report.findings if f.status == "warn"]
+
+    def headline(self) -> tuple[str, list[Msg]]:
+        """The server's TLS in one line, and its status (``ok``, ``warn``,
+        ``error``): "TLS does not work yet: 2 problems", "TLS works; the
+        certificate is valid 89 more days" (plus "1 warning to look at")."""
+        errors, warnings = self.report.count("error"), self.report.count("warn")
+        if errors:
+            stopped = self.states[Step.INSTALL] is StepState.BROKEN
+            return "error", [Msg.of("progress.headline.stopped" if stopped else "progress.headline.no_tls",
+                                    count=errors)]
+        days = next((f.details.get("days_left") for f in self.report.findings if f.check == "cert.validity"), None)
+        msgs = [Msg.of("progress.headline.works", count=days) if isinstance(days, int)
+                else Msg.of("progress.headline.works.undated")]
+        if warnings:
+            msgs.append(Msg.of("progress.headline.warnings", count=warnings))
+        return ("warn" if warnings else "ok"), msgs
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": {str(k): str(v) for k, v in self.states.items()},
