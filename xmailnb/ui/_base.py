@@ -172,6 +172,7 @@ details.xm-group > summary { cursor: pointer; color: var(--xm-blue); }
 .xm-group-note { color: var(--xm-muted); font-size: 13.5px; margin: 2px 0 4px 0; }
 .xm-finding { display: flex; gap: 10px; align-items: flex-start; padding: 8px 12px; margin: 6px 0;
   border: 1px solid var(--xm-line); border-left: 5px solid #9aa5b1; border-radius: 6px; background: #fff; }
+.xm-endpoint .widget-html-content { display: flex; gap: 10px; align-items: flex-start; }
 .xm-finding .xm-icon { flex: 0 0 1.3em; font-weight: 700; text-align: center; }
 .xm-finding-body { flex: 1 1 auto; min-width: 0; }
 .xm-check-name { font-weight: 700; }
