@@ -158,6 +158,9 @@ def test_rollback_confirmation_names_the_files_and_what_it_means(mailroot, tokyo
     result = html.unescape(install.rollback_result.value)
     assert "server.cert" in result and "TLS" in result
     assert not (mailroot / "server.cert").exists()
+    # Now the first choice is undoing that rollback, not the install it undid.
+    chosen = next(e for e in install.history if e.id == install.rollback_select.value)
+    assert chosen.action == "rollback"
 
 
 @pytest.mark.parametrize("lang", ["en", "ja"])

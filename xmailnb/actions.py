@@ -934,12 +934,17 @@ def entry_what(entry: ArchiveEntry) -> Msg:
 
 def rollback_choices(entries: Sequence[ArchiveEntry]) -> tuple[list[tuple[Msg, ArchiveEntry]], str | None]:
     """Labels for a list of archived states (newest first) and the one to
-    offer first: undoing the newest install, else the newest change.
+    offer first: undoing the newest rollback when that is the newest change,
+    else undoing the newest install, else the newest change.
 
     Labels are distinct (a number is added where two would read alike) and
     name no archive id: a time in local time and the change it preceded.
     """
-    default = next((e.id for e in entries if e.action == "install"), entries[0].id if entries else None)
+    # Right after a rollback, undoing it comes first (the install it undid is
+    # already undone).
+    newest = entries[0] if entries else None
+    default = (newest.id if newest is not None and newest.action == "rollback"
+               else next((e.id for e in entries if e.action == "install"), newest.id if newest else None))
     seen: dict[tuple[str, str], int] = {}
     out: list[tuple[Msg, ArchiveEntry]] = []
     for entry in entries:

@@ -162,6 +162,10 @@ CSS = """
 .xm-message.xm-info { background: var(--xm-info-bg); border-left: 4px solid var(--xm-info); }
 .xm-message .xm-text { font-weight: 600; }
 .xm-field-message { font-size: 13.5px; }
+.xm-rollback-result { border-radius: 8px; padding: 8px 12px; }
+.xm-rollback-result.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
+.xm-rollback-result.xm-error { background: var(--xm-error-bg); border-left: 4px solid var(--xm-error); }
+.xm-rollback-result .xm-text { font-weight: 600; }
 .xm-field-message.xm-ok { color: var(--xm-ok); }
 .xm-field-message.xm-error { color: var(--xm-error); }
 .xm-field-message.xm-warn { color: var(--xm-warn); }

@@ -81,8 +81,11 @@ class InstallStep(Step):
         self.more_toggle = widgets.ToggleButton(value=False, layout=widgets.Layout(width="auto"))
         self.more_toggle.add_class("xm-install-more")
         self.bind(self.more_toggle, "description", "ui.install.more")
-        self.more = widgets.VBox([rows[n] for n in _MORE], layout=widgets.Layout(display="none"))
-        self.more.add_class("xm-fields")
+        # The grid is inside: its "display: grid" would override the hidden box's display.
+        grid = widgets.VBox([rows[n] for n in _MORE])
+        grid.add_class("xm-fields")
+        self.more = widgets.VBox([grid], layout=widgets.Layout(display="none"))
+        self.more.add_class("xm-install-more-fields")
         self.more_toggle.observe(lambda c: show(self.more, bool(c["new"])), "value")
 
         self.preview_html = html("", "xm-install-preview", hideable=True)
