@@ -123,6 +123,14 @@ def test_full_flow_tells_the_truth_in_the_page(browser, dashboard, screens, tmp_
     wait_file(issued, None)
     wait_state(page, "submit", "done")
     walk.look("3-submit", shots=True)
+    # The ACME panel says what it needs, with its labels in full.
+    page.locator(".xm-submit-mode button").nth(1).click()
+    page.wait_for_selector(".xm-acme-needs", state="visible")
+    for label in page.locator(".xm-acme .widget-label, .xm-acme .widget-toggle-button").all():
+        if label.is_visible():
+            assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), label.inner_text()
+    walk.look("3-submit-acme", shots=True)
+    page.locator(".xm-submit-mode button").nth(0).click()
 
     # 4. Install: a file that is not a certificate first, then the practice one.
     go(page, "install")
