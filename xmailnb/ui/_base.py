@@ -151,6 +151,7 @@ CSS = """
 .xm-app .widget-checkbox { width: auto; }
 .xm-app .widget-checkbox label, .xm-app .widget-label { width: auto; }
 .xm-app .widget-inline-hbox .widget-label { white-space: normal; }
+.xm-highlight { outline: 3px solid var(--xm-blue); outline-offset: 3px; border-radius: 6px; }
 .xm-invalid input, .xm-invalid textarea, input.xm-invalid, textarea.xm-invalid { outline: 2px solid var(--xm-error); }
 
 /* outcomes and findings */
