@@ -16,7 +16,7 @@ import pytest
 from helpers import CLI_TALK, CSR_ARGS, run
 from xmailnb import actions, csr as csrmod
 from xmailnb.mailroot import resolve
-from xmailnb.progress import StepState, step_progress
+from xmailnb.progress import step_progress
 from xmailnb.ui import Wizard
 from xmailnb.ui.install import upload_value
 from xmailnb.ui.watch import MailRootWatch

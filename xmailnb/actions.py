@@ -262,8 +262,8 @@ def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dic
     from . import csr as csrmod
 
     meta = read_pending_meta(mr)
-    subject = meta.get("subject") if isinstance(meta.get("subject"), dict) else {}
-    sans = meta.get("sans") if isinstance(meta.get("sans"), list) else []
+    subject: dict[str, Any] = meta["subject"] if isinstance(meta.get("subject"), dict) else {}
+    sans: list[Any] = meta["sans"] if isinstance(meta.get("sans"), list) else []
     key_text = str(meta.get("key") or "")
     if not subject.get("cn"):
         try:
@@ -518,11 +518,11 @@ def _refusal(problem: chainmod.Problem, fields: Mapping[bytes, str], hostname: s
     if problem.cert is not None:
         field_name = fields.get(_fingerprint(problem.cert), "chain")
     if problem.reason is chainmod.Reason.HOSTNAME and hostname:
-        params = {"hostname": hostname, "source": hostname_source,
-                  "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
-        return InputError(Msg("actions.hostname.not_covered", params), Msg("actions.hostname.not_covered.fix", params),
+        named: dict[str, Any] = {"hostname": hostname, "source": hostname_source,
+                                 "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
+        return InputError(Msg("actions.hostname.not_covered", named), Msg("actions.hostname.not_covered.fix", named),
                           field="hostname" if hostname_source == "option" else "cert")
-    params = dict(problem.msg.params)
+    params: dict[str, Any] = dict(problem.msg.params)
     if problem.reason in (chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID) and problem.cert is not None:
         cert = problem.cert
         params["date"] = (cert.not_valid_after_utc if problem.reason is chainmod.Reason.EXPIRED
@@ -899,7 +899,7 @@ def entry_time(entry: ArchiveEntry) -> dt.datetime | str:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
-def _subject_name(details: Mapping[str, Any], *keys_: str) -> str | None:
+def _subject_name(details: Mapping[str, Any], *keys_: str) -> str | Msg | None:
     for key in keys_:
         value = details.get(key)
         if not isinstance(value, str) or not value:

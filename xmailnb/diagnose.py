@@ -269,7 +269,7 @@ def _check_key_permissions(s: _State) -> Finding:
         # Installed as root into a MailRoot XMail runs from as its own
         # account: a key XMail cannot read fails every TLS handshake.
         name = _account_name(account[0])
-        params = {"mode": octal, "account": name, "owner": _account_name(st.st_uid),
+        params: dict[str, Any] = {"mode": octal, "account": name, "owner": _account_name(st.st_uid),
                   "path": str(s.mr.server_key)}
         return _f("key.permissions", "error", "diagnose.key.permissions.owner",
                   "diagnose.key.permissions.owner.fix", params, **params)
