@@ -65,8 +65,8 @@ class Activity(StrEnum):
 CSS = """
 <style>
 .xm-app, .xm-step {
-  --xm-font: "Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans JP", "Hiragino Kaku Gothic ProN",
-             "Hiragino Sans", "Yu Gothic UI", "Meiryo", system-ui, -apple-system, "Segoe UI", sans-serif;
+  --xm-font: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", "Liberation Sans", "Noto Sans CJK JP",
+             "Hiragino Sans", "Yu Gothic UI", "Meiryo", sans-serif;
   --xm-text: #1f2933; --xm-muted: #52606d; --xm-line: #d9e2ec; --xm-panel: #f5f7fa;
   --xm-blue: #1d4ed8; --xm-blue-bg: #eaf1fd;
   --xm-ok: #1e7b34; --xm-ok-bg: #e8f5ec; --xm-warn: #8a5300; --xm-warn-bg: #fff4db;
@@ -75,6 +75,11 @@ CSS = """
   --jp-widgets-font-size: 14px;
   font-family: var(--xm-font); color: var(--xm-text); font-size: 15px; line-height: 1.65;
   box-sizing: border-box; max-width: 100%;
+}
+/* Japanese: one CJK family for kana, kanji and Latin alike (local fonts only). */
+.xm-app.xm-ja, .xm-step.xm-ja {
+  --xm-font: "Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans JP", "Hiragino Kaku Gothic ProN",
+             "Hiragino Sans", "Yu Gothic UI", "Meiryo", sans-serif;
 }
 .xm-app { max-width: 1120px; margin: 0 auto; padding: 0 4px 24px 4px; }
 .xm-app *, .xm-step * { box-sizing: border-box; }
@@ -371,6 +376,7 @@ class Step(widgets.VBox):
         self._ui_lock = threading.RLock()
         self.add_class("xm-step")
         self.add_class(f"xm-step-{self.STEP}")
+        set_flag_class(self, "xm-ja", self.lang == "ja")  # the Japanese font stack
         self.title = html()
         self.bind(self.title, "value", self._head_html)
         self._message_widgets: list[Message] = []
@@ -433,6 +439,7 @@ class Step(widgets.VBox):
             raise ValueError(f"unknown language {lang!r}")
         with self._ui_lock, self.hold_trait_notifications():
             self.lang = lang
+            set_flag_class(self, "xm-ja", lang == "ja")
             for widget, attr, render in self._bindings:
                 setattr(widget, attr, render(lang))
             for child in self._messages():

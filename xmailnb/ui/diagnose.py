@@ -70,7 +70,9 @@ class DiagnoseStep(Step):
 
     def _refresh(self) -> None:
         assert self.mailroot is not None
-        if self.standalone or self.report is None:
+        # In the wizard the report comes from the wizard's progress (one
+        # diagnosis per change, not two).
+        if self.standalone:
             self.show_report(diagnosemod.diagnose(self.mailroot))
 
     def show_report(self, report: diagnosemod.Report) -> None:

@@ -105,6 +105,7 @@ class Wizard(widgets.VBox):
         super().__init__(**kw)
         self.add_class("xm-app")
         self.lang = lang if lang in LANGUAGES else detect_language()
+        set_flag_class(self, "xm-ja", self.lang == "ja")  # the Japanese font stack
         self._lock = threading.RLock()
         self.progress: Progress | None = None
         self.header = html("", "xm-header")
@@ -324,6 +325,7 @@ class Wizard(widgets.VBox):
             raise ValueError(f"unknown language {lang!r}")
         with self._lock, self.hold_trait_notifications():
             self.lang = lang
+            set_flag_class(self, "xm-ja", lang == "ja")
             if self.lang_switch.value != lang:
                 self.lang_switch.value = lang
             if self.mailroot is None:
