@@ -8,10 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import probe as probemod
 from ..errors import XmailnbError
 from ..i18n import Msg
-from ..practice import PracticeServer
 from ..sandbox import suggested_practice_ports
 from ..workbook import probe_settings, save_probe_settings
 from . import _html
@@ -46,7 +44,7 @@ class ProbeStep(Step):
     def _build(self) -> list[Any]:
         self.future: concurrent.futures.Future[Any] | None = None
         self.results: list[Any] = []
-        self.server: PracticeServer | None = None
+        self.server: Any = None  # the practice server (xmailnb.practice.PracticeServer)
         self._loaded = False
         self.host = widgets.Text(value="127.0.0.1", layout=widgets.Layout(width="100%", max_width="24em"))
         self.host.add_class("xm-probe-host")
@@ -118,6 +116,9 @@ class ProbeStep(Step):
             self.practice_ports_note.clear()
             if self.server is None or not self.server.running:
                 wanted = {name: int(f.value or 0) for name, f in self.practice_port.items()}
+                # Imported when used: the page opens faster without it.
+                from ..practice import PracticeServer
+
                 try:
                     server = PracticeServer(self.mailroot, smtp_port=wanted["smtp"], pop3s_port=wanted["pop3s"])
                     ports = server.start()
@@ -171,6 +172,8 @@ class ProbeStep(Step):
         """Probe the endpoints in a worker thread; return its future."""
         if self.mailroot is None:
             return None
+        from .. import probe as probemod  # imported when used: the page opens faster without it
+
         with self._ui_lock:
             if self.future is not None and not self.future.done():
                 return self.future
@@ -201,7 +204,7 @@ class ProbeStep(Step):
             self.run_button.disabled = True
             show(self.progress, True)
             self.activity = Activity.BUSY
-        threading.Thread(target=self._work, args=(host, ports, future), name="xmailnb-probe",
+        threading.Thread(target=self._work, args=(probemod, host, ports, future), name="xmailnb-probe",
                          daemon=True).start()
         return future
 
@@ -223,7 +226,8 @@ class ProbeStep(Step):
             return exc.msg
         return None
 
-    def _work(self, host: str, ports: dict[str, int] | None, future: concurrent.futures.Future[Any]) -> None:
+    def _work(self, probemod: Any, host: str, ports: dict[str, int] | None,
+              future: concurrent.futures.Future[Any]) -> None:
         assert self.mailroot is not None
         warning: Msg | None = None
         try:
