@@ -161,6 +161,7 @@ def test_rollback_confirmation_names_the_files_and_what_it_means(mailroot, tokyo
     # Now the first choice is undoing that rollback, not the install it undid.
     chosen = next(e for e in install.history if e.id == install.rollback_select.value)
     assert chosen.action == "rollback"
+    assert install._labels[chosen.id].key == "rollback.label.undo_rollback"
 
 
 @pytest.mark.parametrize("lang", ["en", "ja"])

@@ -951,6 +951,8 @@ def rollback_choices(entries: Sequence[ArchiveEntry]) -> tuple[list[tuple[Msg, A
         what, when = entry_what(entry), entry_time(entry)
         if entry.id == default and entry.action == "install":
             label = Msg.of("rollback.label.undo_install", what=what, time=when)
+        elif entry.id == default and entry.action == "rollback":
+            label = Msg.of("rollback.label.undo_rollback", time=when)
         else:
             label = Msg.of("rollback.label", what=what, time=when)
         shown_as = (label.render("en"), label.render("ja"))
