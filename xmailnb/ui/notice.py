@@ -8,6 +8,7 @@ import ipywidgets as widgets
 
 from .. import notice as noticemod
 from ..errors import XmailnbError
+from ..i18n import Msg
 from . import _html
 from ._base import Activity, Step, error_msgs, html
 
@@ -69,6 +70,7 @@ class NoticeStep(Step):
             # Said once: beside the host name when it is about the host name.
             if exc.field == "hostname":
                 self.hostname_note.show("error", *error_msgs(exc))
+                self.message.show("error", Msg.of("ui.common.see_field"))
             else:
                 self.message.show_error(exc)
             self._text = ""

@@ -183,12 +183,14 @@ class ProbeStep(Step):
             host = self.host.value.strip()
             if not host:
                 self.host_note.show("error", Msg.of("ui.probe.host.required"))
+                self.message.show("error", Msg.of("ui.common.see_field"))
                 self.activity = Activity.FAILED
                 return None
             try:
                 host = probemod.check_host(host)
             except XmailnbError as exc:
                 self.host_note.show_error(exc)
+                self.message.show("error", Msg.of("ui.common.see_field"))
                 self.activity = Activity.FAILED
                 return None
             try:
@@ -196,6 +198,7 @@ class ProbeStep(Step):
                 ports = probemod.parse_ports(self.ports.value) if self.ports.value.strip() else None
             except XmailnbError as exc:
                 self.ports_note.show_error(exc)
+                self.message.show("error", Msg.of("ui.common.see_field"))
                 self.activity = Activity.FAILED
                 return None
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -240,7 +243,9 @@ class ProbeStep(Step):
                 self.run_button.disabled = False
                 field = getattr(exc, "field", None)
                 if field in ("host", "ports"):
+                    # Said beside the field; the outcome line points there.
                     (self.host_note if field == "host" else self.ports_note).show_error(exc)
+                    self.message.show("error", Msg.of("ui.common.see_field"))
                 else:
                     self.message.show_error(exc, "checking the running server")
                 self.activity = Activity.FAILED
