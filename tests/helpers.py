@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -19,6 +20,11 @@ from cryptography import x509
 import pki
 from xmailnb.cli.main import main
 from xmailnb.mailroot.resolve import resolve
+
+#: Command-line talk: an option (``--chain``) or a command (``xmailnb install``).
+#: The page names its own controls instead (issue 13); certificate names such
+#: as "xmailnb Practice Root CA" are not commands.
+CLI_TALK = re.compile(r"--[a-z]|\bxmailnb\s+[a-z]")
 
 CSR_ARGS = ["--country", "JP", "--state", "Tokyo", "--locality", "Shibuya-ku",
             "--org", "Example Co., Ltd.", "--cn", "mail.example.jp"]

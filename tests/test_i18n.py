@@ -184,3 +184,85 @@ def _entries(mo: bytes) -> dict:
 ])
 def test_language_from_locale(env, expected):
     assert detect_language(env) == expected
+
+
+# -- the page's words (issue 13: no command-line talk in the page) -----------------
+
+# Entries only the command line shows: they may name its options.
+_CLI_ONLY = ("cli.", "classroom.", "serve.", "acme.cli.")
+
+
+def _cli_only(key: str) -> bool:
+    if key.endswith(i18n.PAGE_SUFFIX):
+        return False
+    if key.startswith(_CLI_ONLY) or ".help." in key or key.endswith(".help"):
+        return True
+    # `xmailnb sandbox`; the page's own sandbox lines are sandbox.page.*
+    return key.startswith("sandbox.") and not key.startswith("sandbox.page.")
+
+
+def test_every_entry_that_talks_command_line_has_a_page_variant():
+    from helpers import CLI_TALK
+
+    missing = []
+    for key in catalog("en"):
+        if _cli_only(key) or key.endswith(i18n.PAGE_SUFFIX):
+            continue
+        if any(CLI_TALK.search(catalog(lang)[key]) for lang in LANGUAGES):
+            if key + i18n.PAGE_SUFFIX not in catalog("en"):
+                missing.append(key)
+    assert missing == []
+
+
+def test_page_variants_name_no_option_or_command_and_keep_the_placeholders():
+    from helpers import CLI_TALK
+
+    bad = []
+    for key in catalog("en"):
+        if not key.endswith(i18n.PAGE_SUFFIX):
+            continue
+        base = key[: -len(i18n.PAGE_SUFFIX)]
+        if base not in catalog("en"):
+            bad.append((key, "no base entry"))
+            continue
+        for lang in LANGUAGES:
+            if CLI_TALK.search(catalog(lang)[key]):
+                bad.append((key, lang, catalog(lang)[key]))
+        # The page variant may leave out a value the page shows elsewhere,
+        # never ask for one the code does not give.
+        extra = placeholders(catalog("en")[key]) - placeholders(catalog("en")[base])
+        if extra:
+            bad.append((key, sorted(extra)))
+    assert bad == []
+
+
+def test_page_rendering_takes_the_page_variant_also_for_nested_messages():
+    fix = Msg.of("diagnose.cert.missing.fix")
+    assert "--chain" in fix.render("en") and "--chain" not in fix.page("en")
+    assert "step 4" in fix.page("en") and "手順 4" in fix.page("ja")
+    outer = Msg.of("cli.warning", text=fix)
+    assert "--chain" in outer.render("en")
+    assert "--chain" not in outer.render("en", i18n.Surface.PAGE)
+    # No variant: the page shows the entry itself.
+    assert Msg.of("common.yes").page("ja") == "はい"
+
+
+def test_times_and_days_render_in_one_local_format(monkeypatch):
+    import datetime as dt
+    import time
+
+    from xmailnb import clock
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        # 15:30 UTC is half past midnight of the next day in Tokyo.
+        when = clock.now().replace(hour=15, minute=30, second=0, microsecond=0)
+        tokyo = (when + dt.timedelta(hours=9)).replace(tzinfo=None)
+        assert i18n.format_datetime(when) == f"{tokyo:%Y-%m-%d %H:%M} JST"
+        assert i18n.local_date(when) == tokyo.date()
+        msg = Msg.of("ui.submit.practice.done", subject="CN=x", not_after=i18n.local_date(when))
+        assert tokyo.date().isoformat() in msg.render("en") and tokyo.date().isoformat() in msg.render("ja")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -27,6 +27,7 @@ Babel instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import io
 import locale
@@ -34,6 +35,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,6 +43,11 @@ from typing import Any, Mapping
 __all__ = [
     "LANGUAGES",
     "DEFAULT_LANGUAGE",
+    "Surface",
+    "PAGE_SUFFIX",
+    "format_datetime",
+    "format_date",
+    "local_date",
     "DOMAIN",
     "Msg",
     "catalog",
@@ -49,6 +56,7 @@ __all__ = [
     "locale_dir",
     "render",
     "text",
+    "page_text",
     "shown",
 ]
 
@@ -57,6 +65,25 @@ log = logging.getLogger(__name__)
 LANGUAGES: tuple[str, ...] = ("ja", "en")
 DEFAULT_LANGUAGE = "en"
 DOMAIN = "xmailnb"
+
+
+class Surface(StrEnum):
+    """Where a message is shown.
+
+    The command line names its own options (``--chain FILE``); the page must
+    name its own controls instead ("the intermediate field of step 4").  An
+    entry whose text talks about the command line has a sibling
+    ``<key>.page`` that says the same for the page; rendering for
+    :attr:`PAGE` takes that sibling when there is one.  ``tests/test_i18n.py``
+    checks that every entry mentioning a command or an option has it.
+    """
+
+    CLI = "cli"
+    PAGE = "page"
+
+
+#: Suffix of the page's variant of an entry.
+PAGE_SUFFIX = ".page"
 
 
 def locale_dir() -> Path:
@@ -176,30 +203,69 @@ def _count_of(params: Mapping[str, Any]) -> int | None:
 
 
 def text(key: str, lang: str, /, **params: Any) -> str:
-    """Render catalog entry *key* in *lang* with *params*.
+    """Render catalog entry *key* in *lang* with *params* (for the command line).
 
     A missing key falls back to English, then to the key itself, so that a
     catalog gap shows up as a visible key rather than a traceback.
     """
-    count = _count_of(params)
-    template = _lookup(key, lang, count)
-    if template is None:
-        template = _lookup(key, DEFAULT_LANGUAGE, count) or key
-    rendered = {name: _render_value(value, lang) for name, value in params.items()}
+    return _text(key, lang, Surface.CLI, params)
+
+
+def page_text(key: str, lang: str, /, **params: Any) -> str:
+    """Like :func:`text`, for the page: ``<key>.page`` when the catalog has it."""
+    return _text(key, lang, Surface.PAGE, params)
+
+
+def _template(key: str, lang: str, surface: Surface, count: int | None) -> str:
+    if surface is Surface.PAGE:
+        for code in (lang, DEFAULT_LANGUAGE):
+            found = _lookup(key + PAGE_SUFFIX, code, count)
+            if found is not None:
+                return found
+    return _lookup(key, lang, count) or _lookup(key, DEFAULT_LANGUAGE, count) or key
+
+
+def _text(key: str, lang: str, surface: Surface, params: Mapping[str, Any]) -> str:
+    template = _template(key, lang, surface, _count_of(params))
+    rendered = {name: _render_value(value, lang, surface) for name, value in params.items()}
     try:
         return template.format(**rendered)
     except (KeyError, IndexError, ValueError):
         return template
 
 
-def _render_value(value: Any, lang: str) -> Any:
+def local_date(when: dt.datetime) -> dt.date:
+    """The calendar day of *when* in this machine's time zone."""
+    return when.astimezone().date()
+
+
+def format_datetime(when: dt.datetime) -> str:
+    """*when* in this machine's local time, one format for every language:
+    ``2026-11-29 22:56 JST`` (a naive time is taken as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    local = when.astimezone()
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or ''}".rstrip()
+
+
+def format_date(day: dt.date) -> str:
+    """A calendar day, one format for every language: ``2026-11-29``."""
+    return day.isoformat()
+
+
+def _render_value(value: Any, lang: str, surface: Surface = Surface.CLI) -> Any:
     if isinstance(value, Msg):
-        return value.render(lang)
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Msg) for v in value):
+        return value.render(lang, surface)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (Msg, str)) for v in value):
         sep = "、" if lang == "ja" else ", "
-        return sep.join(v.render(lang) for v in value)
+        return sep.join(v.render(lang, surface) if isinstance(v, Msg) else shown(v) for v in value)
     if isinstance(value, (bool, int, float)) or value is None:
         return value
+    # Times and days are shown in one format, in local time (JSON keeps ISO).
+    if isinstance(value, dt.datetime):
+        return format_datetime(value)
+    if isinstance(value, dt.date):
+        return format_date(value)
     return shown(value if isinstance(value, str) else str(value))
 
 
@@ -222,8 +288,15 @@ class Msg:
     def of(cls, key: str, /, **params: Any) -> "Msg":
         return cls(key, params)
 
-    def render(self, lang: str) -> str:
-        return text(self.key, lang, **dict(self.params))
+    def render(self, lang: str, surface: Surface = Surface.CLI) -> str:
+        """The message in *lang*; for :attr:`Surface.PAGE` the entry's page
+        variant (``<key>.page``) when it has one, and so for every message
+        among its parameters."""
+        return _text(self.key, lang, surface, self.params)
+
+    def page(self, lang: str) -> str:
+        """Shorthand for ``render(lang, Surface.PAGE)``."""
+        return _text(self.key, lang, Surface.PAGE, self.params)
 
     def to_json(self, lang: str) -> str:
         return self.render(lang)

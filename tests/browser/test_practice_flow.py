@@ -63,7 +63,7 @@ def test_csr_practice_sign_install_probe(browser, served):
     assert (mr / "server.cert").read_bytes().startswith(issued.read_bytes())
 
     _go(page, "diagnose")
-    page.wait_for_selector(".xm-check-cert-pair.xm-ok")
+    page.wait_for_selector(".xm-check-cert-pair.xm-ok", state="attached")
     page.wait_for_selector(".xm-check-cert-trust.xm-warn")  # a practice certificate, never for production
 
     _go(page, "probe")

@@ -30,10 +30,11 @@ from ..pki import certfiles, keys
 from ..pki import chain as chainmod
 from .. import clock
 from ..errors import XmailnbError
-from ..i18n import Msg
+from ..i18n import Msg, local_date
 from ..mailroot.layout import MailRoot, read_problem
 from ..pki import csr as csrmod
 from ..status import Status
+from ..steps import Step, Target
 from .findings import Finding, Report, finding
 from .installed import anchor_sets, practice_issued
 from .renewal import renewal_finding
@@ -42,7 +43,7 @@ if sys.platform != "win32":  # file ownership is judged on POSIX only
     import grp
     import pwd
 
-__all__ = ["CHECK_IDS", "diagnose", "EXPIRY_WARN_DAYS"]
+__all__ = ["CHECK_IDS", "diagnose", "check_title", "EXPIRY_WARN_DAYS"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,18 @@ def _days_left(cert: x509.Certificate, at: dt.datetime) -> int:
     return (cert.not_valid_after_utc - at).days
 
 
+def check_title(check: str) -> Msg:
+    """The name of a check, as the page labels it ("Validity period")."""
+    return Msg.of(f"diagnose.check.{check}")
+
+
+def _skip(check: str, reason: str) -> Finding:
+    """A check that cannot run yet; ``details["skipped"]`` says why
+    (``no_key``, ``no_cert``), so a view can group them."""
+    return Finding(check, Status.INFO, Msg.of(f"diagnose.skip.{reason}", check=check_title(check)),
+                   details={"skipped": reason})
+
+
 # -- the checks ----------------------------------------------------------------
 
 def _check_mailroot(s: _State) -> Finding:
@@ -127,17 +140,20 @@ def _check_key_usable(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.server_key))
         if problem is not None:
-            return Finding("key.usable", Status.ERROR, problem, Msg.of("diagnose.key.unreadable.fix"))
+            return Finding("key.usable", Status.ERROR, problem, Msg.of("diagnose.key.unreadable.fix"), outside=True)
         if s.mr.server_key.exists():
-            return finding("key.usable", Status.ERROR, "diagnose.key.unreadable", "diagnose.key.unreadable.fix")
-        return finding("key.usable", Status.INFO, "diagnose.skip.no_key")
+            return finding("key.usable", Status.ERROR, "diagnose.key.unreadable", "diagnose.key.unreadable.fix",
+                           outside=True)
+        return _skip("key.usable", "no_key")
     s.key_data = data
     if certfiles.is_encrypted_key_pem(data):
-        return finding("key.usable", Status.ERROR, "diagnose.key.encrypted", "diagnose.key.encrypted.fix")
+        return finding("key.usable", Status.ERROR, "diagnose.key.encrypted", "diagnose.key.encrypted.fix",
+                       target=Target(Step.INSTALL, "xm-install-passphrase"))
     try:
         s.key = certfiles.private_key_from(data, name=s.mr.rel_server_key)
     except XmailnbError as exc:
-        return Finding("key.usable", Status.ERROR, exc.msg, Msg.of("diagnose.key.broken.fix"))
+        return Finding("key.usable", Status.ERROR, exc.msg, Msg.of("diagnose.key.broken.fix"),
+                       target=Target(Step.INSTALL, "xm-rollback"))
     summary = keys.key_summary(s.key)
     problem = keys.key_strength_problem(s.key)
     if problem is not None:
@@ -182,7 +198,7 @@ def _can_read(st: os.stat_result, uid: int, gid: int) -> bool:
 
 def _check_key_permissions(s: _State) -> Finding:
     if not s.mr.server_key.exists():
-        return finding("key.permissions", Status.INFO, "diagnose.skip.no_key")
+        return _skip("key.permissions", "no_key")
     if os.name != "posix":
         return finding("key.permissions", Status.INFO, "diagnose.key.permissions.windows")
     st = s.mr.server_key.stat()
@@ -193,7 +209,7 @@ def _check_key_permissions(s: _State) -> Finding:
         # Installed as root into a MailRoot XMail runs from as its own
         # account: a key XMail cannot read fails every TLS handshake.
         name = _account_name(account[0])
-        params = {"mode": octal, "account": name, "owner": _account_name(st.st_uid),
+        params: dict[str, Any] = {"mode": octal, "account": name, "owner": _account_name(st.st_uid),
                   "path": str(s.mr.server_key)}
         return finding("key.permissions", Status.ERROR, "diagnose.key.permissions.owner",
                   "diagnose.key.permissions.owner.fix", params, **params)
@@ -211,9 +227,10 @@ def _check_cert_present(s: _State) -> Finding:
     if data is None:
         problem = s.problems.get(str(s.mr.server_cert))
         if problem is not None:
-            return Finding("cert.present", Status.ERROR, problem, Msg.of("diagnose.cert.unreadable.fix"))
+            return Finding("cert.present", Status.ERROR, problem, Msg.of("diagnose.cert.unreadable.fix"), outside=True)
         if s.mr.server_cert.exists():
-            return finding("cert.present", Status.ERROR, "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix")
+            return finding("cert.present", Status.ERROR, "diagnose.cert.unreadable", "diagnose.cert.unreadable.fix",
+                           outside=True)
         return finding("cert.present", Status.ERROR, "diagnose.cert.missing", "diagnose.cert.missing.fix")
     try:
         s.certs = certfiles.certificates_from(data, name=s.mr.rel_server_cert)
@@ -228,9 +245,9 @@ def _check_cert_present(s: _State) -> Finding:
 
 def _check_cert_pair(s: _State) -> Finding:
     if s.leaf is None:
-        return finding("cert.pair", Status.INFO, "diagnose.skip.no_cert")
+        return _skip("cert.pair", "no_cert")
     if s.key is None:
-        return finding("cert.pair", Status.INFO, "diagnose.skip.no_key")
+        return _skip("cert.pair", "no_key")
     try:
         s.leaf.public_key()
     except chainmod.PARSE_ERRORS:
@@ -243,24 +260,24 @@ def _check_cert_pair(s: _State) -> Finding:
 
 def _check_cert_validity(s: _State) -> Finding:
     if s.leaf is None:
-        return finding("cert.validity", Status.INFO, "diagnose.skip.no_cert")
+        return _skip("cert.validity", "no_cert")
     for cert in s.certs:
         subject = chainmod.display_name(cert.subject)
         # RFC 5280 4.1.2.5: valid "through" notAfter, that instant included.
         if cert.not_valid_after_utc < s.at:
             return finding("cert.validity", Status.ERROR, "diagnose.cert.expired", "diagnose.cert.expired.fix",
                       {"not_after": cert.not_valid_after_utc.isoformat()},
-                      subject=subject, date=cert.not_valid_after_utc.date().isoformat())
+                      subject=subject, date=local_date(cert.not_valid_after_utc))
         if cert.not_valid_before_utc > s.at:
             return finding("cert.validity", Status.ERROR, "diagnose.cert.not_yet_valid", "diagnose.cert.not_yet_valid.fix",
                       {"not_before": cert.not_valid_before_utc.isoformat()},
-                      subject=subject, date=cert.not_valid_before_utc.isoformat(timespec="minutes"))
+                      subject=subject, date=cert.not_valid_before_utc)
     leaf = s.leaf
     # The soonest expiry in the chain is what the server really has left.
     soonest = min(s.certs, key=lambda c: c.not_valid_after_utc)
     days = _days_left(soonest, s.at)
     details = {"not_after": soonest.not_valid_after_utc.isoformat(), "days_left": days}
-    date = soonest.not_valid_after_utc.date().isoformat()
+    date = local_date(soonest.not_valid_after_utc)
     if days < EXPIRY_WARN_DAYS:
         return finding("cert.validity", Status.WARN, "diagnose.cert.expiring", "diagnose.cert.expiring.fix", details,
                   count=days, date=date, subject=chainmod.display_name(soonest.subject))
@@ -271,7 +288,7 @@ def _check_cert_validity(s: _State) -> Finding:
 
 def _check_cert_hostname(s: _State) -> Finding:
     if s.leaf is None:
-        return finding("cert.hostname", Status.INFO, "diagnose.skip.no_cert")
+        return _skip("cert.hostname", "no_cert")
     names = chainmod.hostnames(s.leaf)
     details = {"hostname": s.hostname, "names": names}
     if not s.hostname:
@@ -302,7 +319,7 @@ def _anchors(s: _State) -> dict[str, Sequence[x509.Certificate]]:
 
 def _check_cert_chain(s: _State) -> Finding:
     if s.leaf is None:
-        return finding("cert.chain", Status.INFO, "diagnose.skip.no_cert")
+        return _skip("cert.chain", "no_cert")
     issues = chainmod.check_order(s.certs)
     if issues:
         return Finding("cert.chain", Status.ERROR, issues[0].msg, Msg.of("diagnose.cert.chain.order.fix"),
@@ -328,7 +345,7 @@ def _check_cert_trust(s: _State) -> Finding:
     """The verdict of :func:`xmailnb.pki.chain.judge`, the one install and the
     dashboard use (trust alone here: the host name has its own check)."""
     if s.leaf is None:
-        return finding("cert.trust", Status.INFO, "diagnose.skip.no_cert")
+        return _skip("cert.trust", "no_cert")
     verdict = chainmod.judge(s.leaf, s.certs[1:], anchors=_anchors(s), hostname=None, at=s.at)
     details: dict[str, Any] = {"anchor": verdict.anchor, "trusted": verdict.trusted}
     problem = verdict.problem
@@ -475,6 +492,29 @@ def _check_csr(s: _State) -> Finding:
               cn=desc.get("cn"), names=", ".join(desc.get("sans") or []))
 
 
+# Where each check's problem is fixed in the workbook, unless the check
+# named another place (or none) itself.
+_TARGETS: dict[str, Target] = {
+    "key.present": Target(Step.CSR, "xm-csr-generate"),
+    "key.usable": Target(Step.CSR, "xm-csr-generate"),
+    "cert.present": Target(Step.INSTALL, "xm-install-cert"),
+    "cert.pair": Target(Step.INSTALL, "xm-install-cert"),
+    "cert.validity": Target(Step.CSR, "xm-csr-generate"),
+    "cert.hostname": Target(Step.CSR, "xm-csr-cn"),
+    "cert.chain": Target(Step.INSTALL, "xm-install-chain"),
+    "cert.trust": Target(Step.SUBMIT),
+    "ca.files": Target(Step.SETTINGS),
+    "settings.tls": Target(Step.SETTINGS),
+    "csr.pending": Target(Step.CSR, "xm-csr-generate"),
+}
+
+
+def _targeted(found: Finding) -> Finding:
+    if found.status in (Status.ERROR, Status.WARN) and found.target is None and not found.outside:
+        found.target = _TARGETS.get(found.check)
+    return found
+
+
 _CHECKS: dict[str, Callable[[_State], Finding]] = {
     "mailroot": _check_mailroot,
     "key.present": _check_key_present,
@@ -529,7 +569,7 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
     findings = []
     for check in CHECK_IDS:
         try:
-            findings.append(_CHECKS[check](s))
+            findings.append(_targeted(_CHECKS[check](s)))
         except XmailnbError as exc:
             findings.append(Finding(check, Status.ERROR, exc.msg, exc.fix))
         except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash

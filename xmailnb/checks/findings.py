@@ -15,6 +15,7 @@ from typing import Any
 from ..i18n import Msg
 from ..mailroot.layout import MailRoot
 from ..status import Status
+from ..steps import Target
 
 __all__ = ["Finding", "Report", "Status", "finding"]
 
@@ -23,13 +24,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Finding:
-    """One check's outcome.  ``details`` holds machine-readable facts (no key material)."""
+    """One check's outcome.
+
+    Attributes:
+        details: machine-readable facts (no key material).
+        target: where the workbook fixes it (set for errors and warnings
+            that have a place in the workbook; ``None`` when the fix lies
+            outside it, e.g. file permissions).
+        outside: the fix lies outside the workbook (file permissions, the
+            account it runs as): there is no step to send the user to.
+    """
 
     check: str
     status: Status
     message: Msg
     fix: Msg | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    target: Target | None = None
+    outside: bool = False
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # a view or a test may pass "warn"
@@ -37,15 +49,18 @@ class Finding:
     def to_json(self, lang: str) -> dict[str, Any]:
         out: dict[str, Any] = {"check": self.check, "status": str(self.status),
                                "message": self.message.render(lang),
-                               "fix": self.fix.render(lang) if self.fix else ""}
+                               "fix": self.fix.render(lang) if self.fix else "",
+                               "target": self.target.to_json() if self.target else None}
         out.update(self.details)
         return out
 
 
 def finding(check: str, status: Status, msg_key: str, fix: str | None = None,
-            details: Mapping[str, Any] | None = None, **params: Any) -> Finding:
+            details: Mapping[str, Any] | None = None, *, target: Target | None = None, outside: bool = False,
+            **params: Any) -> Finding:
     """A finding whose message and fix are catalog entries with the same *params*."""
-    return Finding(check, status, Msg(msg_key, params), Msg(fix, params) if fix else None, dict(details or {}))
+    return Finding(check, status, Msg(msg_key, params), Msg(fix, params) if fix else None, dict(details or {}),
+                   target=target, outside=outside)
 
 
 @dataclass

@@ -44,9 +44,11 @@ from ..files import read_regular
 from .diagnose import diagnose
 from .findings import Finding, Report
 from ..errors import XmailnbError
+from ..i18n import Msg
 from ..mailroot.layout import MailRoot
 from ..mailroot.store import Store
 from ..status import Status
+from ..steps import STEPS, Step
 
 __all__ = [
     "Step",
@@ -67,21 +69,6 @@ REL_PROGRESS_LOG = "sslconf/progress.jsonl"
 _MAX_LOG_BYTES = 4 * 1024 * 1024
 
 
-class Step(StrEnum):
-    """The workbook's steps, in order."""
-
-    DIAGNOSE = "diagnose"
-    CSR = "csr"
-    SUBMIT = "submit"
-    INSTALL = "install"
-    SETTINGS = "settings"
-    PROBE = "probe"
-    NOTICE = "notice"
-
-
-STEPS: tuple[Step, ...] = tuple(Step)
-
-
 class StepState(StrEnum):
     """Where a step stands (the stepper shows exactly one of these)."""
 
@@ -98,7 +85,8 @@ _SETTINGS_CHECKS = ("settings.tls", "ca.files")
 # Audit-log actions that count as "this step was done once".
 _INSTALL_ACTIONS = frozenset({"install"})
 _CSR_ACTIONS = frozenset({"csr", "install"})
-_SUBMIT_ACTIONS = frozenset({"practice-ca", "acme", "checklist", "install"})
+# A tick in the checklist is a note, not a certificate: it never makes the step "was done".
+_SUBMIT_ACTIONS = frozenset({"practice-ca", "acme", "install"})
 
 
 @dataclass(frozen=True)
@@ -124,6 +112,22 @@ class Progress:
         """The diagnosis' errors, then its warnings."""
         errors = [f for f in self.report.findings if f.status is Status.ERROR]
         return errors + [f for f in self.report.findings if f.status is Status.WARN]
+
+    def headline(self) -> tuple[Status, list[Msg]]:
+        """The server's TLS in one line, and its status (ok, warn, error):
+        "TLS does not work yet: 2 problems", "TLS works; the certificate is
+        valid 89 more days" (plus "1 warning to look at")."""
+        errors, warnings = self.report.count(Status.ERROR), self.report.count(Status.WARN)
+        if errors:
+            stopped = self.states[Step.INSTALL] is StepState.BROKEN
+            return Status.ERROR, [Msg.of("progress.headline.stopped" if stopped else "progress.headline.no_tls",
+                                         count=errors)]
+        days = next((f.details.get("days_left") for f in self.report.findings if f.check == "cert.validity"), None)
+        msgs = [Msg.of("progress.headline.works", count=days) if isinstance(days, int)
+                else Msg.of("progress.headline.works.undated")]
+        if warnings:
+            msgs.append(Msg.of("progress.headline.warnings", count=warnings))
+        return (Status.WARN if warnings else Status.OK), msgs
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": {str(k): str(v) for k, v in self.states.items()},

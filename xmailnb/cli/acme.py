@@ -141,7 +141,7 @@ def _finish(args: argparse.Namespace, out: Any, mr: Any, result: Any, key: str) 
         out.json({"mailroot": str(mr.path), "installed": True, "acme": result.to_json(out.lang),
                   "diagnosis": report.to_json(out.lang)})
     else:
-        print_preview(result.plan.describe(out.lang), out)
+        print_preview(result.plan, out)
         print_report(report, out)
     return 0
 

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, out: Out) -> int:
         if args.json:
             out.json({"mailroot": str(mr.path), "dry_run": True, "plan": preview})
         else:
-            print_preview(preview, out)
+            print_preview(plan, out)
         return EXIT_OK
     entry = actions.apply_install(mr, plan)
     if entry is None:
@@ -79,6 +79,6 @@ def run(args: argparse.Namespace, out: Out) -> int:
         out.json({"mailroot": str(mr.path), "installed": True, "archive": entry.id if entry else None,
                   "plan": preview, "diagnosis": report.to_json(out.lang)})
     else:
-        print_preview(preview, out)
+        print_preview(plan, out)
         print_report(report, out)
     return EXIT_OK

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from ..checks.findings import Report
 from ..errors import XmailnbError
+from ..flows.actions import InstallPlan
 from ..i18n import Msg, text
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import describe, resolve
@@ -154,18 +155,11 @@ def print_report(report: Report, out: Out) -> None:
     out.result(report.summary().render(out.lang))
 
 
-def print_preview(preview: dict[str, Any], out: Out) -> None:
-    """An install plan (:meth:`xmailnb.flows.actions.InstallPlan.describe`) as text."""
-    out.result(out.t("cli.preview.leaf", subject=preview["leaf"]["subject"],
-                     names=", ".join(preview["leaf"]["sans"]), not_after=preview["leaf"]["not_after"]))
-    for i, c in enumerate(preview["intermediates"], 1):
-        out.result(out.t("cli.preview.intermediate", n=i, subject=c["subject"]))
-    if preview["root_left_out"]:
-        out.result(out.t("cli.preview.root", subject=preview["root_left_out"]["subject"]))
-    for c in preview.get("left_out", ()):
-        out.result(out.t("cli.preview.left_out", subject=c["subject"]))
-    source = out.t(f"cli.preview.key_source.{preview['key']['source']}")
-    out.result(out.t("cli.preview.key", type=preview["key"]["type"], source=source))
+def print_preview(plan: InstallPlan, out: Out) -> None:
+    """An install plan as text: the install preview's one model
+    (:meth:`xmailnb.flows.actions.InstallPlan.preview`), as the page shows it."""
+    for line in plan.preview():
+        out.result(line.render(out.lang))
 
 
 

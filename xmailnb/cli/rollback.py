@@ -30,6 +30,10 @@ def run(args: argparse.Namespace, out: Out) -> int:
     else:
         out.say(Msg.of("cli.rollback.done", id=target.id, action=Msg.of(f"cli.action.{target.action}"),
                        new=new_entry.id))
+        # What changed and what it means: the same lines the page shows.
+        outcome = actions.rollback_outcome(target, new_entry)
+        for line in outcome.file_lines(done=True) + outcome.consequences(done=True):
+            out.say(line)
     if args.json:
         out.json({"mailroot": str(mr.path), "restored": target.id,
                   "archive": new_entry.id if new_entry else None, "files": dict(target.files)})

@@ -743,36 +743,21 @@ class RenewOutcome:
 
 def _renewal_request(mr: MailRoot, leaf: x509.Certificate | None) -> Any:
     """A CSR request with the subject and names of the current one."""
-    meta = actions.read_pending_meta(mr)
-    subject = dict(meta.get("subject") or {})
-    sans = list(meta.get("sans") or [])
-    key_text = str(meta.get("key") or "")
-    if not subject.get("cn"):
-        try:
-            desc = csrmod.describe_csr(certfiles.csr_from(mr.read(mr.rel_pending_csr) or b"",
-                                                          name=mr.rel_pending_csr))
-        except (OSError, XmailnbError):
-            desc = {}
-        subject = {k: desc.get(k) or "" for k in ("country", "state", "locality", "org", "unit", "cn", "email")}
-        sans, key_text = list(desc.get("sans") or []), str(desc.get("key") or "")
-    if not subject.get("cn"):
+    values = {name: "" for name in ("country", "state", "locality", "org", "unit", "cn", "email", "aliases",
+                                    "keytype", "keysize", "curve", "memo")}
+    values.update(actions.pending_form_values(mr))
+    if not values["cn"]:
         raise AcmeError(Msg.of("acme.renew.no_csr", path=mr.rel_pending_csr), Msg.of("acme.renew.no_csr.fix"))
     if leaf is not None and chainmod.hostnames(leaf):
         # Renew what is installed: its names, its CN when it is one of them.
         sans = chainmod.hostnames(leaf)
         cns = [str(a.value) for a in leaf.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)]
         if cns and cns[0] in sans:
-            subject["cn"] = cns[0]
-        elif subject.get("cn") not in sans:
-            subject["cn"] = sans[0]
-    kind, _, rest = key_text.partition(" ")
-    values = {name: str(subject.get(name) or "") for name in ("country", "state", "locality", "org", "unit",
-                                                                "cn", "email")}
-    values.update({"aliases": " ".join(n for n in sans if n != values["cn"]),
-                   "keytype": kind.lower() or "rsa",
-                   "keysize": rest if kind.lower() == "rsa" and rest else "",
-                   "curve": rest if kind.lower() == "ec" and rest else "",
-                   "memo": str(meta.get("memo") or "")})
+            values["cn"] = cns[0]
+        elif values["cn"] not in sans:
+            values["cn"] = sans[0]
+        values["aliases"] = " ".join(n for n in sans if n != values["cn"])
+    values["keytype"] = values["keytype"] or "rsa"
     try:
         return csrmod.request_from_values(values)
     except XmailnbError as exc:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Mapping, Sequence
 
 from cryptography import x509
@@ -21,7 +22,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ..checks.installed import anchor_sets
-from ..files import FileTooLarge, NotRegularFile, read_regular
+from ..files import FileTooLarge, NotRegularFile, read_regular, sha256_hex
 from ..mailroot.servertab import (
     ServerTab,
     check_name,
@@ -49,7 +50,15 @@ __all__ = [
     "apply_install",
     "change_settings",
     "rollback",
+    "FileEffect",
+    "RollbackEffects",
+    "rollback_preview",
+    "rollback_outcome",
+    "rollback_choices",
+    "entry_what",
+    "entry_time",
     "pending_csr_exists",
+    "pending_form_values",
     "CHECKLIST",
     "read_checklist",
     "tick_checklist",
@@ -242,6 +251,52 @@ def read_pending_meta(mr: MailRoot) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+_SUBJECT_FIELDS = ("country", "state", "locality", "org", "unit", "cn", "email")
+
+
+def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dict[str, str]:
+    """The CSR form's values (names of :data:`xmailnb.csr.FIELDS`, as text)
+    for the pending CSR: from the record written beside it, else from the
+    CSR itself; ``{}`` when there is none.
+
+    The one place that turns a pending CSR back into form values: the CSR
+    step shows them, an ACME renewal asks again for the same subject.
+
+    Args:
+        hostname_fallback: without a pending common name, take server.tab's
+            mail host name (SmtpServerDomain, else RootDomain) as ``cn``.
+    """
+    meta = read_pending_meta(mr)
+    subject: dict[str, Any] = meta["subject"] if isinstance(meta.get("subject"), dict) else {}
+    sans: list[Any] = meta["sans"] if isinstance(meta.get("sans"), list) else []
+    key_text = str(meta.get("key") or "")
+    if not subject.get("cn"):
+        try:
+            data = mr.read(mr.rel_pending_csr)
+            desc = csrmod.describe_csr(certfiles.csr_from(data, name=mr.rel_pending_csr)) if data else {}
+        except (OSError, XmailnbError, ValueError):
+            desc = {}
+        subject = {k: desc.get(k) for k in _SUBJECT_FIELDS}
+        sans, key_text = list(desc.get("sans") or []), str(desc.get("key") or "")
+    values = {name: str(subject[name]) for name in _SUBJECT_FIELDS if isinstance(subject.get(name), str)
+              and subject[name]}
+    aliases = [n for n in sans if isinstance(n, str) and n != values.get("cn")]
+    if aliases:
+        values["aliases"] = " ".join(aliases)
+    if isinstance(meta.get("memo"), str) and meta["memo"]:
+        values["memo"] = meta["memo"]
+    kind, _, rest = key_text.partition(" ")
+    if kind.lower() == "rsa" and rest.isdigit():
+        values["keytype"], values["keysize"] = "rsa", rest
+    elif kind.lower() == "ec" and rest:
+        values["keytype"], values["curve"] = "ec", rest
+    if hostname_fallback and not values.get("cn"):
+        host = mail_hostname_of(mr)
+        if host:
+            values["cn"] = host
+    return values
+
+
 # -- install -------------------------------------------------------------------
 
 @dataclass
@@ -270,6 +325,32 @@ class InstallPlan:
         if self.certs_pem is not None:
             out[mr.rel_certs_pem] = self.certs_pem
         return out
+
+    def preview(self) -> list[Msg]:
+        """What was recognised and what will be written, one line each, in
+        order (no key material); the command line and the page both show
+        these lines, then :attr:`warnings`."""
+        leaf = self.leaf
+        lines = [
+            Msg.of("preview.leaf", subject=chainmod.display_name(leaf.subject),
+                   names=", ".join(chainmod.hostnames(leaf)) or "-"),
+            Msg.of("preview.issuer", issuer=chainmod.display_name(leaf.issuer)),
+            Msg.of("preview.validity", not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc),
+        ]
+        lines += [Msg.of("preview.intermediate", n=n, subject=chainmod.display_name(c.subject))
+                  for n, c in enumerate(self.intermediates, 1)]
+        if self.root is not None:
+            lines.append(Msg.of("preview.root", subject=chainmod.display_name(self.root.subject)))
+        lines += [Msg.of("preview.left_out", subject=chainmod.display_name(c.subject)) for c in self.left_out]
+        lines.append(Msg.of("preview.key", type=keys.key_summary(self.key),
+                            source=Msg.of(f"preview.key_source.{self.key_source}")))
+        if self.hostname:
+            lines.append(Msg.of("preview.hostname", hostname=self.hostname))
+        if self.trust.trusted and self.trust.anchor:
+            lines.append(Msg.of("preview.trusted", anchor=Msg.of(f"preview.anchor.{self.trust.anchor}")))
+        lines += [Msg.of("preview.ca_added", subject=chainmod.display_name(c.subject)) for c in self.ca_added]
+        lines.append(Msg.of("preview.written", count=len(self.intermediates)))
+        return lines
 
     def describe(self, lang: str) -> dict[str, Any]:
         """The preview: what was recognised and what will be written (no key material)."""
@@ -383,16 +464,15 @@ def _refusal(problem: chainmod.Problem, fields: Mapping[str, str], hostname: str
     if problem.cert is not None:
         field_name = fields.get(certfiles.cert_fingerprint(problem.cert), "chain")
     if problem.reason is chainmod.Reason.HOSTNAME and hostname:
-        params = {"hostname": hostname, "source": hostname_source,
-                  "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
-        return InputError(Msg("actions.hostname.not_covered", params), Msg("actions.hostname.not_covered.fix", params),
+        named: dict[str, Any] = {"hostname": hostname, "source": hostname_source,
+                                 "names": ", ".join(chainmod.hostnames(leaf)) or "-"}
+        return InputError(Msg("actions.hostname.not_covered", named), Msg("actions.hostname.not_covered.fix", named),
                           field="hostname" if hostname_source == "option" else "cert")
-    params = dict(problem.msg.params)
+    params: dict[str, Any] = dict(problem.msg.params)
     if problem.reason in (chainmod.Reason.EXPIRED, chainmod.Reason.NOT_YET_VALID) and problem.cert is not None:
         cert = problem.cert
-        params["date"] = (cert.not_valid_after_utc.isoformat(sep=" ", timespec="seconds")
-                          if problem.reason is chainmod.Reason.EXPIRED
-                          else cert.not_valid_before_utc.isoformat(sep=" ", timespec="seconds"))
+        params["date"] = (cert.not_valid_after_utc if problem.reason is chainmod.Reason.EXPIRED
+                          else cert.not_valid_before_utc)
     key = _INSTALL_KEYS.get(problem.reason)
     if key is not None:
         return InputError(Msg(key, params), problem.fix, field=field_name)
@@ -645,6 +725,183 @@ def rollback(mr: MailRoot, entry_id: str | None = None) -> tuple[ArchiveEntry, A
     """Restore an archived state (default: the newest change to the server's
     files), chosen and read under the lock; see :meth:`Store.rollback`."""
     return Store(mr).rollback(entry_id)
+
+
+# -- what a rollback does, in words ----------------------------------------------
+
+class FileEffect(StrEnum):
+    """What restoring an archived state does to one file."""
+
+    REMOVE = "remove"    #: the file did not exist then: it is removed
+    REPLACE = "replace"  #: another version existed then: it comes back
+    RESTORE = "restore"  #: the file is gone now: the archived one is put back
+    KEEP = "keep"        #: already as it was then
+
+
+@dataclass(frozen=True)
+class RollbackEffects:
+    """The files a rollback changes (or changed) and what that means.
+
+    Attributes:
+        entry: the archived state restored.
+        files: relative name -> effect, for every file the state names.
+    """
+
+    entry: ArchiveEntry
+    files: Mapping[str, FileEffect]
+
+    def names(self, effect: FileEffect) -> list[str]:
+        return sorted(n for n, e in self.files.items() if e is effect)
+
+    @property
+    def changes_anything(self) -> bool:
+        return any(e is not FileEffect.KEEP for e in self.files.values())
+
+    def _touches(self, names: Sequence[str], *effects: FileEffect) -> bool:
+        return any(self.files.get(n) in effects for n in names)
+
+    def file_lines(self, *, done: bool = False) -> list[Msg]:
+        """One line per kind of change: "To be removed: server.cert, server.key"."""
+        prefix = "rollback." + ("done" if done else "file")
+        return [Msg.of(f"{prefix}.{effect.value}", files=names)
+                for effect in (FileEffect.REMOVE, FileEffect.REPLACE, FileEffect.RESTORE)
+                if (names := self.names(effect))]
+
+    def consequences(self, *, done: bool = False) -> list[Msg]:
+        """What the change means for the mail server, most important first."""
+        pair = (MailRoot.rel_server_cert, MailRoot.rel_server_key)
+        pending = (MailRoot.rel_pending_key, MailRoot.rel_pending_csr)
+        out: list[Msg] = []
+        if self._touches(pair, FileEffect.REMOVE):
+            out.append(Msg.of("rollback.effect.tls_stopped" if done else "rollback.effect.tls_stops"))
+        elif self._touches(pair, FileEffect.REPLACE, FileEffect.RESTORE):
+            out.append(Msg.of("rollback.effect.cert_back"))
+        if self._touches(pending, FileEffect.REMOVE):
+            out.append(Msg.of("rollback.effect.pending_gone"))
+        elif self._touches(pending, FileEffect.REPLACE, FileEffect.RESTORE):
+            out.append(Msg.of("rollback.effect.pending_back"))
+        if self._touches((MailRoot.rel_server_tab,), FileEffect.REPLACE, FileEffect.RESTORE):
+            out.append(Msg.of("rollback.effect.settings"))
+        return out
+
+    def question(self) -> Msg:
+        return Msg.of("rollback.question", what=entry_what(self.entry), time=entry_time(self.entry))
+
+    def outcome(self) -> Msg:
+        key = "rollback.done" if self.changes_anything else "rollback.unchanged"
+        return Msg.of(key, what=entry_what(self.entry), time=entry_time(self.entry))
+
+
+def _effects(entry: ArchiveEntry, before: Mapping[str, str | None]) -> RollbackEffects:
+    """Effects of making the files as *entry* archived them, from *before*
+    (relative name -> SHA-256 or ``None`` for a missing file)."""
+    out: dict[str, FileEffect] = {}
+    for rel, then in entry.files.items():
+        now = before.get(rel)
+        if then == now:
+            out[rel] = FileEffect.KEEP
+        elif then is None:
+            out[rel] = FileEffect.REMOVE
+        elif now is None:
+            out[rel] = FileEffect.RESTORE
+        else:
+            out[rel] = FileEffect.REPLACE
+    return RollbackEffects(entry, out)
+
+
+def rollback_preview(mr: MailRoot, entry: ArchiveEntry) -> RollbackEffects:
+    """What rolling back to *entry* would do to the files as they are now
+    (nothing is changed; the rollback itself decides again under the lock)."""
+    current: dict[str, str | None] = {}
+    for rel in entry.files:
+        try:
+            current[rel] = sha256_hex(read_regular(mr.file(rel), 64 * 1024 * 1024))
+        except FileNotFoundError:
+            current[rel] = None
+        except OSError:
+            current[rel] = "unreadable"
+    return _effects(entry, current)
+
+
+def rollback_outcome(target: ArchiveEntry, new: ArchiveEntry | None) -> RollbackEffects:
+    """What the rollback that restored *target* did: *new* archived the files
+    as they were just before it (``None``: nothing needed changing)."""
+    if new is None:
+        return RollbackEffects(target, {rel: FileEffect.KEEP for rel in target.files})
+    return _effects(target, new.files)
+
+
+def entry_time(entry: ArchiveEntry) -> dt.datetime | str:
+    """When *entry* was archived (shown in local time), or its raw text."""
+    try:
+        when = dt.datetime.fromisoformat(entry.time)
+    except ValueError:
+        return entry.time
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _subject_name(details: Mapping[str, Any], *keys_: str) -> str | Msg | None:
+    for key in keys_:
+        value = details.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        try:
+            name = x509.Name.from_rfc4514_string(value)
+        except ValueError:
+            return value
+        cns = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return str(cns[0].value) if cns else chainmod.display_name(name)
+    return None
+
+
+def entry_what(entry: ArchiveEntry) -> Msg:
+    """The change *entry* was archived before, in words ("installing the
+    certificate for mail.example.jp")."""
+    details = entry.details if isinstance(entry.details, Mapping) else {}
+    if entry.action in ("install", "csr"):
+        name = _subject_name(details, "subject") if entry.action == "install" else details.get("cn")
+        if isinstance(name, str) and name:
+            return Msg.of(f"rollback.what.{entry.action}", name=name)
+        return Msg.of(f"rollback.what.{entry.action}.unnamed")
+    if entry.action == "settings":
+        changed = details.get("set")
+        names = sorted(changed) if isinstance(changed, Mapping) else []
+        if names:
+            return Msg.of("rollback.what.settings", names=names)
+    if entry.action in ("rollback", "practice-ca"):
+        return Msg.of(f"rollback.what.{entry.action}")
+    return Msg.of("rollback.what.other", action=entry.action)
+
+
+def rollback_choices(entries: Sequence[ArchiveEntry]) -> tuple[list[tuple[Msg, ArchiveEntry]], str | None]:
+    """Labels for a list of archived states (newest first) and the one to
+    offer first: undoing the newest rollback when that is the newest change,
+    else undoing the newest install, else the newest change.
+
+    Labels are distinct (a number is added where two would read alike) and
+    name no archive id: a time in local time and the change it preceded.
+    """
+    # Right after a rollback, undoing it comes first (the install it undid is
+    # already undone).
+    newest = entries[0] if entries else None
+    default = (newest.id if newest is not None and newest.action == "rollback"
+               else next((e.id for e in entries if e.action == "install"), newest.id if newest else None))
+    seen: dict[tuple[str, str], int] = {}
+    out: list[tuple[Msg, ArchiveEntry]] = []
+    for entry in entries:
+        what, when = entry_what(entry), entry_time(entry)
+        if entry.id == default and entry.action == "install":
+            label = Msg.of("rollback.label.undo_install", what=what, time=when)
+        elif entry.id == default and entry.action == "rollback":
+            label = Msg.of("rollback.label.undo_rollback", time=when)
+        else:
+            label = Msg.of("rollback.label", what=what, time=when)
+        shown_as = (label.render("en"), label.render("ja"))
+        n = seen[shown_as] = seen.get(shown_as, 0) + 1
+        if n > 1:
+            label = Msg.of("rollback.label.nth", label=label, n=n)
+        out.append((label, entry))
+    return out, default
 
 
 # -- the CA checklist ----------------------------------------------------------

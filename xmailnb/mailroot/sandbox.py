@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "generation",
     "reset_sandbox",
     "practice_ports",
+    "suggested_practice_ports",
 ]
 
 log = logging.getLogger(__name__)
@@ -293,4 +295,27 @@ def practice_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
         name = name.strip().lower()
         if name in ports and value.strip().isdigit() and 0 < int(value) < 65536:
             ports[name] = int(value)
+    return ports
+
+
+def suggested_practice_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Ports to offer for the practice listener: this user's own
+    (:func:`practice_ports`, a classroom gives each trainee theirs), else
+    ports that are free on 127.0.0.1 right now, so the page can show them
+    before the listener starts (the trainee may choose others)."""
+    ports = practice_ports(environ)
+    held: list[socket.socket] = []
+    try:
+        for name, port in ports.items():
+            if port:
+                continue
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)  # kept open until all are chosen: two different ports
+            sock.bind(("127.0.0.1", 0))
+            ports[name] = sock.getsockname()[1]
+    except OSError:
+        return practice_ports(environ)  # no free port now: the listener picks one itself
+    finally:
+        for sock in held:
+            sock.close()
     return ports

@@ -40,7 +40,7 @@ from publicsuffixlist import PublicSuffixList
 
 from .. import clock
 from ..errors import InputError
-from ..i18n import Msg
+from ..i18n import Msg, local_date
 from .certfiles import WEAK_HASHES, cert_fingerprint, der_children, hash_label, san_values
 from .keys import key_summary
 
@@ -1043,10 +1043,9 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
     for i, cert in enumerate(path):
         role = _role(i, path)
         if cert.not_valid_after_utc < at:
-            found.append(Problem(Reason.EXPIRED, cert, role, {"date": cert.not_valid_after_utc.date().isoformat()}))
+            found.append(Problem(Reason.EXPIRED, cert, role, {"date": local_date(cert.not_valid_after_utc)}))
         elif cert.not_valid_before_utc > at:
-            found.append(Problem(Reason.NOT_YET_VALID, cert, role,
-                                 {"date": cert.not_valid_before_utc.isoformat(timespec="minutes")}))
+            found.append(Problem(Reason.NOT_YET_VALID, cert, role, {"date": cert.not_valid_before_utc}))
     for i, cert in enumerate(path):
         role = _role(i, path)
         try:

@@ -6,14 +6,19 @@ Every step is an ``ipywidgets.VBox`` that a notebook cell can simply show::
     Wizard()                      # MAIL_ROOT, else the practice sandbox
 
 Each step takes ``(mailroot=None, lang=None)``, has ``set_lang(lang)``,
-``refresh()`` and a ``state`` trait (``"init"``, ``"ready"``, ``"done"`` or
-``"error"``).  The widgets only call the core (:mod:`xmailnb.flows.actions`,
-:class:`xmailnb.mailroot.store.Store`, ...); stable CSS classes (``xm-...``) let
-browser tests find them in any language.
+``refresh()``, a ``state`` trait (a :class:`xmailnb.checks.progress.StepState`:
+todo, done, attention or broken, from :func:`xmailnb.checks.progress.step_progress`,
+the one rule the command line and the notebooks share) and an ``activity``
+trait (idle, busy, failed).  The widgets only call the core
+(:mod:`xmailnb.flows.actions`, :mod:`xmailnb.flows.notice`, ...); stable CSS classes
+(``xm-...``) let browser tests find them in any language.
 
 Besides the classes of DESIGN.md section 4, the widgets carry: ``xm-next``
-(the wizard's Next button), ``xm-nav-current`` and ``xm-done`` on navigation
-buttons, ``xm-field-message xm-field-<input>`` (the note beside an input,
+(the wizard's Next button), ``xm-nav-current`` on the navigation button of
+the step shown, ``xm-headline`` (the server's state in one line),
+``xm-legend`` (what the marks mean), ``xm-practice-port-smtp|pop3s``,
+``xm-practice-running``, ``xm-acme-needs``, ``xm-goto-<step>`` (the
+diagnosis's "go to" buttons), ``xm-start-over`` (practice banner), ``xm-rollback-result``, ``xm-field-message xm-field-<input>`` (the note beside an input,
 plus ``xm-ok|xm-warn|xm-error|xm-info``), ``xm-csr-curve``, ``xm-csr-text``,
 ``xm-csr-result``, ``xm-csr-download``, ``xm-csr-confirm``/``xm-csr-cancel``
 (replacing a pending CSR), ``xm-submit-mode``, ``xm-checklist-<item>``,

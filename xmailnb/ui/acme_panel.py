@@ -25,9 +25,10 @@ import traitlets
 
 from ..flows import acme as acmeflow
 from ..errors import XmailnbError
-from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot.layout import MailRoot
-from ._base import Message, as_mailroot, escape, set_status_class
+from ..i18n import LANGUAGES, Msg, detect_language, page_text as text
+from ..mailroot import MailRoot
+from . import _html
+from ._base import Message, as_mailroot, set_status_class
 
 __all__ = ["AcmePanel"]
 
@@ -80,7 +81,7 @@ class AcmePanel(widgets.VBox):
     def _bind(self, widget: Any, attr: str, key: str, *, wrap: str | None = None) -> Any:
         def render(lang: str) -> str:
             value = text(key, lang)
-            return f"<{wrap}>{escape(value)}</{wrap}>" if wrap else value
+            return _html.render("tag", tag=wrap, text=value) if wrap else value
 
         self._bindings.append((widget, attr, render))
         setattr(widget, attr, render(self.lang))
@@ -93,6 +94,10 @@ class AcmePanel(widgets.VBox):
 
     def _build(self) -> None:
         self.intro = self._bind(widgets.HTML(), "value", "acme.ui.intro", wrap="div")
+        # What ACME needs that a classroom machine does not have.
+        self.needs = self._css(self._bind(widgets.HTML(), "value", "acme.ui.needs", wrap="div"), "xm-acme-needs",
+                               "xm-field-message", "xm-warn" if self.mailroot is not None and self.mailroot.is_sandbox
+                               else "xm-info")
         self.directory = self._css(widgets.Dropdown(), "xm-acme-directory")
         self.directory_url = self._css(widgets.Text(placeholder="https://.../directory"), "xm-acme-directory-url")
         self.challenge = self._css(widgets.ToggleButtons(), "xm-acme-challenge")
@@ -123,7 +128,10 @@ class AcmePanel(widgets.VBox):
         self.run_button.on_click(lambda _b: self.start())
         self.dns_continue.on_click(lambda _b: self._answer_dns(True))
         self.dns_cancel.on_click(lambda _b: self._answer_dns(False))
-        self.children = [self.title, self.intro, self.directory, self.directory_url, self.challenge,
+        for widget in (self.directory, self.directory_url, self.challenge, self.email, self.http_port):
+            # Labels in full in either language (a fixed label width cuts Japanese ones).
+            widget.style.description_width = "initial"
+        self.children = [self.title, self.intro, self.needs, self.directory, self.directory_url, self.challenge,
                          self.http_port, self.email, self.tos, self.run_button, self.progress, self.authz,
                          self.dns_box, self.message, self.renewal]
 
@@ -224,7 +232,7 @@ class AcmePanel(widgets.VBox):
         else:
             self.result = result
             msgs = [Msg.of("acme.ui.done", names=", ".join(result.names),
-                           not_after=result.not_after.date().isoformat()), *result.plan.warnings]
+                           not_after=result.not_after), *result.plan.warnings]
             self.message.show("ok", *msgs)
             self.changes += 1
             self.state = "done"
@@ -266,10 +274,10 @@ class AcmePanel(widgets.VBox):
     # -- drawing ------------------------------------------------------------------------------
     def _draw_progress(self) -> None:
         running = self.state == "running"
-        step = self._step.render(self.lang) if self._step is not None else ""
+        step = self._step.page(self.lang) if self._step is not None else ""
         if running and not step:
             step = text("acme.ui.running", self.lang)
-        self.progress.value = f"<div>{escape(step)}</div>" if step else ""
+        self.progress.value = _html.render("tag", tag="div", text=step) if step else ""
         set_flag = "xm-progress"
         if running and set_flag not in self.progress._dom_classes:
             self.progress.add_class(set_flag)
@@ -277,16 +285,14 @@ class AcmePanel(widgets.VBox):
             self.progress.remove_class(set_flag)
         rows = []
         for name, (status, msg) in self._authz.items():
-            row = widgets.HTML(f"<div>{escape(msg.render(self.lang))}</div>")
+            row = widgets.HTML(_html.render("tag", tag="div", text=msg.page(self.lang)))
             row.add_class("xm-acme-authz-row")
             set_status_class(row, _AUTHZ_STATUS.get(status, "info"))
             rows.append(row)
         self.authz.children = rows
         if self._records:
-            lines = "".join(f"<tr><td><code>{escape(r.name)}</code></td><td>TXT</td>"
-                            f"<td><code>{escape(r.value)}</code></td></tr>" for r in self._records)
-            self.dns_records.value = (f"<div>{escape(text('acme.ui.dns_intro', self.lang))}</div>"
-                                      f"<table>{lines}</table>")
+            self.dns_records.value = _html.render("txt_records", intro=text("acme.ui.dns_intro", self.lang),
+                                                  records=self._records)
         else:
             self.dns_records.value = ""
 
@@ -297,11 +303,9 @@ class AcmePanel(widgets.VBox):
         except Exception:
             finding = None
         if finding is None:
-            self.renewal.value = f"<div>{escape(text('acme.ui.renewal_none', self.lang))}</div>"
+            self.renewal.value = _html.render("tag", tag="div", text=text("acme.ui.renewal_none", self.lang))
             set_status_class(self.renewal, None)
             return
-        parts = [f"<div>{escape(finding.message.render(self.lang))}</div>"]
-        if finding.fix is not None:
-            parts.append(f'<div class="xm-fix">{escape(finding.fix.render(self.lang))}</div>')
-        self.renewal.value = "".join(parts)
+        lines = [finding.message.page(self.lang)] + ([finding.fix.page(self.lang)] if finding.fix is not None else [])
+        self.renewal.value = _html.render("message", lines=lines)
         set_status_class(self.renewal, finding.status)

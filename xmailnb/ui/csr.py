@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import functools
+import datetime as dt
 import threading
 from typing import Any
 
@@ -12,22 +12,22 @@ import ipywidgets as widgets
 from ..flows import actions
 from ..pki import certfiles, keys
 from ..pki import csr as csrmod
+from ..errors import XmailnbError
 from ..i18n import Msg
-from ._base import Step, button, data_uri_link, error_msgs, escape, set_flag_class
+from . import _html
+from ._base import Activity, Step, button, error_msgs, html, set_flag_class, show
 
 __all__ = ["CsrStep"]
 
-# The command line's help texts double as the hint under each field.
-_HINTS = {"country": "cli.help.country", "state": "cli.help.state", "locality": "cli.help.locality",
-          "org": "cli.help.org", "unit": "cli.help.unit", "cn": "cli.help.cn",
-          "aliases": "ui.csr.hint.aliases", "email": "cli.help.email", "keytype": "cli.help.key_type",
-          "keysize": "cli.help.key_size", "curve": "cli.help.curve", "memo": "ui.csr.hint.memo"}
 _TEXT_NOTES = ("state", "locality", "org", "unit")
 _SUBJECT = ("country", "state", "locality", "org", "unit", "cn", "email")
+_KEYFIX = {"keytype": "type", "keysize": "size", "curve": "curve"}
+# Fields across both columns of the form.
+_WIDE = ("aliases", "memo")
 
 
 class CsrStep(Step):
-    """Every CSR field with validation as you type; Generate makes the key and CSR.
+    """Every CSR field with validation as you type; Create makes the key and CSR.
 
     ``inputs[name]`` is the input widget of each field of
     :data:`xmailnb.pki.csr.FIELDS` (it carries ``xm-csr-<name>``, and
@@ -47,8 +47,8 @@ class CsrStep(Step):
         self.errors: dict[str, Msg] = {}
         self._loading = False
         self._prefilled = False
-        self._failed = False
         self._csr_text = ""
+        self._pem = b""
         self.has_csr = False
 
         for name in csrmod.FIELDS:
@@ -56,79 +56,86 @@ class CsrStep(Step):
             widget.add_class(f"xm-csr-{name}")
             self.inputs[name] = widget
             self.notes[name] = self.field_message(name)
-            label = widgets.HTML()
-            required = name in csrmod.REQUIRED_FIELDS
-            self.bind(label, "value", functools.partial(self._label_html, name, required))
-            row = widgets.VBox([label, widget, self.notes[name]])
-            row.add_class("xm-csr-row")
+            optional = name not in csrmod.REQUIRED_FIELDS and name not in ("keytype", "keysize", "curve")
+            label = self.field_label(f"csr.label.{name}", f"ui.csr.hint.{name}", optional=optional)
+            # Rows that can be hidden need a layout of their own.
+            extra = {"layout": widgets.Layout()} if name in ("keytype", "keysize", "curve") else {}
+            row = widgets.VBox([label, widget, self.notes[name]], **extra)
+            row.add_class("xm-row")
             row.add_class(f"xm-csr-row-{name}")
+            if name in _WIDE:
+                row.add_class("xm-wide")
             self.rows[name] = row
             widget.observe(self.safe(lambda change, n=name: self._changed(n)), "value")
 
-        self.keyinfo = widgets.HTML()
-        self.keyinfo.add_class("xm-csr-keyinfo")
+        self.keyinfo = html("", "xm-csr-keyinfo", "xm-hint")
 
         # Renewal: a new CSR from the installed key (offered when it can be kept).
         self.renew = widgets.ToggleButtons(options=self._renew_options(), value="new")
         self.renew.add_class("xm-csr-renew")
         self.renew.observe(self.safe(lambda _c: self._validate()), "value")
-        self.renew_hint = widgets.HTML()
-        self.renew_hint.add_class("xm-csr-renew-hint")
-        renew_label = widgets.HTML()
-        self.bind(renew_label, "value", "csr.renew.choice.label", wrap="b")
-        self.renew_row = widgets.VBox([renew_label, self.renew, self.renew_hint])
-        self.renew_row.add_class("xm-csr-row")
+        self.renew_hint = html("", "xm-csr-renew-hint", "xm-hint")
+        self.renew_row = widgets.VBox([self.field_label("csr.renew.choice.label"), self.renew, self.renew_hint],
+                                      layout=widgets.Layout(display="none"))
+        self.renew_row.add_class("xm-row")
         self.renew_row.add_class("xm-csr-row-renew")
-        self.renew_row.layout.display = "none"
         self.renew_unavailable = self.new_message("xm-csr-renew-unavailable")
         self._renewal: Any = None
         self._renewal_reason: Msg | None = None
 
-        self.generate_button = button(button_style="primary", icon="key", disabled=True)
-        self.generate_button.add_class("xm-csr-generate")
+        self.generate_button = button("xm-csr-generate", button_style="primary", disabled=True)
         self.bind(self.generate_button, "description", "ui.csr.generate")
         self.generate_button.on_click(self.safe(lambda _b: self.generate()))
 
         self.replace_warning = self.new_message("xm-csr-replace-warning")
-        self.confirm_button = button(button_style="warning")
-        self.confirm_button.add_class("xm-csr-confirm")
+        self.confirm_button = button("xm-csr-confirm", button_style="warning")
         self.bind(self.confirm_button, "description", "ui.csr.replace.confirm")
         self.confirm_button.on_click(self.safe(lambda _b: self.generate(confirmed=True)))
-        self.cancel_button = button()
-        self.cancel_button.add_class("xm-csr-cancel")
+        self.cancel_button = button("xm-csr-cancel")
         self.bind(self.cancel_button, "description", "ui.common.cancel")
         self.cancel_button.on_click(self.safe(lambda _b: self._hide_confirm()))
-        self.confirm_box = widgets.VBox([self.replace_warning,
-                                         widgets.HBox([self.confirm_button, self.cancel_button])])
+        confirm_actions = widgets.HBox([self.confirm_button, self.cancel_button])
+        confirm_actions.add_class("xm-actions")
+        self.confirm_box = widgets.VBox([self.replace_warning, confirm_actions], layout=widgets.Layout(display="none"))
+        self.confirm_box.add_class("xm-confirm")
         self.confirm_box.add_class("xm-csr-confirm-box")
-        self.confirm_box.layout.display = "none"
 
-        self.progress = widgets.HTML()
-        self.progress.add_class("xm-progress")
-        self.bind(self.progress, "value", "ui.csr.progress", html_text=True)
-        self.progress.layout.display = "none"
+        self.progress = html("", "xm-progress", hideable=True)
+        self.bind(self.progress, "value", "ui.csr.progress")
+        show(self.progress, False)
 
-        self.result_title = widgets.HTML()
-        self.csr_text = widgets.Textarea(rows=12, layout=widgets.Layout(width="100%"))
+        self.result_title = html("", "xm-section-title")
+        self.csr_text = widgets.Textarea(rows=10, layout=widgets.Layout(width="100%"))
         self.csr_text.add_class("xm-csr-text")
+        self.csr_text.add_class("xm-mono")
         self.csr_text.observe(self._keep_csr_text, "value")
-        self.download = widgets.HTML()
-        self.download.add_class("xm-csr-download")
-        self.info = widgets.HTML()
-        self.info.add_class("xm-csr-info")
-        self.result = widgets.VBox([self.result_title, self.csr_text, self.download, self.info])
+        self.download = html("", "xm-csr-download")
+        self.info = html("", "xm-csr-info")
+        self.result = widgets.VBox([self.result_title, self.download, self.csr_text, self.info],
+                                   layout=widgets.Layout(display="none"))
+        self.result.add_class("xm-section")
         self.result.add_class("xm-csr-result")
-        self.result.layout.display = "none"
         self._description: dict[str, Any] | None = None
         self._result_key = "ui.csr.result.new"
 
         r = self.rows
-        subject = widgets.VBox([r["country"], r["state"], r["locality"], r["org"], r["unit"],
-                                r["cn"], r["aliases"], r["email"]])
-        keybox = widgets.VBox([self.renew_row, self.renew_unavailable, r["keytype"], r["keysize"], r["curve"],
-                               self.keyinfo])
-        return [self.label("ui.csr.intro"), subject, keybox, r["memo"], self.generate_button,
-                self.confirm_box, self.progress, self.message, self.result]
+        subject = widgets.VBox([self.label("ui.csr.section.subject", "xm-section-title"),
+                                self._grid(r["country"], r["state"], r["locality"], r["org"], r["unit"],
+                                           r["email"], r["cn"], r["aliases"])])
+        subject.add_class("xm-section")
+        keybox = widgets.VBox([self.label("ui.csr.section.key", "xm-section-title"), self.renew_row,
+                               self.renew_unavailable, self._grid(r["keytype"], r["keysize"], r["curve"]),
+                               self.keyinfo, self._grid(r["memo"])])
+        keybox.add_class("xm-section")
+        actions_row = widgets.HBox([self.generate_button, self.progress])
+        actions_row.add_class("xm-actions")
+        return [subject, keybox, actions_row, self.confirm_box, self.message, self.result]
+
+    @staticmethod
+    def _grid(*rows: Any) -> widgets.VBox:
+        box = widgets.VBox(list(rows))
+        box.add_class("xm-fields")
+        return box
 
     def _make_input(self, name: str) -> Any:
         if name == "keytype":
@@ -137,16 +144,19 @@ class CsrStep(Step):
             return widgets.Dropdown(options=self._keysize_options(), value=keys.DEFAULT_RSA_SIZE)
         if name == "curve":
             return widgets.Dropdown(options=list(keys.EC_CURVES), value=keys.DEFAULT_CURVE)
+        placeholder = self.t(f"ui.csr.example.{name}") if name in _SUBJECT or name == "aliases" else ""
         if name in ("aliases", "memo"):
-            return widgets.Textarea(rows=2 if name == "aliases" else 3, continuous_update=True,
-                                    layout=widgets.Layout(width="60%"))
-        return widgets.Text(continuous_update=True, layout=widgets.Layout(width="60%"))
+            return widgets.Textarea(rows=2, continuous_update=True, placeholder=placeholder)
+        return widgets.Text(continuous_update=True, placeholder=placeholder)
 
     def _keytype_options(self) -> list[tuple[str, str]]:
         return [(self.t(f"ui.csr.keytype.{k}"), k) for k in keys.KEY_TYPES]
 
     def _renew_options(self) -> list[tuple[str, str]]:
         return [(self.t("csr.renew.choice.renew"), "renew"), (self.t("csr.renew.choice.new"), "new")]
+
+    def _keysize_options(self) -> list[tuple[str, int]]:
+        return [(self.t("ui.csr.keysize.option", size=s), s) for s in keys.RSA_SIZES]
 
     @property
     def renewing(self) -> bool:
@@ -162,17 +172,17 @@ class CsrStep(Step):
         try:
             self._renewal = actions.renewal_key(self.mailroot)
             self._renewal_reason = None
-        except Exception as exc:
+        except XmailnbError as exc:
             self._renewal = None
             installed = self.mailroot.server_cert.is_file() and self.mailroot.server_key.exists()
-            self._renewal_reason = getattr(exc, "msg", None) if installed else None
+            self._renewal_reason = exc.msg if installed else None
         if self._renewal is not None and before is None:
             self.renew.value = "renew"
         self._draw_renewal()
 
     def _draw_renewal(self) -> None:
         if self._renewal is None:
-            self.renew_row.layout.display = "none"
+            show(self.renew_row, False)
             if self._renewal_reason is not None:
                 self.renew_unavailable.show("info", Msg.of("csr.renew.choice.unavailable",
                                                            reason=self._renewal_reason))
@@ -180,21 +190,9 @@ class CsrStep(Step):
                 self.renew_unavailable.clear()
             return
         self.renew_unavailable.clear()
-        self.renew_row.layout.display = None
-        self.renew_hint.value = (f'<div class="xm-fix">'
-                                 f'{escape(self.t("csr.renew.choice.hint", key=self._renewal.summary))}</div>')
-
-    def _keysize_options(self) -> list[tuple[str, int]]:
-        return [(self.t("ui.csr.keysize.option", size=s), s) for s in keys.RSA_SIZES]
-
-    def _label_html(self, name: str, required: bool, lang: str) -> str:
-        from ..i18n import text
-
-        label = escape(text(f"csr.label.{name}", lang))
-        extra = "" if required or name in ("keytype", "keysize", "curve") else \
-            f' <span class="xm-optional">{escape(text("ui.csr.optional", lang))}</span>'
-        hint = escape(text(_HINTS[name], lang))
-        return f'<b>{label}</b>{extra}<div class="xm-fix">{hint}</div>'
+        show(self.renew_row, True)
+        self.renew_hint.value = _html.render("tag", tag="div", text=self.t("csr.renew.choice.hint",
+                                                                           key=self._renewal.summary))
 
     # -- form --------------------------------------------------------------------------
     def values(self) -> dict[str, Any]:
@@ -205,7 +203,8 @@ class CsrStep(Step):
         if self._loading:
             return
         self.touched.add(name)
-        self._failed = False
+        if self.activity is Activity.FAILED:
+            self.activity = Activity.IDLE
         self._validate()
 
     def _validate(self) -> None:
@@ -219,22 +218,21 @@ class CsrStep(Step):
                 set_flag_class(widget, "xm-invalid", shown)
                 note = self.notes[name]
                 if shown:
-                    note.show("error", err, Msg.of(f"csr.{name}.fix") if name not in
-                              ("keytype", "keysize", "curve") else Msg.of(f"keys.{_KEYFIX[name]}.fix"))
-                elif err is None and name in _TEXT_NOTES and csrmod.field_note(name, values[name]):
-                    note.show("warn", csrmod.field_note(name, values[name]))  # type: ignore[arg-type]
+                    note.show("error", err, Msg.of(f"csr.{name}.fix") if name not in _KEYFIX
+                              else Msg.of(f"keys.{_KEYFIX[name]}.fix"))
+                elif err is None and name in _TEXT_NOTES and (warn := csrmod.field_note(name, values[name])):
+                    note.show("warn", warn)
                 else:
                     note.clear()
             ec = values["keytype"] == "ec"
             renewing = self.renewing
             # The installed key is kept as it is: no key choices then.
-            self.rows["keytype"].layout.display = "none" if renewing else None
-            self.rows["keysize"].layout.display = "none" if ec or renewing else None
-            self.rows["curve"].layout.display = None if ec and not renewing else "none"
+            show(self.rows["keytype"], not renewing)
+            show(self.rows["keysize"], not ec and not renewing)
+            show(self.rows["curve"], ec and not renewing)
             self._show_keyinfo()
             busy = self.future is not None and not self.future.done()
             self.generate_button.disabled = bool(errors) or busy
-            self._update_state()
 
     def _show_keyinfo(self) -> None:
         if self.renewing:
@@ -243,55 +241,28 @@ class CsrStep(Step):
         v = self.values()
         try:
             spec = keys.KeySpec.from_strings(v["keytype"], v["keysize"], v["curve"])
-        except Exception:
+        except XmailnbError:
             self.keyinfo.value = ""
             return
-        self.keyinfo.value = f'<div class="xm-fix">{escape(spec.describe().render(self.lang))}</div>'
-
-    def _update_state(self) -> None:
-        if self.future is not None and not self.future.done():
-            return
-        if self._failed:
-            self.state = "error"
-        elif self.has_csr:
-            self.state = "done"
-        else:
-            self.state = "init" if self.errors else "ready"
+        self.keyinfo.value = _html.render("tag", tag="div", text=self.m(spec.describe()))
 
     def _prefill(self) -> None:
-        """Start from the pending CSR's subject, else from server.tab's host name."""
+        """Start from the pending CSR's values, else server.tab's host name."""
         assert self.mailroot is not None
-        meta = actions.read_pending_meta(self.mailroot)
-        values: dict[str, Any] = {}
-        subject = meta.get("subject") if isinstance(meta.get("subject"), dict) else {}
-        for name in _SUBJECT:
-            if subject and isinstance(subject.get(name), str):
-                values[name] = subject[name]
-        cn = values.get("cn", "")
-        sans = meta.get("sans")
-        aliases = [s for s in sans if isinstance(s, str) and s != cn] if isinstance(sans, list) else []
-        if aliases:
-            values["aliases"] = " ".join(aliases)
-        if isinstance(meta.get("memo"), str):
-            values["memo"] = meta["memo"]
-        key = str(meta.get("key") or "").split()
-        if len(key) == 2 and key[0] == "RSA" and key[1].isdigit() and int(key[1]) in keys.RSA_SIZES:
-            values["keytype"], values["keysize"] = "rsa", int(key[1])
-        elif len(key) == 2 and key[0] == "EC" and key[1] in keys.EC_CURVES:
-            values["keytype"], values["curve"] = "ec", key[1]
-        if not values.get("cn"):
-            from ..mailroot.servertab import ServerTab, mail_hostname
-
-            try:
-                host = mail_hostname(ServerTab.read(self.mailroot.server_tab))
-            except OSError:
-                host = None
-            if host:
-                values["cn"] = host
+        values: dict[str, Any] = dict(actions.pending_form_values(self.mailroot, hostname_fallback=True))
+        if "keysize" in values:
+            size = int(values["keysize"])
+            if size in keys.RSA_SIZES:
+                values["keysize"] = size
+            else:
+                del values["keysize"]
+        if values.get("curve") not in keys.EC_CURVES:
+            values.pop("curve", None)
         self._loading = True
         try:
             for name, value in values.items():
-                self.inputs[name].value = value
+                if name in self.inputs:
+                    self.inputs[name].value = value
         finally:
             self._loading = False
 
@@ -310,8 +281,8 @@ class CsrStep(Step):
             try:
                 data = mr.read(mr.rel_pending_csr) or b""
                 described = (data, csrmod.describe_csr(certfiles.csr_from(data, name=mr.rel_pending_csr)))
-            except Exception:
-                described = None
+            except (OSError, XmailnbError, ValueError):
+                described = None  # the diagnosis says what is wrong with it
         if described is not None:
             if self._description is None or self._description.get("sha256") != described[1]["sha256"]:
                 self._result_key = "ui.csr.result.pending"
@@ -319,7 +290,7 @@ class CsrStep(Step):
         else:
             self.has_csr = False
             self._description = None
-            self.result.layout.display = "none"
+            show(self.result, False)
         self._validate()
 
     def _relabel(self) -> None:
@@ -333,6 +304,9 @@ class CsrStep(Step):
                 widget.value = value
             finally:
                 self._loading = False
+        for name, widget in self.inputs.items():
+            if name in _SUBJECT or name == "aliases":
+                widget.placeholder = self.t(f"ui.csr.example.{name}")
         self._show_keyinfo()
         self._draw_renewal()
         if self._description is not None:
@@ -366,9 +340,9 @@ class CsrStep(Step):
             future.set_running_or_notify_cancel()
             self.future = future
             self.generate_button.disabled = True
-            self.progress.layout.display = None
+            show(self.progress, True)
             self.message.clear()
-            self.state = "init"
+            self.activity = Activity.BUSY
         threading.Thread(target=self._work, args=(request, future, self.renewing), name="xmailnb-csr",
                          daemon=True).start()
         return future
@@ -387,6 +361,7 @@ class CsrStep(Step):
         try:
             self._finish(result)
         except BaseException as exc:  # the display failed: the files are written anyway
+            error_msgs(exc, "showing the new CSR")
             future.set_exception(exc)
             return
         future.set_result(result)
@@ -395,8 +370,7 @@ class CsrStep(Step):
         assert self.mailroot is not None
         mr = self.mailroot
         with self._ui_lock, self.hold_trait_notifications():
-            self.progress.layout.display = "none"
-            self._failed = False
+            show(self.progress, False)
             self._result_key = "ui.csr.result.new"
             self._show_csr(result.pem, result.description)
             msgs = [Msg.of("ui.csr.done", key=mr.rel_pending_key, csr=mr.rel_pending_csr)]
@@ -404,46 +378,43 @@ class CsrStep(Step):
                 msgs.append(Msg.of("csr.renew.kept", key=result.description.get("key", ""),
                                    pending=mr.rel_pending_key))
             if result.entry is not None and result.replaced_pending:
-                msgs.append(Msg.of("ui.csr.archived", id=result.entry.id))
+                msgs.append(Msg.of("ui.csr.archived"))
             msgs.append(Msg.of("ui.csr.next"))
             self.message.show("ok", *msgs)
-        # Outside the lock: the wizard re-runs the diagnosis on this.
-        self._after_generation()
-
-    def _after_generation(self) -> None:
-        # The future is still pending here, so state must be set explicitly.
-        self.generate_button.disabled = bool(self.errors)
-        self.state = "done"
+            self.generate_button.disabled = bool(self.errors)
+            self.activity = Activity.IDLE
+        # Outside the lock: the wizard reads the MailRoot again on this.
         self.mark_changed()
 
     def _finish_error(self, exc: BaseException) -> None:
         with self._ui_lock, self.hold_trait_notifications():
-            self.progress.layout.display = "none"
-            self._failed = True
+            show(self.progress, False)
             field = getattr(exc, "field", None)
+            shown = error_msgs(exc, "creating the key and CSR")
             if field == "renew":
-                self.renew_unavailable.show_error(exc)
+                self.renew_unavailable.show("error", *shown)
             if field in self.notes:
+                # The fix beside the input; the outcome line says what failed.
                 self.touched.add(field)
-                self.notes[field].show("error", *error_msgs(exc))
+                self.notes[field].show("error", *shown)
                 set_flag_class(self.inputs[field], "xm-invalid", True)
-            self.message.show_error(exc)
+                self.message.show("error", shown[0])
+            else:
+                self.message.show("error", *shown)
             self.generate_button.disabled = bool(self.errors)
-            self.state = "error"
+            self.activity = Activity.FAILED
 
     # -- confirmation and result -----------------------------------------------------------
     def _show_confirm(self) -> None:
         assert self.mailroot is not None
-        meta = actions.read_pending_meta(self.mailroot)
-        subject = meta.get("subject")
-        cn = subject.get("cn") if isinstance(subject, dict) else None
-        self.replace_warning.show("warn", Msg.of("ui.csr.replace.warning",
-                                                 created=str(meta.get("created") or "-"),
-                                                 cn=str(cn or "-")))
-        self.confirm_box.layout.display = None
+        values = actions.pending_form_values(self.mailroot)
+        created = actions.read_pending_meta(self.mailroot).get("created")
+        self.replace_warning.show("warn", Msg.of("ui.csr.replace.warning", created=_when(created),
+                                                 cn=values.get("cn") or "-"))
+        show(self.confirm_box, True)
 
     def _hide_confirm(self) -> None:
-        self.confirm_box.layout.display = "none"
+        show(self.confirm_box, False)
         self.replace_warning.clear()
 
     def _keep_csr_text(self, change: dict[str, Any]) -> None:
@@ -458,23 +429,26 @@ class CsrStep(Step):
         self._description = description
         self.csr_text.value = self._csr_text
         self.has_csr = True
-        self.result.layout.display = None
+        show(self.result, True)
         self._draw_result()
 
     def _draw_result(self) -> None:
         d = self._description
         assert d is not None
-        self.result_title.value = f"<b>{escape(self.t(self._result_key))}</b>"
-        self.download.value = data_uri_link(self._pem, "server.csr", "application/pkcs10",
-                                            self.t("ui.csr.download"), "xm-csr-download-link")
-        rows = []
-        for name in _SUBJECT:
-            if d.get(name):
-                rows.append(f"<li>{escape(self.t(f'csr.label.{name}'))}: {escape(str(d[name]))}</li>")
+        self.result_title.value = _html.render("tag", tag="div", text=self.t(self._result_key))
+        self.download.value = _html.render("download", cls="xm-csr-download-link", filename="server.csr",
+                                           uri=_html.data_uri(self._pem, "application/pkcs10"),
+                                           label=self.t("ui.csr.download"))
+        items = [{"text": f"{self.t(f'csr.label.{name}')}: {d[name]}"} for name in _SUBJECT if d.get(name)]
         names = ", ".join(d.get("sans_display") or d.get("sans") or []) or "-"
-        rows.append(f"<li>{escape(self.t('cli.csr.names', names=names, key=d.get('key', '')))}</li>")
-        rows.append(f"<li>{escape(self.t('cli.csr.fingerprint', sha256=d.get('sha256', '')))}</li>")
-        self.info.value = "<ul>" + "".join(rows) + "</ul>"
+        items.append({"text": self.t("ui.csr.names", names=names, key=d.get("key", ""))})
+        items.append({"text": self.t("ui.csr.fingerprint", sha256=d.get("sha256", ""))})
+        self.info.value = _html.render("list", items=items, title="", cls="")
 
 
-_KEYFIX = {"keytype": "type", "keysize": "size", "curve": "curve"}
+def _when(value: Any) -> Any:
+    """The creation time recorded with a CSR, as a time (shown in local time)."""
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return "-"

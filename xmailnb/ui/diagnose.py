@@ -2,41 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import ipywidgets as widgets
 
 from ..checks import diagnose as diagnosemod
-from ._base import Step, button, css_id, escape
+from ..checks.findings import Finding
+from ..checks.diagnose import check_title
+from ..i18n import page_text
+from ..steps import Step as StepName, Target
+from . import _html
+from ._base import Step, button, css_id, html
 
 __all__ = ["DiagnoseStep"]
 
+_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖", "info": "ℹ"}
+
 
 class DiagnoseStep(Step):
-    """The diagnosis as a list of findings (status, message, fix) and a summary.
+    """The diagnosis, grouped: problems first, then warnings (each with a
+    button to the step that fixes it), then every other check, collapsed
+    while there is something to fix.
 
     ``report`` holds the latest :class:`~xmailnb.checks.diagnose.Report` (``None``
-    before the first run or when it failed).
+    before the first run or when it failed).  In the wizard the report comes
+    from the wizard's progress (:meth:`show_report`), and the buttons open
+    the step named by each finding's :class:`~xmailnb.steps.Target`
+    (:attr:`navigate`).
     """
 
     STEP = "diagnose"
 
     def _build(self) -> list[Any]:
         self.report: diagnosemod.Report | None = None
-        self.intro = self.label("ui.diagnose.intro")
-        self.refresh_button = button(icon="refresh")
-        self.refresh_button.add_class("xm-diagnose-refresh")
+        #: Set by the wizard: opens a step (and points at a control there).
+        self.navigate: Callable[[Target], None] | None = None
+        #: Set by the wizard: "Diagnose again" refreshes the whole workbook.
+        self.refresh_hook: Callable[[], None] | None = None
+        self.refresh_button = button("xm-diagnose-refresh")
         self.bind(self.refresh_button, "description", "ui.diagnose.refresh")
-        self.refresh_button.on_click(self.safe(lambda _b: self.refresh()))
+        self.refresh_button.on_click(self.safe(lambda _b: self._again()))
         # The summary is the step's outcome message, shown above the findings.
         self.summary = self.message
         self.summary.add_class("xm-summary")
-        # All findings in one HTML widget, each a row with its own classes
-        # (xm-finding xm-<status> xm-check-<id>): one widget model instead of
-        # three per finding keeps the page quick to appear.
-        self.findings = widgets.HTML()
-        self.findings.add_class("xm-findings")
-        return [self.intro, self.refresh_button, self.summary, self.findings]
+        # Findings are rows of one HTML widget each group (xm-finding
+        # xm-<status> xm-check-<id>): one model instead of three per finding.
+        self.findings = html("", "xm-findings")
+        self.goto = widgets.HBox([])
+        self.goto.add_class("xm-goto")
+        self._goto_buttons: dict[StepName, widgets.Button] = {}
+        self.others = html("", "xm-findings", "xm-findings-other")
+        return [self.summary, self.findings, self.goto, self.others, self.refresh_button]
 
     def row_classes(self, check: str) -> tuple[str, ...]:
         """The CSS classes of the row of *check* (empty when it is not shown)."""
@@ -47,28 +63,94 @@ class DiagnoseStep(Step):
                 return ("xm-finding", f"xm-{finding.status}", f"xm-check-{css_id(finding.check)}")
         return ()
 
+    def _again(self) -> None:
+        if self.refresh_hook is not None:
+            self.refresh_hook()
+        else:
+            self.refresh()
+
     def _refresh(self) -> None:
         assert self.mailroot is not None
-        report = diagnosemod.diagnose(self.mailroot)
+        # In the wizard the report comes from the wizard's progress (one
+        # diagnosis per change, not two).
+        if self.standalone:
+            self.show_report(diagnosemod.diagnose(self.mailroot))
+
+    def show_report(self, report: diagnosemod.Report) -> None:
+        """Show *report* (the wizard hands over the one its progress read)."""
         with self.hold_trait_notifications():
             self.report = report
             self.message.show("ok" if report.ready else "error", report.summary())
             self._relabel()
-            self.state = "done"
+
+    def targets(self) -> list[Target]:
+        """Where the problems shown are fixed, one per step, in step order."""
+        if self.report is None:
+            return []
+        found: dict[StepName, Target] = {}
+        for f in self.report.findings:
+            if f.status in ("error", "warn") and f.target is not None:
+                found.setdefault(f.target.step, f.target)
+        return [found[s] for s in sorted(found, key=lambda s: s.number)]
+
+    def _row(self, f: Finding, *, name_only: bool = False) -> dict[str, Any]:
+        return {"classes": " ".join(self.row_classes(f.check)), "icon": _ICONS.get(f.status, "ℹ"),
+                "status": self.t(f"cli.status.{f.status}"), "name": check_title(f.check).page(self.lang)
+                if f.check in diagnosemod.CHECK_IDS or f.check == "acme.renewal" else "",
+                "text": "" if name_only else f.message.page(self.lang),
+                "fix": "" if name_only or f.fix is None else f.fix.page(self.lang)}
 
     def _relabel(self) -> None:
         report = self.report
         if report is None:
             return
-        rows = []
-        for finding in report.findings:
-            icon = escape(self.t(f"ui.icon.{finding.status}"))
-            status = escape(self.t(f"cli.status.{finding.status}"))
-            body = escape(finding.message.render(self.lang)).replace("\n", "<br>")
-            fix = ""
-            if finding.fix is not None:
-                fix = f'<div class="xm-fix">{escape(finding.fix.render(self.lang))}</div>'
-            rows.append(f'<div class="{" ".join(self.row_classes(finding.check))}">'
-                        f'<span class="xm-icon" title="{status}">{icon}</span> '
-                        f'<span class="xm-text">{body}</span>{fix}</div>')
-        self.findings.value = "".join(rows)
+        t = self.t
+        errors = [f for f in report.findings if f.status == "error"]
+        warnings = [f for f in report.findings if f.status == "warn"]
+        skipped: dict[str, list[Finding]] = {}
+        other = []
+        for f in report.findings:
+            reason = f.details.get("skipped") if f.status == "info" else None
+            if isinstance(reason, str):
+                skipped.setdefault(reason, []).append(f)
+            elif f.status in ("ok", "info"):
+                other.append(f)
+        groups = []
+        if errors:
+            groups.append({"kind": "problems", "collapsed": None, "rows": [self._row(f) for f in errors],
+                           "title": t("ui.diagnose.group.problems", count=len(errors))})
+        if warnings:
+            groups.append({"kind": "warnings", "collapsed": None, "rows": [self._row(f) for f in warnings],
+                           "title": t("ui.diagnose.group.warnings", count=len(warnings))})
+        self.findings.value = _html.render("findings", groups=groups)
+        count = len(other) + sum(len(v) for v in skipped.values())
+        # Every other check, collapsed while there is something to fix; the
+        # skipped ones say together what they wait for (not one line each
+        # saying the same).
+        rest = {"kind": "other", "collapsed": bool(errors or warnings), "rows": [self._row(f) for f in other],
+                "title": t("ui.diagnose.group.other" if errors or warnings else "ui.diagnose.group.all",
+                           count=count),
+                "sections": [{"kind": "skipped", "note": t(f"ui.diagnose.skipped.{reason}", count=len(fs)),
+                              "rows": [self._row(f, name_only=True) for f in fs]}
+                             for reason, fs in skipped.items()]}
+        self.others.value = _html.render("findings", groups=[rest]) if count else ""
+        self._draw_goto()
+
+    def _draw_goto(self) -> None:
+        targets = self.targets() if self.navigate is not None else []
+        buttons = []
+        for target in targets:
+            b = self._goto_buttons.get(target.step)
+            if b is None:
+                b = button("xm-goto-button", f"xm-goto-{target.step}")
+                self._goto_buttons[target.step] = b
+                b.on_click(self.safe(lambda _b, s=target.step: self._go(s)))
+            b.description = page_text("ui.diagnose.goto", self.lang, n=target.step.number,
+                                      name=page_text(f"ui.nav.{target.step}", self.lang))
+            buttons.append(b)
+        self.goto.children = buttons
+
+    def _go(self, step: StepName) -> None:
+        target = next((t for t in self.targets() if t.step is step), Target(step))
+        if self.navigate is not None:
+            self.navigate(target)

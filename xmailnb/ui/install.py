@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import importlib
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..flows import actions
+from ..flows import actions, practice
 from ..pki import certfiles
 from .. import clock
 from ..errors import InputError, XmailnbError
-from ..i18n import Msg, has
+from ..i18n import Msg
 from ..mailroot.store import ArchiveEntry, Store
-from ._base import Step, button, error_msgs, escape
+from . import _html
+from ._base import Activity, Step, button, error_msgs, html, show
 
-__all__ = ["InstallStep", "upload_value"]
+__all__ = ["InstallStep", "upload_value", "HISTORY_SHOWN"]
 
 _UPLOADS = ("cert", "chain", "key", "ca")
 _FIELDS = ("cert", "chain", "key", "passphrase", "ca", "hostname")
+_MORE = ("key", "passphrase", "ca", "hostname")
+
+# The rollback list shows the newest changes; older ones stay reachable from
+# the command line, and the list stays fast however long the archive.
+HISTORY_SHOWN = 50
 
 
 def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
@@ -29,31 +32,14 @@ def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
              "content": memoryview(data), "last_modified": clock.now()},)
 
 
-def _practice() -> Any:
-    try:
-        return importlib.import_module("xmailnb.flows.practice")
-    except ImportError:
-        return None
-
-
-def _when(iso: str) -> str:
-    try:
-        return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except ValueError:
-        return iso
-
-
-# The rollback list shows the newest changes; older ones stay reachable with
-# `xmailnb rollback --to ID`, and the list stays fast however long the archive.
-HISTORY_SHOWN = 50
-
-
 class InstallStep(Step):
-    """Uploads, a preview of what will be written, Apply and Rollback.
+    """Uploads, a preview of what will be written, Install, and Roll back.
 
     ``plan`` is the :class:`~xmailnb.flows.actions.InstallPlan` of the current
     inputs (``None`` when nothing valid is given).  Upload file names are only
-    ever shown, never used as paths.
+    ever shown, never used as paths.  The rollback confirmation
+    (``xm-rollback-confirm``) lists the files that would be removed or
+    replaced and what that means for the server.
     """
 
     STEP = "install"
@@ -61,28 +47,25 @@ class InstallStep(Step):
     def _build(self) -> list[Any]:
         self.plan: actions.InstallPlan | None = None
         self._loading = False
-        self._installed = False
         self.uploads: dict[str, widgets.FileUpload] = {}
         self.names: dict[str, widgets.HTML] = {}
         self.notes = {name: self.field_message(name) for name in _FIELDS}
         rows: dict[str, Any] = {}
         for name in _UPLOADS:
-            up = widgets.FileUpload(multiple=(name == "chain"), icon="upload",
-                                    layout=widgets.Layout(width="auto", min_width="12em"))
+            up = widgets.FileUpload(multiple=(name == "chain"), layout=widgets.Layout(width="auto", min_width="12em"))
             up.add_class(f"xm-install-{name}")
-            self.bind(up, "description", "ui.install.choose_files" if name == "chain"
-                      else "ui.install.choose_file")
+            self.bind(up, "description", "ui.install.choose_files" if name == "chain" else "ui.install.choose_file")
             up.observe(self.safe(lambda _c: self._inputs_changed()), "value")
             self.uploads[name] = up
-            shown = widgets.HTML()
-            shown.add_class(f"xm-install-{name}-names")
-            self.names[name] = shown
-            rows[name] = self._row(name, widgets.HBox([up, shown]))
-        self.passphrase = widgets.Password(layout=widgets.Layout(width="40%"))
+            self.names[name] = html("", f"xm-install-{name}-names", "xm-hint")
+            picker = widgets.HBox([up, self.names[name]])
+            picker.add_class("xm-actions")
+            rows[name] = self._row(name, picker)
+        self.passphrase = widgets.Password()
         self.passphrase.add_class("xm-install-passphrase")
         self.passphrase.observe(self.safe(lambda _c: self._inputs_changed()), "value")
         rows["passphrase"] = self._row("passphrase", self.passphrase)
-        self.hostname = widgets.Text(layout=widgets.Layout(width="40%"))
+        self.hostname = widgets.Text(placeholder="mail.example.jp")
         self.hostname.add_class("xm-install-hostname")
         self.hostname.observe(self.safe(lambda _c: self._inputs_changed()), "value")
         rows["hostname"] = self._row("hostname", self.hostname)
@@ -91,64 +74,74 @@ class InstallStep(Step):
         self.bind(self.allow_incomplete, "description", "ui.install.allow_incomplete")
         self.allow_incomplete.observe(self.safe(lambda _c: self._inputs_changed()), "value")
 
-        self.use_practice = button(button_style="info", icon="certificate")
-        self.use_practice.add_class("xm-install-use-practice")
+        self.use_practice = button("xm-install-use-practice", button_style="info", hideable=True)
         self.bind(self.use_practice, "description", "ui.install.use_practice")
         self.use_practice.on_click(self.safe(lambda _b: self.load_practice()))
-        self.use_practice.layout.display = "none"
+        show(self.use_practice, False)
 
-        self.preview_html = widgets.HTML()
-        self.preview_html.add_class("xm-install-preview")
-        self.apply_button = button(button_style="primary", icon="check", disabled=True)
-        self.apply_button.add_class("xm-install-apply")
+        # Key, passphrase, CA certificate, host name: rarely needed.
+        self.more_toggle = widgets.ToggleButton(value=False, layout=widgets.Layout(width="auto"))
+        self.more_toggle.add_class("xm-install-more")
+        self.bind(self.more_toggle, "description", "ui.install.more")
+        # The grid is inside: its "display: grid" would override the hidden box's display.
+        grid = widgets.VBox([rows[n] for n in _MORE])
+        grid.add_class("xm-fields")
+        self.more = widgets.VBox([grid], layout=widgets.Layout(display="none"))
+        self.more.add_class("xm-install-more-fields")
+        self.more_toggle.observe(lambda c: show(self.more, bool(c["new"])), "value")
+
+        self.preview_html = html("", "xm-install-preview", hideable=True)
+        self.apply_button = button("xm-install-apply", button_style="primary", disabled=True)
         self.bind(self.apply_button, "description", "ui.install.apply")
         self.apply_button.on_click(self.safe(lambda _b: self.apply()))
+        inputs = widgets.VBox([self.label("ui.install.section.files", "xm-section-title"), self.use_practice,
+                               rows["cert"], rows["chain"], self.allow_incomplete, self.more_toggle, self.more])
+        inputs.add_class("xm-section")
+        self.preview_box = widgets.VBox([self.preview_html, self.apply_button], layout=widgets.Layout(display="none"))
+        self.preview_box.add_class("xm-section")
+        self.preview_box.add_class("xm-install-preview-box")
 
         # Rollback
         self.history: list[ArchiveEntry] = []
-        self.rollback_select = widgets.Dropdown(options=[], layout=widgets.Layout(width="70%"))
+        self._labels: dict[str, Msg] = {}
+        self.rollback_select = widgets.Dropdown(options=[], layout=widgets.Layout(width="auto", flex="1 1 auto"))
         self.rollback_select.add_class("xm-rollback-select")
-        self.rollback_button = button(icon="undo")
-        self.rollback_button.add_class("xm-rollback")
+        self.rollback_select.observe(lambda _c: self._hide_rollback_confirm(), "value")
+        self.rollback_button = button("xm-rollback")
         self.bind(self.rollback_button, "description", "ui.rollback.button")
         self.rollback_button.on_click(self.safe(lambda _b: self.ask_rollback()))
         self.rollback_note = self.field_message("rollback")
-        self.rollback_warning = self.new_message("xm-rollback-warning")
-        self.rollback_confirm = button(button_style="warning")
-        self.rollback_confirm.add_class("xm-rollback-confirm")
-        self.bind(self.rollback_confirm, "description", "ui.rollback.confirm")
-        self.rollback_confirm.on_click(self.safe(lambda _b: self.rollback()))
-        self.rollback_cancel = button()
-        self.rollback_cancel.add_class("xm-rollback-cancel")
+        self.rollback_result = self.new_message("xm-rollback-result")
+        self.rollback_result.add_class("xm-message-like")
+        self.rollback_warning = html("", "xm-rollback-warning")
+        self.rollback_yes = button("xm-rollback-yes", button_style="danger")
+        self.bind(self.rollback_yes, "description", "ui.rollback.confirm")
+        self.rollback_yes.on_click(self.safe(lambda _b: self.rollback()))
+        self.rollback_cancel = button("xm-rollback-cancel")
         self.bind(self.rollback_cancel, "description", "ui.common.cancel")
         self.rollback_cancel.on_click(self.safe(lambda _b: self._hide_rollback_confirm()))
-        self.rollback_box = widgets.VBox([self.rollback_warning,
-                                          widgets.HBox([self.rollback_confirm, self.rollback_cancel])])
-        self.rollback_box.add_class("xm-rollback-confirm-box")
-        self.rollback_box.layout.display = "none"
-        rollback = widgets.VBox([self.bind(widgets.HTML(), "value", "ui.rollback.title", wrap="h4"),
-                                 self.label("ui.rollback.intro"),
-                                 widgets.HBox([self.rollback_select, self.rollback_button]),
-                                 self.rollback_box, self.rollback_note])
+        confirm_actions = widgets.HBox([self.rollback_yes, self.rollback_cancel])
+        confirm_actions.add_class("xm-actions")
+        self.rollback_box = widgets.VBox([self.rollback_warning, confirm_actions],
+                                         layout=widgets.Layout(display="none"))
+        self.rollback_box.add_class("xm-confirm")
+        self.rollback_box.add_class("xm-rollback-confirm")
+        self._confirming: actions.RollbackEffects | None = None
+        chooser = widgets.HBox([self.rollback_select, self.rollback_button])
+        chooser.add_class("xm-actions")
+        rollback = widgets.VBox([self.label("ui.rollback.title", "xm-section-title"),
+                                 self.label("ui.rollback.intro", "xm-hint"), chooser, self.rollback_note,
+                                 self.rollback_box, self.rollback_result])
+        rollback.add_class("xm-section")
         rollback.add_class("xm-rollback-section")
-
-        return [self.label("ui.install.intro"), self.use_practice, rows["cert"], rows["chain"],
-                rows["key"], rows["passphrase"], rows["ca"], rows["hostname"], self.allow_incomplete,
-                self.preview_html, self.apply_button, self.message, rollback]
+        return [inputs, self.preview_box, self.message, rollback]
 
     def _row(self, name: str, widget: Any) -> widgets.VBox:
-        label = widgets.HTML()
-        self.bind(label, "value", functools.partial(self._label_html, name))
+        label = self.field_label(f"ui.install.label.{name}", f"ui.install.hint.{name}")
         row = widgets.VBox([label, widget, self.notes[name]])
+        row.add_class("xm-row")
         row.add_class(f"xm-install-row-{name}")
         return row
-
-    @staticmethod
-    def _label_html(name: str, lang: str) -> str:
-        from ..i18n import text
-
-        return (f"<b>{escape(text(f'ui.install.label.{name}', lang))}</b>"
-                f'<div class="xm-fix">{escape(text(f"ui.install.hint.{name}", lang))}</div>')
 
     # -- inputs -------------------------------------------------------------------------
     def _files(self, name: str) -> list[actions.Upload]:
@@ -171,7 +164,7 @@ class InstallStep(Step):
     def _show_names(self) -> None:
         for name, up in self.uploads.items():
             shown = [str(e.get("name") or "") for e in (up.value or ())]
-            self.names[name].value = escape(", ".join(shown))
+            self.names[name].value = _html.render("tag", tag="span", text=", ".join(shown))
 
     def preview(self) -> actions.InstallPlan | None:
         """Check the current inputs and show what would be written (nothing is written)."""
@@ -179,7 +172,6 @@ class InstallStep(Step):
         with self._ui_lock, self.hold_trait_notifications():
             self.plan = None
             self.apply_button.disabled = True
-            self.preview_html.value = ""
             for note in self.notes.values():
                 note.clear()
             self._show_names()
@@ -190,7 +182,7 @@ class InstallStep(Step):
                 ca = self._files("ca")
                 if not certs:
                     self.message.clear()
-                    self._update_state()
+                    self._draw_preview()
                     return None
                 passphrase = self.passphrase.value.encode("utf-8") or None
                 plan = actions.plan_install(
@@ -198,62 +190,42 @@ class InstallStep(Step):
                     ca=ca[0] if ca else None, passphrase=passphrase,
                     hostname=self.hostname.value.strip() or None,
                     allow_incomplete=self.allow_incomplete.value)
-            except Exception as exc:
+            except XmailnbError as exc:
                 self._show_error(exc, key_given=bool(self.uploads["key"].value))
+                self._draw_preview()
                 return None
             self.plan = plan
             self.apply_button.disabled = False
+            self.activity = Activity.IDLE
             self.message.show("ok", Msg.of("ui.install.checked"))
             self._draw_preview()
-            self._update_state()
             return plan
 
-    def _show_error(self, exc: BaseException, *, key_given: bool) -> None:
-        field = getattr(exc, "field", None)
+    def _show_error(self, exc: XmailnbError, *, key_given: bool) -> None:
+        field = exc.field
         # "No key matches" is about the certificate when no key file was given.
         if field == "key" and not key_given:
             field = "cert"
         if field in self.notes:
-            # The fix is shown beside the input; the outcome line just says what failed.
+            # The fix is shown beside the input; the outcome line says what failed.
             self.notes[field].show("error", *error_msgs(exc))
-            self.message.show("error", error_msgs(exc)[0])
+            self.message.show("error", exc.msg)
+            if field in _MORE:
+                self.more_toggle.value = True
         else:
             self.message.show_error(exc)
-        self.state = "error"
+        self.activity = Activity.FAILED
 
     def _draw_preview(self) -> None:
         plan = self.plan
+        show(self.preview_box, plan is not None)
         if plan is None:
             self.preview_html.value = ""
             return
-        d = plan.describe(self.lang)
-        t = self.t
-        leaf = d["leaf"]
-        items = [
-            t("cli.preview.leaf", subject=leaf["subject"], names=", ".join(leaf["sans"]) or "-",
-              not_after=leaf["not_after"]),
-            t("ui.install.preview.issuer", issuer=leaf["issuer"]),
-            t("ui.install.preview.validity", not_before=leaf["not_before"], not_after=leaf["not_after"]),
-        ]
-        for n, inter in enumerate(d["intermediates"], 1):
-            items.append(t("cli.preview.intermediate", n=n, subject=inter["subject"]))
-        if d["root_left_out"]:
-            items.append(t("cli.preview.root", subject=d["root_left_out"]["subject"]))
-        for c in d.get("left_out", ()):
-            items.append(t("cli.preview.left_out", subject=c["subject"]))
-        items.append(t("cli.preview.key", type=d["key"]["type"],
-                       source=t(f"cli.preview.key_source.{d['key']['source']}")))
-        if d["hostname"]:
-            items.append(t("ui.install.preview.hostname", hostname=d["hostname"]))
-        if d["trusted"]:
-            items.append(t("ui.install.preview.trusted", anchor=d["trust_anchor"] or "-"))
-        for ca in d["ca_added"]:
-            items.append(t("ui.install.preview.ca_added", subject=ca["subject"]))
-        items.append(t("ui.install.preview.written", count=len(d["intermediates"])))
-        body = "".join(f"<li>{escape(i)}</li>" for i in items)
-        warnings = "".join(f'<li class="xm-warn">{escape(w)}</li>' for w in d["warnings"])
-        self.preview_html.value = (f"<b>{escape(t('ui.install.preview.title'))}</b><ul>{body}</ul>"
-                                   + (f"<ul>{warnings}</ul>" if warnings else ""))
+        items = [{"text": self.m(line)} for line in plan.preview()]
+        items += [{"text": self.m(w), "cls": "xm-warn"} for w in plan.warnings]
+        self.preview_html.value = _html.render("list", title=self.t("ui.install.preview.title"), items=items,
+                                               cls="xm-preview")
 
     def apply(self) -> Any:
         """Check the inputs again and write server.cert/server.key through the store."""
@@ -263,39 +235,35 @@ class InstallStep(Step):
             return None
         try:
             entry = actions.apply_install(self.mailroot, plan)
-        except Exception as exc:
+        except XmailnbError as exc:
             self.message.show_error(exc)
-            self.state = "error"
+            self.activity = Activity.FAILED
             return None
-        if entry is None:
-            self.message.show("ok", Msg.of("cli.install.unchanged"))
-        else:
-            self.message.show("ok", Msg.of("ui.install.done", id=entry.id), Msg.of("ui.install.next"))
-        self._installed = True
-        # The key is installed now: keep no copy of it (or its passphrase) in
-        # the widgets' state.
+        # Installed: the preview's heading no longer applies, and nothing of
+        # the key (or its passphrase) stays in the widgets' state.
         self._loading = True
         try:
-            self.uploads["key"].value = ()
+            for up in self.uploads.values():
+                up.value = ()
             self.passphrase.value = ""
         finally:
             self._loading = False
+        self.plan = None
         self._show_names()
+        self._draw_preview()
+        self.rollback_result.clear()
+        if entry is None:
+            self.message.show("ok", Msg.of("cli.install.unchanged"))
+        else:
+            self.message.show("ok", Msg.of("ui.install.done"), Msg.of("ui.install.next"))
         self._refresh_history()
-        self.state = "done"
         self.mark_changed()
         return entry
 
     # -- practice ---------------------------------------------------------------------------
-    def _practice_issue(self) -> Any:
+    def _practice_issue(self) -> practice.PracticeIssue | None:
         assert self.mailroot is not None
-        practice = _practice()
-        if practice is None or not self.mailroot.is_sandbox or not hasattr(practice, "issued"):
-            return None
-        try:
-            return practice.issued(self.mailroot)
-        except Exception:
-            return None
+        return practice.issued(self.mailroot) if self.mailroot.is_sandbox else None
 
     def load_practice(self) -> None:
         """Use the practice CA's certificate and intermediate as the inputs."""
@@ -306,7 +274,7 @@ class InstallStep(Step):
             cert = issue.server.read_bytes()
             inter = issue.intermediate.read_bytes()
         except OSError as exc:
-            self.message.show_error(exc)
+            self.message.show("error", *error_msgs(exc, "reading the practice certificate"))
             return
         self._loading = True
         try:
@@ -317,43 +285,61 @@ class InstallStep(Step):
         self.preview()
 
     # -- rollback ------------------------------------------------------------------------------
-    def _entry_label(self, entry: ArchiveEntry) -> str:
-        key = f"ui.action.{entry.action}"
-        action = self.t(key) if has(key, self.lang) else entry.action
-        files = ", ".join(sorted(entry.files))
-        return self.t("ui.rollback.option", time=_when(entry.time), action=action, files=files)
-
     def _refresh_history(self) -> None:
         assert self.mailroot is not None
         known = [e.id for e in self.history]
         self.history = Store(self.mailroot).history(limit=HISTORY_SHOWN, bookkeeping=False)
+        choices, default = actions.rollback_choices(self.history)
+        self._labels = {e.id: label for label, e in choices}
         current = self.rollback_select.value
-        self.rollback_select.options = [(self._entry_label(e), e.id) for e in self.history]
         ids = [e.id for e in self.history]
-        # Newest first; keep the user's choice until the history changes.
-        self.rollback_select.value = current if current in ids and ids == known else (ids[0] if ids else None)
+        self._draw_options()
+        # Undoing the last install first; the user's choice stays while the history does.
+        self.rollback_select.value = current if current in ids and ids == known else default
         self.rollback_select.disabled = not ids
         self.rollback_button.disabled = not ids
         if not ids:
-            self.rollback_note.show("info", Msg.of("store.history.empty"))
+            self.rollback_note.show("info", Msg.of("store.history.empty"), Msg.of("store.history.empty.fix"))
+            self._hide_rollback_confirm()
         elif self.rollback_note.status == "info":
             self.rollback_note.clear()
+
+    def _draw_options(self) -> None:
+        value = self.rollback_select.value
+        self.rollback_select.options = [(self.m(self._labels[e.id]), e.id) for e in self.history]
+        if value in self._labels:
+            self.rollback_select.value = value
 
     def _selected(self) -> ArchiveEntry | None:
         return next((e for e in self.history if e.id == self.rollback_select.value), None)
 
-    def ask_rollback(self) -> None:
-        """Show what the chosen rollback would restore and ask to confirm."""
+    def ask_rollback(self) -> actions.RollbackEffects | None:
+        """Show what the chosen rollback would do (the files it removes or
+        replaces, and what that means) and ask to confirm."""
+        assert self.mailroot is not None
         entry = self._selected()
         if entry is None:
+            return None
+        self._confirming = actions.rollback_preview(self.mailroot, entry)
+        self.rollback_result.clear()
+        self._draw_confirm()
+        show(self.rollback_box, True)
+        return self._confirming
+
+    def _draw_confirm(self) -> None:
+        effects = self._confirming
+        if effects is None:
             return
-        self.rollback_warning.show("warn", Msg.of("ui.rollback.question", time=_when(entry.time),
-                                                  action=self._entry_label(entry)))
-        self.rollback_box.layout.display = None
+        if effects.changes_anything:
+            lines = [effects.question(), *effects.consequences(), *effects.file_lines(),
+                     Msg.of("rollback.effect.undoable")]
+        else:
+            lines = [effects.question(), Msg.of("rollback.nothing")]
+        self.rollback_warning.value = _html.render("message", lines=[self.m(m) for m in lines])
 
     def _hide_rollback_confirm(self) -> None:
-        self.rollback_box.layout.display = "none"
-        self.rollback_warning.clear()
+        show(self.rollback_box, False)
+        self._confirming = None
 
     def rollback(self) -> Any:
         """Restore the chosen archived state (after :meth:`ask_rollback`)."""
@@ -365,17 +351,14 @@ class InstallStep(Step):
         try:
             target, new = actions.rollback(self.mailroot, entry.id)
         except XmailnbError as exc:
-            self.rollback_note.show_error(exc)
-            self.message.show_error(exc)
+            self.rollback_result.show_error(exc)
             return None
-        if new is None:
-            msg = Msg.of("ui.rollback.unchanged", time=_when(target.time))
-            self.rollback_note.show("ok", msg)
-            self.message.show("ok", msg)
-        else:
-            msg = Msg.of("ui.rollback.done", time=_when(target.time), id=new.id)
-            self.rollback_note.show("ok", msg)
-            self.message.show("ok", msg)
+        outcome = actions.rollback_outcome(target, new)
+        # Said once, where the rollback was asked for; the install's own
+        # outcome above no longer holds.
+        self.message.clear()
+        self.rollback_result.show("ok", outcome.outcome(), *outcome.consequences(done=True),
+                                  *outcome.file_lines(done=True))
         self._refresh_history()
         self.mark_changed()
         return target
@@ -384,22 +367,10 @@ class InstallStep(Step):
     def _refresh(self) -> None:
         assert self.mailroot is not None
         self._refresh_history()
-        self.use_practice.layout.display = None if self._practice_issue() is not None else "none"
-        self._update_state()
-
-    def _update_state(self) -> None:
-        assert self.mailroot is not None
-        if self._installed or (self.mailroot.server_cert.is_file() and self.mailroot.server_key.is_file()):
-            self.state = "done"
-        else:
-            self.state = "ready"
+        show(self.use_practice, self._practice_issue() is not None)
 
     def _relabel(self) -> None:
         self._draw_preview()
         if self.history:
-            current = self.rollback_select.value
-            self.rollback_select.options = [(self._entry_label(e), e.id) for e in self.history]
-            self.rollback_select.value = current
-        entry = self._selected()
-        if entry is not None and self.rollback_box.layout.display != "none":
-            self.ask_rollback()
+            self._draw_options()
+        self._draw_confirm()

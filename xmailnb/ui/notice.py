@@ -7,33 +7,44 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..flows import notice as noticemod
+from ..errors import XmailnbError
 from ..i18n import Msg
-from ._base import Step, data_uri_link
+from . import _html
+from ._base import Activity, Step, error_msgs, html
 
 __all__ = ["NoticeStep"]
 
 
 class NoticeStep(Step):
-    """The notice text (read-only, to copy or download) in the wizard's language."""
+    """The notice text (read-only, to copy or download) in the wizard's language.
+
+    The text and the host rule are the core's (:func:`xmailnb.flows.notice.notice_text`,
+    :func:`xmailnb.flows.notice.notice_host`); this view only shows them.  The
+    notice counts as shown (for the step progress) when the step is on
+    screen with a certificate installed: :attr:`on_screen` is set by the
+    wizard when it opens the step (a step shown on its own is on screen).
+    """
 
     STEP = "notice"
 
     def _build(self) -> list[Any]:
-        self.hostname = widgets.Text(layout=widgets.Layout(width="30em"))
+        self.on_screen = self.standalone
+        self.hostname = widgets.Text(placeholder="mail.example.jp", layout=widgets.Layout(width="100%",
+                                                                                          max_width="32em"))
         self.hostname.add_class("xm-notice-hostname")
         self.hostname.observe(self.safe(lambda _c: self.refresh()), "value")
-        host_label = widgets.HTML()
-        self.bind(host_label, "value", lambda lang: (
-            f"<b>{Msg.of('ui.notice.hostname').render(lang)}</b>"))
+        host_label = self.field_label("ui.notice.hostname", "ui.notice.hostname.hint")
         self.hostname_note = self.field_message("hostname")
-        self.text = widgets.Textarea(rows=18, layout=widgets.Layout(width="100%"))
+        self.warnings = html("", "xm-notice-warnings")
+        self.text = widgets.Textarea(rows=16, layout=widgets.Layout(width="100%"))
         self.text.add_class("xm-notice-text")
+        self.text.add_class("xm-mono")
         self._text = ""
         self.text.observe(self._keep_text, "value")
-        self.download = widgets.HTML()
-        self.download.add_class("xm-notice-download")
-        return [self.label("ui.notice.intro"), host_label, self.hostname, self.hostname_note,
-                self.text, self.download, self.message]
+        self.download = html("", "xm-notice-download")
+        box = widgets.VBox([host_label, self.hostname, self.hostname_note, self.warnings, self.text, self.download])
+        box.add_class("xm-section")
+        return [box, self.message]
 
     def _keep_text(self, change: dict[str, Any]) -> None:
         # Read-only: selectable and copyable, but not editable by accident.
@@ -48,30 +59,43 @@ class NoticeStep(Step):
         return noticemod.notice_text(self.mailroot, self.lang, hostname=hostname)
 
     def _refresh(self) -> None:
+        assert self.mailroot is not None
         self.hostname_note.clear()
+        self.message.clear()
+        hostname = self.hostname.value.strip() or None
         try:
+            _name, warnings = noticemod.notice_host(self.mailroot, hostname)
             value = self.notice()
-        except Exception as exc:
-            field = getattr(exc, "field", None)
-            if field == "hostname":
-                self.hostname_note.show_error(exc)
-            self.message.show_error(exc)
-            self.state = "error"
+        except XmailnbError as exc:
+            # Said once: beside the host name when it is about the host name.
+            if exc.field == "hostname":
+                self.hostname_note.show("error", *error_msgs(exc))
+                self.message.show("error", Msg.of("ui.common.see_field"))
+            else:
+                self.message.show_error(exc)
+            self._text = ""
+            self.text.value = ""
+            self.download.value = ""
+            self.warnings.value = ""
+            self.activity = Activity.FAILED
             return
         self._text = value
         self.text.value = value
-        self.download.value = data_uri_link(value.encode("utf-8"), self.t("ui.notice.filename"),
-                                            "text/plain;charset=utf-8", self.t("ui.notice.download"),
-                                            "xm-notice-download-link")
-        self.message.clear()
-        # Complete once there is an installed certificate to announce.
-        assert self.mailroot is not None
-        if self.mailroot.server_cert.is_file():
+        self.warnings.value = _html.render("list", title="", cls="xm-notice-warning-list",
+                                           items=[{"text": self.m(w), "cls": "xm-warn"} for w in warnings])
+        self.download.value = _html.render("download", cls="xm-notice-download-link",
+                                           filename=self.t("ui.notice.filename"),
+                                           uri=_html.data_uri(value.encode("utf-8"), "text/plain;charset=utf-8"),
+                                           label=self.t("ui.notice.download"))
+        self.activity = Activity.IDLE
+        if self.on_screen and self.mailroot.server_cert.is_file():
             # Shown for this certificate: the step progress counts it once.
             noticemod.record_shown(self.mailroot, once=True)
-            self.state = "done"
-        else:
-            self.state = "ready"
+
+    def shown(self) -> None:
+        """The wizard opened this step: the notice is on screen now."""
+        self.on_screen = True
+        self.refresh()
 
     def _relabel(self) -> None:
         self.refresh()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
 import threading
 from typing import Any
 
@@ -11,18 +10,19 @@ import ipywidgets as widgets
 
 from ..errors import XmailnbError
 from ..i18n import Msg
-from ._base import Step, button, css_id, escape, set_status_class
+from ..mailroot.sandbox import suggested_practice_ports
+from ..mailroot.workbook import probe_settings, save_probe_settings
+from . import _html
+from ._base import Activity, Step, button, css_id, html, set_status_class, show
 
 __all__ = ["ProbeStep"]
 
 DEFAULT_TIMEOUT = 5.0
+_PRACTICE_PORTS = ("smtp", "pop3s")
 
 
-def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
+def _ports_text(ports: dict[str, int]) -> str:
+    return ",".join(f"{name}={port}" for name, port in ports.items())
 
 
 class ProbeStep(Step):
@@ -32,9 +32,11 @@ class ProbeStep(Step):
     (:mod:`xmailnb.mailroot.workbook`): shown as remembered, and remembered again on
     Run (an empty ports field means XMail's stock listeners).  Every run is
     recorded for the step progress.  On a sandbox MailRoot it can also start
-    and stop the practice server (its ports are used, not remembered).
-    ``results`` holds the latest endpoint results; :meth:`wait` waits for a
-    running probe.
+    and stop the practice server on ports the page shows and the trainee may
+    change (``xm-practice-ports``; free ones by default); once it runs, the
+    check's host and ports are the practice server's (they are not
+    remembered).  ``results`` holds the latest endpoint results; :meth:`wait`
+    waits for a running probe.
     """
 
     STEP = "probe"
@@ -42,128 +44,175 @@ class ProbeStep(Step):
     def _build(self) -> list[Any]:
         self.future: concurrent.futures.Future[Any] | None = None
         self.results: list[Any] = []
-        self.server: Any = None
+        self.server: Any = None  # the practice server (xmailnb.flows.practice.PracticeServer)
         self._loaded = False
-        self.host = widgets.Text(value="127.0.0.1", layout=widgets.Layout(width="20em"))
+        self.host = widgets.Text(value="127.0.0.1", layout=widgets.Layout(width="100%", max_width="24em"))
         self.host.add_class("xm-probe-host")
-        self.ports = widgets.Text(value="", layout=widgets.Layout(width="30em"))
+        self.ports = widgets.Text(value="", placeholder="smtps=465,pop3s=995",
+                                  layout=widgets.Layout(width="100%", max_width="40em"))
         self.ports.add_class("xm-probe-ports")
         self.host_note = self.field_message("host")
         self.ports_note = self.field_message("ports")
-        host_label, ports_label = widgets.HTML(), widgets.HTML()
-        self.bind(host_label, "value", "ui.probe.host", wrap="b")
-        self.bind(ports_label, "value", lambda lang: (
-            f"<b>{escape(Msg.of('ui.probe.ports').render(lang))}</b>"
-            f'<div class="xm-fix">{escape(Msg.of("ui.probe.ports.hint").render(lang))}</div>'))
-        self.run_button = button(button_style="primary", icon="plug")
-        self.run_button.add_class("xm-probe-run")
+        self.run_button = button("xm-probe-run", button_style="primary")
         self.bind(self.run_button, "description", "ui.probe.run")
         self.run_button.on_click(self.safe(lambda _b: self.run()))
-        self.progress = widgets.HTML()
-        self.progress.add_class("xm-progress")
-        self.bind(self.progress, "value", "ui.probe.progress", html_text=True)
-        self.progress.layout.display = "none"
+        self.progress = html("", "xm-progress", hideable=True)
+        self.bind(self.progress, "value", "ui.probe.progress")
+        show(self.progress, False)
         self.rows = widgets.VBox()
         self.rows.add_class("xm-probe-results")
-        self.form = widgets.VBox([host_label, self.host, self.host_note, ports_label, self.ports,
-                                  self.ports_note, self.run_button, self.progress, self.rows])
-        self.unavailable = self.label("ui.probe.unavailable", css="xm-probe-unavailable")
+        actions = widgets.HBox([self.run_button, self.progress])
+        actions.add_class("xm-actions")
+        self.form = widgets.VBox([self.label("ui.probe.section.check", "xm-section-title"),
+                                  self.field_label("ui.probe.host"), self.host, self.host_note,
+                                  self.field_label("ui.probe.ports", "ui.probe.ports.hint"), self.ports,
+                                  self.ports_note, actions, self.rows])
+        self.form.add_class("xm-section")
 
-        self.start_button = button(icon="play")
-        self.start_button.add_class("xm-practice-start")
+        # The practice server (sandbox only): its ports, shown before it starts.
+        self.practice_port: dict[str, widgets.BoundedIntText] = {}
+        port_rows = []
+        for name in _PRACTICE_PORTS:
+            field = widgets.BoundedIntText(value=0, min=0, max=65535, layout=widgets.Layout(width="9em"))
+            field.add_class(f"xm-practice-port-{name}")
+            self.practice_port[name] = field
+            row = widgets.VBox([self.field_label(f"ui.probe.practice.port.{name}"), field])
+            row.add_class("xm-row")
+            port_rows.append(row)
+        self.practice_ports = widgets.HBox(port_rows)
+        self.practice_ports.add_class("xm-practice-ports")
+        self.practice_ports.add_class("xm-actions")
+        self.practice_ports_note = self.field_message("practice-ports")
+        self.practice_status = html("", "xm-practice-status")
+        self.start_button = button("xm-practice-start", button_style="primary")
         self.bind(self.start_button, "description", "ui.probe.practice.start")
         self.start_button.on_click(self.safe(lambda _b: self.start_practice()))
-        self.stop_button = button(icon="stop")
-        self.stop_button.add_class("xm-practice-stop")
+        self.stop_button = button("xm-practice-stop")
         self.bind(self.stop_button, "description", "ui.probe.practice.stop")
         self.stop_button.on_click(self.safe(lambda _b: self.stop_practice()))
-        self.practice_box = widgets.VBox([self.label("ui.probe.practice.intro", css="xm-practice-notice"),
-                                          widgets.HBox([self.start_button, self.stop_button])])
+        practice_actions = widgets.HBox([self.start_button, self.stop_button])
+        practice_actions.add_class("xm-actions")
+        self.practice_box = widgets.VBox([
+            self.label("ui.probe.section.practice", "xm-section-title"),
+            self.label("ui.probe.practice.intro", "xm-hint"), self.practice_ports, self.practice_ports_note,
+            practice_actions, self.practice_status], layout=widgets.Layout(display="none"))
+        self.practice_box.add_class("xm-section")
         self.practice_box.add_class("xm-practice")
-        return [self.label("ui.probe.intro"), self.practice_box, self.unavailable, self.form, self.message]
+        return [self.practice_box, self.form, self.message]
 
     # -- practice server ------------------------------------------------------------------
-    def start_practice(self) -> dict[str, int] | None:
-        """Start the practice server on free ports and put them in the ports field."""
-        practice = _module("xmailnb.flows.practice")
-        if practice is None or self.mailroot is None or not self.mailroot.is_sandbox:
-            return None
-        try:
-            if self.server is None or not getattr(self.server, "running", False):
-                # A classroom gives each trainee their own ports (xmailnb.mailroot.sandbox.practice_ports).
-                from ..mailroot.sandbox import practice_ports
+    def _suggest_ports(self) -> None:
+        if all(f.value for f in self.practice_port.values()):
+            return
+        for name, port in suggested_practice_ports().items():
+            if name in self.practice_port and port:
+                self.practice_port[name].value = port
 
-                ports = practice_ports()
-                self.server = practice.PracticeServer(self.mailroot, smtp_port=ports["smtp"],
-                                                      pop3s_port=ports["pop3s"])
-            ports = self.server.start()
-        except Exception as exc:
-            self.message.show_error(exc)
+    def start_practice(self) -> dict[str, int] | None:
+        """Start the practice server on the ports shown, and point the check at it."""
+        if self.mailroot is None or not self.mailroot.is_sandbox:
             return None
-        self.host.value = "127.0.0.1"
-        self.ports.value = ",".join(f"{name}={port}" for name, port in ports.items())
-        self.message.show("ok", Msg.of("ui.probe.practice.started", ports=self.ports.value))
-        self._buttons()
-        return dict(ports)
+        with self._ui_lock:
+            self.practice_ports_note.clear()
+            if self.server is None or not self.server.running:
+                wanted = {name: int(f.value or 0) for name, f in self.practice_port.items()}
+                # Imported when used: the page opens faster without it.
+                from ..flows.practice import PracticeServer
+
+                try:
+                    server = PracticeServer(self.mailroot, smtp_port=wanted["smtp"], pop3s_port=wanted["pop3s"])
+                    ports = server.start()
+                except XmailnbError as exc:
+                    self.practice_ports_note.show_error(exc)
+                    self.activity = Activity.FAILED
+                    return None
+                self.server = server
+            ports = dict(self.server.ports)
+            for name, port in ports.items():
+                if name in self.practice_port:
+                    self.practice_port[name].value = port
+            # The check goes where the practice server listens.
+            self.host.value = "127.0.0.1"
+            self.ports.value = _ports_text(ports)
+            self.host_note.clear()
+            self.ports_note.clear()
+            self.message.clear()
+            self.activity = Activity.IDLE
+            self._buttons()
+        return ports
 
     def stop_practice(self) -> None:
-        if self.server is not None:
-            try:
-                self.server.stop()
-            except Exception as exc:
-                self.message.show_error(exc)
-                return
-            self.message.show("ok", Msg.of("ui.probe.practice.stopped"))
-        self._buttons()
+        with self._ui_lock:
+            if self.server is not None:
+                try:
+                    self.server.stop()
+                except Exception as exc:
+                    self.practice_ports_note.show_error(exc, "stopping the practice server")
+                    return
+            self._buttons()
 
     def _buttons(self) -> None:
-        running = bool(self.server is not None and getattr(self.server, "running", False))
+        running = bool(self.server is not None and self.server.running)
         self.start_button.disabled = running
         self.stop_button.disabled = not running
+        for field in self.practice_port.values():
+            field.disabled = running
+        if running and self.server is not None:
+            self.practice_status.value = _html.render(
+                "tag", tag="div", cls="xm-practice-running",
+                text=self.t("ui.probe.practice.running", ports=", ".join(
+                    f"{name} {port}" for name, port in self.server.ports.items())))
+        elif self.server is not None:
+            self.practice_status.value = _html.render("tag", tag="div", text=self.t("ui.probe.practice.stopped"))
+        else:
+            self.practice_status.value = ""
 
     # -- probing -------------------------------------------------------------------------
     def run(self) -> concurrent.futures.Future[Any] | None:
         """Probe the endpoints in a worker thread; return its future."""
-        probe = _module("xmailnb.checks.probe")
-        if probe is None or self.mailroot is None:
+        if self.mailroot is None:
             return None
+        from ..checks import probe as probemod# imported when used: the page opens faster without it
+
         with self._ui_lock:
             if self.future is not None and not self.future.done():
                 return self.future
             self.host_note.clear()
             self.ports_note.clear()
+            self.message.clear()
             host = self.host.value.strip()
             if not host:
                 self.host_note.show("error", Msg.of("ui.probe.host.required"))
-                self.message.show("error", Msg.of("ui.probe.host.required"))
+                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.activity = Activity.FAILED
                 return None
             try:
-                host = probe.check_host(host)
+                host = probemod.check_host(host)
             except XmailnbError as exc:
                 self.host_note.show_error(exc)
-                self.message.show_error(exc)
-                self.state = "error"
+                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.activity = Activity.FAILED
                 return None
             try:
                 # Empty: XMail's stock listeners (those server.tab leaves on).
-                ports = probe.parse_ports(self.ports.value) if self.ports.value.strip() else None
+                ports = probemod.parse_ports(self.ports.value) if self.ports.value.strip() else None
             except XmailnbError as exc:
                 self.ports_note.show_error(exc)
-                self.message.show_error(exc)
-                self.state = "error"
+                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.activity = Activity.FAILED
                 return None
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             future.set_running_or_notify_cancel()
             self.future = future
             self.run_button.disabled = True
-            self.progress.layout.display = None
-            self.message.clear()
-        threading.Thread(target=self._work, args=(probe, host, ports, future), name="xmailnb-probe",
+            show(self.progress, True)
+            self.activity = Activity.BUSY
+        threading.Thread(target=self._work, args=(probemod, host, ports, future), name="xmailnb-probe",
                          daemon=True).start()
         return future
 
     def _practice_ports(self) -> dict[str, int] | None:
-        if self.server is not None and getattr(self.server, "running", False):
+        if self.server is not None and self.server.running:
             return dict(self.server.ports)
         return None
 
@@ -171,8 +220,6 @@ class ProbeStep(Step):
         """Keep the fields as the workbook's settings (not the practice server's
         temporary ports); a message when that failed."""
         assert self.mailroot is not None
-        from ..mailroot.workbook import save_probe_settings
-
         practice = self._practice_ports()
         if practice is not None and ports == practice:
             return None
@@ -182,27 +229,30 @@ class ProbeStep(Step):
             return exc.msg
         return None
 
-    def _work(self, probe: Any, host: str, ports: dict[str, int] | None,
+    def _work(self, probemod: Any, host: str, ports: dict[str, int] | None,
               future: concurrent.futures.Future[Any]) -> None:
         assert self.mailroot is not None
         warning: Msg | None = None
         try:
             warning = self._remember(host, ports)
-            results = list(probe.probe(host, ports=ports, mailroot=self.mailroot, timeout=DEFAULT_TIMEOUT))
-            probe.record(self.mailroot, results)
+            results = list(probemod.probe(host, ports=ports, mailroot=self.mailroot, timeout=DEFAULT_TIMEOUT))
+            probemod.record(self.mailroot, results)
         except BaseException as exc:
             with self._ui_lock:
-                self.progress.layout.display = "none"
+                show(self.progress, False)
                 self.run_button.disabled = False
                 field = getattr(exc, "field", None)
                 if field in ("host", "ports"):
+                    # Said beside the field; the outcome line points there.
                     (self.host_note if field == "host" else self.ports_note).show_error(exc)
-                self.message.show_error(exc)
-                self.state = "error"
+                    self.message.show("error", Msg.of("ui.common.see_field"))
+                else:
+                    self.message.show_error(exc, "checking the running server")
+                self.activity = Activity.FAILED
             future.set_exception(exc)
             return
         with self._ui_lock, self.hold_trait_notifications():
-            self.progress.layout.display = "none"
+            show(self.progress, False)
             self.run_button.disabled = False
             self.results = results
             self._draw_results()
@@ -216,8 +266,10 @@ class ProbeStep(Step):
                                   *extra)
             else:
                 self.message.show("ok", Msg.of("ui.probe.summary.ok", count=len(results)), *extra)
-            self.state = "done" if results and not bad else "ready"
+            self.activity = Activity.IDLE if results and not bad else Activity.FAILED
         future.set_result(results)
+        # The run is in the progress log: the stepper reads it again.
+        self.mark_changed()
 
     def _status(self, result: Any) -> str:
         status = str(result.to_json(self.lang).get("status") or "info")
@@ -228,19 +280,14 @@ class ProbeStep(Step):
         for result in self.results:
             d = result.to_json(self.lang)
             status = self._status(result)
-            w = widgets.HTML()
-            w.add_class("xm-finding")
-            w.add_class("xm-endpoint")
-            w.add_class(f"xm-endpoint-{css_id(str(d.get('name', '')))}")
+            w = html("", "xm-finding", "xm-endpoint", f"xm-endpoint-{css_id(str(d.get('name', '')))}")
             set_status_class(w, status)
             # The core's message already says version, cipher, trust and match.
-            facts = [str(d["fix"])] if d.get("fix") else []
+            fixes = [str(d["fix"])] if d.get("fix") else []
             head = self.t("ui.probe.endpoint", name=d.get("name", ""), host=d.get("host", ""),
                           port=d.get("port", ""))
-            w.value = (f'<span class="xm-icon">{escape(self.t(f"ui.icon.{status}"))}</span> '
-                       f"<b>{escape(head)}</b> "
-                       f'<span class="xm-text">{escape(str(d.get("message") or ""))}</span>'
-                       + "".join(f'<div class="xm-fix">{escape(f)}</div>' for f in facts))
+            w.value = _html.render("endpoint", icon=self.t(f"ui.icon.{status}"), head=head,
+                                   text=str(d.get("message") or ""), fixes=fixes)
             rows.append(w)
         self.rows.children = rows
 
@@ -251,28 +298,22 @@ class ProbeStep(Step):
         if self._loaded:
             return
         self._loaded = True
-        from ..mailroot.workbook import probe_settings
-
         saved = probe_settings(self.mailroot)
         if saved.host:
             self.host.value = saved.host
         if saved.ports:
-            self.ports.value = ",".join(f"{name}={port}" for name, port in saved.ports.items())
+            self.ports.value = _ports_text(dict(saved.ports))
 
     def _refresh(self) -> None:
         assert self.mailroot is not None
         self._load_settings()
-        has_probe = _module("xmailnb.checks.probe") is not None
-        self.form.layout.display = None if has_probe else "none"
-        self.unavailable.layout.display = "none" if has_probe else None
-        practice = _module("xmailnb.flows.practice")
-        show_practice = (practice is not None and hasattr(practice, "PracticeServer")
-                         and self.mailroot.is_sandbox and has_probe)
-        self.practice_box.layout.display = None if show_practice else "none"
+        sandbox = self.mailroot.is_sandbox
+        show(self.practice_box, sandbox)
+        if sandbox and not (self.server is not None and self.server.running):
+            self._suggest_ports()
         self._buttons()
-        if self.state == "init":
-            self.state = "ready"
 
     def _relabel(self) -> None:
         if self.results:
             self._draw_results()
+        self._buttons()

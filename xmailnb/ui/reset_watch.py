@@ -23,9 +23,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..i18n import text
+from ..i18n import format_datetime, page_text as text
 from ..mailroot.sandbox import Generation, generation
-from ._base import escape
+from . import _html
 
 __all__ = ["ResetNotice", "watch_resets", "POLL_SECONDS"]
 
@@ -82,9 +82,8 @@ class ResetNotice(widgets.HTML):
         return True
 
     def _run(self) -> None:
-        # time.sleep, not Event.wait(timeout): a wait with a deadline hangs
-        # under libfaketime (the suite's test-future run), a relative sleep
-        # does not; stop() is seen within one interval either way.
+        # time.sleep, not Event.wait(timeout): a timed wait hangs under
+        # libfaketime (make test-future).
         while True:
             time.sleep(self._interval)
             if self._stop.is_set():
@@ -99,12 +98,12 @@ class ResetNotice(widgets.HTML):
             return
         lang = getattr(self._wizard, "lang", "en")
         try:
-            when = dt.datetime.fromisoformat(self.last.reset_at).astimezone().strftime("%Y-%m-%d %H:%M")
+            when = format_datetime(dt.datetime.fromisoformat(self.last.reset_at))
         except ValueError:
             when = self.last.reset_at
         who = text("sandbox.page.by_trainer", lang) if self.last.by == "trainer" else ""
-        self.value = (f'<div class="xm-reset-notice xm-practice-notice" role="status">'
-                      f'{escape(text("sandbox.page.reset_notice", lang, time=when, who=who))}</div>')
+        self.value = _html.render("banner", cls="xm-reset-notice xm-practice-notice", role="status",
+                                  text=text("sandbox.page.reset_notice", lang, time=when, who=who))
         self.layout.display = None
 
 

@@ -9,100 +9,117 @@ import ipywidgets as widgets
 
 from ..flows import actions
 from ..mailroot import servertab as st
-from ..i18n import Msg
-from ._base import Step, button, css_id, escape, set_status_class
+from ..errors import XmailnbError
+from ..i18n import Msg, page_text
+from . import _html
+from ._base import Activity, Step, button, css_id, html
 
-__all__ = ["SettingsStep"]
+__all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
+
+# A list variable (SmtpNoTLSAuths, SmtpConfig) is one of three things in
+# XMail, and the form says which: not set (XMail's default), set to the
+# empty value, or set to a list.
+UNSET, EMPTY, VALUE = "unset", "empty", "value"
+_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖", "info": "ℹ"}
 
 
 def _head_html(var: st.Variable, lang: str) -> str:
-    return f"<code>{escape(var.name)}</code> &mdash; {escape(var.summary.render(lang))}"
+    return _html.render("setting_head", name=var.name, summary=var.summary.page(lang))
 
 
 class SettingsStep(Step):
     """One input per TLS variable (flags: Checkbox, integers: IntText, lists:
-    Text) with its summary and what the current value means; Save writes only
-    the variables that changed, through :func:`xmailnb.flows.actions.change_settings`.
+    a choice of "not set", "empty" or a value) with what it does and what the
+    current value means; Save writes only the variables that changed,
+    through :func:`xmailnb.flows.actions.change_settings`.
 
-    ``inputs[name]`` is the input of variable *name*; it carries
-    ``xm-setting-<name>``.
+    ``inputs[name]`` is the input of variable *name* (``xm-setting-<name>``);
+    for list variables ``modes[name]`` (``xm-setting-mode-<name>``) chooses
+    between not set, empty and the text of ``inputs[name]``.
     """
 
     STEP = "settings"
 
     def _build(self) -> list[Any]:
         self.inputs: dict[str, Any] = {}
-        # For text variables "not set" and "set to nothing" differ in XMail
-        # (SmtpNoTLSAuths: no restriction vs. no AUTH before STARTTLS), so
-        # each has a "set in server.tab" box beside its text.
-        self.defined: dict[str, widgets.Checkbox] = {}
+        self.modes: dict[str, widgets.Dropdown] = {}
         self.meanings: dict[str, widgets.HTML] = {}
         self.notes: dict[str, Any] = {}
         self.loaded: dict[str, str | None] = {}
-        self.rows_data: dict[str, dict[str, Any]] = {}
-        self._saved = False
         self._loading_values = False
-        rows = []
+        groups: dict[str, list[Any]] = {}
         for var in st.TLS_VARIABLES:
             if var.kind == "flag":
-                w: Any = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="2em"))
+                w: Any = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"))
+                self.bind(w, "description", "ui.settings.flag_on")
+                control: Any = w
             elif var.kind == "int":
                 w = widgets.IntText(value=0, layout=widgets.Layout(width="8em"))
+                control = w
             else:
-                w = widgets.Text(value="", layout=widgets.Layout(width="20em"))
-                defined = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"))
-                defined.add_class(f"xm-setting-defined-{var.name}")
-                self.bind(defined, "description", "ui.settings.defined")
-                defined.observe(self.safe(lambda _c, n=var.name: self._show_meaning(n)), "value")
-                w.observe(self.safe(lambda c, n=var.name: self._typed(n, c)), "value")
-                self.defined[var.name] = defined
+                mode = widgets.Dropdown(options=self._mode_options(var), value=UNSET,
+                                        layout=widgets.Layout(width="100%"))
+                mode.add_class(f"xm-setting-mode-{var.name}")
+                w = widgets.Text(value="", placeholder=self.t(f"ui.settings.example.{var.slug}"),
+                                 layout=widgets.Layout(width="100%"))
+                mode.observe(self.safe(lambda c, n=var.name: self._mode_changed(n)), "value")
+                w.observe(self.safe(lambda c, n=var.name: self._typed(n)), "value")
+                self.modes[var.name] = mode
+                control = widgets.VBox([mode, w])
             w.add_class(f"xm-setting-{var.name}")
             w.observe(self.safe(lambda _c, n=var.name: self._show_meaning(n)), "value")
             self.inputs[var.name] = w
-            head = widgets.HTML()
-            self.bind(head, "value", functools.partial(_head_html, var))
-            meaning = widgets.HTML()
-            meaning.add_class("xm-setting-meaning")
-            self.meanings[var.name] = meaning
+            self.meanings[var.name] = html("", "xm-setting-meaning", "xm-hint")
             self.notes[var.name] = self.field_message(f"setting-{var.name}")
-            control = widgets.VBox([w, self.defined[var.name]]) if var.name in self.defined else w
-            row = widgets.HBox([control, widgets.VBox([head, meaning, self.notes[var.name]],
-                                                      layout=widgets.Layout(width="90%"))])
+            head = self.bind(html(), "value", functools.partial(_head_html, var))
+            left = widgets.VBox([control])
+            right = widgets.VBox([head, self.meanings[var.name], self.notes[var.name]])
+            right.add_class("xm-row")
+            row = widgets.HBox([left, right])
             row.add_class("xm-setting")
             row.add_class(f"xm-setting-row-{var.name}")
-            rows.append(row)
-        self.save_button = button(button_style="primary", icon="save")
-        self.save_button.add_class("xm-settings-save")
+            groups.setdefault(var.group, []).append(row)
+        sections = []
+        for group, rows in groups.items():
+            section = widgets.VBox([self.label(f"ui.settings.group.{group}", "xm-section-title"), *rows])
+            section.add_class("xm-section")
+            sections.append(section)
+        self.save_button = button("xm-settings-save", button_style="primary")
         self.bind(self.save_button, "description", "ui.settings.save")
         self.save_button.on_click(self.safe(lambda _b: self.save()))
-        self.issues = widgets.VBox()
-        self.issues.add_class("xm-settings-issues")
+        self.issues = html("", "xm-settings-issues")
         self._issues: list[st.Issue] = []
-        return [self.label("ui.settings.intro"), *rows, self.save_button, self.message,
-                self.issues, self.label("ui.settings.reload_note")]
+        return [self.issues, *sections, self.save_button, self.message,
+                self.label("ui.settings.reload_note", "xm-hint")]
+
+    def _mode_options(self, var: st.Variable) -> list[tuple[str, str]]:
+        return [(self.t(f"ui.settings.mode.{var.slug}.{m}"), m) for m in (UNSET, EMPTY, VALUE)]
 
     # -- values -----------------------------------------------------------------------
-    def _text(self, name: str) -> str:
-        """The input's value as server.tab text."""
+    def _mode_changed(self, name: str) -> None:
+        if not self._loading_values and self.modes[name].value == VALUE and not self.inputs[name].value:
+            self.inputs[name].value = ""
+        self.inputs[name].disabled = self.modes[name].value != VALUE
+        self._show_meaning(name)
+
+    def _typed(self, name: str) -> None:
+        # Text typed for a list variable means "set to this list".
+        if not self._loading_values and self.inputs[name].value.strip() and self.modes[name].value != VALUE:
+            self.modes[name].value = VALUE
+
+    def _value(self, name: str) -> str | None:
+        """What server.tab should hold for *name*: its text, or ``None`` (not set)."""
         var = st.variable(name)
-        value = self.inputs[name].value
         assert var is not None
+        value = self.inputs[name].value
         if var.kind == "flag":
             return "1" if value else "0"
         if var.kind == "int":
             return str(value)
-        return str(value).strip()
-
-    def _typed(self, name: str, change: dict[str, Any]) -> None:
-        # Typing a value means setting the variable.
-        if change["new"] and not self._loading_values:
-            self.defined[name].value = True
-
-    def _value(self, name: str) -> str | None:
-        """What server.tab should hold for *name*: its text, or ``None`` (not set)."""
-        if name in self.defined and not self.defined[name].value:
+        mode = self.modes[name].value
+        if mode == UNSET:
             return None
-        return self._text(name)
+        return "" if mode == EMPTY else str(value).strip()
 
     def changed(self) -> dict[str, str | None]:
         """The variables whose input differs from server.tab, with the new
@@ -123,8 +140,7 @@ class SettingsStep(Step):
     def _show_meaning(self, name: str) -> None:
         var = st.variable(name)
         assert var is not None
-        current = self._value(name)
-        self.meanings[name].value = f'<div class="xm-fix">{escape(var.meaning(current).render(self.lang))}</div>'
+        self.meanings[name].value = _html.render("tag", tag="div", text=self.m(var.meaning(self._value(name))))
 
     def save(self) -> Any:
         """Write the changed variables to server.tab (only their lines change)."""
@@ -137,18 +153,19 @@ class SettingsStep(Step):
             return None
         try:
             entry = actions.change_settings(self.mailroot, assignments)
-        except Exception as exc:
-            field = getattr(exc, "field", None)
-            if field in self.notes:
-                self.notes[field].show_error(exc)
-            self.message.show_error(exc)
-            self.state = "error"
+        except XmailnbError as exc:
+            if exc.field in self.notes:
+                self.notes[exc.field].show_error(exc)
+                self.message.show("error", exc.msg)
+            else:
+                self.message.show_error(exc)
+            self.activity = Activity.FAILED
             return None
-        self._saved = True
+        self.activity = Activity.IDLE
         if entry is None:
             self.message.show("ok", Msg.of("cli.settings.unchanged"))
         else:
-            self.message.show("ok", Msg.of("ui.settings.done", names=", ".join(assignments), id=entry.id))
+            self.message.show("ok", Msg.of("ui.settings.done", names=", ".join(assignments)))
         self.refresh()
         self.mark_changed()
         return entry
@@ -158,40 +175,47 @@ class SettingsStep(Step):
         assert self.mailroot is not None
         tab = st.ServerTab.read(self.mailroot.server_tab)
         self._loading_values = True
-        with self.hold_trait_notifications():
-            for row in st.tls_settings(tab):
-                name = row["name"]
-                self.loaded[name] = row["value"]
-                self.rows_data[name] = row
-                w = self.inputs[name]
-                if row["kind"] == "flag":
-                    w.value = row["effective"] == "1"
-                elif row["kind"] == "int":
-                    w.value = st.atoi(row["effective"])
-                else:
-                    w.value = row["value"] or ""
-                    self.defined[name].value = row["value"] is not None
-                self._show_meaning(name)
-            self._issues = st.tls_inconsistencies(tab)
-            self._draw_issues()
-            errors = any(i.severity == "error" for i in self._issues)
-            self.state = "ready" if errors and not self._saved else "done"
-        self._loading_values = False
+        try:
+            with self.hold_trait_notifications():
+                for row in st.tls_settings(tab):
+                    name = row["name"]
+                    self.loaded[name] = row["value"]
+                    w = self.inputs[name]
+                    if row["kind"] == "flag":
+                        w.value = row["effective"] == "1"
+                    elif row["kind"] == "int":
+                        w.value = st.atoi(row["effective"])
+                    else:
+                        value = row["value"]
+                        self.modes[name].value = UNSET if value is None else EMPTY if value == "" else VALUE
+                        w.value = value or ""
+                        w.disabled = self.modes[name].value != VALUE
+                    self._show_meaning(name)
+                self._issues = st.tls_inconsistencies(tab)
+                self._draw_issues()
+        finally:
+            self._loading_values = False
 
     def _draw_issues(self) -> None:
-        rows = []
-        for issue in self._issues:
-            w = widgets.HTML()
-            w.add_class("xm-finding")
-            w.add_class(f"xm-issue-{css_id(issue.code)}")
-            set_status_class(w, issue.severity)
-            fix = issue.fix.render(self.lang) if issue.fix is not None else ""
-            w.value = (f'<span class="xm-text">{escape(issue.msg.render(self.lang))}</span>'
-                       + (f'<div class="xm-fix">{escape(fix)}</div>' if fix else ""))
-            rows.append(w)
-        self.issues.children = rows
+        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": _ICONS[i.severity],
+                 "status": page_text(f"cli.status.{i.severity}", self.lang), "name": "",
+                 "text": self.m(i.msg), "fix": self.m(i.fix) if i.fix is not None else ""} for i in self._issues]
+        self.issues.value = _html.render("findings", groups=[{
+            "kind": "problems", "collapsed": None, "rows": rows,
+            "title": self.t("ui.settings.issues", count=len(rows))}]) if rows else ""
 
     def _relabel(self) -> None:
+        for name, mode in self.modes.items():
+            var = st.variable(name)
+            assert var is not None
+            value = mode.value
+            self._loading_values = True
+            try:
+                mode.options = self._mode_options(var)
+                mode.value = value
+                self.inputs[name].placeholder = self.t(f"ui.settings.example.{var.slug}")
+            finally:
+                self._loading_values = False
         for name in self.inputs:
             self._show_meaning(name)
         self._draw_issues()

@@ -1,8 +1,17 @@
-"""The whole workbook in one widget: header, language switch, navigation, steps."""
+"""The whole workbook in one widget: header, stepper, the step shown, Next.
+
+The header says the server's state in one line; the stepper shows every
+step's state as :func:`xmailnb.checks.progress.step_progress` reads it (the one rule
+the command line and the notebooks share), refreshed after every change made
+on this page, after a rollback, and after changes made elsewhere (the
+command line, another page) while the page is open (:mod:`.watch`).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
@@ -10,9 +19,13 @@ import ipywidgets as widgets
 import traitlets
 
 from ..errors import XmailnbError
-from ..i18n import LANGUAGES, Msg, detect_language, text
-from ..mailroot.layout import MailRoot
-from ._base import Message, Step, _CSS, as_mailroot, button, escape, set_flag_class
+from ..i18n import LANGUAGES, Msg, detect_language, page_text
+from ..mailroot import MailRoot
+from ..checks.progress import Progress, StepState, step_progress
+from ..mailroot.sandbox import reset_sandbox
+from ..steps import Target
+from . import _html
+from ._base import CSS, Message, Step, as_mailroot, button, error_msgs, html, set_flag_class, show
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
 from .install import InstallStep
@@ -21,42 +34,21 @@ from .probe import ProbeStep
 from .reset_watch import watch_resets
 from .settings import SettingsStep
 from .submit import SubmitStep
+from .watch import MailRootWatch
 
 __all__ = ["Wizard", "STEPS"]
+
+log = logging.getLogger(__name__)
 
 #: Step names in order, and their classes.
 STEPS: tuple[tuple[str, type[Step]], ...] = (
     ("diagnose", DiagnoseStep), ("csr", CsrStep), ("submit", SubmitStep), ("install", InstallStep),
     ("settings", SettingsStep), ("probe", ProbeStep), ("notice", NoticeStep),
 )
-
-
-def _quick_done(name: str, mr: MailRoot) -> bool:
-    """Whether a step not built yet would show as complete.
-
-    The same rules the steps apply, read straight from the MailRoot, so the
-    navigation can mark progress without building every step's widgets.
-    """
-    if name == "csr":
-        return mr.pending_csr.is_file()
-    if name == "submit":
-        if mr.file("sslconf/practice-ca/issued/server.crt").is_file():
-            return True
-        from ..flows.actions import CHECKLIST, read_checklist
-
-        return set(CHECKLIST) <= set(read_checklist(mr))
-    if name == "install":
-        return mr.server_cert.is_file() and mr.server_key.is_file()
-    if name == "settings":
-        from ..mailroot.servertab import ServerTab, tls_inconsistencies
-
-        try:
-            return not any(i.severity == "error" for i in tls_inconsistencies(ServerTab.read(mr.server_tab)))
-        except OSError:
-            return False
-    if name == "notice":
-        return mr.server_cert.is_file()
-    return False
+_STEP_NAMES = tuple(name for name, _cls in STEPS)
+STATE_CLASSES = tuple(f"xm-state-{s}" for s in StepState)
+_MARKS = {StepState.TODO: "○", StepState.DONE: "✔", StepState.ATTENTION: "⚠", StepState.BROKEN: "✖"}
+_HEADLINE_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖"}
 
 
 class _Steps(Mapping[str, Step]):
@@ -93,29 +85,30 @@ class _Steps(Mapping[str, Step]):
         return {n: self._built[n] for n in _STEP_NAMES if n in self._built}
 
 
-_STEP_NAMES = tuple(name for name, _cls in STEPS)
-
-
 class Wizard(widgets.VBox):
-    """The seven steps with navigation; the diagnosis re-runs after every change.
+    """The seven steps with their states; everything is read again after every change.
 
     Attributes:
         steps: step name -> step widget, in order; a step is built when it
             is first opened (or looked up).
         current: the name of the step shown.
-        nav: step name -> its navigation button (``xm-nav-<step>``).
+        nav: step name -> its navigation button (``xm-nav-<step>``), which
+            carries exactly one of ``xm-state-todo|done|attention|broken``.
+        progress: the latest :class:`~xmailnb.checks.progress.Progress`.
     """
 
     current = traitlets.Unicode("diagnose")
     lang = traitlets.Unicode("en")
 
     def __init__(self, mailroot: str | os.PathLike[str] | MailRoot | None = None,
-                 lang: str | None = None, **kw: Any) -> None:
+                 lang: str | None = None, *, watch_interval: float | None = 2.0, **kw: Any) -> None:
         super().__init__(**kw)
         self.add_class("xm-app")
         self.lang = lang if lang in LANGUAGES else detect_language()
-        self.header = widgets.HTML()
-        self.header.add_class("xm-header")
+        set_flag_class(self, "xm-ja", self.lang == "ja")  # the Japanese font stack
+        self._lock = threading.RLock()
+        self.progress: Progress | None = None
+        self.header = html("", "xm-header")
         self.lang_switch = widgets.ToggleButtons(options=self._lang_options(), value=self.lang,
                                                  style={"button_width": "6em"},
                                                  layout=widgets.Layout(width="auto", flex="0 0 auto"))
@@ -129,99 +122,210 @@ class Wizard(widgets.VBox):
             self.mailroot = None
             self.error = Message(lang=self.lang)
             self.error.show_error(exc)
-            self.children = [widgets.HTML(_CSS), self.lang_switch, self.error]
+            self.children = [html(CSS), self.lang_switch, self.error]
             self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
             return
-        for name, _cls in STEPS:
-            nav_button = button()
-            nav_button.add_class(f"xm-nav-{name}")
+        # The seven buttons share one layout and one style (fewer models).
+        nav_layout = widgets.Layout(width="auto")
+        nav_style = widgets.ButtonStyle()
+        for name in _STEP_NAMES:
+            nav_button = widgets.Button(layout=nav_layout, style=nav_style)
             nav_button.add_class("xm-nav")
+            nav_button.add_class(f"xm-nav-{name}")
             nav_button.on_click(lambda _b, n=name: self.show(n))
             self.nav[name] = nav_button
-        self.next_button = button(button_style="success", icon="arrow-right")
-        self.next_button.add_class("xm-next")
+        self.navbar = widgets.HBox(list(self.nav.values()))
+        self.navbar.add_class("xm-navbar")
+        self.orientation = html("", "xm-orientation-box")
+        self.next_button = button("xm-next", hideable=True)
         self.next_button.on_click(lambda _b: self.next())
+        footer = widgets.HBox([self.next_button])
+        footer.add_class("xm-footer")
         self.body = widgets.VBox()
         self.body.add_class("xm-body")
-        navbar = widgets.HBox(list(self.nav.values()), layout=widgets.Layout(flex_flow="row wrap"))
-        navbar.add_class("xm-navbar")
         self.header.layout = widgets.Layout(flex="1 1 auto")
-        top = widgets.HBox([self.header, self.lang_switch],
-                           layout=widgets.Layout(justify_content="space-between"))
+        top = widgets.HBox([self.header, self.lang_switch])
+        top.add_class("xm-top")
+        practice = self._practice_bar() if self.mailroot.is_sandbox else []
         # Banner after a sandbox reset (classroom board, `xmailnb sandbox --reset`): ui/reset_watch.py.
         self.reset_notice = watch_resets(self)
-        self.children = [widgets.HTML(_CSS), self.reset_notice, top, navbar, self.body, self.next_button]
+        self.children = [html(CSS), self.reset_notice, top, *practice, self.orientation, self.navbar,
+                         self.body, footer]
         self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
-        self._draw_header()
-        self.show("diagnose")
+        self.watch = MailRootWatch(self.mailroot, self._changed_elsewhere, interval=watch_interval)
+        self._draw_orientation()
+        with self._lock:
+            self.current = "diagnose"
+            self.body.children = [self.steps["diagnose"]]
+            self.refresh_all()
 
+    # -- building ----------------------------------------------------------------------
     def _build_step(self, name: str) -> Step:
-        step = dict(STEPS)[name](self.mailroot, self.lang)
-        step.observe(lambda _c: self._draw_nav(), "state")
-        step.observe(lambda _c, n=name: self._step_changed(n), "changes")
+        step = dict(STEPS)[name](self.mailroot, self.lang, standalone=False)
+        step.observe(lambda _c: self.refresh_all(), "changes")
+        if isinstance(step, DiagnoseStep):
+            step.navigate = self.go_to
+            step.refresh_hook = self.refresh_all
+            if self.progress is not None:
+                step.show_report(self.progress.report)
+        if self.progress is not None:
+            step.set_progress_state(self.progress[name])
         return step
 
     def _lang_options(self) -> list[tuple[str, str]]:
-        return [(text(f"ui.lang.{code}", code), code) for code in LANGUAGES]
+        return [(page_text(f"ui.lang.{code}", code), code) for code in LANGUAGES]
+
+    def _practice_bar(self) -> list[Any]:
+        self.practice_text = html("", "xm-practice-text")
+        self.start_over = button("xm-start-over")
+        self.start_over.on_click(lambda _b: self._ask_start_over())
+        bar = widgets.HBox([self.practice_text, self.start_over])
+        bar.add_class("xm-practice-bar")
+        bar.add_class("xm-practice-notice")
+        bar.add_class("xm-sandbox")
+        self.start_over_box = widgets.VBox([], layout=widgets.Layout(display="none"))
+        self.start_over_box.add_class("xm-confirm")
+        self.start_over_box.add_class("xm-start-over-confirm")
+        self.start_over_message = Message(lang=self.lang)
+        self.start_over_message.add_class("xm-start-over-result")
+        self._draw_practice()
+        return [bar, self.start_over_box, self.start_over_message]
+
+    # -- reading the MailRoot again --------------------------------------------------------
+    def refresh_all(self) -> None:
+        """Read the MailRoot again: the progress of every step, the diagnosis,
+        the header, and every step built so far."""
+        if self.mailroot is None:
+            return
+        with self._lock:
+            seen = self.watch.signature()
+            progress = step_progress(self.mailroot)
+            self.progress = progress
+            with self.hold_trait_notifications():
+                for name, step in self.steps.built().items():
+                    if isinstance(step, DiagnoseStep):
+                        step.show_report(progress.report)
+                    else:
+                        step.refresh()
+                    step.set_progress_state(progress[name])
+                self._draw_header()
+                self._draw_nav()
+            self.watch.mark_seen(seen)
+
+    def _changed_elsewhere(self) -> None:
+        log.info("MailRoot %s changed outside this page: reading it again", getattr(self.mailroot, "path", "?"))
+        self.refresh_all()
 
     # -- navigation ----------------------------------------------------------------------
     def show(self, name: str) -> None:
         """Open step *name* (any step can be opened directly)."""
         if name not in self.steps:
             raise ValueError(f"unknown step {name!r}")
-        with self.hold_trait_notifications():
+        with self._lock, self.hold_trait_notifications():
             self.current = name
             self.body.children = [self.steps[name]]
             self._draw_nav()
+            for other, step in self.steps.built().items():
+                if isinstance(step, NoticeStep):
+                    step.on_screen = other == name
+        notice = self.steps.built().get("notice")
+        if name == "notice" and isinstance(notice, NoticeStep):
+            # On screen now: the notice counts as shown (the stepper follows).
+            notice.shown()
+            self.refresh_all()
+
+    def go_to(self, target: Target) -> None:
+        """Open the step of *target* and point at its control."""
+        self.show(str(target.step))
+        step = self.steps[str(target.step)]
+        for widget in _walk(step):
+            set_flag_class(widget, "xm-highlight", target.control is not None
+                           and target.control in getattr(widget, "_dom_classes", ()))
 
     def next(self) -> None:
-        names = list(self.steps)
-        index = names.index(self.current)
-        if index + 1 < len(names):
-            self.show(names[index + 1])
+        index = _STEP_NAMES.index(self.current)
+        if index + 1 < len(_STEP_NAMES):
+            self.show(_STEP_NAMES[index + 1])
+
+    def state(self, name: str) -> StepState:
+        """The state the stepper shows for step *name*."""
+        return self.progress[name] if self.progress is not None else StepState.TODO
 
     def _draw_nav(self) -> None:
         if self.mailroot is None or not self.nav:
             return
-        names = list(self.steps)
-        built = self.steps.built()
-        for index, name in enumerate(names, 1):
+        for index, name in enumerate(_STEP_NAMES, 1):
             nav_button = self.nav[name]
-            step = built.get(name)
-            state = step.state if step is not None else ("done" if _quick_done(name, self.mailroot) else "init")
-            done = state == "done"
-            mark = text("ui.nav.done_mark", self.lang) if done else ""
-            nav_button.description = text("ui.nav.button", self.lang, n=index,
-                                      name=text(f"ui.nav.{name}", self.lang), mark=mark)
-            nav_button.button_style = "primary" if name == self.current else ("success" if done else "")
+            state = self.state(name)
+            nav_button.description = page_text("ui.nav.button", self.lang, n=index, mark=_MARKS[state],
+                                               name=page_text(f"ui.nav.{name}", self.lang))
+            nav_button.tooltip = page_text(f"ui.state.{state}", self.lang)
+            for cls in STATE_CLASSES:
+                set_flag_class(nav_button, cls, cls == f"xm-state-{state}")
             set_flag_class(nav_button, "xm-nav-current", name == self.current)
-            set_flag_class(nav_button, "xm-done", done)
-            set_flag_class(nav_button, "xm-error", state == "error")
-        index = names.index(self.current)
-        has_next = index + 1 < len(names)
-        current = built.get(self.current)
-        offer = has_next and current is not None and current.state == "done"
-        self.next_button.layout.display = None if offer else "none"
-        self.next_button.disabled = not offer
+        index = _STEP_NAMES.index(self.current)
+        has_next = index + 1 < len(_STEP_NAMES)
+        show(self.next_button, has_next)
         if has_next:
-            self.next_button.description = text("ui.nav.next", self.lang,
-                                                name=text(f"ui.nav.{names[index + 1]}", self.lang))
+            following = _STEP_NAMES[index + 1]
+            self.next_button.description = page_text("ui.nav.next", self.lang, n=index + 2,
+                                                     name=page_text(f"ui.nav.{following}", self.lang))
 
-    def _step_changed(self, name: str) -> None:
-        # Anything that changed the MailRoot may change every finding, the
-        # archive list, the settings shown and the notice's host name.
-        for other, step in self.steps.built().items():
-            if other != name:
-                step.refresh()
-        self._draw_nav()
+    # -- start over (practice sandbox) ------------------------------------------------------
+    def _ask_start_over(self) -> None:
+        if self.mailroot is None or not self.mailroot.is_sandbox:
+            return
+        if not self.start_over_box.children:
+            self.start_over_yes = button("xm-start-over-yes", button_style="danger")
+            self.start_over_yes.on_click(lambda _b: self.start_over_now())
+            self.start_over_cancel = button("xm-start-over-cancel")
+            self.start_over_cancel.on_click(lambda _b: show(self.start_over_box, False))
+            self.start_over_question = html("", "xm-start-over-question")
+            actions = widgets.HBox([self.start_over_yes, self.start_over_cancel])
+            actions.add_class("xm-actions")
+            self.start_over_box.children = [self.start_over_question, actions]
+        self._draw_practice()
+        self.start_over_message.clear()
+        show(self.start_over_box, True)
+
+    def start_over_now(self) -> bool:
+        """Replace the practice sandbox with a fresh one (the old one is
+        archived whole) and start the workbook again on it.  Never touches a
+        MailRoot that is not the sandbox.  True when it was reset."""
+        if self.mailroot is None or not self.mailroot.is_sandbox:
+            return False
+        show(self.start_over_box, False)
+        with self._lock:
+            probe = self.steps.built().get("probe")
+            if isinstance(probe, ProbeStep):
+                probe.stop_practice()
+            try:
+                reset_sandbox(self.mailroot.path)
+            except XmailnbError as exc:
+                self.start_over_message.show("error", *error_msgs(exc))
+                return False
+            except OSError as exc:
+                self.start_over_message.show("error", *error_msgs(exc, "starting over with a fresh sandbox"))
+                return False
+            # Every step starts afresh: forms, uploads, the practice server.
+            self.steps = _Steps(self._build_step)
+            self.progress = None
+            self.current = "diagnose"
+            self.body.children = [self.steps["diagnose"]]
+            # The banner says the sandbox was reset (ui/reset_watch.py), and
+            # everything is read again.
+            if not self.reset_notice.check():
+                self.refresh_all()
+        return True
 
     # -- language --------------------------------------------------------------------------
     def set_lang(self, lang: str) -> None:
         """Re-render every label of the wizard and of every step in *lang*."""
         if lang not in LANGUAGES:
             raise ValueError(f"unknown language {lang!r}")
-        with self.hold_trait_notifications():
+        with self._lock, self.hold_trait_notifications():
             self.lang = lang
+            set_flag_class(self, "xm-ja", lang == "ja")
             if self.lang_switch.value != lang:
                 self.lang_switch.value = lang
             if self.mailroot is None:
@@ -230,14 +334,45 @@ class Wizard(widgets.VBox):
             for step in self.steps.built().values():
                 step.set_lang(lang)
             self._draw_header()
+            self._draw_orientation()
+            if self.mailroot.is_sandbox:
+                self._draw_practice()
             self._draw_nav()
 
     def _draw_header(self) -> None:
         assert self.mailroot is not None
-        title = escape(text("ui.app.title", self.lang))
-        where = escape(text("mailroot.using", self.lang, path=str(self.mailroot.path)))
-        practice = ""
-        if self.mailroot.is_sandbox:
-            practice = (f'<div class="xm-practice-notice xm-sandbox">'
-                        f'{escape(Msg.of("ui.app.practice").render(self.lang))}</div>')
-        self.header.value = f'<h2>{title}</h2><div class="xm-mailroot">{where}</div>{practice}'
+        if self.progress is None:
+            return
+        status, lines = self.progress.headline()
+        self.header.value = _html.render(
+            "header", title=page_text("ui.app.title", self.lang), status=status, icon=_HEADLINE_ICONS[status],
+            headline=" — ".join(m.page(self.lang) for m in lines),
+            where=page_text("ui.app.mailroot", self.lang, path=str(self.mailroot.path)))
+
+    def _draw_orientation(self) -> None:
+        legend = [(_MARKS[s], f"xm-state-{s}", page_text(f"ui.legend.{s}", self.lang))
+                  for s in (StepState.TODO, StepState.DONE, StepState.ATTENTION, StepState.BROKEN)]
+        self.orientation.value = _html.render("orientation", intro=page_text("ui.app.intro", self.lang),
+                                              legend=legend)
+
+    def _draw_practice(self) -> None:
+        self.practice_text.value = page_text("ui.app.practice", self.lang)
+        self.start_over.description = page_text("ui.start_over.button", self.lang)
+        self.start_over_message.set_lang(self.lang)
+        if self.start_over_box.children:
+            self.start_over_question.value = _html.render("message", lines=[
+                page_text("ui.start_over.question", self.lang), page_text("ui.start_over.detail", self.lang)])
+            self.start_over_yes.description = page_text("ui.start_over.yes", self.lang)
+            self.start_over_cancel.description = page_text("ui.common.cancel", self.lang)
+
+
+def _walk(widget: Any) -> Iterator[Any]:
+    stack = [widget]
+    while stack:
+        w = stack.pop()
+        yield w
+        stack.extend(getattr(w, "children", ()) or ())
+
+
+# Kept for callers that name the message type.
+_ = Msg

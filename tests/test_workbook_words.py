@@ -1,0 +1,165 @@
+"""The core's words for the workbook: what a rollback does, the install
+preview, the pending CSR as form values, where a problem is fixed.
+
+One model each, shown by the page and the command line alike (issue 12 item
+1, issue 13 items 2 and 3).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import CLI_TALK, CSR_ARGS, run
+from xmailnb.flows import actions, practice
+from xmailnb.checks.diagnose import diagnose
+from xmailnb.i18n import Msg
+from xmailnb.mailroot import resolve
+from xmailnb.steps import Step, Target
+
+
+@pytest.fixture
+def mr():
+    return resolve(None)
+
+
+def _install_practice(mr) -> actions.InstallPlan:
+    practice.sign_pending_csr(mr)
+    issued = practice.issued(mr)
+    plan = actions.plan_install(mr, actions.Upload(issued.server.read_bytes(), "server.crt"),
+                                [actions.Upload(issued.intermediate.read_bytes(), "intermediate.crt")])
+    actions.apply_install(mr, plan)
+    return plan
+
+
+def _both(msgs: list[Msg]) -> str:
+    return "\n".join(m.render(lang) for m in msgs for lang in ("en", "ja"))
+
+
+# -- rollback ------------------------------------------------------------------------
+
+def test_undoing_the_first_install_says_the_pair_is_removed_and_tls_stops(mr):
+    assert run("csr", *CSR_ARGS).code == 0
+    _install_practice(mr)
+    from xmailnb.mailroot.store import Store
+
+    entries = Store(mr).history(bookkeeping=False)
+    choices, default = actions.rollback_choices(entries)
+    install = next(e for e in entries if e.action == "install")
+    assert default == install.id, "undoing the last install is offered first"
+    label = dict((e.id, m) for m, e in choices)[install.id]
+    assert label.render("en").startswith("Undo the last install")
+    assert "mail.example.jp" in label.render("en") and "mail.example.jp" in label.render("ja")
+    assert install.id not in label.render("en"), "no archive id shown"
+
+    preview = actions.rollback_preview(mr, install)
+    assert preview.names(actions.FileEffect.REMOVE) == ["server.cert", "server.key"]
+    lines = preview.file_lines() + preview.consequences()
+    text = lines[0].render("en") + " " + " ".join(m.render("en") for m in lines)
+    assert "server.cert, server.key" in text and "TLS stops working" in text
+    assert "server.cert、server.key" in lines[0].render("ja")
+
+    target, new = actions.rollback(mr, install.id)
+    outcome = actions.rollback_outcome(target, new)
+    assert outcome.names(actions.FileEffect.REMOVE) == ["server.cert", "server.key"]
+    assert outcome.outcome().key == "rollback.done"
+    done = outcome.consequences(done=True)
+    assert "xmailnb install" in done[0].render("en"), "the command line names its command"
+    assert not CLI_TALK.search(done[0].page("en")) and "step 4" in done[0].page("en")
+
+    # Undoing the rollback puts the pair back: XMail serves it again.
+    entries = Store(mr).history(bookkeeping=False)
+    assert entries[0].action == "rollback"
+    again = actions.rollback_preview(mr, entries[0])
+    assert again.names(actions.FileEffect.RESTORE) == ["server.cert", "server.key"]
+    assert [m.key for m in again.consequences()] == ["rollback.effect.cert_back"]
+
+
+def test_rollback_labels_are_distinct_and_in_local_time(mr):
+    from xmailnb.mailroot.store import Store
+
+    for _ in range(3):
+        assert run("csr", *CSR_ARGS).code == 0
+    entries = Store(mr).history(bookkeeping=False)
+    choices, default = actions.rollback_choices(entries)
+    for lang in ("en", "ja"):
+        shown = [m.render(lang) for m, _e in choices]
+        assert len(set(shown)) == len(shown), shown
+    assert default == entries[0].id, "no install: the newest change comes first"
+    assert not any(e.id in m.render("en") for m, e in choices)
+
+
+def test_nothing_to_change_is_said(mr):
+    from xmailnb.mailroot.store import Store
+
+    assert run("settings", "--set", "SSLUseCertsFile=1").code == 0
+    entry = Store(mr).history(bookkeeping=False)[0]
+    assert [m.key for m in actions.rollback_preview(mr, entry).consequences()] == ["rollback.effect.settings"]
+    actions.rollback(mr, entry.id)
+    # Already rolled back to it: nothing would change, and it says so.
+    preview = actions.rollback_preview(mr, entry)
+    assert not preview.changes_anything and preview.file_lines() == []
+    target, new = actions.rollback(mr, entry.id)
+    assert actions.rollback_outcome(target, new).outcome().key == "rollback.unchanged"
+
+
+def test_cli_rollback_says_what_it_did(mr):
+    assert run("csr", *CSR_ARGS).code == 0
+    _install_practice(mr)
+    r = run("rollback", "--lang", "en")
+    assert r.code == 0
+    assert "Removed: server.cert, server.key" in r.err and "TLS does not work now" in r.err
+
+
+# -- install preview ------------------------------------------------------------------
+
+def test_install_preview_is_one_model_for_page_and_cli(mr):
+    assert run("csr", *CSR_ARGS).code == 0
+    practice.sign_pending_csr(mr)
+    issued = practice.issued(mr)
+    plan = actions.plan_install(mr, actions.Upload(issued.server.read_bytes(), "server.crt"),
+                                [actions.Upload(issued.intermediate.read_bytes(), "intermediate.crt")])
+    lines = plan.preview()
+    keys = [m.key for m in lines]
+    assert keys[:3] == ["preview.leaf", "preview.issuer", "preview.validity"]
+    assert "preview.intermediate" in keys and keys[-1] == "preview.written"
+    assert "practice CA" in _both(lines)
+    r = run("install", "--dry-run", "--lang", "en", "--cert", str(issued.server), "--chain", str(issued.intermediate))
+    assert r.code == 0
+    for line in lines:
+        assert line.render("en") in r.out
+
+
+# -- the pending CSR as form values ----------------------------------------------------
+
+def test_pending_form_values_come_back_as_entered(mr):
+    assert run("csr", *CSR_ARGS, "--aliases", "smtp.example.jp", "--memo", "order 42",
+               "--key-type", "ec", "--curve", "P-384").code == 0
+    values = actions.pending_form_values(mr)
+    assert values["cn"] == "mail.example.jp" and values["aliases"] == "smtp.example.jp"
+    assert values["country"] == "JP" and values["memo"] == "order 42"
+    assert values["keytype"] == "ec" and values["curve"] == "P-384"
+    # Without the record beside it, the CSR itself says the same.
+    mr.pending_meta.unlink()
+    again = actions.pending_form_values(mr)
+    assert again["cn"] == "mail.example.jp" and again["aliases"] == "smtp.example.jp"
+
+
+def test_no_pending_csr_takes_the_host_name_from_server_tab_when_asked(mr):
+    assert actions.pending_form_values(mr) == {}
+    assert actions.pending_form_values(mr, hostname_fallback=True) == {"cn": "mail.example.jp"}
+
+
+# -- where a problem is fixed --------------------------------------------------------------
+
+def test_problems_of_a_fresh_sandbox_point_to_their_step(mr):
+    report = diagnose(mr)
+    by = {f.check: f for f in report.findings}
+    assert by["key.present"].target == Target(Step.CSR, "xm-csr-generate")
+    assert by["cert.present"].target == Target(Step.INSTALL, "xm-install-cert")
+    assert by["cert.pair"].status == "info" and by["cert.pair"].target is None
+    # Skipped checks say which check and why, each differently.
+    skipped = [f for f in report.findings if f.details.get("skipped")]
+    assert len(skipped) >= 5
+    texts = [f.message.render("en") for f in skipped]
+    assert len(set(texts)) == len(texts)
+    assert report.to_json("en")["findings"][4]["target"] == {"step": "install", "control": "xm-install-cert"}
