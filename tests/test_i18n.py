@@ -188,8 +188,9 @@ def test_language_from_locale(env, expected):
 
 # -- the page's words (issue 13: no command-line talk in the page) -----------------
 
-# Entries only the command line shows: they may name its options.
-_CLI_ONLY = ("cli.", "classroom.", "serve.", "acme.cli.")
+# Entries only the command line (or a notebook's hand check, which shows the
+# command it runs) shows: they may name its options.
+_CLI_ONLY = ("cli.", "classroom.", "serve.", "acme.cli.", "handcheck.")
 
 
 def _cli_only(key: str) -> bool:
