@@ -6,7 +6,7 @@ cookie and ask the hub's REST API whose it is and what it may do.
 ``jupyterhub.services.auth.HubOAuth`` does exactly that, but importing it
 pulls ``jupyterhub.scopes`` and ``jupyterhub.utils`` and with them the hub's
 database layer (SQLAlchemy, Alembic, the ORM), aiohttp and the hub's own
-handlers: about 48 MiB in every trainee's server, none of it used there
+handlers: about 46 MiB in every trainee's server, none of it used there
 (``docs/performance.md``, figure 7b).
 
 This module is the same protocol and the same checks, following
@@ -249,6 +249,8 @@ class HubOAuthClient:
             return None
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.client_ca or None)
         context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        context.load_default_certs()
         context.load_cert_chain(self.certfile, self.keyfile)
         return context
 
