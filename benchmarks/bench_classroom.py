@@ -75,6 +75,16 @@ def _free_block(count: int = 4) -> int:
                 sock.close()
 
 
+def _wait_port(port: int, timeout: float = 120.0) -> None:
+    """Wait until something listens on *port* (a server still starting on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+
+
 def _env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MAIL_ROOT", "XMAILNB_LANG")}
     env.update(LANG="C.UTF-8", XMAILNB_DATA_DIR=str(work / "data"))
@@ -253,6 +263,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             time.sleep(0.3)
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            _wait_port(bport)
             await _bare(browser, bare_url)  # warm both sides' caches
             # 7d: everyone logs in at once (spawn + preheat + first page).
             tried = await asyncio.gather(*(_login(browser, base, n, passwords[n]) for n in TRAINEES),
@@ -280,6 +291,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                                        "--Voila.ip=127.0.0.1", "--preheat_kernel=True", f"--pool_size={len(TRAINEES)}"],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             bare10_url = f"http://127.0.0.1:{tport}/"
+            _wait_port(tport)
             _quiet(120)  # its ten kernels preheat
             baseline_tti: list[float] = []
             class_tti: list[float] = []
