@@ -363,10 +363,17 @@ class HubOAuthClient:
             if "check_xsrf_cookie" in cls.__dict__:
                 if "_get_xsrf_token_id" in cls.__dict__:
                     return
-                cls._xsrf_token_id = property(self._get_xsrf_token_id)  # type: ignore[attr-defined]
-                cls.xsrf_token = property(  # type: ignore[method-assign,assignment]
-                    lambda h, _path=self.base_url: get_xsrf_token(h, cookie_path=_path))
-                cls.check_xsrf_cookie = lambda h: self.check_xsrf_cookie(h)  # type: ignore[method-assign]
+                base_url = self.base_url
+
+                def xsrf_token(h: RequestHandler) -> bytes:
+                    return get_xsrf_token(h, cookie_path=base_url)  # type: ignore[no-any-return]
+
+                setattr(cls, "_xsrf_token_id", property(self._get_xsrf_token_id))
+                setattr(cls, "xsrf_token", property(xsrf_token))
+                def check_xsrf(h: RequestHandler, _client: HubOAuthClient = self) -> None:
+                    _client.check_xsrf_cookie(h)
+
+                setattr(cls, "check_xsrf_cookie", check_xsrf)
 
     def check_xsrf_cookie(self, handler: RequestHandler) -> None:
         if getattr(handler, "_token_authenticated", False) or handler.settings.get("disable_check_xsrf", False):
