@@ -214,10 +214,11 @@ async def _login(browser, base: str, name: str, password: str):
     ctx = await browser.new_context(viewport={"width": 1366, "height": 900})
     page = await ctx.new_page()
     start = time.perf_counter()
-    await page.goto(base + "/hub/login")
-    await page.fill("#username_input", name)
-    await page.fill("#password_input", password)
-    await page.click("#login_submit")
+    # Generous waits for the login form: on a loaded machine the hub's page took over 30 s.
+    await page.goto(base + "/hub/login", timeout=180_000)
+    await page.fill("#username_input", name, timeout=180_000)
+    await page.fill("#password_input", password, timeout=180_000)
+    await page.click("#login_submit", timeout=180_000)
     await page.wait_for_selector(".xm-finding", state="visible", timeout=300_000)
     await page.click(".xm-nav-csr")
     await page.wait_for_selector(".xm-step-csr", state="visible", timeout=120_000)
@@ -404,7 +405,13 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
     figures.append(Figure("7d classroom-cold-login", "10 log in at once: login form to interactive dashboard "
                           "(spawn and preheat included)", "s", [], cold, None, kind="report",
                           extra={"not_interactive_within_300s": cold_failed}))
-    idle_left, active_lost = await _culling(work / "cull", env)
+    try:
+        idle_left, active_lost = await _culling(work / "cull", env)
+    except Exception as exc:  # keep the other figures; 7e is then reported as not measured (missed)
+        figures.append(Figure("7e classroom-idle-culled", f"after {IDLE_TIMEOUT} s idle timeout: NOT MEASURED",
+                              "servers", [], [float("nan")], 0.0, kind="absolute",
+                              extra={"error": f"{type(exc).__name__}: {exc}"[:500]}))
+        return figures
     figures.append(Figure("7e classroom-idle-culled",
                           f"after {IDLE_TIMEOUT} s idle timeout: idle servers left + active servers lost (of 2 + 2)",
                           "servers", [], [float(len(idle_left) + len(active_lost))], 0.0, kind="absolute",
