@@ -201,6 +201,76 @@ def test_page_language_precedence():
     assert page_language({"LANG": "ja_JP.UTF-8"}) == "ja"
 
 
+def test_a_preheated_kernel_gets_the_request_from_its_query_socket(monkeypatch):
+    """The kernel's wait for the page (Voilà's protocol, without Voilà):
+    the server's message lands in the kernel's environment."""
+    import asyncio
+    import json
+
+    from tornado import web, websocket
+
+    from xmailnb.dashboard.page import wait_for_page
+
+    seen = []
+
+    class Query(websocket.WebSocketHandler):
+        def open(self, kernel_id):
+            seen.append(kernel_id)
+            self.write_message(json.dumps({"HTTP_ACCEPT_LANGUAGE": "ja-JP,ja;q=0.9", "QUERY_STRING": "a=1"}))
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name in ("HTTP_ACCEPT_LANGUAGE", "QUERY_STRING", "XMAILNB_PAGE_LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VOILA_PREHEAT", "True")
+    monkeypatch.setenv("VOILA_KERNEL_ID", "k-1")
+    monkeypatch.setenv("XMAILNB_PAGE_QUERY_URL", f"ws://127.0.0.1:{port}/xmailnb/query/key")
+    monkeypatch.setenv("LANG", "C")
+    ready = threading.Event()
+    box = {}
+
+    def serve():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        box["server"] = web.Application([(r"/xmailnb/query/key/(.*)", Query)]).listen(port, "127.0.0.1")
+        box["loop"] = loop
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        page = wait_for_page()
+    finally:
+        box["loop"].call_soon_threadsafe(box["loop"].stop)
+        thread.join(10)
+    assert seen == ["k-1"]
+    assert page.lang == "ja"
+    assert os.environ["QUERY_STRING"] == "a=1"
+
+
+def test_the_dashboard_kernel_does_not_load_voila():
+    """The notebook's imports and its wait for the page (run in every
+    preheated kernel) leave Voilà's server, Jupyter Server and nbconvert out
+    of the kernel (about 45 MiB each)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, xmailnb.dashboard.page, xmailnb.ui\n"
+            "xmailnb.dashboard.page.wait_for_page()\n"
+            "print(sorted(m for m in ('voila', 'jupyter_server', 'nbconvert', 'jupyterlab_server') if m in sys.modules))")
+    with socket.socket() as s:  # nobody listens there: the wait gives up at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VOILA_PREHEAT": "True", "VOILA_KERNEL_ID": "k-1",
+           "XMAILNB_PAGE_QUERY_URL": f"ws://127.0.0.1:{port}/xmailnb/query/key"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_serve_forces_a_language_only_when_asked():
     class Args:
         lang = None

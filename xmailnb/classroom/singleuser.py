@@ -6,7 +6,9 @@ KubeSpawner elsewhere, see ``docs/classroom.md``).  It is Voilà, serving the
 same dashboard notebook and ``xmailnb`` template as ``xmailnb serve``, with:
 
 * JupyterHub's OAuth as its login (the identity provider and authorizer of
-  ``jupyterhub-singleuser``): only the owner gets in.
+  ``jupyterhub-singleuser``, through the slim client of
+  :mod:`xmailnb.classroom.hubauth`, which keeps the hub's database layer out
+  of every trainee's server): only the owner gets in.
 * Only the routes the dashboard needs.  There is no Jupyter server behind
   it: no contents, terminals, kernel creation, lab or file download API; the
   dashboard itself is served at the server's root only (anything else is 404).
@@ -37,19 +39,18 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+from jupyter_server.utils import url_path_join
 from jupyterhub import __version__
-from jupyterhub.services.auth import HubOAuth
-from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
-from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 from traitlets import default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
+from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
-from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
 from ..mailroot.sandbox import reset_sandbox
+from .hubauth import HubIdentityProvider, HubOAuthClient
 from .hubconfig import BOARD_SERVICE
 from .report import signature, snapshot
 
@@ -61,10 +62,10 @@ POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
 ACTIVITY_SECONDS = 30.0
 _SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
-_hub_auth: HubOAuth | None = None
+_hub_auth: HubOAuthClient | None = None
 
 
-class ClassIdentityProvider(JupyterHubIdentityProvider):
+class ClassIdentityProvider(HubIdentityProvider):
     """JupyterHub's OAuth identity provider, with its routes under the
     server's prefix (Voilà adds identity routes as given)."""
 
@@ -73,8 +74,8 @@ class ClassIdentityProvider(JupyterHubIdentityProvider):
         super().__init__(**kwargs)
 
     @default("hub_auth")
-    def _class_hub_auth(self) -> HubOAuth:
-        return _hub_auth if _hub_auth is not None else HubOAuth(parent=self)
+    def _class_hub_auth(self) -> HubOAuthClient:
+        return _hub_auth if _hub_auth is not None else HubOAuthClient()
 
     def get_handlers(self) -> list[Any]:
         base = getattr(self.parent, "base_url", "/")
@@ -176,7 +177,7 @@ class ResetHandler(web.RequestHandler):
         scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() not in ("token", "bearer") or not token.strip() or _hub_auth is None:
             raise web.HTTPError(403)
-        model = await _hub_auth.user_for_token(token.strip(), sync=False)
+        model = await _hub_auth.user_for_token(token.strip())
         # Only the board service may: not the trainee's own browser (whose
         # token also reaches this server), not another user.
         if not model or model.get("kind") != "service" or model.get("name") != BOARD_SERVICE:
@@ -317,7 +318,7 @@ def _argv(extra: list[str]) -> list[str]:
         f"--Voila.base_url={prefix}",
         *VOILA_ARGS,
         "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
-        "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer",
+        "--Voila.authorizer_class=xmailnb.classroom.hubauth.HubAuthorizer",
         *extra,
     ]
 
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     extra = list(sys.argv[1:] if argv is None else argv)
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
-    _hub_auth = HubOAuth(api_token=token)
+    _hub_auth = HubOAuthClient(api_token=token)
     # The kernel inherits this process's environment: the token stays here.
     for name in _SECRET_ENV:
         os.environ.pop(name, None)

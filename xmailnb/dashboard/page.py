@@ -1,8 +1,12 @@
 """What the dashboard notebook learns from the browser's request.
 
 ``xmailnb serve`` preheats a kernel: the dashboard's imports run before any
-browser asks for the page, and the notebook then waits for the request with
-Voilà's :func:`voila.utils.wait_for_request`.  Voilà hands the waiting kernel
+browser asks for the page, and the notebook then waits for the request as
+Voilà's :func:`voila.utils.wait_for_request` does (same socket, same
+variables; :func:`wait_for_request` here, because importing ``voila.utils``
+in the kernel loads Voilà's server, Jupyter Server, nbconvert and
+JupyterLab's server: about 45 MiB in every kernel, ``docs/performance.md``).
+Voilà hands the waiting kernel
 the request's query string and the headers listed in
 ``VoilaConfiguration.http_header_envs`` (``serve`` lists ``Accept-Language``)
 as environment variables (``HTTP_ACCEPT_LANGUAGE``).  Without preheating
@@ -20,16 +24,20 @@ only to the server and its kernels), not with the browser's cookie.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from voila.utils import wait_for_request
 
 from ..i18n import LANGUAGES, detect_language
 
-__all__ = ["Page", "accept_language", "page_language", "wait_for_page", "LANG_CLASS_PREFIX"]
+__all__ = ["Page", "accept_language", "page_language", "wait_for_page", "wait_for_request", "LANG_CLASS_PREFIX"]
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +113,54 @@ class Page:
         mark(getattr(app, "lang", self.lang))
         app.observe(lambda change: mark(change["new"]), "lang")
         return app
+
+
+def _query_url(url: str | None) -> str:
+    """The request-info socket of this kernel, as Voilà builds it."""
+    if url is None:
+        protocol = os.getenv("VOILA_WS_PROTOCOL", "ws")
+        server_ip = os.getenv("VOILA_APP_IP", "127.0.0.1")
+        server_port = os.getenv("VOILA_APP_PORT", "8866")
+        server_url = os.getenv("VOILA_SERVER_URL", "/")
+        ws_base_url = os.getenv("VOILA_WS_BASE_URL", server_url)
+        url = f"{protocol}://{server_ip}:{server_port}{ws_base_url}voila/query"
+    return f"{url}/{os.getenv('VOILA_KERNEL_ID')}"
+
+
+async def _request_info(ws_url: str) -> str | None:
+    from websockets import connect  # Voilà's own client (light: no Voilà, no Jupyter Server)
+
+    try:
+        async with connect(ws_url, open_timeout=5, max_size=2**20) as websocket:
+            info = await websocket.recv()
+    except (TimeoutError, OSError) as exc:
+        log.warning("the page's request did not reach the kernel: %s", exc)
+        return None
+    return info if isinstance(info, str) else info.decode("utf-8", "replace")
+
+
+def wait_for_request(url: str | None = None) -> None:
+    """Voilà's ``wait_for_request`` without importing Voilà: in a preheated
+    kernel, wait for the page's request and put its variables (query
+    string, listed headers) into ``os.environ``."""
+    if os.getenv("VOILA_PREHEAT", "False") == "False":
+        return
+    ws_url = _query_url(url)
+    found: list[str | None] = [None]
+
+    def inner() -> None:  # the cell runs on the kernel's loop: wait on a loop of our own
+        loop = asyncio.new_event_loop()
+        try:
+            found[0] = loop.run_until_complete(_request_info(ws_url))
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=inner, name="xmailnb-wait-for-request")
+    thread.start()
+    thread.join()
+    if found[0] is not None:
+        for key, value in json.loads(found[0]).items():
+            os.environ[key] = value
 
 
 def wait_for_page() -> Page:
