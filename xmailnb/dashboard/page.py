@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from websockets import connect  # Voilà's own client (light: no Voilà, no Jupyter Server)
 
 from ..i18n import LANGUAGES, detect_language
 
@@ -128,8 +129,6 @@ def _query_url(url: str | None) -> str:
 
 
 async def _request_info(ws_url: str) -> str | None:
-    from websockets import connect  # Voilà's own client (light: no Voilà, no Jupyter Server)
-
     try:
         async with connect(ws_url, open_timeout=5, max_size=2**20) as websocket:
             info = await websocket.recv()

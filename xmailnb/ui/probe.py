@@ -8,7 +8,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..checks import probe as probemod
 from ..errors import XmailnbError
+from ..flows.practice import PracticeServer
 from ..i18n import Msg
 from ..mailroot.sandbox import suggested_practice_ports
 from ..mailroot.workbook import probe_settings, save_probe_settings
@@ -116,9 +118,6 @@ class ProbeStep(Step):
             self.practice_ports_note.clear()
             if self.server is None or not self.server.running:
                 wanted = {name: int(f.value or 0) for name, f in self.practice_port.items()}
-                # Imported when used: the page opens faster without it.
-                from ..flows.practice import PracticeServer
-
                 try:
                     server = PracticeServer(self.mailroot, smtp_port=wanted["smtp"], pop3s_port=wanted["pop3s"])
                     ports = server.start()
@@ -172,8 +171,6 @@ class ProbeStep(Step):
         """Probe the endpoints in a worker thread; return its future."""
         if self.mailroot is None:
             return None
-        from ..checks import probe as probemod# imported when used: the page opens faster without it
-
         with self._ui_lock:
             if self.future is not None and not self.future.done():
                 return self.future
