@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -138,3 +139,14 @@ def interrupt(proc, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def wait_file_changed(path: Path, before: bytes | None = None, timeout: float = 60) -> None:
+    """Wait until *path* is a file whose content differs from *before*
+    (``None``: until it exists), e.g. what a click in the browser writes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_bytes() != before:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not change")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ARTIFACTS, _require_chromium
-from helpers import free_block
+from helpers import free_block, wait_file_changed
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
 pytestmark = pytest.mark.browser
@@ -116,13 +116,6 @@ def _go(page, step: str) -> None:
     page.wait_for_selector(f".xm-step-{step}", state="visible")
 
 
-def _wait_file(path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert path.is_file(), path
-
-
 def test_a_class_in_the_browser(browser, klass):
     alice_ctx, alice = _open_workbook(browser, klass, "alice")
     bob_ctx, bob = _open_workbook(browser, klass, "bob")
@@ -157,15 +150,15 @@ def test_a_class_in_the_browser(browser, klass):
         alice.fill(f".xm-csr-{name} input", value)
     alice.wait_for_selector(".xm-csr-generate:not([disabled])")
     alice.click(".xm-csr-generate")
-    _wait_file(mr / "sslconf" / "server.csr")
+    wait_file_changed(mr / "sslconf" / "server.csr")
     _go(alice, "submit")
     alice.click(".xm-practice-sign")
-    _wait_file(mr / "sslconf" / "practice-ca" / "issued" / "server.crt")
+    wait_file_changed(mr / "sslconf" / "practice-ca" / "issued" / "server.crt")
     _go(alice, "install")
     alice.click(".xm-install-use-practice")
     alice.wait_for_selector(".xm-install-apply:not([disabled])")
     alice.click(".xm-install-apply")
-    _wait_file(mr / "server.cert")
+    wait_file_changed(mr / "server.cert")
     installed = time.monotonic()
 
     # The board shows it within 5 s: trainee one's steps done, trainee two's not.

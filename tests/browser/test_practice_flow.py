@@ -3,9 +3,9 @@ install the practice certificate -> practice listener -> probe."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
+from helpers import wait_file_changed
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
 pytestmark = pytest.mark.browser
@@ -17,15 +17,6 @@ CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org":
 def _go(page, step: str) -> None:
     page.click(f".xm-nav-{step}")
     page.wait_for_selector(f".xm-step-{step}", state="visible")
-
-
-def _wait_file_changed(path, before: bytes | None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and path.read_bytes() != before:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{path} did not change")
 
 
 def test_csr_practice_sign_install_probe(browser, served):
@@ -46,20 +37,20 @@ def test_csr_practice_sign_install_probe(browser, served):
     if old_csr is not None:  # replacing the pending pair is confirmed first
         page.wait_for_selector(".xm-csr-confirm", state="visible")
         page.click(".xm-csr-confirm")
-    _wait_file_changed(mr / "sslconf" / "server.csr", old_csr)
+    wait_file_changed(mr / "sslconf" / "server.csr", old_csr)
 
     _go(page, "submit")
     issued = mr / "sslconf" / "practice-ca" / "issued" / "server.crt"
     old_issued = issued.read_bytes() if issued.is_file() else None
     page.click(".xm-practice-sign")
-    _wait_file_changed(issued, old_issued)
+    wait_file_changed(issued, old_issued)
 
     _go(page, "install")
     page.click(".xm-install-use-practice")
     page.wait_for_selector(".xm-install-apply:not([disabled])")
     old_cert = (mr / "server.cert").read_bytes() if (mr / "server.cert").is_file() else None
     page.click(".xm-install-apply")
-    _wait_file_changed(mr / "server.cert", old_cert)
+    wait_file_changed(mr / "server.cert", old_cert)
     assert (mr / "server.cert").read_bytes().startswith(issued.read_bytes())
 
     _go(page, "diagnose")

@@ -16,11 +16,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import CLI_TALK
+from helpers import CLI_TALK, wait_file_changed
 
 CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 STEPS = ("diagnose", "csr", "submit", "install", "settings", "probe", "notice")
@@ -59,15 +58,6 @@ def upload(page, field: str, path) -> None:
     with page.expect_file_chooser() as chooser:
         button.first.click()
     chooser.value.set_files([str(path)])
-
-
-def wait_file(path, before: bytes | None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and path.read_bytes() != before:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{path} did not change")
 
 
 class Walk:
@@ -120,7 +110,7 @@ def test_full_flow_tells_the_truth_in_the_page(browser, dashboard, screens, tmp_
     go(page, "submit")
     issued = mr / "sslconf" / "practice-ca" / "issued" / "server.crt"
     page.click(".xm-practice-sign")
-    wait_file(issued, None)
+    wait_file_changed(issued, None)
     wait_state(page, "submit", "done")
     walk.look("3-submit", shots=True)
     # The ACME panel says what it needs, with its labels in full.
@@ -143,7 +133,7 @@ def test_full_flow_tells_the_truth_in_the_page(browser, dashboard, screens, tmp_
     page.wait_for_selector(".xm-install-apply:not([disabled])")
     walk.look("4-install-preview", shots=True)
     page.click(".xm-install-apply")
-    wait_file(mr / "server.cert", None)
+    wait_file_changed(mr / "server.cert", None)
     wait_state(page, "install", "done", "attention")
     # Not shown yet: the notice is not done because a certificate was installed.
     assert state(page, "notice") == "todo"
