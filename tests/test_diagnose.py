@@ -9,7 +9,10 @@ import pytest
 
 import pki
 from xmailnb.checks.diagnose import CHECK_IDS, diagnose
+from xmailnb.checks.findings import Finding, Report
+from xmailnb.i18n import Msg
 from xmailnb.mailroot.layout import MailRoot
+from xmailnb.status import Status
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +218,15 @@ def test_report_json_shape(mr, h):
         assert {"check", "status", "message", "fix"} <= set(f)
         assert f["status"] in ("ok", "info", "warn", "error")
     assert "PRIVATE" not in str(doc)
+
+
+def test_the_summary_does_not_announce_zero_warnings(mr):
+    def report(*statuses: Status) -> Report:
+        return Report(mr, [Finding(f"c{i}", s, Msg.of("diagnose.summary.ready")) for i, s in enumerate(statuses)])
+
+    only_errors = report(Status.ERROR, Status.ERROR, Status.OK)
+    for lang in ("en", "ja"):
+        text = only_errors.summary().render(lang)
+        assert "2" in text and "warning" not in text and "警告" not in text and "（" not in text
+    both = report(Status.ERROR, Status.WARN).summary().render("en")
+    assert "1 problem" in both and "1 warning" in both

@@ -103,6 +103,8 @@ class Report:
 
     def summary(self) -> Msg:
         errors, warnings = self.count(Status.ERROR), self.count(Status.WARN)
+        if errors and not warnings:
+            return Msg.of("diagnose.summary.errors_only", count=errors)
         if errors:
             return Msg.of("diagnose.summary.errors", count=errors,
                           warnings=Msg.of("diagnose.summary.warning_count", count=warnings))
