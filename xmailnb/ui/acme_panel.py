@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+from enum import StrEnum
 from typing import Any, Callable, Sequence
 
 import ipywidgets as widgets
@@ -30,23 +31,33 @@ from ..mailroot import MailRoot
 from . import _html
 from ._base import Message, as_mailroot, set_status_class
 
-__all__ = ["AcmePanel"]
+__all__ = ["AcmePanel", "PanelState"]
 
 _DIRECTORIES = {"letsencrypt": acmeflow.LETSENCRYPT, "staging": acmeflow.LETSENCRYPT_STAGING}
 _AUTHZ_STATUS = {"pending": "info", "valid": "ok", "invalid": "error"}
 DNS_CONFIRM_SECONDS = 3600
 
 
+
+class PanelState(StrEnum):
+    """What the ACME panel's order is doing."""
+
+    INIT = "init"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+
 class AcmePanel(widgets.VBox):
     """Get a free certificate for the pending CSR through ACME, and install it.
 
     Attributes:
-        state: ``"init"``, ``"running"``, ``"done"`` or ``"error"``.
+        state: a :class:`PanelState` (init, running, done or error): what
+            the panel's order is doing, not the step's progress.
         changes: incremented each time the panel changed the MailRoot.
         result: the latest :class:`~xmailnb.flows.acme.IssueResult` (or ``None``).
     """
 
-    state = traitlets.Enum(("init", "running", "done", "error"), default_value="init")
+    state = traitlets.UseEnum(PanelState, default_value=PanelState.INIT)
     changes = traitlets.Int(0)
 
     def __init__(self, mailroot: str | os.PathLike[str] | MailRoot | None = None,
@@ -72,7 +83,7 @@ class AcmePanel(widgets.VBox):
             self.mailroot = None
             self.message.show_error(exc)
             self.children = [self.title, self.message]
-            self.state = "error"
+            self.state = PanelState.ERROR
             return
         self._build()
         self.refresh()
@@ -157,7 +168,7 @@ class AcmePanel(widgets.VBox):
             recorded = self.flow.load_settings(self.mailroot)
         except Exception:  # a damaged record must not break the panel
             recorded = None
-        if recorded is not None and self.state == "init":
+        if recorded is not None and self.state is PanelState.INIT:
             choice = next((k for k, url in _DIRECTORIES.items() if url == recorded.directory), "custom")
             self.directory.value = choice
             if choice == "custom":
@@ -185,7 +196,7 @@ class AcmePanel(widgets.VBox):
 
     def start(self) -> threading.Thread | None:
         """Validate the form and run the order in a worker thread (returned)."""
-        if self.mailroot is None or self.state == "running":
+        if self.mailroot is None or self.state is PanelState.RUNNING:
             return None
         try:
             settings = self.settings().validate()
@@ -194,7 +205,7 @@ class AcmePanel(widgets.VBox):
             return None
         self.error, self.result = None, None
         self._authz, self._records, self._step = {}, [], None
-        self.state = "running"
+        self.state = PanelState.RUNNING
         self.run_button.disabled = True
         self.message.clear()
         self._draw_progress()
@@ -235,7 +246,7 @@ class AcmePanel(widgets.VBox):
                            not_after=result.not_after), *result.plan.warnings]
             self.message.show("ok", *msgs)
             self.changes += 1
-            self.state = "done"
+            self.state = PanelState.DONE
         finally:
             self._step = None
             self.dns_box.layout.display = "none"
@@ -246,7 +257,7 @@ class AcmePanel(widgets.VBox):
     def _fail(self, exc: BaseException) -> None:
         self.error = exc
         self.message.show_error(exc)
-        self.state = "error"
+        self.state = PanelState.ERROR
 
     def _on_event(self, event: acmeflow.Event) -> None:
         if event.kind == "authz" and event.name:
@@ -273,7 +284,7 @@ class AcmePanel(widgets.VBox):
 
     # -- drawing ------------------------------------------------------------------------------
     def _draw_progress(self) -> None:
-        running = self.state == "running"
+        running = self.state is PanelState.RUNNING
         step = self._step.page(self.lang) if self._step is not None else ""
         if running and not step:
             step = text("acme.ui.running", self.lang)
