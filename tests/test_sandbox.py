@@ -172,7 +172,9 @@ def test_the_open_page_says_the_sandbox_was_reset():
     assert "xm-reset-notice" in notice.value and "by your trainer" in notice.value
     wizard.set_lang("ja")
     assert "講師" in notice.value
-    assert "xm-done" not in wizard.nav["csr"]._dom_classes  # the steps re-read the fresh sandbox
+    # The stepper re-read the fresh sandbox: the CSR step is to do again.
+    assert "xm-state-todo" in wizard.nav["csr"]._dom_classes
+    assert "xm-state-done" not in wizard.nav["csr"]._dom_classes
     notice.stop()
 
 
@@ -183,3 +185,34 @@ def test_a_live_mailroot_page_has_no_watcher(tmp_path):
     create_sandbox(live).path.joinpath(*SANDBOX_MARKER.split("/")).unlink()
     wizard = Wizard(mailroot=str(live), lang="en")
     assert wizard.reset_notice.check() is False
+
+
+def test_start_over_in_the_page_asks_first_then_gives_a_fresh_sandbox():
+    from xmailnb.checks.progress import StepState
+    from xmailnb.ui import Wizard
+
+    box = _box()
+    assert run("csr", *CSR_ARGS).code == 0
+    wizard = Wizard(lang="en")
+    wizard.show("csr")
+    assert wizard.progress["csr"] is StepState.DONE
+    before = tree(box.path)
+
+    # Asking shows the question; Cancel leaves everything as it was.
+    wizard.start_over.click()
+    assert wizard.start_over_box.layout.display != "none"
+    assert "fresh" in wizard.start_over_question.value.lower()
+    wizard.start_over_cancel.click()
+    assert wizard.start_over_box.layout.display == "none"
+    assert tree(box.path) == before and sandbox.generation(box.path).number == 0
+
+    # Yes: the old sandbox archived whole, a fresh one in its place, the page on step 1.
+    wizard.start_over.click()
+    wizard.start_over_yes.click()
+    assert sandbox.generation(box.path).number == 1
+    assert not box.pending_csr.exists()
+    archived = list(sandbox.archive_folder(box.path).iterdir())
+    assert len(archived) == 1 and (archived[0] / "sslconf" / "server.csr").is_file()
+    assert wizard.current == "diagnose"
+    assert wizard.progress["csr"] is StepState.TODO
+    assert "xm-reset-notice" in wizard.reset_notice.value

@@ -5,12 +5,13 @@ classroom board, or by ``xmailnb sandbox --reset``.  :func:`watch_resets`
 returns a banner (``xm-reset-notice``, hidden until then) and starts a
 daemon thread that polls the sandbox's generation
 (:func:`xmailnb.mailroot.sandbox.generation`, one small file read a second).  When it
-changes, the banner says so and every built step re-reads the MailRoot.
+changes, the banner says so and the wizard reads the MailRoot again
+(``refresh_all()``: progress, header, stepper, every built step).
 
 The hook in the wizard is two lines: create the banner, put it on the page.
 Nothing else of the wizard depends on it, so a redesigned wizard only has to
 keep those two lines (or call :func:`watch_resets` with any object that has
-``mailroot``, ``lang``, ``steps.built()`` and optionally ``_draw_nav()``).
+``mailroot``, ``lang`` and ``refresh_all()``).
 """
 
 from __future__ import annotations
@@ -70,15 +71,12 @@ class ResetNotice(widgets.HTML):
             return False
         self.seen = self.last = now
         self._draw()
-        steps: Any = getattr(self._wizard, "steps", None)
-        for step in list(steps.built().values()) if steps is not None else []:
+        refresh = getattr(self._wizard, "refresh_all", None)
+        if callable(refresh):
             try:
-                step.refresh()
-            except Exception:  # one step failing to re-read must not hide the banner
-                log.exception("step refresh after a sandbox reset failed")
-        redraw = getattr(self._wizard, "_draw_nav", None)
-        if callable(redraw):
-            redraw()
+                refresh()  # progress, header, stepper and every built step, read again
+            except Exception:  # a failed re-read must not hide the banner (a bug boundary)
+                log.exception("reading the MailRoot again after a sandbox reset failed")
         return True
 
     def _run(self) -> None:
