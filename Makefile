@@ -27,10 +27,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The quick loop while working (under a minute): everything but the tests
+# The quick loop while working (under a minute, on every core with
+# pytest-xdist): everything but the tests
 # marked slow or browser (pyproject.toml names the markers).
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not browser"
 
 # The suite (browser tests aside) with the system clock a year ahead
 # (Debian's faketime): a test that depends on today's date fails here.

@@ -130,3 +130,12 @@ def visit(browser, served):
     yield v
     page.close(run_before_unload=True)  # as a user closes the tab: its kernel stops
     context.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test in this folder drives Chromium: marked ``browser`` here, so
+    a new module cannot slip into ``make test-quick`` by forgetting it."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.browser)

@@ -25,7 +25,6 @@ from conftest import ARTIFACTS, _require_chromium
 from helpers import free_block, wait_file_changed
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
-pytestmark = pytest.mark.browser
 
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Class Test",
               "cn": "mail.example.jp"}

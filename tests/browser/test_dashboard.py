@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
 
 import pki
 from helpers import sign_csr_file, tree
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
-pytestmark = pytest.mark.browser
 
 CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Shibuya-ku", "org": "Example Co., Ltd.",

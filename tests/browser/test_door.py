@@ -12,7 +12,6 @@ import time
 import pytest
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
-pytestmark = pytest.mark.browser
 
 CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 

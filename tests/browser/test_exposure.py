@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 import pki
 from helpers import sign_csr_file
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
-pytestmark = pytest.mark.browser
 
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Chiyoda-ku", "org": "Exposure Test",
               "cn": "mail.example.jp"}

@@ -4,11 +4,9 @@ install the practice certificate -> practice listener -> probe."""
 from __future__ import annotations
 
 
-import pytest
 from helpers import wait_file_changed
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
-pytestmark = pytest.mark.browser
 
 CSR_VALUES = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Practice Flow",
               "cn": "mail.example.jp"}

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from helpers import run
 
 # Chromium through Playwright: outside the quick loop (make test-quick).
-pytestmark = pytest.mark.browser
 
 
 def _open(browser, served):
