@@ -14,17 +14,19 @@ import json
 import logging
 import os
 import re
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..checks.findings import Report
 from ..errors import XmailnbError
-from ..flows.actions import InstallPlan
 from ..i18n import Msg, text
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import describe, resolve
 from ..mailroot.store import recover_interrupted
 from ..pki.csr import normalize_hostname_option
 from ..status import Status
+
+if TYPE_CHECKING:  # annotations only: the diagnosis does not need the flows
+    from ..flows.actions import InstallPlan
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_BUSY", "Help", "Out", "OutputError", "mailroot_from",
            "hostname_option", "print_report", "print_preview", "add_probe_options"]
