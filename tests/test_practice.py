@@ -18,6 +18,7 @@ from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 from helpers import CSR_ARGS, run, tree
 from xmailnb.flows import practice
 from xmailnb.errors import InputError
+from xmailnb.mailroot.layout import PRACTICE_DIR, PRACTICE_ISSUED_DIR
 from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.flows.practice import PracticeServer, sign_pending_csr
 
@@ -122,10 +123,10 @@ def test_ca_is_reused_and_its_keys_are_private(signed):
     issue = practice.issued(mr)
     assert issue.root.read_bytes() == root_before
     assert issue.leaf.serial_number != first_leaf.serial_number
-    ca_dir = mr.file(practice.DIR)
+    ca_dir = mr.file(PRACTICE_DIR)
     if os.name == "posix":
         assert stat.S_IMODE(ca_dir.stat().st_mode) == 0o700
-        assert stat.S_IMODE(mr.file(practice.ISSUED).stat().st_mode) == 0o700
+        assert stat.S_IMODE(mr.file(PRACTICE_ISSUED_DIR).stat().st_mode) == 0o700
         for key in ("root.key", "intermediate.key"):
             assert stat.S_IMODE((ca_dir / key).stat().st_mode) == 0o600
     # Every write went through the store: the re-signing archived the old leaf.

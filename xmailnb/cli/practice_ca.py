@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from ..errors import InputError
-from ..flows.practice import DIR, MAX_DAYS, sign_pending_csr
+from ..flows.practice import MAX_DAYS, sign_pending_csr
+from ..mailroot.layout import PRACTICE_DIR
 from ..i18n import Msg
 from ..pki import chain
 from .output import Help, mailroot_from
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, out: Any) -> int:
     issue = sign_pending_csr(mr, days=days)
     if days > MAX_DAYS:
         out.say(Msg.of("practice.days.capped", max=MAX_DAYS))
-    ca_dir = str(mr.file(DIR))
+    ca_dir = str(mr.file(PRACTICE_DIR))
     out.say(Msg.of("practice.ca.created" if issue.ca_created else "practice.ca.reused", path=ca_dir))
     names = chain.hostnames(issue.leaf)
     not_after = issue.leaf.not_valid_after_utc.isoformat(timespec="minutes")

@@ -45,7 +45,17 @@ from .. import clock
 from ..checks.installed import PRACTICE_ORG
 from ..errors import InputError
 from ..i18n import Msg
-from ..mailroot.layout import MailRoot
+from ..mailroot.layout import (
+    REL_PRACTICE_INTERMEDIATE_CERT,
+    REL_PRACTICE_INTERMEDIATE_KEY,
+    REL_PRACTICE_ISSUED_INTERMEDIATE,
+    REL_PRACTICE_ISSUED_ROOT,
+    REL_PRACTICE_ISSUED_ROOT_DER,
+    REL_PRACTICE_ISSUED_SERVER,
+    REL_PRACTICE_ROOT_CERT,
+    REL_PRACTICE_ROOT_KEY,
+    MailRoot,
+)
 from ..mailroot.servertab import ServerTab, variable
 from ..mailroot.store import Store
 from ..pki import certfiles, keys
@@ -57,7 +67,6 @@ __all__ = [
     "PracticeIssue",
     "sign_pending_csr",
     "issued",
-    "practice_root",
     "PracticeServer",
     "running_ports",
 ]
@@ -76,16 +85,6 @@ _INTERMEDIATE_DAYS = 1825
 # behind does not see a "not yet valid" certificate.
 _BACKDATE = dt.timedelta(hours=1)
 
-DIR = "sslconf/practice-ca"
-REL_ROOT_KEY = f"{DIR}/root.key"
-REL_ROOT_CERT = f"{DIR}/root.crt"
-REL_INTERMEDIATE_KEY = f"{DIR}/intermediate.key"
-REL_INTERMEDIATE_CERT = f"{DIR}/intermediate.crt"
-ISSUED = f"{DIR}/issued"
-REL_ISSUED_SERVER = f"{ISSUED}/server.crt"
-REL_ISSUED_INTERMEDIATE = f"{ISSUED}/intermediate.crt"
-REL_ISSUED_ROOT = f"{ISSUED}/root.crt"
-REL_ISSUED_ROOT_DER = f"{ISSUED}/root.der"
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def _load_ca(read: Callable[[str], bytes | None], now: dt.datetime) -> _CA | Non
     """The MailRoot's practice CA (its files read with *read*), or ``None``
     when missing, broken or about to expire (a fresh one is made then)."""
     try:
-        files = [read(rel) for rel in (REL_ROOT_CERT, REL_INTERMEDIATE_CERT, REL_ROOT_KEY, REL_INTERMEDIATE_KEY)]
+        files = [read(rel) for rel in (REL_PRACTICE_ROOT_CERT, REL_PRACTICE_INTERMEDIATE_CERT, REL_PRACTICE_ROOT_KEY, REL_PRACTICE_INTERMEDIATE_KEY)]
         if any(data is None for data in files):
             return None
         root = x509.load_pem_x509_certificate(files[0])  # type: ignore[arg-type]
@@ -273,8 +272,8 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
             "root_sha256": cert_fingerprint(ca.root),
             "ca_created": created,
         })
-    return PracticeIssue(server=mr.file(REL_ISSUED_SERVER), intermediate=mr.file(REL_ISSUED_INTERMEDIATE),
-                         root=mr.file(REL_ISSUED_ROOT), root_der=mr.file(REL_ISSUED_ROOT_DER), leaf=leaf,
+    return PracticeIssue(server=mr.file(REL_PRACTICE_ISSUED_SERVER), intermediate=mr.file(REL_PRACTICE_ISSUED_INTERMEDIATE),
+                         root=mr.file(REL_PRACTICE_ISSUED_ROOT), root_der=mr.file(REL_PRACTICE_ISSUED_ROOT_DER), leaf=leaf,
                          ca_created=created)
 
 
@@ -327,37 +326,30 @@ def _sign(mr: MailRoot, read: Callable[[str], bytes | None],
 
 def _ca_files(ca: _CA, leaf: x509.Certificate) -> dict[str, bytes]:
     return {
-        REL_ROOT_KEY: _key_pem(ca.root_key),
-        REL_ROOT_CERT: _pem(ca.root),
-        REL_INTERMEDIATE_KEY: _key_pem(ca.intermediate_key),
-        REL_INTERMEDIATE_CERT: _pem(ca.intermediate),
-        REL_ISSUED_SERVER: _pem(leaf),
-        REL_ISSUED_INTERMEDIATE: _pem(ca.intermediate),
-        REL_ISSUED_ROOT: _pem(ca.root),
-        REL_ISSUED_ROOT_DER: ca.root.public_bytes(serialization.Encoding.DER),
+        REL_PRACTICE_ROOT_KEY: _key_pem(ca.root_key),
+        REL_PRACTICE_ROOT_CERT: _pem(ca.root),
+        REL_PRACTICE_INTERMEDIATE_KEY: _key_pem(ca.intermediate_key),
+        REL_PRACTICE_INTERMEDIATE_CERT: _pem(ca.intermediate),
+        REL_PRACTICE_ISSUED_SERVER: _pem(leaf),
+        REL_PRACTICE_ISSUED_INTERMEDIATE: _pem(ca.intermediate),
+        REL_PRACTICE_ISSUED_ROOT: _pem(ca.root),
+        REL_PRACTICE_ISSUED_ROOT_DER: ca.root.public_bytes(serialization.Encoding.DER),
     }
 
 
 def issued(mr: MailRoot) -> PracticeIssue | None:
     """The files the practice CA issued last, or ``None`` if there are none
     (or they cannot be read)."""
-    paths = [mr.file(r) for r in (REL_ISSUED_SERVER, REL_ISSUED_INTERMEDIATE, REL_ISSUED_ROOT,
-                                  REL_ISSUED_ROOT_DER)]
+    paths = [mr.file(r) for r in (REL_PRACTICE_ISSUED_SERVER, REL_PRACTICE_ISSUED_INTERMEDIATE, REL_PRACTICE_ISSUED_ROOT,
+                                  REL_PRACTICE_ISSUED_ROOT_DER)]
     if not all(p.is_file() for p in paths):
         return None
     try:
-        leaf = x509.load_pem_x509_certificate(mr.read(REL_ISSUED_SERVER) or b"")
+        leaf = x509.load_pem_x509_certificate(mr.read(REL_PRACTICE_ISSUED_SERVER) or b"")
     except (OSError, ValueError):
         return None
     return PracticeIssue(server=paths[0], intermediate=paths[1], root=paths[2], root_der=paths[3], leaf=leaf)
 
-
-def practice_root(mr: MailRoot) -> x509.Certificate | None:
-    """The practice root of *mr*, if one was issued (a trust anchor for probes)."""
-    try:
-        return x509.load_pem_x509_certificate(mr.read(REL_ISSUED_ROOT) or b"")
-    except (OSError, ValueError):
-        return None
 
 
 # -- the practice listener -----------------------------------------------------
