@@ -84,6 +84,23 @@ def tree(root: Path, *, exclude: Sequence[str] = (LOCK,), folders: bool = False,
     return out
 
 
+#: The store's own bookkeeping: left out of the MailRoot as a user sees it.
+STORE_BOOKKEEPING = ("sslconf/archive/*", "sslconf/audit.log", LOCK)
+
+
+def user_view(root: Path) -> dict[str, Any]:
+    """The MailRoot as a user sees it: :func:`tree` of every file but the
+    store's bookkeeping (archive, audit log, lock)."""
+    return tree(root, exclude=STORE_BOOKKEEPING)
+
+
+def store_leftovers(root: Path) -> list[str]:
+    """What an interrupted or failed change may leave behind and the store
+    must clean up: temp files, half-made archive folders, intent journals."""
+    return [str(p) for p in root.rglob("*")
+            if p.name.endswith((".xmailnb-tmp", ".partial")) or p.name.startswith(".xmailnb-journal")]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (at this moment)."""
     with socket.socket() as s:

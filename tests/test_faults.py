@@ -10,7 +10,6 @@ and running the action again succeeds.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ from typing import Callable
 import pytest
 
 import pki
-from helpers import sandbox_copy
+from helpers import sandbox_copy, store_leftovers, user_view
 from xmailnb.flows import actions
 from xmailnb.pki import csr as csrmod
 from xmailnb.pki import keys
@@ -29,23 +28,6 @@ from xmailnb.mailroot.layout import MailRoot
 pytestmark = pytest.mark.slow  # fault injection at every store step
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
-
-
-def content(root: Path) -> dict[str, bytes]:
-    """The MailRoot as a user sees it: every file but the store's bookkeeping."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if rel.startswith("sslconf/archive/") or rel in ("sslconf/audit.log", "sslconf/.xmailnb.lock"):
-                continue
-            out[rel] = path.read_bytes()
-    return out
-
-
-def leftovers(root: Path) -> list[str]:
-    return [str(p) for p in root.rglob("*") if p.name.endswith((".xmailnb-tmp", ".partial"))]
 
 
 def archive_count(mr: MailRoot) -> int:
@@ -129,15 +111,15 @@ def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_pa
 
     # The state a successful run produces, on a copy.
     reference = _prepared(tmp_path / "ref", h, h2)
-    before = content(reference.path)
+    before = user_view(reference.path)
     act(reference)
-    after = content(reference.path)
+    after = user_view(reference.path)
     assert after != before
 
     failures = 0
     for n in range(1, 200):
         mr = _prepared(tmp_path / f"run{n}", h, h2)
-        assert content(mr.path) == before
+        assert user_view(mr.path) == before
         entries = archive_count(mr)
         with monkeypatch.context() as m:
             injector = Injector(m, seam, n)
@@ -146,15 +128,15 @@ def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_pa
                 outcome = None
             except XmailnbError as exc:
                 outcome = exc
-        state = content(mr.path)
+        state = user_view(mr.path)
         assert state in (before, after), f"{action}: {seam} call {n} left a mixed state"
-        assert leftovers(mr.path) == []
+        assert store_leftovers(mr.path) == []
         if state == before:
             assert archive_count(mr) == entries  # nothing changed, no noise in history
             assert outcome is not None
             # The lock is free and the next run succeeds.
             act(mr)
-            assert content(mr.path) == after
+            assert user_view(mr.path) == after
         else:
             assert archive_count(mr) == entries + 1
         if not injector.fired:
@@ -171,7 +153,7 @@ def test_each_failure_leaves_old_or_new_state(action, seam, pki_material, tmp_pa
 def test_lock_failure_is_a_clear_refusal(pki_material, tmp_path, monkeypatch):
     h, h2 = pki_material
     mr = _prepared(tmp_path, h, h2)
-    before = content(mr.path)
+    before = user_view(mr.path)
 
     def broken_flock(fd):
         raise PermissionError(13, "Permission denied")
@@ -180,4 +162,4 @@ def test_lock_failure_is_a_clear_refusal(pki_material, tmp_path, monkeypatch):
     with pytest.raises(XmailnbError) as err:
         _settings_action(mr)
     assert err.value.msg.key == "store.lock_failed"
-    assert content(mr.path) == before
+    assert user_view(mr.path) == before

@@ -32,7 +32,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pki
-from helpers import run, sandbox_copy
+from helpers import run, sandbox_copy, store_leftovers, user_view
+from xmailnb.files import sha256_hex
 from xmailnb.flows import actions, practice
 from xmailnb.pki import csr as csrmod
 from xmailnb.pki import keys
@@ -44,24 +45,6 @@ pytestmark = pytest.mark.slow  # kills processes at every step (strace)
 
 SEAMS = ("_create", "_write", "_fsync", "_replace", "_unlink", "_mkdir")
 KILLS: dict[str, int] = {}
-
-
-def content(root: Path) -> dict[str, bytes]:
-    """The MailRoot as a user sees it: every file but the store's bookkeeping."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if rel.startswith("sslconf/archive/") or rel in ("sslconf/audit.log", "sslconf/.xmailnb.lock"):
-                continue
-            out[rel] = path.read_bytes()
-    return out
-
-
-def leftovers(root: Path) -> list[str]:
-    return [str(p) for p in root.rglob("*")
-            if p.name.endswith((".xmailnb-tmp", ".partial")) or p.name.startswith(".xmailnb-journal")]
 
 
 def pair_ok(root: Path) -> bool:
@@ -176,10 +159,10 @@ def test_kill_at_every_step_then_one_command(action, material, template, tmp_pat
     # The state a complete run leaves (a practice certificate has a random
     # serial, so that one is judged by which files changed instead).
     ref = _fresh(template, tmp_path / "ref")
-    before = content(ref.path)
+    before = user_view(ref.path)
     entries_before = len(storemod.Store(ref).history())
     make(ref)()
-    after = content(ref.path)
+    after = user_view(ref.path)
     assert after != before
 
     kills = 0
@@ -192,9 +175,9 @@ def test_kill_at_every_step_then_one_command(action, material, template, tmp_pat
         command = NEXT_COMMANDS[n % len(NEXT_COMMANDS)]
         r = run(command, "--mailroot", str(mr.path), "--json")
         assert r.code in (0, 1), r.err
-        state = content(mr.path)
+        state = user_view(mr.path)
         assert pair_ok(mr.path), f"{action}: kill before step {n} left a mismatched pair"
-        assert leftovers(mr.path) == [], f"{action}: kill before step {n} left {leftovers(mr.path)}"
+        assert store_leftovers(mr.path) == [], f"{action}: kill before step {n} left {store_leftovers(mr.path)}"
         history = storemod.Store(mr).history()
         if action == "practice-ca":
             changed = {rel for rel in set(before) | set(state) if before.get(rel) != state.get(rel)}
@@ -222,9 +205,9 @@ def test_recovery_itself_killed_at_every_step(material, template, tmp_path):
     then kill the recovery at each of its steps; the next command repairs."""
     make = _actions(material)["install"]
     ref = _fresh(template, tmp_path / "ref")
-    before = content(ref.path)
+    before = user_view(ref.path)
     make(ref)()
-    after = content(ref.path)
+    after = user_view(ref.path)
 
     split = _split_step(make, template, tmp_path, before, after)
 
@@ -235,8 +218,8 @@ def test_recovery_itself_killed_at_every_step(material, template, tmp_path):
         fired, _ = killed_at(lambda: recover_interrupted(mr), m)
         assert run("history", "--mailroot", str(mr.path)).code == 0
         assert pair_ok(mr.path)
-        assert content(mr.path) in (before, after)
-        assert leftovers(mr.path) == []
+        assert user_view(mr.path) in (before, after)
+        assert store_leftovers(mr.path) == []
         if not fired:
             break
         kills += 1
@@ -250,8 +233,8 @@ def _split_step(make, template: Path, tmp_path: Path, before, after) -> int:
     for n in range(1, 200):
         mr = _fresh(template, tmp_path / "probe")
         assert killed_at(make(mr), n)[0]
-        if (mr.path / "server.cert").read_bytes() == after["server.cert"] and \
-                (mr.path / "server.key").read_bytes() == before["server.key"]:
+        if sha256_hex((mr.path / "server.cert").read_bytes()) == after["server.cert"] and \
+                sha256_hex((mr.path / "server.key").read_bytes()) == before["server.key"]:
             assert not pair_ok(mr.path)  # without recovery, XMail would see this
             return n
     raise AssertionError("no step leaves the pair split: the test lost its target")
@@ -261,16 +244,16 @@ def test_next_write_also_recovers_first(material, template, tmp_path):
     # A write (not only the diagnosis) finds the interrupted change first.
     make = _actions(material)["install"]
     ref = _fresh(template, tmp_path / "ref")
-    before = content(ref.path)
+    before = user_view(ref.path)
     make(ref)()
-    split = _split_step(make, template, tmp_path, before, content(ref.path))
+    split = _split_step(make, template, tmp_path, before, user_view(ref.path))
     mr = _fresh(template, tmp_path / "run")
     assert killed_at(make(mr), split)[0]
     assert (mr.path / "sslconf" / ".xmailnb-journal.json").exists()
     r = run("settings", "--mailroot", str(mr.path), "--set", "SSLUseCertsFile=1")
     assert r.code == 0, r.err
     assert "interrupted change" in r.err
-    assert pair_ok(mr.path) and leftovers(mr.path) == []
+    assert pair_ok(mr.path) and store_leftovers(mr.path) == []
     assert b'"SSLUseCertsFile"\t"1"' in (mr.path / "server.tab").read_bytes()
 
 
@@ -290,12 +273,12 @@ def test_cli_killed_by_strace_then_one_command(syscall, material, template, tmp_
     key.write_bytes(h2.leaf.key_pem())
     ca.write_bytes(h2.root.pem)
     ref = _fresh(template, tmp_path / "ref")
-    before = content(ref.path)
+    before = user_view(ref.path)
     env = {**os.environ, "XMAILNB_LANG": "en"}
     argv = [sys.executable, "-m", "xmailnb", "install", "--cert", str(cert), "--key", str(key), "--ca", str(ca)]
     done = subprocess.run([*argv, "--mailroot", str(ref.path)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    after = content(ref.path)
+    after = user_view(ref.path)
     kills = 0
     # Every rename, unlink and mkdir; every third fsync (there are ~20, and
     # the in-process test above already kills before each of them).
@@ -310,8 +293,8 @@ def test_cli_killed_by_strace_then_one_command(syscall, material, template, tmp_
                              env=env, capture_output=True, text=True)
         assert "Traceback" not in nxt.stderr + nxt.stdout
         assert pair_ok(mr.path), f"{syscall} #{n}: mismatched pair"
-        assert content(mr.path) in (before, after), f"{syscall} #{n}: mixed state"
-        assert leftovers(mr.path) == [], f"{syscall} #{n}: leftovers"
+        assert user_view(mr.path) in (before, after), f"{syscall} #{n}: mixed state"
+        assert store_leftovers(mr.path) == [], f"{syscall} #{n}: leftovers"
         if not killed:
             assert proc.returncode == 0, proc.stderr
             break
