@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from common import Figure
@@ -55,6 +56,14 @@ BASELINE_NB = {
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
     "nbformat": 4, "nbformat_minor": 5,
 }
+
+
+def _init_class(klass: Path, names: Sequence[str], env: dict[str, str]) -> dict[str, str]:
+    """``xmailnb classroom init`` for *names*; their passwords by name."""
+    init = subprocess.run([sys.executable, "-m", "xmailnb", "classroom", "init", str(klass), "--trainer", "trainer",
+                           "--trainees", ",".join(names), "--json", "--lang", "en"],
+                          capture_output=True, text=True, env=env, check=True)
+    return {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
 
 
 def _wait_port(port: int, timeout: float = 120.0) -> None:
@@ -217,10 +226,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
     rounds = 2 if quick else 4
     env = _env(work)
     klass = work / "class"
-    init = subprocess.run([sys.executable, "-m", "xmailnb", "classroom", "init", str(klass), "--trainer", "trainer",
-                           "--trainees", ",".join(TRAINEES), "--json", "--lang", "en"],
-                          capture_output=True, text=True, env=env, check=True)
-    passwords = {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
+    passwords = _init_class(klass, TRAINEES, env)
     port = free_block()
     base = f"http://127.0.0.1:{port}"
     log = open(work / "classroom.log", "w")
@@ -410,10 +416,7 @@ async def _culling(work: Path, env: dict[str, str]) -> tuple[list[str], list[str
     work.mkdir(parents=True, exist_ok=True)
     names = ["c1", "c2", "c3", "c4"]
     klass = work / "class"
-    init = subprocess.run([sys.executable, "-m", "xmailnb", "classroom", "init", str(klass), "--trainer", "trainer",
-                           "--trainees", ",".join(names), "--json", "--lang", "en"],
-                          capture_output=True, text=True, env=env, check=True)
-    passwords = {a["name"]: a["password"] for a in json.loads(init.stdout)["accounts"]}
+    passwords = _init_class(klass, names, env)
     port = free_block()
     base = f"http://127.0.0.1:{port}"
     with open(work / "classroom.log", "w") as log:
