@@ -49,6 +49,8 @@ ALLOWED_LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("xmailnb.logs", "logging"): "logging.handlers, for an internal error only: ~5 ms of every start-up",
     ("xmailnb.pki.certfiles", "cryptography"): "pkcs7/pkcs12 for such input only: pkcs7 brings email, ~5 ms",
     ("xmailnb.mailroot.store", "filelock"): "Windows only (POSIX locks with flock)",
+    ("xmailnb.mailroot.store", "cryptography"): "the pair check after an unusable journal only",
+    ("xmailnb.mailroot.store", "xmailnb"): "the pair check after an unusable journal only (pki.keys)",
     ("xmailnb.pki.chain", "certifi"): "fallback when the bundle is not found beside the package",
     ("xmailnb.pki.csr", "pycountry"): "CSR forms only: ~18 ms on every diagnosis otherwise",
     ("xmailnb.pki.csr", "email_validator"): "CSR forms only: brings dnspython, ~20 ms",

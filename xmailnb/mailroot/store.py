@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .. import clock
+from ..boundedjson import loads as bounded_loads
 from ..errors import BusyError, InputError, XmailnbError
 from ..files import NotRegularFile, read_regular, sha256_hex
 from ..i18n import Msg
@@ -89,8 +90,16 @@ LOCK_WAIT = 10.0
 
 #: The largest file the store reads (server.tab, certs.pem, archive copies).
 READ_LIMIT = 16 * 1024 * 1024
+#: The largest journal and manifest: a change names a handful of files.
+JOURNAL_LIMIT = 256 * 1024
+MANIFEST_LIMIT = 1024 * 1024
+#: Where an unusable journal is moved (inside the private archive folder).
+SET_ASIDE = "set-aside"
 
 _ID = re.compile(r"[0-9]{8}T[0-9]{12}Z")
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+# A staged new version: ``.NAME.ID.xmailnb-tmp`` (an undo's has ``.undo`` before the suffix).
+_STAGED = re.compile(r"\.(?P<name>[^/]+)\.(?P<id>[0-9]{8}T[0-9]{12}Z)\.xmailnb-tmp")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -177,10 +186,19 @@ class ArchiveEntry:
     files: Mapping[str, str | None]
     details: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: The place of this change in the MailRoot's history, assigned by the
+    #: store (1, 2, ...); ``None`` for entries made before sequences existed.
+    #: History is ordered by it, never by :attr:`time` (a clock may be wrong).
+    seq: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "time": self.time, "action": self.action,
+        return {"id": self.id, "time": self.time, "action": self.action, "seq": self.seq,
                 "files": dict(self.files), "details": dict(self.details)}
+
+    def order(self) -> tuple[int, int, str]:
+        """Sort key, oldest first: by sequence; entries without one (made by
+        earlier versions, before any with one) by their id."""
+        return (1, self.seq, "") if self.seq is not None else (0, 0, self.id)
 
 
 # -- folders reached without following links ------------------------------------------
@@ -669,7 +687,7 @@ class Store:
 
     def _write_entry(self, session: _Session, archive: _Dir, entry_id: str, when: dt.datetime,
                      action: str, current: Mapping[str, bytes | None],
-                     details: Mapping[str, Any]) -> ArchiveEntry:
+                     details: Mapping[str, Any], seq: int, token: str) -> ArchiveEntry:
         owner = session.owner
         # Built under a temp name and renamed, so a half-written entry never
         # shows up in the history.
@@ -688,19 +706,38 @@ class Store:
                     files[rel] = sha256_hex(data)
                 files_dir.fsync()
             entry = ArchiveEntry(id=entry_id, time=when.isoformat(timespec="microseconds"),
-                                 action=action, files=files, details=dict(details))
-            entry_dir.create(MANIFEST, json.dumps(entry.to_json(), indent=2, sort_keys=True).encode(),
+                                 action=action, files=files, details=dict(details), seq=seq)
+            # The token ties the entry to the journal of the change that made
+            # it: only that journal may remove the entry again.
+            manifest = {**entry.to_json(), "token": token}
+            entry_dir.create(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(),
                              KEY_MODE, owner)
             entry_dir.fsync()
         archive.rename(staging, entry_id)
         archive.fsync()
         return ArchiveEntry(id=entry.id, time=entry.time, action=action, files=files,
-                            details=entry.details, path=self.mailroot.archive_dir / entry_id)
+                            details=entry.details, path=self.mailroot.archive_dir / entry_id, seq=seq)
 
     @staticmethod
     def _names_in(archive: _Dir) -> list[str]:
-        """Archive entry folder names, newest first (ids sort by time)."""
-        return sorted((n for n in archive.names() if _ID.fullmatch(n)), reverse=True)
+        """Archive entry folder names (in no particular order: see :meth:`_ordered`)."""
+        return sorted(n for n in archive.names() if _ID.fullmatch(n))
+
+    def _ordered(self, archive: _Dir) -> list[ArchiveEntry]:
+        """Every readable archive entry, newest change first.
+
+        Ordered by the sequence number the store gave each entry, never by
+        the id or the time in it: both come from the clock, which may have
+        been set back (an NTP correction, a wrong BIOS clock).
+        """
+        entries = [e for e in (self._load_entry(archive, n) for n in self._names_in(archive)) if e is not None]
+        return sorted(entries, key=ArchiveEntry.order, reverse=True)
+
+    def _next_seq(self, archive: _Dir) -> int:
+        """The sequence number of the next change: one more than any so far
+        (kept in the manifests themselves, so it survives restarts and a
+        lost counter file cannot turn it back)."""
+        return 1 + max((e.seq or 0 for e in self._ordered(archive)), default=0)
 
     def _entry_names(self) -> list[str]:
         with self._reader() as session:
@@ -726,28 +763,46 @@ class Store:
         except OSError:
             return 0
 
-    def _load_entry(self, archive: _Dir, name: str) -> ArchiveEntry | None:
+    def _manifest(self, archive: _Dir, name: str) -> dict[str, Any] | None:
+        """The manifest of archive entry *name* (``None``: missing or unreadable)."""
         try:
             with archive.child(name) as d:
-                data = d.read(MANIFEST, 1024 * 1024)
+                data = d.read(MANIFEST, MANIFEST_LIMIT)
         except (OSError, XmailnbError):
             return None
         if data is None:
             return None
         try:
-            raw = json.loads(data.decode("utf-8"))
+            raw = bounded_loads(data, name=f"sslconf/archive/{name}/{MANIFEST}", max_bytes=MANIFEST_LIMIT)
+        except (ValueError, UnicodeDecodeError) as exc:  # damaged, too large or too deep: skipped
+            log.info("ignoring the manifest of archive entry %s: %s", name, exc)
+            return None
+        return raw if isinstance(raw, dict) else None
+
+    def _load_entry(self, archive: _Dir, name: str) -> ArchiveEntry | None:
+        raw = self._manifest(archive, name)
+        if raw is None:
+            return None
+        try:
+            seq = raw.get("seq")
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2 ** 62:
+                seq = None
             return ArchiveEntry(id=name, time=str(raw["time"]), action=str(raw["action"]),
                                 files=raw["files"] if isinstance(raw["files"], dict) else {},
                                 details=raw.get("details") if isinstance(raw.get("details"), dict) else {},
-                                path=self.mailroot.archive_dir / name)
+                                path=self.mailroot.archive_dir / name, seq=seq)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def history(self, limit: int | None = None, *, bookkeeping: bool = True) -> list[ArchiveEntry]:
-        """Archived states, newest first; at most *limit* of them.
+    def _token_of(self, archive: _Dir, name: str) -> str | None:
+        raw = self._manifest(archive, name)
+        token = raw.get("token") if raw is not None else None
+        return token if isinstance(token, str) and _TOKEN.fullmatch(token) else None
 
-        Only the manifests of the entries returned are read, so showing the
-        newest few stays fast however long the archive grows.  Unreadable
+    def history(self, limit: int | None = None, *, bookkeeping: bool = True) -> list[ArchiveEntry]:
+        """Archived states, newest change first; at most *limit* of them.
+
+        The order is the store's sequence of changes, not the clock's.  Unreadable
         entries are skipped, and so are :data:`BOOKKEEPING_ACTIONS` entries
         unless *bookkeeping* is true.
 
@@ -758,12 +813,9 @@ class Store:
         try:
             with self._reader() as session:
                 archive = session.existing("sslconf/archive")
-                for name in self._names_in(archive) if archive is not None else []:
+                for entry in self._ordered(archive) if archive is not None else []:
                     if limit is not None and len(entries) >= limit:
                         break
-                    entry = self._load_entry(archive, name)  # type: ignore[arg-type]
-                    if entry is None:
-                        continue
                     if not bookkeeping and entry.action in BOOKKEEPING_ACTIONS:
                         continue
                     entries.append(entry)
@@ -900,11 +952,14 @@ class Store:
         archive = session.folder("sslconf/archive", create=True)
         self._private(archive)
         entry_id, when = self._new_id(archive)
+        seq = self._next_seq(archive)
+        token = os.urandom(16).hex()
+        # Modes and owners are not in the journal: recovery takes them from
+        # the store's rules again (a journal is a file anyone may damage).
         journal: dict[str, Any] = {
-            "version": 1, "id": entry_id, "action": action, "state": "prepare",
+            "version": 1, "id": entry_id, "action": action, "state": "prepare", "token": token,
             "files": {rel: {"old": _digest(current[rel]), "new": _digest(data),
-                            "tmp": None if data is None else _tmp_name(_split(rel)[1], entry_id),
-                            "mode": meta[rel][0], "owner": meta[rel][1]}
+                            "tmp": None if data is None else _tmp_name(_split(rel)[1], entry_id)}
                       for rel, data in todo.items()},
         }
         entry: ArchiveEntry | None = None
@@ -912,7 +967,7 @@ class Store:
         try:
             self._write_journal(session, journal)
             entry = self._write_entry(session, archive, entry_id, when, action,
-                                      {rel: current[rel] for rel in todo}, details)
+                                      {rel: current[rel] for rel in todo}, details, seq, token)
             stage = "write"
             for rel, data in todo.items():
                 if data is None:
@@ -1044,15 +1099,7 @@ class Store:
                     continue
                 if old is None:
                     old = self._archived_for_recovery(session, entry_id, journal["files"])
-                data = old[rel]
-                if data is None:
-                    d.unlink(name)
-                else:
-                    tmp = _tmp_name(name, entry_id, ".undo")
-                    d.unlink(tmp)
-                    d.create(tmp, data, int(info.get("mode") or DEFAULT_MODE), _owner(info.get("owner")))
-                    d.rename(tmp, name)
-                d.fsync()
+                self._put(session, rel, old[rel], entry_id)
             except OSError as exc:
                 log.info("could not put %s back: %s", rel, exc)
                 ok = False
@@ -1065,12 +1112,15 @@ class Store:
             archive = session.existing("sslconf/archive")
             if archive is not None:
                 # The id was new to this change: nothing changed in the end,
-                # and an entry would only be noise in the history.
+                # and an entry would only be noise in the history.  Only the
+                # journal that made the entry (same token) may remove it.
                 archive.rmtree(f".{entry_id}{PARTIAL_SUFFIX}")
-                archive.rmtree(entry_id)
+                token = journal.get("token")
+                if isinstance(token, str) and token and self._token_of(archive, entry_id) == token:
+                    archive.rmtree(entry_id)
                 archive.fsync()
             self._drop_journal(session)
-            session.sslconf.unlink(JOURNAL_TMP)
+            self._clear(session, session.sslconf, JOURNAL_TMP)
         except OSError as exc:
             log.info("could not clean up after an undone change: %s", exc)
             return False
@@ -1078,6 +1128,33 @@ class Store:
             log_unexpected(log, "cleaning up after an undone change", exc)
             return False
         return True
+
+    def _put(self, session: _Session, rel: str, data: bytes | None, entry_id: str) -> None:
+        """Replace *rel* with *data* (``None``: remove it) at once: temp file,
+        rename; mode and owner by the store's rules (:meth:`_file_meta`)."""
+        folder, name = _split(rel)
+        d = session.folder("/".join(folder), create=data is not None)
+        if data is None:
+            d.unlink(name)
+        else:
+            mode, owner = self._file_meta(session, rel)
+            tmp = _tmp_name(name, entry_id, ".undo")
+            d.unlink(tmp)
+            d.create(tmp, data, mode, _owner(owner))
+            d.rename(tmp, name)
+        d.fsync()
+
+    def _clear(self, session: _Session, d: _Dir, name: str) -> None:
+        """Remove the store's own file *name*; anything else in its place
+        (a folder, a FIFO) is moved aside, not deleted."""
+        st = d.lstat(name)
+        if st is None:
+            return
+        if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            d.unlink(name)
+        else:
+            self._set_aside(session, d, name)
+        d.fsync()
 
     def _archived_for_recovery(self, session: _Session, entry_id: str,
                                files: Mapping[str, Any]) -> dict[str, bytes | None]:
@@ -1120,42 +1197,26 @@ class Store:
 
     def _recover_locked(self, session: _Session) -> Msg | None:
         sslconf = session.sslconf
-        journal_data: bytes | None
-        try:
-            journal_data = sslconf.read(JOURNAL_NAME, 1024 * 1024)
-        except OSError:
-            journal_data = b"\0"
-        had_tmp = sslconf.lstat(JOURNAL_TMP) is not None
-        if journal_data is None:
-            if had_tmp:
+        st = sslconf.lstat(JOURNAL_NAME)
+        if st is None:
+            if sslconf.lstat(JOURNAL_TMP) is not None:
                 # Killed while writing the first journal: nothing else happened.
-                sslconf.unlink(JOURNAL_TMP)
-                sslconf.fsync()
+                self._clear(session, sslconf, JOURNAL_TMP)
                 self._sweep(session)
             return None
-        try:
-            journal = json.loads(journal_data.decode("utf-8"))
-            files = journal["files"]
-            _check_files({rel: info.get("new") for rel, info in files.items()})
-            _check_files({rel: info.get("old") for rel, info in files.items()})
-            entry_id = journal["id"]
-            if not (isinstance(entry_id, str) and _ID.fullmatch(entry_id)):
-                raise _Tampered("id")
-            for rel, info in files.items():
-                tmp = info.get("tmp")
-                if tmp is not None and tmp != _tmp_name(_split(rel)[1], entry_id):
-                    raise _Tampered(rel)
-            state = journal["state"]
-            action = str(journal.get("action") or "?")
-        except (ValueError, KeyError, TypeError, AttributeError, _Tampered):
-            # Not written by the store (it writes journals atomically): do
-            # not act on it, only clear it away.
-            log.info("ignoring an unreadable journal in %s", self.mailroot.path)
-            sslconf.unlink(JOURNAL_NAME)
-            sslconf.unlink(JOURNAL_TMP)
-            sslconf.fsync()
-            self._sweep(session)
-            return Msg.of("store.recovered.unknown")
+        raw: bytes | None = None
+        journal: dict[str, Any] | None = None
+        if stat.S_ISREG(st.st_mode):
+            try:
+                raw = sslconf.read(JOURNAL_NAME, JOURNAL_LIMIT)
+            except OSError as exc:
+                log.info("the journal of %s cannot be read: %s", self.mailroot.path, exc)
+            if raw is not None:
+                journal = self._usable_journal(session, raw)
+        if journal is None:
+            return self._recover_from_disk(session, raw)
+        entry_id, state, files = journal["id"], journal["state"], journal["files"]
+        action = str(journal.get("action") or "?")
         result = "recovered-back"
         if state == "commit" and self._roll_forward(session, journal):
             result = "recovered-forward"
@@ -1163,14 +1224,195 @@ class Store:
         elif not self._undo(session, journal, "commit" if state == "commit" else "prepare"):
             raise StoreError.of("store.recovery_failed", "store.recovery_failed.fix",
                                 path=str(self.mailroot.path))
-        sslconf.unlink(JOURNAL_TMP)
+        self._clear(session, sslconf, JOURNAL_TMP)
         self._sweep(session)
         self._audit(session, action, entry_id if result == "recovered-forward" else None, {}, {},
                     {"journal": entry_id, "files": {rel: {"before": info.get("old"), "after": info.get("new")}
                                                     for rel, info in files.items()}}, result=result)
         key = "store.recovered.forward" if result == "recovered-forward" else "store.recovered.back"
-        return Msg.of(key, action=Msg.of(f"store.action.{action}") if action in _ACTIONS else action,
-                      id=entry_id)
+        return Msg.of(key, action=_action_msg(action), id=entry_id)
+
+    def _usable_journal(self, session: _Session, raw: bytes) -> dict[str, Any] | None:
+        """The journal in *raw* when the store wrote it and it can be acted
+        on; ``None`` when it is damaged, too large or deep, in an unknown
+        state, names a file or an id the store never makes, or does not
+        belong to the archive entry it names."""
+        try:
+            journal = bounded_loads(raw, name=f"sslconf/{JOURNAL_NAME}", max_bytes=JOURNAL_LIMIT, max_depth=8)
+            if not isinstance(journal, dict):
+                raise _Tampered("journal")
+            entry_id, state, files, token = journal["id"], journal["state"], journal["files"], journal.get("token")
+            if not (isinstance(entry_id, str) and _ID.fullmatch(entry_id)):
+                raise _Tampered("id")
+            if state not in ("prepare", "commit"):
+                raise _Tampered("state")
+            if not (isinstance(token, str) and _TOKEN.fullmatch(token)):
+                raise _Tampered("token")
+            if not isinstance(files, dict) or not files or not all(isinstance(i, dict) for i in files.values()):
+                raise _Tampered("files")
+            _check_files({rel: info.get("new") for rel, info in files.items()})
+            _check_files({rel: info.get("old") for rel, info in files.items()})
+            for rel, info in files.items():
+                tmp = info.get("tmp")
+                want = None if info.get("new") is None else _tmp_name(_split(rel)[1], entry_id)
+                if tmp != want:
+                    raise _Tampered(rel)
+            archive = session.existing("sslconf/archive")
+            exists = archive is not None and archive.lstat(entry_id) is not None
+            if exists and self._token_of(archive, entry_id) != token:  # type: ignore[union-attr]
+                # An entry this journal did not make: never undo into it, never remove it.
+                raise _Tampered("id")
+            if state == "commit" and not exists:
+                raise _Tampered("id")  # a change is committed only after its entry is made
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, _Tampered, XmailnbError) as exc:
+            log.info("the journal of %s is not usable: %s", self.mailroot.path, exc)
+            return None
+        return journal
+
+    def _set_aside(self, session: _Session, d: _Dir, name: str) -> str | None:
+        """Move *name* (a file, folder, FIFO: whatever it is) out of the way into
+        ``sslconf/archive/set-aside/``; returns its new name, relative to the
+        MailRoot (``None``: it could not be moved, so it was removed)."""
+        try:
+            archive = session.folder("sslconf/archive", create=True)
+            self._private(archive)
+            aside = session.folder(f"sslconf/archive/{SET_ASIDE}", create=True)
+            stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+            n = 1
+            while aside.lstat(f"{stamp}-{n}{name}") is not None:
+                n += 1
+            new = f"{stamp}-{n}{name}"
+            if d.fd is not None and aside.fd is not None:
+                _replace(name, new, src_dir_fd=d.fd, dst_dir_fd=aside.fd)
+            else:
+                _replace(os.path.join(d.path, name), os.path.join(aside.path, new))
+            aside.fsync()
+            d.fsync()
+            return aside.name_of(new)
+        except (OSError, XmailnbError) as exc:
+            log.info("could not move %s aside (%s): removing it", d.name_of(name), exc)
+            d.rmtree(name)
+            d.fsync()
+            return None
+
+    def _staged(self, session: _Session) -> dict[str, dict[str, str]]:
+        """The staged files on disk: entry id -> {managed file: staged name}."""
+        found: dict[str, dict[str, str]] = {}
+        for folder in MANAGED_FOLDERS:
+            try:
+                d = session.existing(folder)
+                names = d.names() if d is not None else []
+            except (OSError, XmailnbError):
+                continue
+            for staged in names:
+                m = _STAGED.fullmatch(staged)
+                if m is None:
+                    continue
+                rel = f"{folder}/{m['name']}" if folder else m["name"]
+                if is_managed(rel):
+                    found.setdefault(m["id"], {})[rel] = staged
+        return found
+
+    def _recover_from_disk(self, session: _Session, raw: bytes | None) -> Msg:
+        """Repair after a journal that cannot be used, from what is on disk.
+
+        The journal is set aside (never a permanent block).  Staged files
+        name the change that was under way: that change's archive entry,
+        when it is the newest, holds the versions from before it, and they
+        are put back (a committed change cannot be told from an uncommitted
+        one without the journal, and undoing is always possible).  Finally
+        server.cert and server.key must belong together: when they do not,
+        the one that matches the other is restored from the archive.
+        """
+        sslconf = session.sslconf
+        aside = self._set_aside(session, sslconf, JOURNAL_NAME)
+        self._clear(session, sslconf, JOURNAL_TMP)
+        undone: str | None = None
+        archive = session.existing("sslconf/archive")
+        staged = self._staged(session)
+        ordered = self._ordered(archive) if archive is not None else []
+        newest = ordered[0] if ordered else None
+        if newest is not None and newest.id in staged:
+            try:
+                old = self.archived_bytes(newest)
+            except (OSError, XmailnbError) as exc:
+                log.info("archive entry %s cannot be used for the repair: %s", newest.id, exc)
+            else:
+                for rel, data in old.items():
+                    folder, name = _split(rel)
+                    d = session.existing("/".join(folder))
+                    try:
+                        now = _digest(d.read(name)) if d is not None else None
+                    except OSError:
+                        now = "unreadable"
+                    if now != _digest(data):
+                        self._put(session, rel, data, newest.id)
+                assert archive is not None
+                archive.rmtree(newest.id)
+                archive.fsync()
+                undone = newest.id
+        elif newest is not None and raw is not None and newest.seq is not None:
+            # No staged file: killed before staging or after the last rename.
+            # When the damaged journal still holds the newest entry's token
+            # and the files are as they were before it, it was not carried out.
+            token = self._token_of(archive, newest.id)  # type: ignore[arg-type]
+            if token is not None and token.encode() in raw and self._unchanged_since(session, newest):
+                archive.rmtree(newest.id)  # type: ignore[union-attr]
+                archive.fsync()  # type: ignore[union-attr]
+                undone = newest.id
+        self._sweep(session)
+        repaired = self._repair_pair(session)
+        self._audit(session, "recovery", None, {}, {},
+                    {"journal_set_aside": aside, "undone": undone, "pair": repaired}, result="recovered-disk")
+        where = aside or f"sslconf/{JOURNAL_NAME}"
+        if repaired is not None:
+            return Msg.of("store.recovered.disk.pair", path=where, name=repaired[0], id=repaired[1])
+        if undone is not None:
+            return Msg.of("store.recovered.disk.back", path=where)
+        return Msg.of("store.recovered.disk.none", path=where)
+
+    def _unchanged_since(self, session: _Session, entry: ArchiveEntry) -> bool:
+        for rel, digest in entry.files.items():
+            if not is_managed(rel):
+                return False
+            folder, name = _split(rel)
+            try:
+                d = session.existing("/".join(folder))
+                now = _digest(d.read(name)) if d is not None else None
+            except (OSError, XmailnbError):
+                return False
+            if now != digest:
+                return False
+        return True
+
+    def _repair_pair(self, session: _Session) -> tuple[str, str] | None:
+        """When server.cert and server.key both exist, can be read and do not
+        belong together, put back the newest archived version of one of them
+        that matches the other.  Returns (file, archive id) or ``None``."""
+        try:
+            cert_pem = session.root.read("server.cert")
+            key_pem = session.root.read("server.key")
+        except OSError:
+            return None
+        if cert_pem is None or key_pem is None or pair_matches(cert_pem, key_pem) is not False:
+            return None
+        archive = session.existing("sslconf/archive")
+        for entry in self._ordered(archive) if archive is not None else []:
+            for rel in ("server.key", "server.cert"):
+                if not entry.files.get(rel):
+                    continue
+                try:
+                    data = self.archived_bytes(entry)[rel]
+                except (OSError, XmailnbError):
+                    continue
+                if data is None:
+                    continue
+                ok = pair_matches(cert_pem, data) if rel == "server.key" else pair_matches(data, key_pem)
+                if ok:
+                    self._put(session, rel, data, entry.id)
+                    log.warning("server.cert and server.key did not match: %s put back from %s", rel, entry.id)
+                    return rel, entry.id
+        return None
 
     def _roll_forward(self, session: _Session, journal: Mapping[str, Any]) -> bool:
         """Finish a committed change from its staged files; ``False`` when a
@@ -1303,6 +1545,27 @@ _ACTIONS = ("csr", "install", "settings", "rollback", "checklist", "acme", "prac
 
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _action_msg(action: str) -> Msg | str:
+    return Msg.of(f"store.action.{action}") if action in _ACTIONS else action
+
+
+def pair_matches(cert_pem: bytes, key_pem: bytes) -> bool | None:
+    """Whether the first certificate of *cert_pem* is for the private key
+    *key_pem*; ``None`` when either cannot be read (encrypted, not PEM)."""
+    # Only after an unusable journal: the store itself never parses keys.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from ..pki.keys import public_key_matches
+
+    try:
+        certs = x509.load_pem_x509_certificates(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, None)
+    except (ValueError, TypeError):
+        return None
+    return bool(certs) and public_key_matches(key, certs[0])
 
 
 def _owner(value: Any) -> tuple[int, int] | None:
