@@ -180,7 +180,7 @@ def _new_ca(now: dt.datetime) -> _CA:
 
 def _load_ca(read: Callable[[str], bytes | None], now: dt.datetime) -> _CA | None:
     """The MailRoot's practice CA (its files read with *read*), or ``None``
-    when missing, broken or about to expire (a fresh one is made then)."""
+    when missing, broken, about to expire or not valid yet (a fresh one is made then)."""
     try:
         files = [read(rel) for rel in (REL_PRACTICE_ROOT_CERT, REL_PRACTICE_INTERMEDIATE_CERT, REL_PRACTICE_ROOT_KEY, REL_PRACTICE_INTERMEDIATE_KEY)]
         if any(data is None for data in files):
@@ -195,6 +195,11 @@ def _load_ca(read: Callable[[str], bytes | None], now: dt.datetime) -> _CA | Non
             and issued_by(intermediate, root)):
         return None
     if min(root.not_valid_after_utc, intermediate.not_valid_after_utc) < now + dt.timedelta(days=30):
+        return None
+    if max(root.not_valid_before_utc, intermediate.not_valid_before_utc) > now - _BACKDATE:
+        # Not valid yet by this clock (set back since the CA was made): what
+        # it signed now would be refused at install.  A fresh CA is made; the
+        # store archives this one.
         return None
     return _CA(root, root_key, intermediate, int_key)
 
