@@ -17,7 +17,7 @@ naming the file and the limit in the user's language, and also a
 >>> loads(b"[" * 100000, name="x.json")
 Traceback (most recent call last):
 ...
-xmailnb.boundedjson.JsonLimitError: json.too_deep
+xmailnb.boundedjson.JsonLimitError: x.json was not read: its brackets nest more than 32 levels deep, far more than the workbook ever writes there.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ class JsonLimitError(InputError, ValueError):
         super().__init__(Msg.of(key, name=name, limit=limit), Msg.of(f"{key}.fix", name=name, limit=limit))
         self.name = name
         self.limit = limit
+
+    def __str__(self) -> str:
+        # Where a reader shows the reason of a ValueError (a log, an HTTP
+        # reason): the English message, not the catalog key.
+        return self.msg.render("en")
 
 
 def nesting_depth(text: str, stop_above: int | None = None) -> int:

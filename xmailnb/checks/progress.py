@@ -40,6 +40,7 @@ from typing import Any
 
 from ..pki import certfiles, keys
 from .. import clock
+from .. import boundedjson
 from ..files import read_regular
 from .diagnose import diagnose
 from .findings import Finding, Report
@@ -212,7 +213,7 @@ def _certificate_at_hand(f: _Facts) -> bool:
 
 def _checklist_received(mr: MailRoot) -> bool:
     try:
-        doc = json.loads(read_regular(mr.file(mr.rel_checklist)).decode("utf-8"))
+        doc = boundedjson.loads(read_regular(mr.file(mr.rel_checklist)), name=mr.rel_checklist)
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     ticked = doc.get("ticked") if isinstance(doc, dict) else None
@@ -390,7 +391,7 @@ def events(mr: MailRoot) -> list[dict[str, Any]]:
     out = []
     for line in data.decode("utf-8", "replace").splitlines():
         try:
-            record = json.loads(line)
+            record = boundedjson.loads(line, name=REL_PROGRESS_LOG)
         except ValueError:
             continue
         if isinstance(record, dict):

@@ -48,6 +48,7 @@ from jupyterhub.services.auth import (
 from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
+from .. import boundedjson
 from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES, text
 from ..checks.progress import STEPS
@@ -87,7 +88,7 @@ class Board:
 
     def _load(self) -> None:
         try:
-            doc = json.loads(read_regular(self._file, 16 * 1024 * 1024))
+            doc = boundedjson.loads(read_regular(self._file, 16 * 1024 * 1024), name=str(self._file), max_bytes=16 * 1024 * 1024)
             self.reports = {k: v for k, v in doc.get("reports", {}).items() if isinstance(v, dict)}
             self.pending = {k: int(v) for k, v in doc.get("pending", {}).items()}
         except (OSError, ValueError, AttributeError, TypeError):
@@ -445,10 +446,10 @@ class ReportHandler(web.RequestHandler):
         if len(self.request.body) > MAX_REPORT_BYTES:
             raise web.HTTPError(413)
         try:
-            payload = json.loads(self.request.body)
+            payload = boundedjson.loads(self.request.body, name="api/report", max_bytes=MAX_REPORT_BYTES)
             reset = board.take_report(name, payload)
-        except (ValueError, TypeError):
-            raise web.HTTPError(400) from None
+        except (ValueError, TypeError) as exc:
+            raise web.HTTPError(400, reason=f"report refused: {exc}"[:200].replace("\r", " ").replace("\n", " ")) from None
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"reset": reset}))
 

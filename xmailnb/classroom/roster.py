@@ -35,6 +35,7 @@ from typing import Any, Iterator
 
 import filelock
 
+from .. import boundedjson
 from ..errors import BusyError, InputError, UsageError
 from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES
@@ -194,7 +195,7 @@ def verify_password(password: str, stored: str) -> bool:
 # -- reading and writing ------------------------------------------------------------
 
 def _read_json(path: Path) -> Any:
-    return json.loads(read_regular(path, _MAX_ROSTER_BYTES).decode("utf-8"))
+    return boundedjson.loads(read_regular(path, _MAX_ROSTER_BYTES), name=str(path), max_bytes=_MAX_ROSTER_BYTES)
 
 
 def _write_private(path: Path, doc: Any, mode: int) -> None:

@@ -31,7 +31,7 @@ from ..mailroot.servertab import (
 )
 from ..pki import certfiles, keys
 from ..pki import chain as chainmod
-from .. import clock
+from .. import boundedjson, clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg
 from ..mailroot.layout import MailRoot
@@ -245,7 +245,7 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
 
 def read_pending_meta(mr: MailRoot) -> dict[str, Any]:
     try:
-        doc = json.loads((mr.read(mr.rel_pending_meta) or b"").decode("utf-8"))
+        doc = boundedjson.loads(mr.read(mr.rel_pending_meta) or b"", name=mr.rel_pending_meta)
     except (OSError, ValueError):
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -912,7 +912,7 @@ CHECKLIST: tuple[str, ...] = ("choose", "send", "validate", "receive", "keep")
 
 def _checklist_ticked(data: bytes | None) -> list[str]:
     try:
-        doc = json.loads((data or b"").decode("utf-8"))
+        doc = boundedjson.loads(data or b"", name="sslconf/checklist.json")
     except ValueError:
         return []
     ticked = doc.get("ticked") if isinstance(doc, dict) else None

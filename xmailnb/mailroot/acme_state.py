@@ -18,11 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..boundedjson import JsonLimitError
+from ..boundedjson import loads as bounded_loads
 from ..errors import InputError, UsageError, XmailnbError
 from ..i18n import Msg
 from ..pki import certfiles
 from ..pki import csr as csrmod
-from .layout import REL_ACME_DIRECTORY_CA, REL_ACME_SETTINGS, REL_ACME_STATUS, MailRoot
+from .layout import ACME_DIR, REL_ACME_DIRECTORY_CA, REL_ACME_SETTINGS, REL_ACME_STATUS, MailRoot
 from .store import Store
 
 __all__ = [
@@ -40,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: settings.json and status.json are a few KB.
+_MAX_JSON_BYTES = 1024 * 1024
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -126,9 +131,17 @@ class AcmeSettings:
         return cls(**values, directory_ca=directory_ca)
 
 
-def json_doc(data: bytes | None) -> dict[str, Any]:
+def json_doc(data: bytes | None, name: str = ACME_DIR) -> dict[str, Any]:
+    """The JSON object in *data* (``{}`` when missing or damaged).
+
+    Raises:
+        JsonLimitError: larger or deeper than any document written here
+            (a refusal naming *name*, not a silent default).
+    """
     try:
-        doc = json.loads((data or b"").decode("utf-8"))
+        doc = bounded_loads(data or b"", name=name, max_bytes=_MAX_JSON_BYTES)
+    except JsonLimitError:
+        raise
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -136,7 +149,7 @@ def json_doc(data: bytes | None) -> dict[str, Any]:
 
 def _read_json(mr: MailRoot, rel: str) -> dict[str, Any]:
     try:
-        return json_doc(mr.read(rel))
+        return json_doc(mr.read(rel), rel)
     except OSError:
         return {}
 
@@ -171,7 +184,7 @@ def update_status(mr: MailRoot, edit: Callable[[dict[str, Any]], None], details:
     """Read status.json under the store's lock, let *edit* change it, write it
     back: a renewal and a dashboard recording at the same moment both count."""
     with Store(mr).transaction("acme", details) as tx:
-        status = json_doc(tx.read(REL_ACME_STATUS))
+        status = json_doc(tx.read(REL_ACME_STATUS), REL_ACME_STATUS)
         edit(status)
         tx.write(REL_ACME_STATUS, dump_json(status))
 

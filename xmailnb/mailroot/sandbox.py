@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import clock
+from ..boundedjson import loads as bounded_loads
 from ..errors import InputError
 from ..files import read_regular
 from .layout import REL_GENERATION, SANDBOX_MARKER, MailRoot, sandbox_path
@@ -141,7 +142,8 @@ def generation(path: str | os.PathLike[str] | MailRoot) -> Generation:
     the record is unreadable)."""
     root = path.path if isinstance(path, MailRoot) else Path(path)
     try:
-        doc = json.loads(read_regular(root.joinpath(*REL_GENERATION.split("/")), _MAX_GENERATION_BYTES))
+        doc = bounded_loads(read_regular(root.joinpath(*REL_GENERATION.split("/")), _MAX_GENERATION_BYTES),
+                            name=REL_GENERATION, max_bytes=_MAX_GENERATION_BYTES)
     except (OSError, ValueError):
         return Generation()
     if not isinstance(doc, dict):

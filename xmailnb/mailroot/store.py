@@ -787,9 +787,10 @@ class Store:
             seq = raw.get("seq")
             if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2 ** 62:
                 seq = None
+            details = raw.get("details")
             return ArchiveEntry(id=name, time=str(raw["time"]), action=str(raw["action"]),
                                 files=raw["files"] if isinstance(raw["files"], dict) else {},
-                                details=raw.get("details") if isinstance(raw.get("details"), dict) else {},
+                                details=details if isinstance(details, dict) else {},
                                 path=self.mailroot.archive_dir / name, seq=seq)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -1259,7 +1260,7 @@ class Store:
                     raise _Tampered(rel)
             archive = session.existing("sslconf/archive")
             exists = archive is not None and archive.lstat(entry_id) is not None
-            if exists and self._token_of(archive, entry_id) != token:  # type: ignore[union-attr]
+            if archive is not None and exists and self._token_of(archive, entry_id) != token:
                 # An entry this journal did not make: never undo into it, never remove it.
                 raise _Tampered("id")
             if state == "commit" and not exists:
@@ -1534,7 +1535,7 @@ class Store:
         out = []
         for line in data.decode("utf-8", "replace").splitlines():
             try:
-                out.append(json.loads(line))
+                out.append(bounded_loads(line, name="sslconf/audit.log", max_depth=16))
             except ValueError:
                 continue
         return out

@@ -19,7 +19,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..files import read_regular
+from ..boundedjson import JsonLimitError
+from ..boundedjson import loads as bounded_loads
+from ..files import FileTooLarge, read_regular
 from .endpoints import ENDPOINTS
 from .layout import REL_WORKBOOK, MailRoot
 from .store import ArchiveEntry, Store
@@ -54,6 +56,8 @@ def load(mr: MailRoot) -> dict[str, Any]:
         return _parse(read_regular(mr.file(REL_WORKBOOK), limit=_MAX_BYTES))
     except FileNotFoundError:
         return {}
+    except FileTooLarge:
+        raise JsonLimitError("json.too_large", REL_WORKBOOK, _MAX_BYTES) from None
     except OSError as exc:
         log.info("ignoring %s: %s", REL_WORKBOOK, exc)
         return {}
@@ -63,7 +67,9 @@ def _parse(data: bytes | None) -> dict[str, Any]:
     if data is None:
         return {}
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = bounded_loads(data, name=REL_WORKBOOK, max_bytes=_MAX_BYTES)
+    except JsonLimitError:
+        raise  # refused with a message naming the file, not silently replaced
     except (ValueError, UnicodeDecodeError) as exc:
         # A damaged file is not worth a refusal: the defaults apply.
         log.info("ignoring %s: %s", REL_WORKBOOK, exc)
