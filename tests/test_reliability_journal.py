@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from helpers import run, store_leftovers, user_view
-from test_reliability_crash import _actions, _fresh, _split_step, killed_at, material, pair_ok, template  # noqa: F401
+import test_reliability_crash as crash
+from test_reliability_crash import _actions, _fresh, _split_step, killed_at, pair_ok
 from xmailnb.files import sha256_hex
 from xmailnb.mailroot import store as storemod
 from xmailnb.mailroot.layout import MailRoot
@@ -27,6 +28,10 @@ from xmailnb.mailroot.layout import MailRoot
 pytestmark = pytest.mark.slow  # forks and kills
 
 JOURNAL = Path("sslconf") / ".xmailnb-journal.json"
+
+# The crash test's MailRoot with history, and its certificates.
+material = crash.material
+template = crash.template
 
 
 def _truncated(p: Path) -> None:

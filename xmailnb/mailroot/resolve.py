@@ -17,7 +17,7 @@ from ..errors import MailRootError
 from ..files import file_kind
 from ..i18n import Msg
 from .layout import SANDBOX_MARKER, MailRoot, describe, sandbox_path
-from .sandbox import create_sandbox
+from .sandbox import create_sandbox, recover_reset
 from .store import recover_interrupted
 
 __all__ = ["resolve", "describe"]
@@ -79,6 +79,9 @@ def resolve(arg: str | os.PathLike[str] | None = None,
     chosen = arg if arg not in (None, "") else env.get("MAIL_ROOT") or None
     if chosen is None:
         sandbox = sandbox_path(env)
+        # A reset killed between its two renames leaves no sandbox: it is
+        # completed (keeping its generation) before a new one is made.
+        recover_reset(sandbox)
         if not _is_file(sandbox / "server.tab") or not _is_file(sandbox.joinpath(*SANDBOX_MARKER.split("/"))):
             mr = create_sandbox(sandbox)
         else:
@@ -89,6 +92,7 @@ def resolve(arg: str | os.PathLike[str] | None = None,
             path = path.resolve() if path.exists() else path.absolute()
         except OSError:
             raise _unreadable(path) from None
+        recover_reset(path, journaled_only=True)
         _check(path)
         mr = MailRoot(path=path, is_sandbox=_is_file(path.joinpath(*SANDBOX_MARKER.split("/"))))
     if recover:

@@ -24,21 +24,27 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import stat
-import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from .. import clock
 from ..boundedjson import loads as bounded_loads
-from ..errors import InputError
+from ..errors import InputError, XmailnbError
 from ..files import read_regular
 from .layout import REL_GENERATION, SANDBOX_MARKER, MailRoot, sandbox_path
 from .servertab import stock_servertab
 from .store import Store
+
+if os.name == "posix":
+    import fcntl
+else:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "ARCHIVE_DIRNAME",
@@ -49,6 +55,7 @@ __all__ = [
     "check_sandbox",
     "generation",
     "reset_sandbox",
+    "recover_reset",
     "practice_ports",
     "suggested_practice_ports",
 ]
@@ -57,6 +64,9 @@ log = logging.getLogger(__name__)
 
 ARCHIVE_DIRNAME = "sandbox-archive"
 _MAX_GENERATION_BYTES = 4096
+_FRESH_PREFIX = ".sandbox-new-"
+_FRESH = re.compile(r"\.sandbox-new-[A-Za-z0-9_]{1,64}")
+_DEST = re.compile(ARCHIVE_DIRNAME + r"/[0-9]{8}T[0-9]{12}Z(-[a-z0-9-]{1,40})?")
 
 
 # Folders of a stock XMail MailRoot; the sandbox gets them so that it looks
@@ -220,6 +230,154 @@ def _unique(folder: Path, stamp: str) -> Path:
     return candidate
 
 
+def _reset_journal(target: Path) -> Path:
+    return target.parent / f".{target.name}.reset.json"
+
+
+def _reset_lock(target: Path) -> Path:
+    return target.parent / f".{target.name}.reset.lock"
+
+
+@contextmanager
+def _reset_locked(target: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold the lock of the resets of *target* (a file beside it); yields
+    whether it was taken (without *wait*, ``False`` when a reset is running)."""
+    fd = os.open(_reset_lock(target), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        if fcntl is None:  # pragma: no cover - Windows: no concurrent resets to fear there
+            yield True
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _write_reset_journal(target: Path, doc: Mapping[str, Any]) -> None:
+    journal = _reset_journal(target)
+    tmp = journal.with_name(journal.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(json.dumps(dict(doc)).encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, journal)
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_reset_journal(target: Path) -> dict[str, Any] | None:
+    """The reset journal, checked: it may only name a fresh folder beside
+    *target* and an archive folder in :func:`archive_folder` (``None`` when
+    missing, damaged or naming anything else)."""
+    try:
+        doc = bounded_loads(read_regular(_reset_journal(target), 64 * 1024, follow_symlinks=False),
+                            name=_reset_journal(target).name, max_bytes=64 * 1024, max_depth=4)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("state") not in ("prepare", "commit"):
+        return None
+    fresh, dest = doc.get("fresh"), doc.get("dest")
+    if not (isinstance(fresh, str) and _FRESH.fullmatch(fresh)):
+        return None
+    if doc["state"] == "commit" and not (isinstance(dest, str) and _DEST.fullmatch(dest)):
+        return None
+    return doc
+
+
+def _complete_fresh(path: Path) -> bool:
+    """Whether *path* is a finished fresh sandbox (its generation written last)."""
+    return (not path.is_symlink() and path.is_dir() and _is_regular(path.joinpath(*SANDBOX_MARKER.split("/")))
+            and _is_regular(path.joinpath(*REL_GENERATION.split("/"))) and generation(path).number > 0)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def recover_reset(path: str | os.PathLike[str], *, journaled_only: bool = False) -> bool:
+    """Complete or undo a reset of the sandbox at *path* that was killed half-way.
+
+    Cheap when there is nothing to do.  A reset is journaled beside the
+    sandbox (``.NAME.reset.json``): killed before the fresh sandbox was
+    finished, the half-built ``.sandbox-new-*`` folder is removed (the old
+    sandbox is still in place); killed after, the renames are done (the old
+    sandbox to the archive, the fresh one into place), so the generation
+    it counted is kept.  Leftover fresh folders of earlier versions, which
+    had no journal, are removed too (not with *journaled_only*, which only
+    looks for the journal: for a MailRoot that may not be a sandbox at all).
+    Returns whether anything was done.
+    Never raises (a failure is logged, the next command tries again).
+    """
+    target = Path(os.path.abspath(path))
+    parent = target.parent
+    try:
+        journal_there = os.path.lexists(_reset_journal(target))
+        if journaled_only and not journal_there:
+            return False
+        leftovers = [n for n in os.listdir(parent) if n.startswith(_FRESH_PREFIX)] if parent.is_dir() else []
+    except OSError:
+        return False
+    if not journal_there and not leftovers:
+        return False
+    try:
+        with _reset_locked(target, wait=False) as taken:
+            if not taken:
+                return False  # a reset is running: it is not ours to repair
+            return _recover_reset_locked(target)
+    except (OSError, XmailnbError) as exc:
+        log.info("could not repair the reset of %s: %s", target, exc)
+        return False
+
+
+def _recover_reset_locked(target: Path) -> bool:
+    parent = target.parent
+    doc = _read_reset_journal(target)
+    if doc is not None and doc["state"] == "commit":
+        fresh = parent / doc["fresh"]
+        if _complete_fresh(fresh):
+            if os.path.lexists(target):
+                check_sandbox(target)  # only ever a sandbox goes to the archive
+                with Store(MailRoot(target, is_sandbox=True)).lock():
+                    dest = _unique(_archive_dir(target), doc["dest"].rpartition("/")[2])
+                    os.rename(target, dest)
+            os.rename(fresh, target)
+            _fsync_dir(parent)
+            log.info("completed an interrupted reset of %s", target)
+    # Anything else (prepare, damaged, done): the old sandbox is in place
+    # or the fresh one is; what is left is a half-built folder and the journal.
+    for name in os.listdir(parent):
+        if name.startswith(_FRESH_PREFIX) and _FRESH.fullmatch(name):
+            shutil.rmtree(parent / name, ignore_errors=True)
+    for leftover in (_reset_journal(target), _reset_journal(target).with_name(_reset_journal(target).name + ".tmp")):
+        try:
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+        except FileNotFoundError:
+            pass
+    _fsync_dir(parent)
+    return True
+
+
 def reset_sandbox(path: str | os.PathLike[str] | None = None, *, by: str = "self",
                   environ: Mapping[str, str] | None = None) -> ResetResult:
     """Give the practice sandbox a fresh start.
@@ -238,6 +396,9 @@ def reset_sandbox(path: str | os.PathLike[str] | None = None, *, by: str = "self
             file): nothing changed.
         BusyError: another writer holds the sandbox's lock: try again.
 
+    A reset is journaled like a change of the store (see :func:`recover_reset`):
+    killed at any step, the next command completes or undoes it.
+
     >>> import tempfile, pathlib
     >>> from xmailnb.mailroot.sandbox import create_sandbox
     >>> box = create_sandbox(pathlib.Path(tempfile.mkdtemp()) / "sandbox-MailRoot")
@@ -246,6 +407,7 @@ def reset_sandbox(path: str | os.PathLike[str] | None = None, *, by: str = "self
     """
     target = Path(path) if path is not None else sandbox_path(environ)
     target = Path(os.path.abspath(target))
+    recover_reset(target)
     stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     if not os.path.lexists(target):
         # Nothing to start over from: a first sandbox is a fresh start too.
@@ -255,29 +417,39 @@ def reset_sandbox(path: str | os.PathLike[str] | None = None, *, by: str = "self
         return ResetResult(mr, None, gen)
     check_sandbox(target)
     old = MailRoot(target, is_sandbox=True)
-    with Store(old).lock():
+    with _reset_locked(target, wait=True), Store(old).lock():
         check_sandbox(target)  # again, under the lock: nothing swapped it meanwhile
         gen = Generation(generation(target).number + 1, clock.now().isoformat(timespec="seconds"), by)
         archive = _archive_dir(target)
-        fresh = Path(tempfile.mkdtemp(prefix=".sandbox-new-", dir=target.parent))
+        fresh = target.parent / f"{_FRESH_PREFIX}{os.urandom(6).hex()}"
+        _write_reset_journal(target, {"state": "prepare", "fresh": fresh.name})
         try:
+            fresh.mkdir(mode=0o700)
             create_sandbox(fresh)
             _write_generation(fresh, gen)
             dest = _unique(archive, stamp)
-            os.rename(target, dest)
-            try:
-                os.rename(fresh, target)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    os.rename(dest, target)  # put the old one back: nothing changed
-                    raise
-                # Another process created a sandbox in the moment between the
-                # two renames (resolve() does on first use): keep it too.
-                os.rename(target, _unique(archive, stamp + "-concurrent"))
-                os.rename(fresh, target)
+            _write_reset_journal(target, {"state": "commit", "fresh": fresh.name,
+                                          "dest": f"{ARCHIVE_DIRNAME}/{dest.name}"})
         except BaseException:
             shutil.rmtree(fresh, ignore_errors=True)
+            _reset_journal(target).unlink()
             raise
+        os.rename(target, dest)
+        try:
+            os.rename(fresh, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                os.rename(dest, target)  # put the old one back: nothing changed
+                shutil.rmtree(fresh, ignore_errors=True)
+                _reset_journal(target).unlink()
+                raise
+            # Another process created a sandbox in the moment between the
+            # two renames (resolve() does on first use): keep it too.
+            os.rename(target, _unique(archive, stamp + "-concurrent"))
+            os.rename(fresh, target)
+        _fsync_dir(target.parent)
+        _reset_journal(target).unlink()
+        _fsync_dir(target.parent)
     log.info("sandbox %s reset (generation %d, by %s); old one in %s", target, gen.number, by, dest)
     return ResetResult(MailRoot(target, is_sandbox=True), dest, gen)
 
