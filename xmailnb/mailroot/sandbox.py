@@ -329,7 +329,8 @@ def recover_reset(path: str | os.PathLike[str], *, journaled_only: bool = False)
     target = Path(os.path.abspath(path))
     parent = target.parent
     try:
-        journal_there = os.path.lexists(_reset_journal(target))
+        journal = _reset_journal(target)
+        journal_there = os.path.lexists(journal) or os.path.lexists(journal.with_name(journal.name + ".tmp"))
         if journaled_only and not journal_there:
             return False
         leftovers = [n for n in os.listdir(parent) if n.startswith(_FRESH_PREFIX)] if parent.is_dir() else []
