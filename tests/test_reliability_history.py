@@ -92,12 +92,25 @@ def test_entries_without_a_sequence_come_before_the_numbered_ones(mailroot, froz
         doc = json.loads(manifest.read_bytes())
         del doc["seq"]
         manifest.write_text(json.dumps(doc))
+    shutil.rmtree(mr.archive_dir / storemod.ORDER_DIR)
     legacy = [e.id for e in store.history()]
     assert legacy == sorted(legacy, reverse=True)
     with clock.frozen(frozen_now - YEAR):
         new = store.apply("settings", {"server.tab": b"# new\n"})
     assert new is not None and new.seq == 1
     assert [e.id for e in store.history()] == [new.id, *legacy]
+    marks = sorted(p.name.partition("-")[0] for p in (mr.archive_dir / storemod.ORDER_DIR).iterdir())
+    assert marks == ["0", "0", "0", "1"]  # legacy entries got a mark on the next change
+
+
+def test_order_marks_that_disagree_with_the_manifests_are_overruled(mailroot, frozen_now):
+    mr = MailRoot(mailroot, is_sandbox=True)
+    store = storemod.Store(mr)
+    ids = [store.apply("settings", {"server.tab": b"# %d\n" % n}).id for n in range(3)]
+    order = mr.archive_dir / storemod.ORDER_DIR
+    (order / f"1-{ids[0]}").rename(order / f"99-{ids[0]}")  # the oldest made to look newest
+    assert [e.id for e in store.history()] == ids[::-1]
+    assert store.entry(None).id == ids[2]
 
 
 def test_practice_ca_made_in_the_future_is_renewed_not_used(mailroot, tmp_path, frozen_now):

@@ -98,8 +98,8 @@ def test_archive_manifest(mailroot, frozen_now):
     r = run("rollback", "--mailroot", str(mailroot), "--to", second.id, "--lang", "en")
     assert r.code == 1
     assert (mailroot / "server.tab").read_bytes() == b"# two\n"
-    # The next change still gets a sequence number after every readable one.
-    assert store.apply("settings", {"server.tab": b"# three\n"}).seq == 2
+    # The next change still comes after every one before, the damaged one included.
+    assert store.apply("settings", {"server.tab": b"# three\n"}).seq == 3
 
 
 def test_journal(mailroot):

@@ -51,7 +51,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .. import clock
 from ..boundedjson import loads as bounded_loads
@@ -95,9 +95,12 @@ JOURNAL_LIMIT = 256 * 1024
 MANIFEST_LIMIT = 1024 * 1024
 #: Where an unusable journal is moved (inside the private archive folder).
 SET_ASIDE = "set-aside"
+#: In the archive: one empty file ``SEQ-ID`` per entry, its place in the history.
+ORDER_DIR = ".order"
 
 _ID = re.compile(r"[0-9]{8}T[0-9]{12}Z")
 _TOKEN = re.compile(r"[0-9a-f]{32}")
+_MARK = re.compile(r"(?P<seq>[0-9]{1,18})-(?P<id>[0-9]{8}T[0-9]{12}Z)")
 # A staged new version: ``.NAME.ID.xmailnb-tmp`` (an undo's has ``.undo`` before the suffix).
 _STAGED = re.compile(r"\.(?P<name>[^/]+)\.(?P<id>[0-9]{8}T[0-9]{12}Z)\.xmailnb-tmp")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -713,6 +716,11 @@ class Store:
             entry_dir.create(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(),
                              KEY_MODE, owner)
             entry_dir.fsync()
+        # The entry's place in the history, readable from one folder listing
+        # (made before the entry appears; a mark without an entry is ignored).
+        with archive.child(ORDER_DIR, create=True, owner=owner) as order:
+            order.create(f"{seq}-{entry_id}", b"", KEY_MODE, owner)
+            order.fsync()
         archive.rename(staging, entry_id)
         archive.fsync()
         return ArchiveEntry(id=entry.id, time=entry.time, action=action, files=files,
@@ -723,21 +731,123 @@ class Store:
         """Archive entry folder names (in no particular order: see :meth:`_ordered`)."""
         return sorted(n for n in archive.names() if _ID.fullmatch(n))
 
-    def _ordered(self, archive: _Dir) -> list[ArchiveEntry]:
-        """Every readable archive entry, newest change first.
+    def _marks(self, archive: _Dir) -> dict[str, int]:
+        """id -> sequence number, from the names in ``archive/.order``
+        (0: an entry without one; -1: two marks disagree)."""
+        try:
+            with archive.child(ORDER_DIR) as order:
+                names = order.names()
+        except (OSError, XmailnbError):
+            return {}
+        out: dict[str, int] = {}
+        for name in names:
+            m = _MARK.fullmatch(name)
+            if m is None:
+                continue
+            seq = int(m["seq"])
+            out[m["id"]] = seq if out.get(m["id"], seq) == seq else -1
+        return out
+
+    def _ordered(self, archive: _Dir, limit: int | None = None,
+                 keep: Callable[[ArchiveEntry], bool] | None = None) -> list[ArchiveEntry]:
+        """Readable archive entries, newest change first (at most *limit*
+        of those *keep* accepts).
 
         Ordered by the sequence number the store gave each entry, never by
         the id or the time in it: both come from the clock, which may have
-        been set back (an NTP correction, a wrong BIOS clock).
+        been set back (an NTP correction, a wrong BIOS clock).  The marks in
+        ``archive/.order`` say the order without reading every manifest;
+        each manifest read must agree with its mark, else every manifest is
+        read and decides.
         """
-        entries = [e for e in (self._load_entry(archive, n) for n in self._names_in(archive)) if e is not None]
-        return sorted(entries, key=ArchiveEntry.order, reverse=True)
+        marks = self._marks(archive)
+        keyed: list[tuple[tuple[int, int, str], str]] = []
+        loaded: dict[str, ArchiveEntry] = {}
+        for name in self._names_in(archive):
+            seq = marks.get(name)
+            if seq is None or seq < 0:
+                found = self._load_entry(archive, name)
+                if found is None:
+                    continue
+                loaded[name] = found
+                keyed.append((found.order(), name))
+            else:
+                keyed.append(((1, seq, "") if seq else (0, 0, name), name))
+        keyed.sort(reverse=True)
+        out: list[ArchiveEntry] = []
+        for key, name in keyed:
+            if limit is not None and len(out) >= limit:
+                break
+            entry = loaded.get(name) or self._load_entry(archive, name)
+            if entry is None:
+                continue
+            if entry.order() != key:
+                log.info("archive order marks disagree with manifest %s: reading every manifest", name)
+                every = (self._load_entry(archive, n) for n in self._names_in(archive))
+                ordered = sorted((e for e in every if e is not None), key=ArchiveEntry.order, reverse=True)
+                ordered = [e for e in ordered if keep is None or keep(e)]
+                return ordered if limit is None else ordered[:limit]
+            if keep is None or keep(entry):
+                out.append(entry)
+        return out
 
     def _next_seq(self, archive: _Dir) -> int:
         """The sequence number of the next change: one more than any so far
-        (kept in the manifests themselves, so it survives restarts and a
-        lost counter file cannot turn it back)."""
-        return 1 + max((e.seq or 0 for e in self._ordered(archive)), default=0)
+        (kept in the manifests and the marks, so it survives restarts)."""
+        marks = self._marks(archive)
+        unmarked = [self._load_entry(archive, n) for n in self._names_in(archive) if marks.get(n, -1) < 0]
+        return 1 + max([0, *marks.values(), *(e.seq or 0 for e in unmarked if e is not None)])
+
+    def _drop_marks(self, archive: _Dir, entry_id: str) -> None:
+        """Remove the order marks of *entry_id* (an entry that is gone), and
+        the marks' folder when that leaves it empty."""
+        try:
+            order = archive.child(ORDER_DIR)
+        except (FileNotFoundError, XmailnbError):
+            return
+        with order:
+            for mark in order.names():
+                m = _MARK.fullmatch(mark)
+                if m is not None and m["id"] == entry_id:
+                    order.unlink(mark)
+            left = order.names()
+        if not left:
+            try:
+                if archive.fd is not None:
+                    os.rmdir(ORDER_DIR, dir_fd=archive.fd)
+                else:
+                    os.rmdir(os.path.join(archive.path, ORDER_DIR))
+            except OSError:
+                pass  # a mark made meanwhile: it stays
+
+    def _mend_order(self, session: _Session) -> None:
+        try:
+            archive = session.existing("sslconf/archive")
+            if archive is not None:
+                self._mend_marks(archive, session.owner)
+        except (OSError, XmailnbError) as exc:  # only speed is lost: the manifests decide
+            log.info("could not mend the archive order marks: %s", exc)
+
+    def _mend_marks(self, archive: _Dir, owner: tuple[int, int] | None) -> None:
+        """Under the lock: a mark for every entry without one (made by an
+        earlier version, or killed in between), none for an entry that is gone."""
+        names = set(self._names_in(archive))
+        marks = self._marks(archive)
+        missing = [n for n in names if marks.get(n, -1) < 0]
+        try:
+            order = archive.child(ORDER_DIR, create=bool(missing), owner=owner)
+        except FileNotFoundError:
+            return
+        with order:
+            for mark in order.names():
+                m = _MARK.fullmatch(mark)
+                if m is not None and (m["id"] not in names or marks.get(m["id"]) == -1):
+                    order.unlink(mark)
+            for name in missing:
+                entry = self._load_entry(archive, name)
+                if entry is not None:
+                    order.create(f"{entry.seq or 0}-{name}", b"", KEY_MODE, owner)
+            order.fsync()
 
     def _entry_names(self) -> list[str]:
         with self._reader() as session:
@@ -814,12 +924,9 @@ class Store:
         try:
             with self._reader() as session:
                 archive = session.existing("sslconf/archive")
-                for entry in self._ordered(archive) if archive is not None else []:
-                    if limit is not None and len(entries) >= limit:
-                        break
-                    if not bookkeeping and entry.action in BOOKKEEPING_ACTIONS:
-                        continue
-                    entries.append(entry)
+                if archive is not None:
+                    keep = None if bookkeeping else (lambda e: e.action not in BOOKKEEPING_ACTIONS)
+                    entries = self._ordered(archive, limit, keep)
         except OSError:
             return entries
         return entries
@@ -910,6 +1017,7 @@ class Store:
                     raise StoreError.of("store.recovery_failed", "store.recovery_failed.fix",
                                         path=str(self.mailroot.path)) from None
                 self._sweep(session)
+                self._mend_order(session)
                 yield tx
                 tx.entry = self._commit(session, action, tx)
             finally:
@@ -1119,6 +1227,8 @@ class Store:
                 token = journal.get("token")
                 if isinstance(token, str) and token and self._token_of(archive, entry_id) == token:
                     archive.rmtree(entry_id)
+                if archive.lstat(entry_id) is None:
+                    self._drop_marks(archive, entry_id)
                 archive.fsync()
             self._drop_journal(session)
             self._clear(session, session.sslconf, JOURNAL_TMP)
