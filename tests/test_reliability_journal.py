@@ -138,6 +138,31 @@ def test_damaged_journal_after_a_split_pair(damage, command, material, template,
     _install_again(material, mr, tmp_path)
 
 
+def test_damaged_journal_and_a_lost_staged_key(material, template, split, tmp_path):
+    """Nothing on disk names the change any more (journal damaged, the staged
+    key gone): the pair is still made to match, from the archive, and the
+    version it replaces is archived."""
+    step, before, _after = split
+    mr = _fresh(template, tmp_path / "run")
+    assert killed_at(_actions(material)["install"](mr), step)[0]
+    staged = [p for p in mr.path.rglob(".*.xmailnb-tmp")]
+    assert [p.name.startswith(".server.key.") for p in staged].count(True) == 1
+    for p in staged:
+        p.unlink()
+    _truncated(mr.path / JOURNAL)
+    new_cert = (mr.path / "server.cert").read_bytes()
+    r = run("history", "--mailroot", str(mr.path), "--lang", "en")
+    assert r.code == 0, r.err
+    assert pair_ok(mr.path)
+    assert "server.cert and server.key did not belong together: server.cert was put back" in r.err
+    assert (mr.path / "server.cert").read_bytes() != new_cert
+    newest = storemod.Store(mr).history()[0]
+    assert newest.action == "rollback"
+    assert storemod.Store(mr).archived_bytes(newest)["server.cert"] == new_cert  # nothing lost
+    assert store_leftovers(mr.path) == []
+    _install_again(material, mr, tmp_path)
+
+
 def test_damaged_journal_message_in_japanese(material, template, split, tmp_path):
     step, before, _after = split
     mr = _fresh(template, tmp_path / "run")

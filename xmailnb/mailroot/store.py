@@ -1520,8 +1520,16 @@ class Store:
                     continue
                 ok = pair_matches(cert_pem, data) if rel == "server.key" else pair_matches(data, key_pem)
                 if ok:
-                    self._put(session, rel, data, entry.id)
                     log.warning("server.cert and server.key did not match: %s put back from %s", rel, entry.id)
+                    # As a change of its own: the version replaced is archived.
+                    tx = Transaction(self, "rollback", {"restored": entry.id, "repaired": "pair"})
+                    tx._base[rel] = cert_pem if rel == "server.cert" else key_pem
+                    tx.write(rel, data)
+                    try:
+                        self._commit(session, "rollback", tx)
+                    except XmailnbError as exc:
+                        log.info("could not archive before the repair: %s", exc)
+                        self._put(session, rel, data, entry.id)
                     return rel, entry.id
         return None
 
