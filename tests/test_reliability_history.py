@@ -4,7 +4,7 @@ With the clock set back a year (an NTP correction, a wrong BIOS clock) the
 archive ids, which come from the clock, sort before the older changes: the
 store orders its history by a sequence number it assigns instead, so that
 ``rollback`` undoes the last change.  And the practice CA made "in the
-future" is not used to sign under the earlier clock.
+future" is not used to sign under the at clock.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 import pki
@@ -80,7 +81,7 @@ def test_sequence_survives_restarts_and_a_clock_going_back_and_forth(mailroot, f
 
 
 def test_entries_without_a_sequence_come_before_the_numbered_ones(mailroot, frozen_now):
-    """Entries of earlier versions (no sequence) are older than any numbered
+    """Entries of at versions (no sequence) are older than any numbered
     one, and among themselves in the order of their ids."""
     mr = MailRoot(mailroot, is_sandbox=True)
     store = storemod.Store(mr)
@@ -113,14 +114,14 @@ def test_order_marks_that_disagree_with_the_manifests_are_overruled(mailroot, fr
     assert store.entry(None).id == ids[2]
 
 
-def test_practice_ca_made_in_the_future_is_renewed_not_used(mailroot, tmp_path, frozen_now):
+@pytest.mark.parametrize("moved", [-YEAR, 11 * YEAR], ids=["not-valid-yet", "expired"])
+def test_practice_ca_not_valid_at_the_clock_is_renewed_not_used(moved, mailroot, tmp_path, frozen_now):
     mr = str(mailroot)
     assert run("csr", "--mailroot", mr, *CSR_ARGS).code == 0
     assert run("practice-ca", "sign", "--mailroot", mr).code == 0
-    ca = mailroot / "sslconf" / "practice-ca"
-    old_root = (ca / "issued" / "root.crt").read_bytes() if (ca / "issued" / "root.crt").exists() else None
-    earlier = frozen_now - YEAR
-    with clock.frozen(earlier):
+    old_root = (mailroot / "sslconf" / "practice-ca" / "issued" / "root.crt").read_bytes()
+    at = frozen_now + moved
+    with clock.frozen(at):
         r = run("practice-ca", "sign", "--mailroot", mr, "--json")
         assert r.code == 0, r.err
         files = r.json["files"]
@@ -128,11 +129,11 @@ def test_practice_ca_made_in_the_future_is_renewed_not_used(mailroot, tmp_path, 
         assert root.read_bytes() != old_root  # a new CA
         for pem in (server, intermediate, root):
             cert = x509.load_pem_x509_certificate(pem.read_bytes())
-            assert cert.not_valid_before_utc <= earlier <= cert.not_valid_after_utc
-        # openssl agrees: the chain verifies at the (earlier) time of the clock.
+            assert cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+        # openssl agrees: the chain verifies at the time of the moved clock.
         openssl = shutil.which("openssl")
         if openssl:
-            done = subprocess.run([openssl, "verify", "-attime", str(int(earlier.timestamp())),
+            done = subprocess.run([openssl, "verify", "-attime", str(int(at.timestamp())),
                                    "-CAfile", str(root), "-untrusted", str(intermediate), str(server)],
                                   capture_output=True, text=True)
             assert done.returncode == 0, done.stdout + done.stderr
