@@ -267,3 +267,22 @@ def test_times_and_days_render_in_one_local_format(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_composed_lines_keep_their_breaks_and_values_stay_escaped():
+    from xmailnb.i18n import Lines
+
+    # A value from outside (a certificate name) cannot add a line, even
+    # inside lines the product composes; the product's own breaks stay.
+    hostile = Msg.of("notice.port.tls", port="465\nEvil line")
+    lines = Lines((Msg.of("notice.port.choose"), Lines((hostile, Msg.of("notice.port.starttls", port=25)),
+                                                       prefix="- ")), prefix="  ")
+    assert lines.render("en") == ("  Use one of these settings:\n"
+                                  "  - Port 465\\x0aEvil line with SSL/TLS\n"
+                                  "  - Port 25 with STARTTLS")
+    assert Msg.from_record(Msg.of("notice.body", sending=lines).to_record()) == Msg.of("notice.body", sending=lines)
+    # A rendered string is not accepted as a line, nor words as a prefix.
+    with pytest.raises(TypeError):
+        Lines(("Port 465",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Lines((Msg.of("common.yes"),), prefix="Note: ")
