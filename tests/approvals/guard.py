@@ -23,6 +23,8 @@ _PATTERNS = {
 }
 # A catalog key as a word: dotted lower-case ids (notice.port.tls).
 _KEY = re.compile(r"(?<![\w./-])[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+(?![\w/-])")
+# ... except where --json names a message's key for scripts ("key": "...").
+_JSON_KEY = re.compile(r'"key": "[^"]*"')
 
 
 @lru_cache(maxsize=None)
@@ -37,7 +39,7 @@ def unreadable(text: str) -> list[str]:
         for m in pattern.finditer(text):
             problems.append(f"{what}: {text[max(0, m.start() - 30):m.end() + 30]!r}")
     keys = _keys()
-    for m in _KEY.finditer(text):
+    for m in _KEY.finditer(_JSON_KEY.sub('"key": ""', text)):
         if m.group() in keys:
-            problems.append(f"a raw catalog key: {text[max(0, m.start() - 30):m.end() + 30]!r}")
+            problems.append(f"a raw catalog key: {m.group()!r}")
     return problems

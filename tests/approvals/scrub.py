@@ -31,6 +31,8 @@ _COLON_HEX = re.compile(r"\b[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){3,}\b")
 _HEX = re.compile(r"\b(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{8,}\b")
 # PEM bodies (a CSR printed on stdout): the armour stays, the base64 goes.
 _PEM = re.compile(r"(-----BEGIN ([A-Z0-9 ]+)-----\n)[A-Za-z0-9+/=\n]+?(-----END \2-----)")
+# ... and inside a JSON string, where the line breaks are written \n.
+_PEM_JSON = re.compile(r"(-----BEGIN ([A-Z0-9 ]+)-----\\n)(?:[A-Za-z0-9+/=]|\\n)+?(-----END \2-----)")
 
 
 def _span(delta: dt.timedelta) -> str:
@@ -74,6 +76,7 @@ class Scrubber:
             else:
                 text = text.replace(value, placeholder)
         text = _PEM.sub(r"\1<base64>\n\3", text)
+        text = _PEM_JSON.sub(r"\1<base64>\\n\3", text)
         text = _ARCHIVE_ID.sub("<archive-id>", text)
         text = _ISO.sub(self._instant, text)
         text = _DATE.sub(self._day, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,11 @@ def test_scrubber_keeps_times_relative_to_the_clock():
     assert s(text) == ("valid until <now+89d23h> (<today+89d>), checked <now+10h42m>, "
                        "in <tmp>/MailRoot on 127.0.0.1:<port:smtp> and 465, "
                        "SHA-256 <hex>, serial <hex>, archive <archive-id>")
+
+
+def test_scrubber_drops_pem_bodies_as_text_and_in_json():
+    s = Scrubber(dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc))
+    pem = "-----BEGIN CERTIFICATE REQUEST-----\nMIIC2j+/CC=\nAQAw\n-----END CERTIFICATE REQUEST-----\n"
+    assert s(pem) == "-----BEGIN CERTIFICATE REQUEST-----\n<base64>\n-----END CERTIFICATE REQUEST-----\n"
+    assert s(json.dumps({"csr": pem})) == json.dumps(
+        {"csr": "-----BEGIN CERTIFICATE REQUEST-----\n<base64>\n-----END CERTIFICATE REQUEST-----\n"})
