@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 import pki
-from helpers import CSR_ARGS, run, sign_csr_file
+from helpers import CSR_ARGS, run
 from xmailnb.flows import practice
 from xmailnb.mailroot.sandbox import create_sandbox
 
@@ -95,7 +95,7 @@ def test_install(cli, issued, scrub):
 
 
 def test_install_refusals(cli, issued, tmp_path):
-    cert, chain = str(issued.server), str(issued.intermediate)
+    cert = str(issued.server)
     other = pki.hierarchy()
     (tmp_path / "other.crt").write_bytes(other.leaf.pem)
     (tmp_path / "other-int.crt").write_bytes(other.intermediate.pem)
