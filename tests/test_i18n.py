@@ -7,6 +7,7 @@ whole job for a translator.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import string
 from pathlib import Path
@@ -286,3 +287,11 @@ def test_composed_lines_keep_their_breaks_and_values_stay_escaped():
         Lines(("Port 465",))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Lines((Msg.of("common.yes"),), prefix="Note: ")
+
+
+def test_records_keep_lists_and_nothing_as_data_not_reprs():
+    msg = Msg.of("cli.history.row", id="1", time="t", action=Msg.of("cli.action.install"),
+                 files=["server.cert", Msg.of("cli.history.absent", name="server.key")])
+    back = Msg.from_record(json.loads(json.dumps(msg.to_record())))
+    assert back is not None and back.render("en") == msg.render("en")
+    assert "[" not in msg.render("en") and "Msg(" not in msg.render("en")

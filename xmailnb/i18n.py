@@ -311,10 +311,7 @@ class Msg:
         >>> Msg.from_record(Msg.of("common.yes").to_record()) == Msg.of("common.yes")
         True
         """
-        params = {k: (v.to_record() if isinstance(v, (Msg, Lines)) else v if isinstance(v, (str, int, float))
-                      else str(v))
-                  for k, v in self.params.items()}
-        return {"key": self.key, "params": params}
+        return {"key": self.key, "params": {k: _record_value(v) for k, v in self.params.items()}}
 
     @classmethod
     def from_record(cls, doc: Any) -> "Msg | None":
@@ -322,9 +319,27 @@ class Msg:
         if not isinstance(doc, dict) or not isinstance(doc.get("key"), str):
             return None
         params = doc.get("params")
-        values = {k: ((Lines.from_record(v) or cls.from_record(v) or "") if isinstance(v, dict) else v)
-                  for k, v in (params.items() if isinstance(params, dict) else ())}
+        values = {k: _value_of_record(v) for k, v in (params.items() if isinstance(params, dict) else ())}
         return cls(doc["key"], values)
+
+
+def _record_value(value: Any) -> Any:
+    # A list of names or messages stays a list (never its Python repr).
+    if isinstance(value, (Msg, Lines)):
+        return value.to_record()
+    if isinstance(value, (list, tuple)):
+        return [_record_value(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
+
+
+def _value_of_record(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Lines.from_record(value) or Msg.from_record(value) or ""
+    if isinstance(value, list):
+        return [_value_of_record(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
