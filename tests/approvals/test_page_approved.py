@@ -51,3 +51,48 @@ def test_page(tmp_path, approve, scrub, scenario, lang):
         approve(page_text(install.rollback_box), "rollback-confirm")
         install.rollback_yes.click()
         approve(page_text(wizard), "rolled-back")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_page_live_check_of_the_practice_server(tmp_path, approve, scrub, lang):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    _installed(mr)
+    wizard = Wizard(mr.path, lang=lang, watch_interval=None)
+    wizard.show("probe")
+    step = wizard.steps["probe"]
+    step.start_button.click()
+    try:
+        for name, port in step.server.ports.items():
+            scrub.register(port, f"<port:{name}>")
+        approve(page_text(wizard), "practice-server-running")
+        step.run_button.click()
+        assert step.wait(30)
+        # The check's thread ends before the stepper's refresh it triggers
+        # may have run: wait for that refresh, as the browser would.
+        wizard.refresh_all()
+        approve(page_text(wizard), "checked")
+    finally:
+        step.stop_button.click()
+    approve(page_text(wizard), "practice-server-stopped")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_page_install_refusals(tmp_path, approve, lang):
+    import pki
+    from xmailnb.ui.install import upload_value
+
+    mr = create_sandbox(tmp_path / "MailRoot")
+    assert run("csr", "--mailroot", str(mr.path), *CSR_ARGS).code == 0
+    issue = practice.sign_pending_csr(mr)
+    other = pki.hierarchy()
+    wizard = Wizard(mr.path, lang=lang, watch_interval=None)
+    wizard.show("install")
+    install = wizard.steps["install"]
+    install.uploads["cert"].value = upload_value(issue.server.read_bytes(), "server.crt")
+    approve(page_text(install), "no-intermediate")
+    install.uploads["chain"].value = upload_value(other.intermediate.pem, "int.pem")
+    approve(page_text(install), "unrelated-intermediate")
+    install.uploads["cert"].value = upload_value(other.leaf.pem, "other.crt")
+    approve(page_text(install), "certificate-for-another-key")
+    install.uploads["cert"].value = upload_value(b"not a certificate\n", "notes.txt")
+    approve(page_text(install), "not-a-certificate")
