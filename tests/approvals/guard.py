@@ -18,7 +18,7 @@ _PATTERNS = {
     "a Python object repr": re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>"),
     "an enum repr (Status.OK)": re.compile(r"\b[A-Z][a-z]\w*\.[A-Z][A-Z_]+\b"),
     "a list or dict repr": re.compile(r"\[['\"]|['\"]\]|\{['\"]\w+['\"]:"),
-    "a None or bound method": re.compile(r"\bNone\b|<bound method"),
+    "a None or bound method": re.compile(r"(?:[:=(]\s*|\bis )None\b|<bound method|<function "),
     "an unfilled placeholder ({name})": re.compile(r"(?<!\{)\{[a-z_]+\}(?!\})"),
 }
 # A catalog key as a word: dotted lower-case ids (notice.port.tls).

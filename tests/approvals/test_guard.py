@@ -26,6 +26,7 @@ SNAPSHOTS = Path(__file__).parent / "__snapshots__"
     f"Status: {Status.OK!r}",
     f"names: {['mail.example.jp']}",                       # a list repr
     "Port {port} with SSL/TLS",                            # a placeholder left unfilled
+    "Host name: None",                                     # a missing value printed as such
 ])
 def test_guard_refuses(bad):
     assert unreadable(bad), bad
@@ -36,6 +37,7 @@ def test_guard_refuses(bad):
     "Wrote sslconf/server.key and sslconf/server.csr (see server.tab).",
     "証明書の確認（検証）は必ず有効のままにしてください。",
     "xmailnb Practice Root CA — NOT FOR PRODUCTION",
+    "None of the endpoints answered.",
 ])
 def test_guard_lets_plain_text_through(good):
     assert unreadable(good) == []
