@@ -55,6 +55,8 @@ def test_sandbox(cli):
     # The practice sandbox itself (in XMAILNB_DATA_DIR), not a MailRoot given.
     cli("sandbox", "sandbox", mailroot=False)
     cli("sandbox-json", "sandbox", json=True, mailroot=False)
+    cli("sandbox-reset-unconfirmed", "sandbox", "--reset", mailroot=False)
+    cli("sandbox-reset", "sandbox", "--reset", "--yes", mailroot=False)
 
 
 def test_diagnose_fresh(cli):
@@ -92,6 +94,8 @@ def test_install(cli, issued, scrub):
     cli("history-json", "history", json=True)
     cli("rollback", "rollback")
     cli("rollback-json", "rollback", json=True)
+    cli("rollback-refused-unknown-id", "rollback", "--to", "19990101T000000000000Z")
+    cli("notice-refused-not-covered", "notice", "--hostname", "other.example.jp")
 
 
 def test_install_refusals(cli, issued, tmp_path):
@@ -115,6 +119,7 @@ def test_settings(cli):
     cli("settings-refused", "settings", "--set", "SSLUseCertsFile=maybe")
     cli("settings-unknown", "settings", "--set", "NoSuchVariable=1")
     cli("settings-json", "settings", json=True)
+    cli("settings-unset", "settings", "--unset", "SSLUseCertsFile")
 
 
 def test_probe_the_practice_server(cli, issued, scrub):
