@@ -295,3 +295,29 @@ def test_records_keep_lists_and_nothing_as_data_not_reprs():
     back = Msg.from_record(json.loads(json.dumps(msg.to_record())))
     assert back is not None and back.render("en") == msg.render("en")
     assert "[" not in msg.render("en") and "Msg(" not in msg.render("en")
+
+
+_RENDERERS = {"text", "page_text", "render", "page", "t"}
+
+
+def test_no_rendered_text_is_passed_as_a_parameter():
+    """Text the product composes goes into another message as a Msg (or
+    i18n.Lines), never rendered first: a rendered string parameter is
+    escaped like a value from outside (its line breaks become \\x0a)."""
+    offenders = []
+    for path in sorted((Path(i18n.__file__).parent).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name not in {"text", "page_text", "of", "t", "_text"}:
+                continue
+            for kw in node.keywords:
+                value = kw.value
+                inner = value.func if isinstance(value, ast.Call) else None
+                inner_name = (inner.attr if isinstance(inner, ast.Attribute) else
+                              inner.id if isinstance(inner, ast.Name) else "")
+                if inner_name in _RENDERERS:
+                    offenders.append(f"{path.name}:{node.lineno}: {kw.arg}={ast.unparse(value)}")
+    assert offenders == []
