@@ -376,8 +376,8 @@ class Lines:
             raise TypeError("Lines holds messages (Msg) or Lines, not rendered strings")
 
     def render(self, lang: str, surface: Surface = Surface.CLI) -> str:
-        """The lines in *lang*, joined with line breaks, each with the prefix."""
-        return "\n".join(self.prefix + line for item in self.items
+        """The lines in *lang*, joined with line breaks, each but an empty one with the prefix."""
+        return "\n".join(self.prefix + line if line else line for item in self.items
                          for line in item.render(lang, surface).split("\n"))
 
     def page(self, lang: str) -> str:
