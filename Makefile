@@ -7,14 +7,14 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.xmailnb-installed
 
-.PHONY: run test test-quick test-future bench setup clean
+.PHONY: run test test-quick test-future approvals bench setup clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py $(wildcard xmailnb/locale/*/LC_MESSAGES/*.po)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 # The dashboard in the browser on the practice sandbox MailRoot (MAIL_ROOT is
@@ -39,6 +39,11 @@ test-quick: $(STAMP)
 # the product polls with time.sleep where a thread must wake up.
 test-future: $(STAMP)
 	faketime -f +365d $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/browser
+
+# Regenerate the approved texts (tests/approvals/__snapshots__) after a
+# deliberate wording change; read `git diff` before committing them.
+approvals: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/approvals --snapshot-update
 
 # Benchmarks with same-run baselines (see docs/performance.md); needs Debian's
 # chromium for the dashboard figures.

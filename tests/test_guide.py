@@ -85,3 +85,22 @@ def test_a_mailroot_that_cannot_be_used_is_said_not_raised(tmp_path):
 def test_a_step_name_typo_in_a_notebook_is_a_programming_error(mr):
     with pytest.raises(ValueError, match="unknown step"):
         guide.require_steps("instal", mr)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_notebooks_use_the_dashboards_marks(lang):
+    """"Not started" is the stepper's ○ in the guide and the notebooks' legend too."""
+    import json
+    from pathlib import Path
+
+    from xmailnb.ui.wizard import _MARKS
+    from xmailnb.checks.progress import StepState
+
+    todo = _MARKS[StepState.TODO]
+    assert Msg.of("guide.state.todo").render(lang).startswith(todo + " ")
+    legend = Msg.of("guide.overview.legend").render(lang)
+    assert all(mark in legend for mark in _MARKS.values()) and "–" not in legend
+    start = Path(__file__).parents[1] / "notebooks" / "00_start_here.ipynb"
+    prose = "".join("".join(c["source"]) for c in json.loads(start.read_text())["cells"] if c["cell_type"] == "markdown")
+    not_started = {"en": f"{todo} not started yet", "ja": f"{todo} はまだ始めていない"}[lang]
+    assert not_started in prose and "– " not in prose

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import socket
 import time
@@ -368,3 +369,19 @@ def test_every_check_has_its_texts_in_both_languages():
         stem = handchecks._texts(check)
         for part in ("title", "means", "failure"):
             assert has(f"{stem}.{part}", "en") and has(f"{stem}.{part}", "ja"), (check, part)
+
+
+def test_order_listing_shows_the_practice_cas_dash_not_openssls_escape(mr):
+    practice_install(mr)
+    result = hand_check("cert.order", mr, lang="en")
+    assert result.passed is True
+    listing = result.outputs[0].text
+    assert re.search(r"^issuer=.*, CN = xmailnb Practice Intermediate CA — NOT FOR PRODUCTION$", listing, re.M)
+    assert "\\E2" not in listing
+
+
+def test_only_printable_utf8_escapes_are_decoded():
+    assert handchecks._utf8_names(r"CN = a \E2\80\94 b") == ("CN = a — b", 0)
+    # A control character in a hostile name, or bytes that are not UTF-8, stay escaped.
+    assert handchecks._utf8_names(r"CN = evil\1B[2J") == (r"CN = evil\1B[2J", 0)
+    assert handchecks._utf8_names(r"CN = \E2\80") == (r"CN = \E2\80", 0)

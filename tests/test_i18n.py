@@ -7,6 +7,7 @@ whole job for a translator.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import string
 from pathlib import Path
@@ -267,3 +268,56 @@ def test_times_and_days_render_in_one_local_format(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_composed_lines_keep_their_breaks_and_values_stay_escaped():
+    from xmailnb.i18n import Lines
+
+    # A value from outside (a certificate name) cannot add a line, even
+    # inside lines the product composes; the product's own breaks stay.
+    hostile = Msg.of("notice.port.tls", port="465\nEvil line")
+    lines = Lines((Msg.of("notice.port.choose"), Lines((hostile, Msg.of("notice.port.starttls", port=25)),
+                                                       prefix="- ")), prefix="  ")
+    assert lines.render("en") == ("  Use one of these settings:\n"
+                                  "  - Port 465\\x0aEvil line with SSL/TLS\n"
+                                  "  - Port 25 with STARTTLS")
+    assert Msg.from_record(Msg.of("notice.body", sending=lines).to_record()) == Msg.of("notice.body", sending=lines)
+    # A rendered string is not accepted as a line, nor words as a prefix.
+    with pytest.raises(TypeError):
+        Lines(("Port 465",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Lines((Msg.of("common.yes"),), prefix="Note: ")
+
+
+def test_records_keep_lists_and_nothing_as_data_not_reprs():
+    msg = Msg.of("cli.history.row", id="1", time="t", action=Msg.of("cli.action.install"),
+                 files=["server.cert", Msg.of("cli.history.absent", name="server.key")])
+    back = Msg.from_record(json.loads(json.dumps(msg.to_record())))
+    assert back is not None and back.render("en") == msg.render("en")
+    assert "[" not in msg.render("en") and "Msg(" not in msg.render("en")
+
+
+_RENDERERS = {"text", "page_text", "render", "page", "t"}
+
+
+def test_no_rendered_text_is_passed_as_a_parameter():
+    """Text the product composes goes into another message as a Msg (or
+    i18n.Lines), never rendered first: a rendered string parameter is
+    escaped like a value from outside (its line breaks become \\x0a)."""
+    offenders = []
+    for path in sorted((Path(i18n.__file__).parent).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name not in {"text", "page_text", "of", "t", "_text"}:
+                continue
+            for kw in node.keywords:
+                value = kw.value
+                inner = value.func if isinstance(value, ast.Call) else None
+                inner_name = (inner.attr if isinstance(inner, ast.Attribute) else
+                              inner.id if isinstance(inner, ast.Name) else "")
+                if inner_name in _RENDERERS:
+                    offenders.append(f"{path.name}:{node.lineno}: {kw.arg}={ast.unparse(value)}")
+    assert offenders == []

@@ -153,3 +153,50 @@ def test_cli_notice_records_it_for_step_progress(installed):
     after = [e for e in events(installed) if e.get("event") == "notice"]
     assert len(after) == len(before) + 1
     assert str(step_progress(installed)[Step.NOTICE]) == "done"
+
+
+# The port section as a person reads it: line breaks, not "\x0a" (issue 18).
+STOCK_PORTS = {
+    "en": ("2. Sending mail (SMTP)\n"
+           "   Use one of these settings:\n"
+           "   - Port 465 with SSL/TLS\n"
+           "   - Port 25 with STARTTLS (many internet providers block this port for home and mobile connections:"
+           " then use one of the others)\n"
+           "   Keep your sign-in settings",
+           "3. Receiving mail (POP3)\n"
+           "   Use one of these settings:\n"
+           "   - Port 995 with SSL/TLS\n"
+           "   - Port 110 with STARTTLS\n"
+           "\n"
+           "4. Certificate verification\n"),
+    "ja": ("2. 送信（SMTP）\n"
+           "   次のどれかを選んでください:\n"
+           "   - ポート番号 465 で「SSL/TLS」\n"
+           "   - ポート番号 25 で「STARTTLS」（家庭やスマートフォンの回線では、プロバイダーがこのポートを使えなくしている"
+           "ことがよくあります。その場合はほかの設定を使ってください）\n"
+           "   ユーザー名とパスワードによる認証",
+           "3. 受信（POP3）\n"
+           "   次のどれかを選んでください:\n"
+           "   - ポート番号 995 で「SSL/TLS」\n"
+           "   - ポート番号 110 で「STARTTLS」\n"
+           "\n"
+           "4. 証明書の確認\n"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_two_ports_are_two_lines_in_every_place_the_notice_is_read(tmp_path, lang):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    sending, receiving = STOCK_PORTS[lang]
+    cli = run("notice", "--mailroot", str(mr.path), "--lang", lang).out
+    for shown_text in (notice_text(mr, lang), cli):
+        assert sending in shown_text and receiving in shown_text
+        assert "\\x" not in shown_text and "\\u" not in shown_text
+
+
+def test_one_port_is_one_line_without_a_choice(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    save_probe_settings(mr, host=None, ports={"smtps": 465, "pop3s": 995})
+    text = notice_text(mr, "en")
+    assert "2. Sending mail (SMTP)\n   Port 465 with SSL/TLS\n   Keep your sign-in" in text
+    assert "3. Receiving mail (POP3)\n   Port 995 with SSL/TLS\n\n4." in text

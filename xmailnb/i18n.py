@@ -50,6 +50,7 @@ __all__ = [
     "local_date",
     "DOMAIN",
     "Msg",
+    "Lines",
     "catalog",
     "has",
     "detect_language",
@@ -254,9 +255,11 @@ def format_date(day: dt.date) -> str:
 
 
 def _render_value(value: Any, lang: str, surface: Surface = Surface.CLI) -> Any:
-    if isinstance(value, Msg):
+    # Messages and lines of messages are the product's own text: rendered,
+    # not escaped (their own parameters were escaped when they rendered).
+    if isinstance(value, (Msg, Lines)):
         return value.render(lang, surface)
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (Msg, str)) for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (Msg, str)) for v in value):
         sep = "、" if lang == "ja" else ", "
         return sep.join(v.render(lang, surface) if isinstance(v, Msg) else shown(v) for v in value)
     if isinstance(value, (bool, int, float)) or value is None:
@@ -308,9 +311,7 @@ class Msg:
         >>> Msg.from_record(Msg.of("common.yes").to_record()) == Msg.of("common.yes")
         True
         """
-        params = {k: (v.to_record() if isinstance(v, Msg) else v if isinstance(v, (str, int, float)) else str(v))
-                  for k, v in self.params.items()}
-        return {"key": self.key, "params": params}
+        return {"key": self.key, "params": {k: _record_value(v) for k, v in self.params.items()}}
 
     @classmethod
     def from_record(cls, doc: Any) -> "Msg | None":
@@ -318,9 +319,88 @@ class Msg:
         if not isinstance(doc, dict) or not isinstance(doc.get("key"), str):
             return None
         params = doc.get("params")
-        values = {k: ((cls.from_record(v) or "") if isinstance(v, dict) else v)
-                  for k, v in (params.items() if isinstance(params, dict) else ())}
+        values = {k: _value_of_record(v) for k, v in (params.items() if isinstance(params, dict) else ())}
         return cls(doc["key"], values)
+
+
+def _record_value(value: Any) -> Any:
+    # A list of names or messages stays a list (never its Python repr).
+    if isinstance(value, (Msg, Lines)):
+        return value.to_record()
+    if isinstance(value, (list, tuple)):
+        return [_record_value(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
+
+
+def _value_of_record(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Lines.from_record(value) or Msg.from_record(value) or ""
+    if isinstance(value, list):
+        return [_value_of_record(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Lines the product composes from messages, as one parameter of another
+    message (a list of ports inside the notice's body).
+
+    A parameter given as a plain string is escaped by :func:`shown`, line
+    breaks included, since it may come from outside (a certificate name, a
+    server's reply).  Text the product composes itself keeps its line
+    breaks: give it as :class:`Lines` (or as a :class:`Msg`), never as a
+    string rendered beforehand.  Each message's own parameters are still
+    escaped when it renders, so a hostile value cannot add a line here.
+
+    Args:
+        items: the lines, in order: messages, or nested :class:`Lines`
+            (a message whose template has several lines gives several).
+        prefix: layout put before every line, such as an indent or a
+            bullet (``"   "``, ``"- "``); never words, which belong in the
+            catalog.
+
+    >>> print(Lines((Msg.of("common.yes"), Lines((Msg.of("common.no"),), prefix="- ")), prefix="  ").render("en"))
+      yes
+      - no
+    """
+
+    items: tuple["Msg | Lines", ...]
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if any(ch.isalnum() for ch in self.prefix):
+            raise ValueError(f"a prefix is layout, not words: {self.prefix!r}")
+        if not all(isinstance(item, (Msg, Lines)) for item in self.items):
+            raise TypeError("Lines holds messages (Msg) or Lines, not rendered strings")
+
+    def render(self, lang: str, surface: Surface = Surface.CLI) -> str:
+        """The lines in *lang*, joined with line breaks, each but an empty one with the prefix."""
+        return "\n".join(self.prefix + line if line else line for item in self.items
+                         for line in item.render(lang, surface).split("\n"))
+
+    def page(self, lang: str) -> str:
+        """Shorthand for ``render(lang, Surface.PAGE)``."""
+        return self.render(lang, Surface.PAGE)
+
+    def to_record(self) -> dict[str, Any]:
+        """As JSON data (:meth:`from_record` reads it back)."""
+        return {"lines": [item.to_record() for item in self.items], "prefix": self.prefix}
+
+    @classmethod
+    def from_record(cls, doc: Any) -> "Lines | None":
+        """The lines :meth:`to_record` wrote, or ``None`` when *doc* is not that."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("lines"), list):
+            return None
+        items = [cls.from_record(d) or Msg.from_record(d) for d in doc["lines"]]
+        prefix = doc.get("prefix")
+        if not isinstance(prefix, str) or any(i is None for i in items):
+            return None
+        try:
+            return cls(tuple(i for i in items if i is not None), prefix)
+        except (TypeError, ValueError):
+            return None
 
 
 def render(msg: Msg | None, lang: str) -> str:

@@ -31,8 +31,9 @@ def run(args: argparse.Namespace, out: Out) -> int:
         out.say(Msg.of("store.history.empty"))
         return EXIT_OK
     for e in entries:
-        files = ", ".join(name if digest else out.t("cli.history.absent", name=name)
-                          for name, digest in sorted(e.files.items()))
+        # Messages, not rendered strings: the product's own words are not escaped twice.
+        files = [name if digest else Msg.of("cli.history.absent", name=name)
+                 for name, digest in sorted(e.files.items())]
         out.result(out.t("cli.history.row", id=e.id, time=e.time[:19].replace("T", " "),
-                         action=out.t(f"cli.action.{e.action}"), files=files))
+                         action=Msg.of(f"cli.action.{e.action}"), files=files))
     return EXIT_OK

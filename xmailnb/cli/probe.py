@@ -90,8 +90,8 @@ def findings_from_args(args: argparse.Namespace, mr: MailRoot, servername: str |
 
 def print_results(results: list[Any], out: Any) -> None:
     for r in results:
-        out.result(out.t("probe.result", status=out.t(f"cli.status.{r.status}"), name=r.name, host=r.host,
-                         port=r.port, message=r.message.render(out.lang)))
+        out.result(out.t("probe.result", status=Msg.of(f"cli.status.{r.status}"), name=r.name, host=r.host,
+                         port=r.port, message=r.message))
         for n, cert in enumerate(r.chain, 1):
             out.result(out.t("probe.result.cert", n=n, subject=cert["subject"], issuer=cert["issuer"]))
         if r.fix is not None:

@@ -53,6 +53,5 @@ def run(args: argparse.Namespace, out: Out) -> int:
         return EXIT_OK
     for r in rows:
         value = out.t("cli.settings.unset") if r["value"] is None else f'"{r["value"]}"'
-        out.result(out.t("cli.settings.row", name=r["name"], value=value,
-                         meaning=r["meaning"].render(out.lang)))
+        out.result(out.t("cli.settings.row", name=r["name"], value=value, meaning=r["meaning"]))
     return EXIT_OK

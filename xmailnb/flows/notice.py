@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..checks import progress
 from ..checks.installed import installed_chain, leaf_sha256, practice_issued
 from ..errors import InputError
-from ..i18n import Msg, text
+from ..i18n import Lines, Msg, text
 from ..mailroot.endpoints import DEFAULT_ENDPOINTS, ENDPOINTS, STARTTLS_FLAGS
 from ..mailroot.layout import MailRoot
 from ..mailroot.servertab import ServerTab, mail_hostname, variable
@@ -128,19 +128,21 @@ def notice_host(mr: MailRoot, hostname: str | None = None) -> tuple[str, list[Ms
     return name, warnings
 
 
-def _port_lines(ports: list[ClientPort], lang: str) -> str:
+def _port_lines(ports: list[ClientPort]) -> Lines:
+    # Composed from catalog lines, never from rendered strings: a string
+    # parameter would have its line breaks escaped (see i18n.Lines).
     indent = "   "
     if not ports:
-        return indent + text("notice.port.none", lang)
+        return Lines((Msg.of("notice.port.none"),), prefix=indent)
     lines = []
     for p in ports:
         key = "notice.port.starttls" if p.starttls else "notice.port.tls"
         if p.endpoint == "smtp":
             key = "notice.port.smtp25"
-        lines.append(text(key, lang, port=p.port))
+        lines.append(Msg.of(key, port=p.port))
     if len(lines) == 1:
-        return indent + lines[0]
-    return "\n".join([indent + text("notice.port.choose", lang), *(f"{indent}- {line}" for line in lines)])
+        return Lines((lines[0],), prefix=indent)
+    return Lines((Msg.of("notice.port.choose"), Lines(tuple(lines), prefix="- ")), prefix=indent)
 
 
 def notice_text(mr: MailRoot, lang: str, hostname: str | None = None) -> str:
@@ -151,8 +153,8 @@ def notice_text(mr: MailRoot, lang: str, hostname: str | None = None) -> str:
     """
     name, _warnings = notice_host(mr, hostname)
     ports = client_ports(mr)
-    sending = _port_lines([p for p in ports if p.service == "send"], lang)
-    receiving = _port_lines([p for p in ports if p.service == "receive"], lang)
+    sending = _port_lines([p for p in ports if p.service == "send"])
+    receiving = _port_lines([p for p in ports if p.service == "receive"])
     return text("notice.body", lang, hostname=name, sending=sending, receiving=receiving).strip("\n") + "\n"
 
 

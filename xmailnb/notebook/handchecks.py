@@ -400,9 +400,29 @@ def _order_judge(outs: list[Output]) -> bool:
     return all(issuers[i] == subjects[i + 1] for i in range(len(subjects) - 1))
 
 
+# OpenSSL's default name format writes each byte beyond ASCII as \XX
+# ("Practice Root CA \E2\80\94 NOT FOR PRODUCTION"), and `openssl pkcs7`
+# has no -nameopt to change that; a run of such bytes that is printable UTF-8
+# is shown as the character it encodes.  Anything else (a control character
+# in a hostile name, bytes that are not UTF-8) keeps OpenSSL's escape.
+_HEX_BYTES = re.compile(r"(?<!\\)(?:\\[0-9A-F]{2})+")
+
+
+def _utf8_names(text: str) -> tuple[str, int]:
+    """*text* with OpenSSL's ``\\XX`` escapes of UTF-8 names decoded
+    (an excerpt that leaves out no line)."""
+    def decode(match: re.Match[str]) -> str:
+        try:
+            decoded = bytes.fromhex(match.group().replace("\\", "")).decode("utf-8")
+        except UnicodeDecodeError:
+            return match.group()
+        return decoded if decoded.isprintable() else match.group()
+    return _HEX_BYTES.sub(decode, text), 0
+
+
 def _cert_order(ctx: _Context) -> _Plan:
     command = Command(((OPENSSL, "crl2pkcs7", "-nocrl", "-certfile", "server.cert"),
-                       (OPENSSL, "pkcs7", "-print_certs", "-noout")))
+                       (OPENSSL, "pkcs7", "-print_certs", "-noout")), excerpt=_utf8_names)
     return _Plan([command], needs=["server.cert"], judge=_order_judge,
                  verdicts=lambda: ctx.findings("cert.chain"))
 

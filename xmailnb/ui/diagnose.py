@@ -9,7 +9,7 @@ import ipywidgets as widgets
 from ..checks import diagnose as diagnosemod
 from ..checks.findings import Finding
 from ..checks.diagnose import check_title
-from ..i18n import page_text
+from ..i18n import Msg, page_text
 from ..steps import Step as StepName, Target
 from . import _html
 from ._base import Step, button, css_id, html
@@ -146,7 +146,7 @@ class DiagnoseStep(Step):
                 self._goto_buttons[target.step] = b
                 b.on_click(self.safe(lambda _b, s=target.step: self._go(s)))
             b.description = page_text("ui.diagnose.goto", self.lang, n=target.step.number,
-                                      name=page_text(f"ui.nav.{target.step}", self.lang))
+                                      name=Msg.of(f"ui.nav.{target.step}"))
             buttons.append(b)
         self.goto.children = buttons
 

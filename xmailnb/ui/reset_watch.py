@@ -24,7 +24,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..i18n import format_datetime, page_text as text
+from ..i18n import Msg, format_datetime, page_text as text
 from ..mailroot.sandbox import Generation, generation
 from . import _html
 
@@ -99,7 +99,7 @@ class ResetNotice(widgets.HTML):
             when = format_datetime(dt.datetime.fromisoformat(self.last.reset_at))
         except ValueError:
             when = self.last.reset_at
-        who = text("sandbox.page.by_trainer", lang) if self.last.by == "trainer" else ""
+        who = Msg.of("sandbox.page.by_trainer") if self.last.by == "trainer" else ""
         self.value = _html.render("banner", cls="xm-reset-notice xm-practice-notice", role="status",
                                   text=text("sandbox.page.reset_notice", lang, time=when, who=who))
         self.layout.display = None

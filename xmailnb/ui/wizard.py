@@ -258,7 +258,7 @@ class Wizard(widgets.VBox):
             nav_button = self.nav[name]
             state = self.state(name)
             nav_button.description = page_text("ui.nav.button", self.lang, n=index, mark=_MARKS[state],
-                                               name=page_text(f"ui.nav.{name}", self.lang))
+                                               name=Msg.of(f"ui.nav.{name}"))
             nav_button.tooltip = page_text(f"ui.state.{state}", self.lang)
             for cls in STATE_CLASSES:
                 set_flag_class(nav_button, cls, cls == f"xm-state-{state}")
@@ -269,7 +269,7 @@ class Wizard(widgets.VBox):
         if has_next:
             following = _STEP_NAMES[index + 1]
             self.next_button.description = page_text("ui.nav.next", self.lang, n=index + 2,
-                                                     name=page_text(f"ui.nav.{following}", self.lang))
+                                                     name=Msg.of(f"ui.nav.{following}"))
 
     # -- start over (practice sandbox) ------------------------------------------------------
     def _ask_start_over(self) -> None:
