@@ -293,3 +293,13 @@ def test_a_queued_reset_is_handed_over_once_and_kept_across_a_restart(klass):
     state = board.state()
     assert [t["name"] for t in state["trainees"]] == ["alice", "bob"]
     assert state["trainees"][1]["reported"] is False and state["trainees"][1]["steps"]["csr"] == "todo"
+
+
+def test_the_language_chosen_in_the_page_outlives_a_reload(klass):
+    first = _page(klass, "alice")
+    first.lang_switch.value = "ja"
+    again = _page(klass, "alice")  # a reload: a new kernel, a new wizard, opened in English
+    assert again.lang == "ja" and again.lang_switch.value == "ja"
+    assert "xm-ja" in again._dom_classes
+    assert again.class_controls.raise_hand.description == "困っています"
+    assert _page(klass, "bob").lang == "en"  # one trainee's choice only

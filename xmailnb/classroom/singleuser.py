@@ -390,6 +390,9 @@ def _argv(extra: list[str]) -> list[str]:
         *VOILA_ARGS,
         "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
         "--Voila.authorizer_class=xmailnb.classroom.hubauth.HubAuthorizer",
+        # The page speaks the browser's language (xmailnb.dashboard.page), unless
+        # the class fixes one with XMAILNB_PAGE_LANG in the servers' environment.
+        "--VoilaConfiguration.http_header_envs=Accept-Language",
         *extra,
     ]
 

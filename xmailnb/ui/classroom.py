@@ -5,7 +5,8 @@ Shown only in a class (:mod:`xmailnb.classroom.singleuser` sets
 inherits).  The page and the board never talk directly: the page keeps
 ``class-page.json`` in the trainee's data folder up to date (the step on
 screen and since when, the last thing the trainee did, the raised hand, the
-refused attempts) and reads ``class-inbox.json``, which the trainee's server
+refused attempts, the language chosen with the page's switch, which the
+next page opens in) and reads ``class-inbox.json``, which the trainee's server
 writes when the board reads their progress (:mod:`xmailnb.classroom.report`).
 
 CSS classes (DESIGN.md section 4): ``xm-class-controls``, the button
@@ -30,10 +31,10 @@ import ipywidgets as widgets
 
 from .. import clock
 from ..classroom.report import MAX_REFUSALS, read_inbox, read_page, refusal, write_page
-from ..i18n import Msg, format_datetime, page_text as text
+from ..i18n import LANGUAGES, Msg, format_datetime, page_text as text
 from ..mailroot.sandbox import generation
 from . import _html
-from ._base import Activity, button
+from ._base import Activity, button, set_flag_class
 
 __all__ = ["ClassControls", "class_controls", "CLASS_ENV", "POLL_SECONDS"]
 
@@ -81,6 +82,14 @@ class ClassControls(widgets.VBox):
         self.page: dict[str, Any] = {"opened": now, "active": now, "step": getattr(wizard, "current", ""),
                                      "step_since": now, "hand": old.get("hand"),
                                      "refusals": list(old.get("refusals") or [])[-MAX_REFUSALS:]}
+        # The language the trainee chose with the page's switch outlives a reload.
+        chosen = old.get("lang")
+        if chosen in LANGUAGES and chosen != getattr(wizard, "lang", chosen) and hasattr(wizard, "lang_switch"):
+            wizard.lang = chosen
+            wizard.lang_switch.value = chosen
+            set_flag_class(wizard, "xm-ja", chosen == "ja")
+        if chosen in LANGUAGES:
+            self.page["lang"] = chosen
         self.raise_hand = button("xm-raise-hand")
         self.raise_hand.on_click(lambda _b: self.raise_my_hand())
         self.hand_note = widgets.HTML()
@@ -93,9 +102,10 @@ class ClassControls(widgets.VBox):
         self.children = [self.message, row]
         if hasattr(wizard, "observe"):
             wizard.observe(lambda c: self.on_step(c["new"]), "current")
-            wizard.observe(lambda _c: self._draw(), "lang")
+            wizard.observe(lambda c: self.on_lang(c["new"]), "lang")
         self._save()
-        self.check()
+        if not self.check():
+            self._draw()
         self._stop = threading.Event()
         if watch:
             threading.Thread(target=self._run, name="xmailnb-class-inbox", daemon=True).start()
@@ -113,6 +123,12 @@ class ClassControls(widgets.VBox):
             self.page.update(step=step, step_since=now, active=now)
             self._save()
         self._hook_steps()
+
+    def on_lang(self, lang: str) -> None:
+        with self._lock:
+            self.page["lang"] = lang
+            self._save()
+        self._draw()
 
     def on_activity(self, step_name: str, step: Any, change: dict[str, Any]) -> None:
         if change["new"] is not Activity.FAILED:
