@@ -207,6 +207,8 @@ def test_a_class_in_the_browser(browser, klass):
     carol_ctx, carol = _open_workbook(browser, klass, "carol")
     junk = klass.dir.parent / "notes.txt"
     junk.write_text("not a certificate")
+    bob.goto(klass.base + "/user/bob/")  # back from the board's 403
+    bob.wait_for_selector("#loading", state="detached", timeout=120_000)
     _go(bob, "install")
     _upload(bob, "cert", junk)
     refused = time.monotonic()

@@ -299,6 +299,12 @@ class Board:
                 "messages": self.messages[-5:]}
 
 
+def _local(iso: str) -> str:
+    """*iso* in this machine's local time, one unambiguous format: 2026-12-06 14:05:09."""
+    ts = _ts(iso)
+    return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts is not None else iso
+
+
 def _clean_page(page: Any) -> dict[str, Any]:
     """What the trainee's page said (``class-page.json``), typed and bounded."""
     if not isinstance(page, dict):
@@ -671,6 +677,19 @@ class TraineePage(_Page):
             rows.append(f'<h2>{_e(t("classroom.board.history"))}</h2><ul class="xm-history">')
             for h in reversed(report["history"]):
                 rows.append(f'<li>{_e(h["time"][:19].replace("T", " "))} {_e(h["action"])} ({_e(h["result"])})</li>')
+            rows.append("</ul>")
+        page = self.board.pages.get(name) or {}
+        refusals = page.get("refusals") or []
+        if refusals:
+            rows.append(f'<h2>{_e(t("classroom.board.refused_attempts"))}</h2><ul class="xm-refusal-list">')
+            for r in reversed(refusals):
+                step = t(f"ui.nav.{r['step']}") if r["step"] in _STEP_NAMES else r["step"]
+                rows.append(f'<li>{_e(_local(r["time"]))} {_e(step)}: {_e(r["reason"][lang])}</li>')
+            rows.append("</ul>")
+        resets = self.board.resets.get(name) or []
+        if resets:
+            rows.append(f'<h2>{_e(t("classroom.board.reset_history"))}</h2><ul class="xm-reset-list">')
+            rows.extend(f'<li>{_e(_local(r))}</li>' for r in reversed(resets))
             rows.append("</ul>")
         received = self.board.received.get(name)
         seen = (dt.datetime.fromtimestamp(received).astimezone().strftime("%Y-%m-%d %H:%M:%S")
