@@ -275,8 +275,11 @@ class Board:
         at = {s: sum(1 for r in rows if r["at"] == s) for s in _STEP_NAMES}
         stuck_at: dict[str, int] = {}
         for r in rows:
-            if r["stuck"] and r["at"]:
-                stuck_at[r["at"]] = stuck_at.get(r["at"], 0) + 1
+            # Where they are stuck: the step of the refusal, else the page they look at, else their next step.
+            refused = (r["last_refusal"] or {}).get("step") if "refused" in r["stuck"] else None
+            where = next((s for s in (refused, r["viewing"], r["at"]) if s in _STEP_NAMES), None)
+            if r["stuck"] and where:
+                stuck_at[where] = stuck_at.get(where, 0) + 1
         problems: dict[str, dict[str, Any]] = {}
         for r in rows:
             for p in (self.reports.get(r["name"]) or {}).get("problems") or []:
@@ -548,7 +551,7 @@ _SCRIPT = r"""
     const refusals = t.refusals ? `<span class="xm-refusals" title="${esc(reason)}">${t.refusals}</span> <span class="xm-refusal-reason">${esc(reason)}</span>`
                                 : `<span class="xm-refusals xm-muted">0</span>`;
     const help = [];
-    if (t.hand) help.push(`<span class="xm-hand-raised">\u270b ${esc(W.hand)}</span> <button class="xm-hand-clear xm-hand-clear-${t.name}" data-name="${t.name}">${esc(W.hand_clear)}</button>`);
+    if (t.hand) help.push(`<span class="xm-hand-raised">${esc(W.hand)}</span> <button class="xm-hand-clear xm-hand-clear-${t.name}" data-name="${t.name}">${esc(W.hand_clear)}</button>`);
     if (stuck && !t.hand) help.push(`<span class="xm-stuck-why">${esc(why)}</span>`);
     if (t.reset_pending) help.push(`<span class="xm-reset-pending">${esc(W.reset_pending)}</span>`);
     else if (t.reset_note) help.push(`<span class="xm-reset-note">${esc(W.reset_note)}</span>`);
