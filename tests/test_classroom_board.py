@@ -303,3 +303,19 @@ def test_the_language_chosen_in_the_page_outlives_a_reload(klass):
     assert "xm-ja" in again._dom_classes
     assert again.class_controls.raise_hand.description == "困っています"
     assert _page(klass, "bob").lang == "en"  # one trainee's choice only
+
+
+def test_last_change_includes_the_live_check_and_the_notice(klass, frozen_now):
+    from xmailnb import clock
+    from xmailnb.checks.progress import record_notice, record_probe
+    from xmailnb.classroom.report import snapshot
+
+    mr = resolve(klass.data_dir("alice") / "sandbox-MailRoot")
+    _make_csr(klass)
+    made = dt.datetime.fromisoformat(snapshot(mr)["last_change"])
+    with clock.frozen(frozen_now + dt.timedelta(minutes=5)):
+        record_probe(mr, passed=False, worst="error")
+    assert dt.datetime.fromisoformat(snapshot(mr)["last_change"]) - made == dt.timedelta(minutes=5)
+    with clock.frozen(frozen_now + dt.timedelta(minutes=9)):
+        record_notice(mr)
+    assert dt.datetime.fromisoformat(snapshot(mr)["last_change"]) - made == dt.timedelta(minutes=9)

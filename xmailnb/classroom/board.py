@@ -679,7 +679,7 @@ class TraineePage(_Page):
                             f'<b>{_e(t("ui.icon." + f["status"]))}</b> {_e(f["message"][lang])}{fix}</div>')
             rows.append(f'<h2>{_e(t("classroom.board.history"))}</h2><ul class="xm-history">')
             for h in reversed(report["history"]):
-                rows.append(f'<li>{_e(h["time"][:19].replace("T", " "))} {_e(h["action"])} ({_e(h["result"])})</li>')
+                rows.append(f'<li>{_e(_local(h["time"]))} {_e(h["action"])} ({_e(h["result"])})</li>')
             rows.append("</ul>")
         page = self.board.pages.get(name) or {}
         refusals = page.get("refusals") or []
