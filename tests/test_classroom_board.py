@@ -319,3 +319,26 @@ def test_last_change_includes_the_live_check_and_the_notice(klass, frozen_now):
     with clock.frozen(frozen_now + dt.timedelta(minutes=9)):
         record_notice(mr)
     assert dt.datetime.fromisoformat(snapshot(mr)["last_change"]) - made == dt.timedelta(minutes=9)
+
+
+def test_a_message_from_the_command_line_reaches_the_page(klass):
+    from helpers import run
+
+    result = run("classroom", "message", str(klass.path), "Lunch at 12:30", "--to", "bob", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {"queued": True, "time": json.loads(result.out)["time"], "to": "bob",
+                                      "text": "Lunch at 12:30"}
+    before = read_inbox(klass.data_dir("bob"))
+    for argv, said in ((("  ", "--to", "bob", "--lang", "en"), "The message is empty or longer than 500 characters."),
+                       (("Hello", "--to", "zed", "--lang", "en"), "zed is not a trainee of this class.")):
+        bad = run("classroom", "message", str(klass.path), *argv)
+        assert bad.code == 1 and said in bad.err, bad.err
+    board = boardmod.Board(klass.path)
+    assert board.take_queued() == ["bob"]
+    assert board.take_queued() == []  # once
+    bob = _page(klass, "bob")
+    _read(board, klass, "bob")
+    bob.class_controls.check()
+    assert "Lunch at 12:30" in bob.class_controls.message.value
+    assert read_inbox(klass.data_dir("bob")) != before
+    assert boardmod.Board(klass.path).take_queued() == []  # not again after a restart

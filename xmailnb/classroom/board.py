@@ -60,7 +60,7 @@ from ..i18n import LANGUAGES, text
 from ..checks.progress import STEPS
 from . import roster
 from .hubconfig import REPORT_SCOPE
-from .report import BOARD_CLASSES, MAX_REFUSALS
+from .report import BOARD_CLASSES, MAX_REFUSALS, read_queue
 
 __all__ = ["Board", "make_app", "main"]
 
@@ -114,6 +114,7 @@ class Board:
         self.hand_cleared: dict[str, str] = {}
         self.messages: list[dict[str, Any]] = []
         self.stuck_minutes = DEFAULT_STUCK_MINUTES
+        self.queue_offset = 0
         self._load()
 
     @property
@@ -131,12 +132,14 @@ class Board:
             self.hand_cleared = {k: str(v) for k, v in doc.get("hand_cleared", {}).items()}
             self.messages = [m for m in doc.get("messages", []) if isinstance(m, dict)][-MAX_MESSAGES:]
             self.stuck_minutes = int(doc.get("stuck_minutes", DEFAULT_STUCK_MINUTES))
+            self.queue_offset = int(doc.get("queue_offset", 0))
         except (OSError, ValueError, AttributeError, TypeError):
             pass
 
     def _save(self) -> None:
         doc = {"reports": self.reports, "pages": self.pages, "pending": self.pending, "resets": self.resets,
-               "hand_cleared": self.hand_cleared, "messages": self.messages, "stuck_minutes": self.stuck_minutes}
+               "hand_cleared": self.hand_cleared, "messages": self.messages, "stuck_minutes": self.stuck_minutes,
+               "queue_offset": self.queue_offset}
         try:
             write_atomic(self._file, json.dumps(doc).encode(), 0o600)
         except OSError as exc:
@@ -200,6 +203,21 @@ class Board:
         self.messages = (self.messages + [entry])[-MAX_MESSAGES:]
         self._save()
         return entry
+
+    def take_queued(self) -> list[str]:
+        """Take the messages queued from the command line
+        (``xmailnb classroom message``); the names to hand them to."""
+        entries, offset = read_queue(self.class_dir, self.queue_offset)
+        if offset == self.queue_offset:
+            return []
+        self.queue_offset = offset
+        names = [a.name for a in self.room().trainees]
+        for entry in entries:
+            if entry["to"] in ("", *names):
+                self.add_message(entry["to"], entry["text"])
+        self._save()
+        to = {e["to"] for e in entries}
+        return names if "" in to else [n for n in names if n in to]
 
     def set_stuck_minutes(self, minutes: int) -> None:
         self.stuck_minutes = max(1, min(240, int(minutes)))
@@ -761,8 +779,12 @@ class Puller:
             return False
 
     async def sweep(self) -> None:
-        """Read again every trainee seen online whose server went quiet (a
-        server stopped without a word leaves the board "online" otherwise)."""
+        """Hand over the messages queued from the command line, and read
+        again every trainee seen online whose server went quiet (a server
+        stopped without a word would stay "online" otherwise)."""
+        recipients = self.board.take_queued()
+        if recipients:
+            await self.pull_many(recipients)
         now = _now()
         quiet = [n for n, is_open in self.board.open.items()
                  if is_open and now - self.board.received.get(n, 0.0) >= ONLINE_SECONDS - 5]
@@ -921,7 +943,7 @@ def main() -> None:
                    api_token=os.environ["JUPYTERHUB_API_TOKEN"], cookie_secret=os.urandom(32))
     app.listen(url.port or 8003, url.hostname or "127.0.0.1")
     loop = ioloop.IOLoop.current()
-    loop.add_callback(ioloop.PeriodicCallback(app.settings["puller"].sweep, 5000).start)
+    loop.add_callback(ioloop.PeriodicCallback(app.settings["puller"].sweep, 2000).start)
     # JupyterHub starts services with SIGINT ignored, and stops them with it.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: loop.add_callback_from_signal(loop.stop))

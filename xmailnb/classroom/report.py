@@ -35,13 +35,14 @@ from typing import Any
 from .. import clock
 from ..checks.progress import events, step_progress
 from ..files import read_regular, write_atomic
+from ..errors import InputError
 from ..i18n import LANGUAGES, Msg
 from ..mailroot.layout import MailRoot
 from ..mailroot.sandbox import generation
 from ..mailroot.store import Store
 
-__all__ = ["BOARD_CLASSES", "PAGE_FILE", "INBOX_FILE", "MAX_REFUSALS", "signature", "snapshot",
-           "read_page", "write_page", "read_inbox", "write_inbox", "refusal"]
+__all__ = ["BOARD_CLASSES", "PAGE_FILE", "INBOX_FILE", "MAX_REFUSALS", "MESSAGE_QUEUE", "signature", "snapshot",
+           "read_page", "write_page", "read_inbox", "write_inbox", "refusal", "queue_message", "read_queue"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,56 @@ def read_inbox(data_dir: Path) -> dict[str, Any]:
 def write_inbox(data_dir: Path, doc: Mapping[str, Any]) -> None:
     if read_inbox(data_dir) != dict(doc):
         _write_json(data_dir / INBOX_FILE, doc)
+
+
+#: Messages the trainer sends from the command line, for the board to hand over.
+MESSAGE_QUEUE = "hub/class-messages.jsonl"
+MAX_MESSAGE_CHARS = 500
+
+
+def queue_message(class_dir: Path, names: list[str], to: str, message: str) -> dict[str, Any]:
+    """Queue a message from the trainer for *to* (a trainee of *names*, or
+    ``""`` for everyone); the board hands it over within seconds.
+
+    Raises:
+        InputError: an empty or too long message, or *to* is not a trainee.
+    """
+    words = message.strip()
+    if not words or len(words) > MAX_MESSAGE_CHARS:
+        raise InputError.of("classroom.message.invalid", "classroom.message.invalid.fix",
+                            field="text", max=MAX_MESSAGE_CHARS)
+    if to and to not in names:
+        raise InputError.of("classroom.message.unknown", "classroom.message.unknown.fix",
+                            field="to", name=to, names=", ".join(names))
+    entry = {"time": clock.now().isoformat(timespec="seconds"), "to": to, "text": words}
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(class_dir / MESSAGE_QUEUE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return entry
+
+
+def read_queue(class_dir: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The messages queued after byte *offset*, and the offset to read from next."""
+    try:
+        data = read_regular(class_dir / MESSAGE_QUEUE, 4 * 1024 * 1024)
+    except OSError:
+        return [], offset
+    if len(data) < offset:  # the queue was replaced: read it from the start
+        offset = 0
+    end = data.rfind(b"\n") + 1
+    out = []
+    for line in data[offset:end].decode("utf-8", "replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("text"), str) and isinstance(entry.get("to"), str):
+            out.append(entry)
+    return out, max(offset, end)
 
 
 def refusal(step: str, msg: Msg) -> dict[str, Any]:
