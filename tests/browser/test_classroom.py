@@ -51,14 +51,20 @@ class Class:
         self.port = free_block()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "classroom.log"
-        with open(self.log, "w") as log:
+        self.start()
+
+    def start(self) -> None:
+        """``classroom serve`` (again, after a stop: the same folder and port)."""
+        env = self.env
+        before = len(self.said) if self.log.exists() else 0
+        with open(self.log, "a") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(self.dir),
                                           "--port", str(self.port), "--lang", "en"],
                                          env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.proc.poll() is None and "Ctrl-C" not in self.said:
+        while time.monotonic() < deadline and self.proc.poll() is None and "Ctrl-C" not in self.said[before:]:
             time.sleep(0.2)
-        if self.proc.poll() is not None or "Ctrl-C" not in self.said:
+        if self.proc.poll() is not None or "Ctrl-C" not in self.said[before:]:
             self.stop()
             raise RuntimeError("xmailnb classroom serve did not start:\n" + self.said)
 
@@ -224,6 +230,12 @@ def test_a_class_in_the_browser(browser, klass):
     assert took < SEEN_DEADLINE, f"the board showed the raised hand after {took:.1f} s"
     summary = sato.inner_text(".xm-class-summary")
     assert "Need help: 2" in summary and "3 of 3" in summary, summary
+    # Sorted by time stuck: bob (refused first), then carol; by step: alice (furthest) last.
+    sato.select_option(".xm-sort", "stuck")
+    assert sato.locator(".xm-class-board tbody tr").first.get_attribute("data-name") == "bob"
+    sato.select_option(".xm-sort", "step")
+    assert sato.locator(".xm-class-board tbody tr").last.get_attribute("data-name") == "alice"
+    sato.select_option(".xm-sort", "name")
     sato.check(".xm-filter-stuck")
     assert sato.locator(".xm-class-board tbody tr").count() == 2
     sato.uncheck(".xm-filter-stuck")
@@ -300,7 +312,14 @@ def test_a_class_in_the_browser(browser, klass):
     assert klass.stop() == 0, klass.said
     # The page still open says so: "connection lost", not clicks that silently do nothing.
     alice.wait_for_selector(".xm-disconnected", state="visible", timeout=30_000)
+    # The class starts again: the tab's reload lands on the workbook, not on "Launch Server".
+    klass.start()
+    alice.click(".xm-disconnected button")
+    alice.wait_for_url(re.compile(r".*/user/alice/$"), timeout=120_000)
+    alice.wait_for_selector("#loading", state="detached", timeout=120_000)
+    alice.wait_for_selector(".xm-app", timeout=60_000)
     alice_ctx.close()
+    assert klass.stop() == 0, klass.said
     deadline = time.monotonic() + 10
     while procs.leftover_pids(room) and time.monotonic() < deadline:
         time.sleep(0.2)
