@@ -60,7 +60,7 @@ from ..i18n import LANGUAGES, text
 from ..checks.progress import STEPS
 from . import roster
 from .hubconfig import REPORT_SCOPE
-from .report import BOARD_CLASSES, MAX_REFUSALS, read_queue
+from .report import BOARD_CLASSES, MAX_MESSAGE_CHARS, MAX_REFUSALS, read_queue
 
 __all__ = ["Board", "make_app", "main"]
 
@@ -70,7 +70,6 @@ ONLINE_SECONDS = 25.0  # a server with a page open asks to be read every 10 s
 MAX_REPORT_BYTES = 2 * 1024 * 1024
 DEFAULT_STUCK_MINUTES = 10
 MAX_MESSAGES = 50
-MAX_MESSAGE_CHARS = 500
 PULL_TIMEOUT = 20.0
 _STATES = frozenset(BOARD_CLASSES)
 _STATUSES = frozenset({"ok", "info", "warn", "error"})

@@ -41,8 +41,9 @@ from ..mailroot.layout import MailRoot
 from ..mailroot.sandbox import generation
 from ..mailroot.store import Store
 
-__all__ = ["BOARD_CLASSES", "PAGE_FILE", "INBOX_FILE", "MAX_REFUSALS", "MESSAGE_QUEUE", "signature", "snapshot",
-           "read_page", "write_page", "read_inbox", "write_inbox", "refusal", "queue_message", "read_queue"]
+__all__ = ["BOARD_CLASSES", "CLASS_ENV", "PAGE_FILE", "INBOX_FILE", "MAX_REFUSALS", "MAX_MESSAGE_CHARS",
+           "MESSAGE_QUEUE", "signature", "snapshot", "read_page", "write_page", "read_inbox", "write_inbox",
+           "refusal", "queue_message", "read_queue"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def write_inbox(data_dir: Path, doc: Mapping[str, Any]) -> None:
         _write_json(data_dir / INBOX_FILE, doc)
 
 
+#: Set in a trainee's server's environment (and so its kernel's): the page shows the class controls.
+CLASS_ENV = "XMAILNB_CLASSROOM"
 #: Messages the trainer sends from the command line, for the board to hand over.
 MESSAGE_QUEUE = "hub/class-messages.jsonl"
 MAX_MESSAGE_CHARS = 500

@@ -61,7 +61,7 @@ from ..mailroot.resolve import resolve
 from ..mailroot.sandbox import reset_sandbox
 from .hubauth import HubIdentityProvider, HubOAuthClient
 from .hubconfig import BOARD_SERVICE
-from .report import PAGE_FILE, read_page, signature, snapshot, write_inbox
+from .report import CLASS_ENV, PAGE_FILE, read_page, signature, snapshot, write_inbox
 
 __all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "Sandbox", "main"]
 
@@ -69,8 +69,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
-#: Set in the server's environment (and so the kernel's): the page shows the class controls.
-CLASS_ENV = "XMAILNB_CLASSROOM"
 ACTIVITY_SECONDS = 30.0
 _SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 _hub_auth: HubOAuthClient | None = None

@@ -30,7 +30,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import clock
-from ..classroom.report import MAX_REFUSALS, read_inbox, read_page, refusal, write_page
+from ..classroom.report import CLASS_ENV, MAX_REFUSALS, read_inbox, read_page, refusal, write_page
 from ..i18n import LANGUAGES, Msg, format_datetime, page_text as text
 from ..mailroot.sandbox import generation
 from . import _html
@@ -40,7 +40,6 @@ __all__ = ["ClassControls", "class_controls", "CLASS_ENV", "POLL_SECONDS"]
 
 log = logging.getLogger(__name__)
 
-CLASS_ENV = "XMAILNB_CLASSROOM"
 POLL_SECONDS = 1.0
 
 
