@@ -25,6 +25,11 @@ Figures, each against a baseline measured in the same run:
   trainees who closed their page still have a server (and kernel) after
   the timeout, and how many of the 5 who keep working lost theirs.
   Target: 0 (both).
+* 7f classroom-board-30 (``run.py --only board``, no hub, no browser): 30
+  simulated trainees (real board application, real progress routes and
+  reporters on 30 sandboxes, one process); p90 of a CSR written in one
+  sandbox until the trainer's page (state fetched once a second) shows it,
+  against the same for a class of one.  Target: p90 at most 2 s.
 """
 
 from __future__ import annotations
