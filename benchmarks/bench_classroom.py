@@ -25,6 +25,11 @@ Figures, each against a baseline measured in the same run:
   trainees who closed their page still have a server (and kernel) after
   the timeout, and how many of the 5 who keep working lost theirs.
   Target: 0 (both).
+* 7f classroom-board-30 (``run.py --only board``, no hub, no browser): 30
+  simulated trainees (real board application, real progress routes and
+  reporters on 30 sandboxes, one process); p90 of a CSR written in one
+  sandbox until the trainer's page (state fetched once a second) shows it,
+  against the same for a class of one.  Target: p90 at most 2 s.
 """
 
 from __future__ import annotations
@@ -451,3 +456,136 @@ async def _culling(work: Path, env: dict[str, str]) -> tuple[list[str], list[str
 
 def run_all(work: Path, quick: bool) -> list[Figure]:
     return asyncio.run(_run(work, quick))
+
+
+# -- 7f: the board of a class of 30 (no browser, no hub) ------------------------------------
+
+BOARD_TRAINEES = [f"s{i:02d}" for i in range(1, 31)]
+
+
+class _TokenTable:
+    """Stands in for JupyterHub's /api/user: whose each token is."""
+
+    login_url = "/hub/login"
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.models = {f"server-{n}": {"kind": "user", "name": n, "scopes": [f"custom:xmailnb:report!user={n}"]}
+                       for n in names}
+        self.models["board"] = {"kind": "service", "name": "class-board", "scopes": []}
+
+    async def user_for_token(self, token, use_cache=True, session_id="", *, sync=False):
+        return self.models.get(token)
+
+
+async def _board_round(work: Path, names: Sequence[str], samples: int) -> tuple[list[float], dict]:
+    """A class of *names*: the real board application, each trainee's real
+    ``xmailnb/progress`` route and reporter (all in this process, so they
+    share one CPU budget as they would share the machine's 2 cores), and a
+    trainer's page asking for the state once a second like the real one.
+    Returns, per sample, the time from a CSR written in one sandbox (by
+    the core) to the first state the trainer's page fetches that shows it."""
+    from tornado import web
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+
+    from xmailnb.classroom import board as boardmod
+    from xmailnb.classroom import roster, singleuser
+    from xmailnb.flows import actions
+    from xmailnb.mailroot.resolve import resolve
+    from xmailnb.mailroot.sandbox import reset_sandbox
+    from xmailnb.pki import csr as csrmod
+
+    room, _ = roster.init_class(work / "class", "trainer", list(names))
+    hub = _TokenTable(names)
+    singleuser._hub_auth = hub  # the module's client of the hub, as main() sets it
+    sandboxes = {n: singleuser.Sandbox(resolve(room.data_dir(n) / "sandbox-MailRoot"), lambda: True)
+                 for n in names}
+
+    class Route(singleuser.ProgressHandler):  # /user/NAME/xmailnb/progress, as the proxy routes it
+        def initialize(self) -> None:  # type: ignore[override]
+            pass
+
+        async def post(self, name: str) -> None:  # type: ignore[override]
+            self.sandbox = sandboxes[name]
+            await super().post()
+
+    async def serve(app: web.Application) -> tuple[HTTPServer, str]:
+        sock, port = bind_unused_port()
+        server = HTTPServer(app)
+        server.add_sockets([sock])
+        return server, f"http://127.0.0.1:{port}"
+
+    users, users_url = await serve(web.Application([(r"/user/([a-z0-9]+)/xmailnb/progress", Route)]))
+    board = boardmod.Board(room.path)
+    app = boardmod.make_app(board, prefix="/services/class-board/", hub_auth=hub, hub_url=users_url,
+                            api_token="board", cookie_secret=os.urandom(32))
+    server, board_url = await serve(app)
+    reporters = [singleuser.Reporter(sandboxes[n], board_url + "/services/class-board/", f"server-{n}")
+                 for n in names]
+    stop = asyncio.Event()
+
+    async def report_loop(r: singleuser.Reporter) -> None:
+        while not stop.is_set():
+            await r.tick()
+            await asyncio.sleep(singleuser.POLL_SECONDS)
+
+    seen: dict[str, float] = {}
+
+    async def trainer_page() -> None:  # api/state once a second, as the board's page asks
+        while not stop.is_set():
+            doc = json.loads(json.dumps(board.state()))
+            for row in doc["trainees"]:
+                if row["steps"]["csr"] == "done" and row["name"] not in seen:
+                    seen[row["name"]] = time.perf_counter()
+            await asyncio.sleep(1.0)
+
+    tasks = [asyncio.create_task(report_loop(r)) for r in reporters] + [asyncio.create_task(trainer_page())]
+    request = csrmod.request_from_values({"country": "JP", "state": "Tokyo", "locality": "Minato-ku",
+                                          "org": "Class", "cn": "mail.example.jp"})
+    loop = asyncio.get_running_loop()
+    # Everyone reported once before measuring (the first reads of 30 sandboxes).
+    deadline = time.monotonic() + 120
+    while len(board.received) < len(names) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    times: list[float] = []
+    try:
+        for i in range(samples):
+            name = names[i % len(names)]
+            mr = sandboxes[name].mailroot
+            if board.reports.get(name, {}).get("steps", {}).get("csr") == "done":
+                await loop.run_in_executor(None, lambda: reset_sandbox(mr.path, by="trainer"))
+                while board.reports.get(name, {}).get("steps", {}).get("csr") == "done":
+                    await asyncio.sleep(0.2)
+                seen.pop(name, None)
+                await asyncio.sleep(1.0)
+            await loop.run_in_executor(None, lambda: actions.create_csr(mr, request))
+            written = time.perf_counter()
+            while name not in seen and time.perf_counter() - written < 30:
+                await asyncio.sleep(0.02)
+            times.append(seen.get(name, float("inf")) - written)
+            await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        server.stop()
+        users.stop()
+    return times, {"reads": len(board.received)}
+
+
+def _p90(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(round(0.9 * len(ordered))) - 1)]
+
+
+def run_board(work: Path, quick: bool) -> list[Figure]:
+    """7f: board update with 30 simulated trainees against 1 (same run)."""
+    samples = 10 if quick else 30
+    one, _ = asyncio.run(_board_round(work / "one", BOARD_TRAINEES[:1], max(5, samples // 3)))
+    thirty, extra = asyncio.run(_board_round(work / "thirty", BOARD_TRAINEES, samples))
+    return [Figure("7f classroom-board-30",
+                   "p90 of: a CSR written in one sandbox until the trainer's page fetches a state showing it, "
+                   "30 trainees reporting (baseline: a class of 1)", "s",
+                   [_p90(one)], [_p90(thirty)], 2.0, kind="absolute",
+                   extra={"thirty_all": [round(t, 3) for t in thirty], "one_all": [round(t, 3) for t in one],
+                          "thirty_median": statistics.median(thirty), "one_median": statistics.median(one),
+                          **extra})]

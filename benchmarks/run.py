@@ -1,6 +1,6 @@
 """Run every benchmark and print a table; write results/latest.json.
 
-Usage: python benchmarks/run.py [--quick] [--only core,probe,dashboard]
+Usage: python benchmarks/run.py [--quick] [--only core,probe,dashboard,classroom,board]
 
 Each figure is a ratio (or a bound) against a baseline measured in the same
 run on the same machine; absolute times alone prove nothing on a noisy
@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, report  # noqa: E402
 
-SUITES = ("core", "probe", "dashboard", "classroom")
+SUITES = ("core", "probe", "dashboard", "classroom", "board")
+#: A suite run by another module's function (default: ``bench_<suite>.run_all``).
+RUNNERS = {"board": ("bench_classroom", "run_board")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         for suite in [s.strip() for s in args.only.split(",") if s.strip()]:
             if suite not in SUITES:
                 parser.error(f"unknown suite {suite!r}")
-            module = __import__(f"bench_{suite}")
+            module_name, function = RUNNERS.get(suite, (f"bench_{suite}", "run_all"))
+            module = __import__(module_name)
             print(f"[{suite}] running ...", flush=True)
             (work / suite).mkdir()
-            figures += module.run_all(work / suite, args.quick)
+            figures += getattr(module, function)(work / suite, args.quick)
     return report(figures, Path(args.out))
 
 

@@ -147,6 +147,9 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
         ("ClassSpawner.interrupt_timeout", 5),
         ("ClassSpawner.term_timeout", 5),
         ("Spawner.start_timeout", 120),
+        # After a restart of the class, a tab reloaded on /user/NAME/ starts its
+        # server again by itself and lands on the workbook (not on "Launch Server").
+        ("JupyterHub.implicit_spawn_seconds", 0.5),
         ("Spawner.server_token_scopes", ["users:activity!user", "access:servers!server",
                                          f"{REPORT_SCOPE}!user"]),
         ("JupyterHub.custom_scopes", {REPORT_SCOPE: {

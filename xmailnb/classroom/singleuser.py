@@ -16,14 +16,22 @@ same dashboard notebook and ``xmailnb`` template as ``xmailnb serve``, with:
   is refilled when the page's kernel goes (closed page, culled kernel), so a
   trainee costs one server plus one kernel, and opening the page is as quick
   as with ``xmailnb serve``.
-* A reporter: once a second it looks at the sandbox's files (a few
-  ``stat``); when something changed (and every 15 s anyway) it posts the step
-  progress to the class board with the server's JupyterHub token.
-* ``POST <prefix>xmailnb/reset``: the board (and only the board service, as
-  the hub tells from its token) asks for a fresh sandbox; the open page then
-  shows its banner (:mod:`xmailnb.ui.reset_watch`).  If the server was not
-  running when the trainer asked, the board's answer to the next report
-  asks for the reset instead.
+* A reporter: once a second it looks at the sandbox's files and the page's
+  ``class-page.json`` (a few ``stat``) and whether a page is open; when
+  something changed (and every 10 s anyway) it tells the board "ask me"
+  with the server's JupyterHub token.  That call carries no progress: a
+  token a trainee mints at ``/hub/token`` could send anything, so the board
+  believes only what it reads itself.
+* ``POST <prefix>xmailnb/progress``: the board (and only the board service,
+  as the hub tells from its token) reads the progress of the sandbox
+  (:func:`xmailnb.classroom.report.snapshot`) and what the page said, and
+  hands over the trainer's messages, a lowered hand and a reset asked
+  while this server was not running.
+* ``POST <prefix>xmailnb/reset``: the board asks for a fresh sandbox; the
+  open page then starts again at step 1 with its banner
+  (:mod:`xmailnb.ui.reset_watch`).
+* ``<prefix>xmailnb/door.js``: the page's "connection lost" banner, as in
+  ``xmailnb serve``.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from jupyter_server.utils import url_path_join
@@ -46,20 +54,22 @@ from traitlets import default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
+from .. import boundedjson
 from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
+from ..dashboard.server import DoorScriptHandler
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
 from ..mailroot.sandbox import reset_sandbox
 from .hubauth import HubIdentityProvider, HubOAuthClient
 from .hubconfig import BOARD_SERVICE
-from .report import signature, snapshot
+from .report import CLASS_ENV, PAGE_FILE, read_page, signature, snapshot, write_inbox
 
-__all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "main"]
+__all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "Sandbox", "main"]
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 15.0
+HEARTBEAT_SECONDS = 10.0
 ACTIVITY_SECONDS = 30.0
 _SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 _hub_auth: HubOAuthClient | None = None
@@ -82,11 +92,45 @@ class ClassIdentityProvider(HubIdentityProvider):
         return [(url_path_join(base, path), *rest) for path, *rest in super().get_handlers()]
 
 
-class Reporter:
-    """Posts the sandbox's step progress to the board when it changes."""
+class Sandbox:
+    """The trainee's sandbox as the board reads it: the progress (computed
+    again only when a watched file changed) and what the page said."""
 
-    def __init__(self, mr: MailRoot, board_url: str, token: str) -> None:
+    def __init__(self, mr: MailRoot, in_use: Callable[[], bool] = lambda: False) -> None:
         self.mailroot = mr
+        self.data_dir = mr.path.parent
+        self.in_use = in_use
+        self._cached: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    def signature(self) -> tuple[Any, ...]:
+        try:
+            st = os.stat(self.data_dir / PAGE_FILE)
+            page: Any = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            page = None
+        return (signature(self.mailroot.path), page, self.in_use())
+
+    def progress(self) -> dict[str, Any]:
+        sig = signature(self.mailroot.path)
+        if self._cached is None or self._cached[0] != sig:
+            self._cached = (sig, snapshot(self.mailroot))
+        return self._cached[1]
+
+    def answer(self, asked: dict[str, Any]) -> dict[str, Any]:
+        """Apply what the board hands over (*asked*), then say where the trainee is."""
+        if asked.get("reset") is True:
+            _reset(self.mailroot)
+        inbox = asked.get("inbox")
+        if isinstance(inbox, dict):
+            write_inbox(self.data_dir, inbox)
+        return {"report": self.progress(), "page": read_page(self.data_dir), "open": self.in_use()}
+
+
+class Reporter:
+    """Tells the board to read this sandbox again when something changed."""
+
+    def __init__(self, sandbox: Sandbox, board_url: str, token: str) -> None:
+        self.sandbox = sandbox
         self.url = url_path_join(board_url, "api/report")
         self.token = token
         self._signature: tuple[Any, ...] | None = None
@@ -97,7 +141,7 @@ class Reporter:
     async def tick(self) -> None:
         if self._busy:
             return
-        now_sig = signature(self.mailroot.path)
+        now_sig = self.sandbox.signature()
         if now_sig == self._signature and time.monotonic() - self._sent < HEARTBEAT_SECONDS:
             return
         await self.report(now_sig)
@@ -105,21 +149,15 @@ class Reporter:
     async def report(self, sig: tuple[Any, ...] | None = None) -> None:
         self._busy = True
         try:
-            sig = sig if sig is not None else signature(self.mailroot.path)
-            loop = asyncio.get_running_loop()
-            payload = await loop.run_in_executor(None, snapshot, self.mailroot)
+            sig = sig if sig is not None else self.sandbox.signature()
             response = await self.client.fetch(
-                self.url, method="POST", body=json.dumps(payload),
+                self.url, method="POST", body=b"{}",
                 headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
                 request_timeout=10, raise_error=False, follow_redirects=False)
             if response.code != 200:
                 log.warning("the class board did not take the report: HTTP %s", response.code)
                 return
             self._signature, self._sent = sig, time.monotonic()
-            answer = json.loads(response.body or b"{}")
-            if isinstance(answer, dict) and answer.get("reset"):
-                await loop.run_in_executor(None, _reset, self.mailroot)
-                self._signature = None  # report the fresh sandbox at once
         except Exception as exc:  # the board is down or restarting: try again later
             log.warning("reporting progress to the class board failed: %s", exc)
         finally:
@@ -135,12 +173,8 @@ class Activity:
         self.app, self.url, self.token, self.interval = app, url, token, interval
         self.client = httpclient.AsyncHTTPClient()
 
-    def _in_use(self) -> bool:
-        connections = getattr(self.app.kernel_manager, "_kernel_connections", {}) or {}
-        return any(count > 0 for count in connections.values())
-
     async def tick(self) -> None:
-        if not self._in_use():
+        if not _in_use(self.app):
             return
         now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
         server = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
@@ -151,6 +185,13 @@ class Activity:
                                              "Content-Type": "application/json"})
         except Exception as exc:
             log.warning("telling the hub about activity failed: %s", exc)
+
+
+def _in_use(app: Voila) -> bool:
+    """A page is open: a kernel of this server has a connection."""
+    km = getattr(app, "kernel_manager", None)
+    connections = getattr(km, "_kernel_connections", {}) or {}
+    return any(count > 0 for count in connections.values())
 
 
 def _reset(mr: MailRoot) -> int:
@@ -166,28 +207,55 @@ class VersionHandler(web.RequestHandler):
         self.finish(json.dumps({"version": __version__}))
 
 
+async def _from_board(handler: web.RequestHandler) -> None:
+    """403 unless the request carries the board service's own token (not
+    the trainee's browser, whose cookie also reaches this server, not a
+    token the trainee minted, not another user)."""
+    scheme, _, token = handler.request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() not in ("token", "bearer") or not token.strip() or _hub_auth is None:
+        raise web.HTTPError(403)
+    model = await _hub_auth.user_for_token(token.strip())
+    if not model or model.get("kind") != "service" or model.get("name") != BOARD_SERVICE:
+        raise web.HTTPError(403)
+
+
 class ResetHandler(web.RequestHandler):
     """``POST <prefix>xmailnb/reset``: the board service resets this sandbox."""
 
-    def initialize(self, mailroot: MailRoot, reporter: Reporter | None) -> None:
-        self.mailroot = mailroot
+    def initialize(self, sandbox: Sandbox, reporter: Reporter | None) -> None:
+        self.sandbox = sandbox
         self.reporter = reporter
 
     async def post(self) -> None:
-        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not token.strip() or _hub_auth is None:
-            raise web.HTTPError(403)
-        model = await _hub_auth.user_for_token(token.strip())
-        # Only the board service may: not the trainee's own browser (whose
-        # token also reaches this server), not another user.
-        if not model or model.get("kind") != "service" or model.get("name") != BOARD_SERVICE:
-            raise web.HTTPError(403)
+        await _from_board(self)
         loop = asyncio.get_running_loop()
-        number = await loop.run_in_executor(None, _reset, self.mailroot)
+        number = await loop.run_in_executor(None, _reset, self.sandbox.mailroot)
         if self.reporter is not None:
             await self.reporter.report()
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"generation": number}))
+
+
+class ProgressHandler(web.RequestHandler):
+    """``POST <prefix>xmailnb/progress``: the board service reads the progress
+    (and hands over messages, a lowered hand, a reset it kept)."""
+
+    def initialize(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def post(self) -> None:
+        await _from_board(self)
+        try:
+            asked = boundedjson.loads(self.request.body or b"{}", name="xmailnb/progress")
+        except ValueError:
+            raise web.HTTPError(400) from None
+        if not isinstance(asked, dict):
+            raise web.HTTPError(400)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, self.sandbox.answer, asked)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(answer))
 
 
 class DashboardHandler(TornadoVoilaHandler):
@@ -207,7 +275,7 @@ class ClassVoila(Voila):
     name = "xmailnb-classroom-singleuser"
     reporter: Reporter | None = None
     activity: Activity | None = None
-    mailroot: MailRoot
+    sandbox: Sandbox
 
     def start(self) -> None:
         # JupyterHub stops a server with SIGINT first, but starts it with
@@ -235,7 +303,9 @@ class ClassVoila(Voila):
         dropped = {url_path_join(base, r"/voila/files/(.*)")}
         catch_all = url_path_join(base, r"/(.*)")
         handlers: list[Any] = [(url_path_join(base, "xmailnb/reset"), ResetHandler,
-                                {"mailroot": self.mailroot, "reporter": self.reporter}),
+                                {"sandbox": self.sandbox, "reporter": self.reporter}),
+                               (url_path_join(base, "xmailnb/progress"), ProgressHandler, {"sandbox": self.sandbox}),
+                               (url_path_join(base, "xmailnb/door.js"), DoorScriptHandler),
                                (url_path_join(base, "api"), VersionHandler)]
         for handler in super().init_handlers():
             if handler[0] in dropped:
@@ -319,6 +389,9 @@ def _argv(extra: list[str]) -> list[str]:
         *VOILA_ARGS,
         "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
         "--Voila.authorizer_class=xmailnb.classroom.hubauth.HubAuthorizer",
+        # The page speaks the browser's language (xmailnb.dashboard.page), unless
+        # the class fixes one with XMAILNB_PAGE_LANG in the servers' environment.
+        "--VoilaConfiguration.http_header_envs=Accept-Language",
         *extra,
     ]
 
@@ -338,9 +411,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [share, os.environ.get("JUPYTER_PATH")]))
     mr = resolve(None)  # XMAILNB_DATA_DIR/sandbox-MailRoot, created on first start
     board = os.environ.get("XMAILNB_CLASS_BOARD_URL", "")
+    os.environ[CLASS_ENV] = "1"
     app = ClassVoila()
-    app.mailroot = mr
-    app.reporter = Reporter(mr, board, token) if board and token else None
+    app.sandbox = Sandbox(mr, lambda: _in_use(app))
+    app.reporter = Reporter(app.sandbox, board, token) if board and token else None
     activity_url = os.environ.get("JUPYTERHUB_ACTIVITY_URL", "")
     if activity_url and token:
         interval = float(os.environ.get("JUPYTERHUB_ACTIVITY_INTERVAL") or ACTIVITY_SECONDS)

@@ -26,13 +26,14 @@ from typing import Any, Callable
 from ..classroom import hubconfig, roster
 from ..classroom.hubconfig import proxy_command
 from ..classroom.procs import stop_leftover_servers
+from ..classroom.report import queue_message
 from ..classroom.roster import add_trainees, init_class, split_names
 from ..dashboard.plan import check_port, is_loopback
 from ..errors import UsageError
 from ..i18n import Msg
 from .output import Help
 
-__all__ = ["register", "run_init", "run_add", "run_config", "run_serve"]
+__all__ = ["register", "run_init", "run_add", "run_config", "run_serve", "run_message"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,13 @@ def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:
     add.add_argument("names", nargs="+", metavar="NAME", help=h("names"))
     add.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
     add.set_defaults(func=run_add)
+
+    message = actions.add_parser("message", parents=[common], help=h("message"), description=h("message"))
+    message.add_argument("dir", metavar="DIR", help=h("dir"))
+    message.add_argument("text", metavar="TEXT", help=h("message_text"))
+    message.add_argument("--to", default="", metavar="NAME", help=h("message_to"))
+    message.add_argument("--json", action="store_true", help=t.of("cli.help.json"))
+    message.set_defaults(func=run_message)
 
     for name, func in (("config", "run_config"), ("serve", "run_serve")):
         s = actions.add_parser(name, parents=[common], help=h(name), description=h(name))
@@ -103,6 +111,19 @@ def run_add(args: argparse.Namespace, out: Any) -> int:
     out.say(Msg.of("classroom.add.done", path=str(room.path), names=", ".join(passwords)))
     _print_accounts(out, room, passwords, args.json)
     out.say(Msg.of("classroom.passwords.once"))
+    return 0
+
+
+def run_message(args: argparse.Namespace, out: Any) -> int:
+    """``classroom message DIR TEXT [--to NAME]``: shown in the trainees'
+    workbook (``xm-class-message``) within seconds while the class runs,
+    else when their workbook next opens."""
+    room = roster.load(args.dir)
+    entry = queue_message(room.path, [a.name for a in room.trainees], args.to.strip().lower(), args.text)
+    if args.json:
+        out.json({"queued": True, **entry})
+        return 0
+    out.say(Msg.of("classroom.message.queued", to=entry["to"] or out.t("classroom.board.to_all")))
     return 0
 
 

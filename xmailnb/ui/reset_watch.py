@@ -5,8 +5,9 @@ classroom board, or by ``xmailnb sandbox --reset``.  :func:`watch_resets`
 returns a banner (``xm-reset-notice``, hidden until then) and starts a
 daemon thread that polls the sandbox's generation
 (:func:`xmailnb.mailroot.sandbox.generation`, one small file read a second).  When it
-changes, the banner says so and the wizard reads the MailRoot again
-(``refresh_all()``: progress, header, stepper, every built step).
+changes, the banner says so, the wizard starts afresh at step 1
+(``start_afresh()``) and reads the MailRoot again (``refresh_all()``:
+progress, header, stepper, every built step).
 
 The hook in the wizard is two lines: create the banner, put it on the page.
 Nothing else of the wizard depends on it, so a redesigned wizard only has to
@@ -71,6 +72,14 @@ class ResetNotice(widgets.HTML):
             return False
         self.seen = self.last = now
         self._draw()
+        # The page starts again at step 1, with no form, upload or message
+        # of the old sandbox left (the wizard's start_afresh), then reads it.
+        afresh = getattr(self._wizard, "start_afresh", None)
+        if callable(afresh):
+            try:
+                afresh()
+            except Exception:  # a bug boundary: the banner stays, the re-read below still runs
+                log.exception("starting the page afresh after a sandbox reset failed")
         refresh = getattr(self._wizard, "refresh_all", None)
         if callable(refresh):
             try:

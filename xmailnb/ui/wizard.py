@@ -32,6 +32,7 @@ from .install import InstallStep
 from .notice import NoticeStep
 from .probe import ProbeStep
 from .reset_watch import watch_resets
+from .classroom import class_controls
 from .settings import SettingsStep
 from .submit import SubmitStep
 from .watch import MailRootWatch
@@ -149,7 +150,10 @@ class Wizard(widgets.VBox):
         practice = self._practice_bar() if self.mailroot.is_sandbox else []
         # Banner after a sandbox reset (classroom board, `xmailnb sandbox --reset`): ui/reset_watch.py.
         self.reset_notice = watch_resets(self)
-        self.children = [html(CSS), self.reset_notice, top, *practice, self.orientation, self.navbar,
+        # "I'm stuck" and the trainer's messages, in a class only: ui/classroom.py.
+        self.class_controls = class_controls(self)
+        self.children = [html(CSS), self.reset_notice, top, *practice,
+                         *([self.class_controls] if self.class_controls else []), self.orientation, self.navbar,
                          self.body, footer]
         self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
         self.watch = MailRootWatch(self.mailroot, self._changed_elsewhere, interval=watch_interval)
@@ -307,16 +311,24 @@ class Wizard(widgets.VBox):
             except OSError as exc:
                 self.start_over_message.show("error", *error_msgs(exc, "starting over with a fresh sandbox"))
                 return False
-            # Every step starts afresh: forms, uploads, the practice server.
-            self.steps = _Steps(self._build_step)
-            self.progress = None
-            self.current = "diagnose"
-            self.body.children = [self.steps["diagnose"]]
+            self.start_afresh()
             # The banner says the sandbox was reset (ui/reset_watch.py), and
             # everything is read again.
             if not self.reset_notice.check():
                 self.refresh_all()
         return True
+
+    def start_afresh(self) -> None:
+        """Every step starts afresh at step 1 (forms, uploads, messages):
+        the sandbox under the page was replaced (here or by the trainer)."""
+        with self._lock:
+            probe = self.steps.built().get("probe")
+            if isinstance(probe, ProbeStep):
+                probe.stop_practice()
+            self.steps = _Steps(self._build_step)
+            self.progress = None
+            self.current = "diagnose"
+            self.body.children = [self.steps["diagnose"]]
 
     # -- language --------------------------------------------------------------------------
     def set_lang(self, lang: str) -> None:
