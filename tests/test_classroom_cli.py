@@ -45,7 +45,7 @@ def test_init_creates_the_class_with_hashed_passwords_only(tmp_path):
     result = _init(tmp_path, extra=("--json",))
     assert result.code == 0, result.err
     doc = json.loads(result.out)  # exactly one JSON document on stdout
-    assert set(doc) == {"accounts", "url_hint"}
+    assert set(doc) == {"accounts", "url", "url_hint", "slips"}
     assert [(a["name"], a["role"]) for a in doc["accounts"]] == [("sato", "trainer"), ("alice", "trainee"),
                                                                 ("bob", "trainee")]
     assert all(set(a) == {"name", "password", "role"} for a in doc["accounts"])
@@ -171,7 +171,7 @@ def test_config_names_everything_and_holds_no_secret(tmp_path):
     assert roles["xmailnb-trainer"]["scopes"] == ["access:services!service=class-board"]
     assert "custom:xmailnb:report!user" in c.Spawner.server_token_scopes
     assert callable(c.JupyterHub.default_url)
-    remote = run("classroom", "config", str(root), "--ip", "0.0.0.0", "--port", "8100").out
+    remote = run("classroom", "config", str(root), "--ip", "0.0.0.0", "--port", "8100", "--allow-http").out
     assert "'http://0.0.0.0:8100/'" in remote and "'http://127.0.0.1:8101'" in remote
 
 
