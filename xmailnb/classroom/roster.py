@@ -439,20 +439,31 @@ def remove_trainee(path: str | os.PathLike[str], name: str) -> tuple[Classroom, 
     return room, moved
 
 
-def remember_address(room: Classroom, url: str) -> None:
-    """Keep the address the class is served at (``classroom serve``), for the
-    login slips and ``add --json``."""
+def _addresses(room: Classroom) -> dict[str, str]:
     try:
-        _write_private(room.path / _ADDRESS, {"url": url}, 0o600)
+        doc = _read_json(room.path / _ADDRESS)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {k: v for k, v in doc.items() if k in ("public", "served") and isinstance(v, str)
+            and v.startswith(("http://", "https://")) and len(v) < 2048}
+
+
+def remember_address(room: Classroom, url: str, *, public: bool = False) -> None:
+    """Keep an address of the class for the login slips and ``add --json``:
+    where ``classroom serve`` serves it, or (*public*) the address the
+    trainer gave with ``--url`` (a reverse proxy, a cluster's address),
+    which wins over the former."""
+    doc = _addresses(room)
+    doc["public" if public else "served"] = url
+    try:
+        _write_private(room.path / _ADDRESS, doc, 0o600)
     except OSError as exc:
         log.warning("cannot keep the class's address: %s", exc)
 
 
 def address(room: Classroom) -> str | None:
-    """The address the class was last served at, or ``None``."""
-    try:
-        doc = _read_json(room.path / _ADDRESS)
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    url = doc.get("url") if isinstance(doc, dict) else None
-    return url if isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) < 2048 else None
+    """The address people log in at, as far as the class knows, or ``None``."""
+    doc = _addresses(room)
+    return doc.get("public") or doc.get("served")

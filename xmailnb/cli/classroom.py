@@ -130,6 +130,8 @@ def _write_slips(out: Any, room: Any, passwords: dict[str, str], url: str, where
 def _print_accounts(out: Any, room: Any, passwords: dict[str, str], args: argparse.Namespace,
                     extra: dict[str, Any] | None = None) -> None:
     url = _address(room, args)
+    if getattr(args, "url", None):
+        roster.remember_address(room, url, public=True)
     slips = _write_slips(out, room, passwords, url, getattr(args, "slips", None))
     accounts = [{"name": a.name, "password": passwords[a.name], "role": a.role}
                 for a in room.accounts if a.name in passwords]
