@@ -19,7 +19,7 @@ from ..logs import log_unexpected
 from ..i18n import text
 from .hubconfig import BOARD_SERVICE
 
-__all__ = ["ClassAuthenticator", "ClassSpawner", "landing", "template_vars"]
+__all__ = ["ClassAuthenticator", "ClassSpawner", "QuietShutdown", "landing", "template_vars"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,15 @@ class ClassSpawner(SimpleLocalProcessSpawner):
     @default("home_dir")
     def _class_home_dir(self) -> str:
         return str(roster.load(self.class_dir).data_dir(self.user.name))
+
+
+class QuietShutdown(logging.Filter):
+    """Leaves out the hub's "Received signal SIGINT, initiating shutdown"
+    line: JupyterHub logs a normal Ctrl-C at CRITICAL, and the terminal of
+    ``classroom serve`` already says that the class is stopping."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Received signal %s, initiating shutdown", "Initiating shutdown"))
 
 
 def landing(class_dir: str) -> Callable[[Any], str]:

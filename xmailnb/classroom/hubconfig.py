@@ -140,6 +140,9 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
         ("JupyterHub.db_url", f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"),
         ("JupyterHub.cookie_secret_file", str(hub_dir / "jupyterhub_cookie_secret")),
         ("JupyterHub.log_level", "ERROR"),
+        ("JupyterHub.logging_config", {
+            "filters": {"xmailnb-quiet": {"()": "xmailnb.classroom.hub.QuietShutdown"}},
+            "handlers": {"console": {"filters": ["xmailnb-quiet"]}}}),
         ("Authenticator.any_allow_config", True),  # ClassAuthenticator.check_allowed: the roster
         ("JupyterHub.cleanup_servers", True),
         ("JupyterHub.authenticator_class", "xmailnb.classroom.hub.ClassAuthenticator"),
@@ -149,7 +152,7 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
         ("ClassSpawner.board_url", f"{board_url}/services/{BOARD_SERVICE}/"),
         ("Spawner.cmd", [python, "-m", "xmailnb.classroom.singleuser"]),
         ("Spawner.args", [f"--MappingKernelManager.cull_idle_timeout={kernel_cull}",
-                          "--MappingKernelManager.cull_interval=60", "--Voila.log_level=ERROR"]),
+                          "--MappingKernelManager.cull_interval=60"]),
         ("Spawner.http_timeout", 60),
         # Ctrl-C on the class stops every server within seconds.
         ("ClassSpawner.interrupt_timeout", 5),
