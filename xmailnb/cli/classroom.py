@@ -1,10 +1,14 @@
-"""``xmailnb classroom init|add|config|serve``: a class of trainees on JupyterHub.
+"""``xmailnb classroom ...``: a class of trainees on JupyterHub.
 
 ``init`` creates the class folder (roster, password hashes, one sandbox per
-person) and prints the passwords once; ``add`` adds trainees; ``config``
-prints the JupyterHub configuration; ``serve`` runs JupyterHub (with
+person) and prints the passwords once; ``add`` adds trainees; ``passwd``
+gives someone a new password; ``remove`` takes a trainee out (their folder
+archived); ``list`` and ``export`` say who is where; ``config`` prints the
+JupyterHub configuration; ``serve`` runs JupyterHub (with
 configurable-http-proxy, the class board and the idle culler) in the
 foreground until Ctrl-C, which stops the hub, the proxy and every server.
+``init``, ``add`` and ``passwd`` can write printable login slips
+(``--slips``).  Every one takes ``--json`` and then prints one JSON document.
 """
 
 from __future__ import annotations
