@@ -344,3 +344,36 @@ def test_classroom_help_in_both_languages():
     for lang in ("en", "ja"):
         result = run("classroom", "init", "--help", "--lang", lang)
         assert result.code == 0
+
+
+def test_serve_off_loopback_wants_https_or_says_allow_http(tmp_path):
+    _init(tmp_path)
+    root = tmp_path / "class"
+    before = tree(root)
+    result = run("classroom", "serve", str(root), "--ip", "0.0.0.0", "--json")
+    assert result.code == 2
+    error = json.loads(result.out)["error"]
+    assert error["key"] == "classroom.serve.http_refused" and error["field"] == "ip"
+    assert "--ssl-cert" in error["fix"] and "--allow-http" in error["fix"]
+    assert tree(root) == before  # nothing started, nothing written
+    ja = run("classroom", "serve", str(root), "--ip", "192.0.2.10", "--lang", "ja")
+    assert ja.code == 2 and "暗号化されずに" in ja.err and "--allow-http" in ja.err
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    for argv, expected in (((("--ssl-cert", str(cert))), "classroom.ssl.pair"),
+                           (("--ssl-cert", str(cert), "--ssl-key", str(tmp_path / "none")), "classroom.ssl.missing")):
+        result = run("classroom", "config", str(root), "--ip", "0.0.0.0", *argv, "--json")
+        assert json.loads(result.out)["error"]["key"] == expected
+    from traitlets.config import Config
+
+    doc = json.loads(run("classroom", "config", str(root), "--ip", "0.0.0.0", "--port", "8100",
+                         "--ssl-cert", str(cert), "--ssl-key", str(key), "--json").out)
+    assert doc["url"] == "https://127.0.0.1:8100/hub/login"
+    c = Config()
+    exec(doc["config"], {"get_config": lambda: c})
+    assert c.JupyterHub.bind_url == "https://0.0.0.0:8100/"
+    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == (str(cert), str(key))
+    assert c.ConfigurableHTTPProxy.log_level == "error"  # a quiet terminal
+    allowed = json.loads(run("classroom", "config", str(root), "--ip", "0.0.0.0", "--allow-http", "--json").out)
+    assert allowed["url"] == "http://127.0.0.1:8000/hub/login"

@@ -178,3 +178,53 @@ def test_a_hub_killed_hard_leaves_nothing_that_blocks_the_next_serve(tmp_path):
             stranger.kill()
             stranger.wait()
         procs.stop_leftover_servers(room, grace=5)
+
+
+def test_the_class_is_served_over_https_with_the_given_certificate(tmp_path):
+    import http.client
+    import ssl
+
+    import pki
+    from helpers import run
+
+    root = tmp_path / "class"
+    assert run("classroom", "init", str(root), "--trainer", "sato", "--trainees", "alice").code == 0
+    leaf = pki.self_signed_leaf("127.0.0.1", sans=["127.0.0.1"])
+    cert, key = tmp_path / "class.crt", tmp_path / "class.key"
+    cert.write_bytes(leaf.pem)
+    key.write_bytes(leaf.key_pem())
+    key.chmod(0o600)
+    port = free_block()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XMAILNB_")}
+    serve = subprocess.Popen(_xmailnb("classroom", "serve", str(root), "--port", str(port), "--json", "--lang", "en",
+                                      "--ssl-cert", str(cert), "--ssl-key", str(key)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)
+    try:
+        info = _ready(serve)
+        assert info["url"] == f"https://127.0.0.1:{port}/hub/login"
+        context = ssl.create_default_context(cafile=str(cert))  # verifies the chain and the name
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+        conn.request("GET", "/hub/login")
+        response = conn.getresponse()
+        assert response.status == 200 and b'name="password"' in response.read()
+        assert conn.sock.getpeercert(binary_form=True) == leaf.der
+        conn.close()
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            plain.request("GET", "/hub/login")
+            plain.getresponse().read()
+        assert json.loads((root / "hub" / "address.json").read_text()) == {"served": info["url"]}
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=120) == 0
+        assert serve.stderr.read().splitlines() == [
+            f"The class is open at https://127.0.0.1:{port}/hub/login (class folder {root}).",
+            "The trainer sato lands on the class board; the trainee on their own workbook.",
+            "Press Ctrl-C to stop the class (the hub, its proxy and every trainee's server).",
+            "The class was stopped: hub, proxy and every trainee's server.",
+        ]
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        procs.stop_leftover_servers(roster.load(root), grace=5)
