@@ -10,7 +10,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
@@ -145,9 +148,20 @@ def test_remove_archives_the_sandbox_and_the_login_stops_working(room):
 
     box = roster.load(room).sandbox("t12")
     content = tree(box)
-    with clock.frozen(T0):
-        result = run("classroom", "remove", str(room), "t12", "--json")
-    assert result.code == 0, result.err
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XMAILNB_")}
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    theirs = subprocess.Popen(sleeper, env={**env, "XMAILNB_DATA_DIR": str(room / "users" / "t12")})
+    other = subprocess.Popen(sleeper, env={**env, "XMAILNB_DATA_DIR": str(room / "users" / "t13")})
+    try:
+        with clock.frozen(T0):
+            result = run("classroom", "remove", str(room), "t12", "--json")
+        assert result.code == 0, result.err
+        assert theirs.wait(timeout=20) == -signal.SIGTERM  # their workbook server here stops
+        assert other.poll() is None  # nobody else's
+    finally:
+        for p in (theirs, other):
+            p.kill()
+            p.wait()
     archived = room / "removed" / "t12-20310512T090000Z"
     assert result.json == {"removed": "t12", "archived": str(archived), "trainees": 29}
     assert tree(archived / "sandbox-MailRoot") == content  # nothing deleted

@@ -36,7 +36,7 @@ from typing import Any
 from ..files import read_regular, write_atomic
 from .roster import Classroom
 
-__all__ = ["ProcessId", "identify", "descendants", "record", "recorded", "forget", "serving", "claim",
+__all__ = ["ProcessId", "identify", "descendants", "record", "recorded", "forget", "serving", "claim", "stop_person",
            "leftover_pids", "stop_leftover_servers"]
 
 log = logging.getLogger(__name__)
@@ -236,11 +236,20 @@ def leftover_pids(room: Classroom) -> list[int]:
     return found
 
 
-def stop_leftover_servers(room: Classroom, grace: float = 10.0) -> list[int]:
-    """Stop this class's leftover processes (SIGTERM, then SIGKILL after
-    *grace* seconds); returns the ids of those that were found."""
-    found = leftover_pids(room)
-    targets = {pid: identify(pid) for pid in found}
+def stop_person(room: Classroom, name: str, grace: float = 10.0) -> list[int]:
+    """Stop the processes of one person of *room* (their workbook server and
+    its kernels: ``XMAILNB_DATA_DIR`` is their folder), as ``classroom
+    remove`` does; returns the ids of those that were found."""
+    folder = os.fsencode(str(room.data_dir(name))).rstrip(b"/")
+    mine = _ancestors()
+    found = [pid for pid in _all_pids() if pid not in mine
+             and (_environ(pid).get(b"XMAILNB_DATA_DIR") or b"").rstrip(b"/") == folder]
+    _stop(found, grace)
+    return found
+
+
+def _stop(pids: list[int], grace: float) -> None:
+    targets = {pid: identify(pid) for pid in pids}
     for pid, ident in targets.items():
         if ident is not None:
             _signal(pid, ident, signal.SIGTERM)
@@ -252,6 +261,13 @@ def stop_leftover_servers(room: Classroom, grace: float = 10.0) -> list[int]:
     for pid, ident in alive.items():
         if ident is not None:
             _signal(pid, ident, signal.SIGKILL)
+
+
+def stop_leftover_servers(room: Classroom, grace: float = 10.0) -> list[int]:
+    """Stop this class's leftover processes (SIGTERM, then SIGKILL after
+    *grace* seconds); returns the ids of those that were found."""
+    found = leftover_pids(room)
+    _stop(found, grace)
     if found:
         log.info("stopped %d leftover process(es) of the class in %s", len(found), room.path)
     forget(room)

@@ -183,6 +183,10 @@ def run_passwd(args: argparse.Namespace, out: Any) -> int:
 
 def run_remove(args: argparse.Namespace, out: Any) -> int:
     name = args.name.strip()
+    account = roster.load(args.dir).account(name)
+    if account is not None and account.role == "trainee":
+        # Their workbook, if it runs on this machine, stops before its folder is archived.
+        procs.stop_person(roster.load(args.dir), name)
     room, moved = roster.remove_trainee(args.dir, name)
     if moved is not None:
         out.say(Msg.of("classroom.remove.done", name=name, path=str(moved)))
