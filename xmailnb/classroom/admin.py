@@ -226,8 +226,9 @@ main { display: grid; grid-template-columns: 1fr 1fr; gap: 6mm; padding: 10mm; }
 .xm-slip dl { margin: 0; display: grid; grid-template-columns: max-content 1fr; gap: 1.5mm 4mm; }
 .xm-slip dt { font-size: 9pt; color: #444; }
 .xm-slip dd { margin: 0; font-size: 12pt; overflow-wrap: anywhere; }
-.xm-slip-password { font-family: "DejaVu Sans Mono", "Consolas", monospace; font-size: 14pt;
+.xm-slip dd.xm-slip-password { font-family: "DejaVu Sans Mono", "Consolas", monospace; font-size: 14pt;
                     letter-spacing: 0.08em; }
+.xm-slip dd.xm-slip-address { font-size: 10pt; }
 .xm-slip p { font-size: 8.5pt; color: #444; margin: 3mm 0 0; }
 @media print { main { padding: 0; } @page { margin: 10mm; } }
 """
