@@ -255,6 +255,19 @@ def test_export_of_30_says_each_step_and_when_it_was_reached(room):
     assert doc["trainees"][9]["finished"] is True and doc["trainees"][5]["refusals"] == 2
 
 
+def test_slips_that_cannot_be_written_are_refused_before_anything_changes(room, tmp_path):
+    snapshot = tree(room)
+    nowhere = str(tmp_path / "no" / "such" / "slips.html")
+    for argv in (("add", str(room), "carol"), ("passwd", str(room), "t02")):
+        result = run("classroom", *argv, "--slips", nowhere, "--json")
+        assert result.code == 1 and result.json["error"]["key"] == "classroom.file.unwritable"
+    assert tree(room) == snapshot
+    result = run("classroom", "init", str(tmp_path / "other"), "--trainer", "a", "--trainees", "b",
+                 "--slips", str(tmp_path), "--json")
+    assert result.code == 1 and result.json["error"]["field"] == "slips"
+    assert not (tmp_path / "other").exists()
+
+
 def test_export_refuses_a_place_it_cannot_write(room):
     result = run("classroom", "export", str(room), "--csv", str(room / "no" / "such" / "x.csv"), "--json")
     assert result.code == 1 and result.json["error"]["key"] == "classroom.file.unwritable"

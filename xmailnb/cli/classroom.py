@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import json
 import importlib.util
 import logging
@@ -118,15 +119,30 @@ def _address(room: Any, args: argparse.Namespace) -> str:
     return roster.address(room) or _url_hint()
 
 
-def _write_slips(out: Any, room: Any, passwords: dict[str, str], url: str, where: str | None) -> str | None:
+def _slips_target(args: argparse.Namespace) -> Path | None:
+    """Where --slips goes, refused before anything changes when it cannot
+    be written (after the passwords are made, a failure would lose them)."""
+    where = getattr(args, "slips", None)
     if not where:
         return None
     path = Path(where).expanduser().absolute()
+    if path.is_dir() or not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        reason = os.strerror(errno.EISDIR if path.is_dir() else
+                             errno.ENOENT if not path.parent.is_dir() else errno.EACCES)
+        raise InputError.of("classroom.file.unwritable", "classroom.file.unwritable.fix", field="slips",
+                            path=str(path), reason=reason)
+    return path
+
+
+def _write_slips(out: Any, room: Any, passwords: dict[str, str], url: str, path: Path | None) -> str | None:
+    if path is None:
+        return None
     try:
         write_atomic(path, admin.slips_html(room, passwords, url).encode("utf-8"), 0o600)
     except OSError as exc:
-        raise InputError.of("classroom.file.unwritable", "classroom.file.unwritable.fix", field="slips",
-                            path=str(path), reason=exc.strerror or str(exc)) from None
+        # The passwords are made: say so and print them anyway.
+        out.say(Msg.of("classroom.file.unwritable", path=str(path), reason=exc.strerror or str(exc)))
+        return None
     out.say(Msg.of("classroom.slips.written", path=str(path), count=len(passwords)))
     return str(path)
 
@@ -136,7 +152,7 @@ def _print_accounts(out: Any, room: Any, passwords: dict[str, str], args: argpar
     url = _address(room, args)
     if getattr(args, "url", None):
         roster.remember_address(room, url, public=True)
-    slips = _write_slips(out, room, passwords, url, getattr(args, "slips", None))
+    slips = _write_slips(out, room, passwords, url, _slips_target(args))
     accounts = [{"name": a.name, "password": passwords[a.name], "role": a.role}
                 for a in room.accounts if a.name in passwords]
     if args.json:
@@ -153,7 +169,8 @@ def _print_accounts(out: Any, room: Any, passwords: dict[str, str], args: argpar
 
 def run_init(args: argparse.Namespace, out: Any) -> int:
     if args.url:
-        _address(None, args)  # a bad --url is refused before anything is created
+        _address(None, args)  # a bad --url or --slips is refused before anything is created
+    _slips_target(args)
     room, passwords = init_class(args.dir, args.trainer.strip(), _names(args.trainees), lang=out.lang)
     out.say(Msg.of("classroom.init.done", path=str(room.path), count=len(room.trainees)))
     _print_accounts(out, room, passwords, args)
@@ -164,6 +181,7 @@ def run_init(args: argparse.Namespace, out: Any) -> int:
 
 def run_add(args: argparse.Namespace, out: Any) -> int:
     _address(roster.load(args.dir), args)
+    _slips_target(args)
     room, passwords = add_trainees(args.dir, _names(args.names))
     out.say(Msg.of("classroom.add.done", path=str(room.path), names=", ".join(passwords)))
     _print_accounts(out, room, passwords, args)
@@ -173,6 +191,7 @@ def run_add(args: argparse.Namespace, out: Any) -> int:
 
 def run_passwd(args: argparse.Namespace, out: Any) -> int:
     _address(roster.load(args.dir), args)
+    _slips_target(args)
     name = args.name.strip()
     room, password = roster.set_password(args.dir, name)
     out.say(Msg.of("classroom.passwd.done", name=name))
