@@ -377,3 +377,21 @@ def test_serve_off_loopback_wants_https_or_says_allow_http(tmp_path):
     assert c.ConfigurableHTTPProxy.log_level == "error"  # a quiet terminal
     allowed = json.loads(run("classroom", "config", str(root), "--ip", "0.0.0.0", "--allow-http", "--json").out)
     assert allowed["url"] == "http://127.0.0.1:8000/hub/login"
+
+
+def test_each_trainees_server_writes_to_its_own_log(tmp_path, monkeypatch):
+    from xmailnb.classroom import hub
+    from xmailnb.errors import InputError
+
+    _init(tmp_path)
+    root = tmp_path / "class"
+    path = hub.server_log(str(root), "alice")
+    assert path == root / "hub" / "logs" / "alice.log"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    path.write_bytes(b"old\n")
+    monkeypatch.setattr(hub, "MAX_SERVER_LOG", 3)
+    assert hub.server_log(str(root), "alice") == path  # grown too large: set aside, a new one begun
+    assert (path.parent / "alice.log.1").read_bytes() == b"old\n" and path.read_bytes() == b""
+    with pytest.raises(InputError):
+        hub.server_log(str(root), "../bob")

@@ -118,6 +118,8 @@ def test_a_hub_killed_hard_leaves_nothing_that_blocks_the_next_serve(tmp_path):
                     and any("ipykernel" in c for c in cmds))
 
         _wait(recorded_roles, READY, "the trainee's server and its kernel to be recorded")
+        # The server's (and its kernel's) messages go to its own log, not the terminal.
+        assert (root / "hub" / "logs" / "alice.log").is_file()
         # A process that got a recorded id after the class's own ended: the
         # record names its id, but not its start time.
         stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
