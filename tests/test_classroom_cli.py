@@ -45,7 +45,7 @@ def test_init_creates_the_class_with_hashed_passwords_only(tmp_path):
     result = _init(tmp_path, extra=("--json",))
     assert result.code == 0, result.err
     doc = json.loads(result.out)  # exactly one JSON document on stdout
-    assert set(doc) == {"accounts", "url_hint"}
+    assert set(doc) == {"accounts", "url", "url_hint", "slips"}
     assert [(a["name"], a["role"]) for a in doc["accounts"]] == [("sato", "trainer"), ("alice", "trainee"),
                                                                 ("bob", "trainee")]
     assert all(set(a) == {"name", "password", "role"} for a in doc["accounts"])
@@ -171,7 +171,7 @@ def test_config_names_everything_and_holds_no_secret(tmp_path):
     assert roles["xmailnb-trainer"]["scopes"] == ["access:services!service=class-board"]
     assert "custom:xmailnb:report!user" in c.Spawner.server_token_scopes
     assert callable(c.JupyterHub.default_url)
-    remote = run("classroom", "config", str(root), "--ip", "0.0.0.0", "--port", "8100").out
+    remote = run("classroom", "config", str(root), "--ip", "0.0.0.0", "--port", "8100", "--allow-http").out
     assert "'http://0.0.0.0:8100/'" in remote and "'http://127.0.0.1:8101'" in remote
 
 
@@ -269,3 +269,54 @@ def test_classroom_help_in_both_languages():
     for lang in ("en", "ja"):
         result = run("classroom", "init", "--help", "--lang", lang)
         assert result.code == 0
+
+
+def test_serve_off_loopback_wants_https_or_says_allow_http(tmp_path):
+    _init(tmp_path)
+    root = tmp_path / "class"
+    before = tree(root)
+    result = run("classroom", "serve", str(root), "--ip", "0.0.0.0", "--json")
+    assert result.code == 2
+    error = json.loads(result.out)["error"]
+    assert error["key"] == "classroom.serve.http_refused" and error["field"] == "ip"
+    assert "--ssl-cert" in error["fix"] and "--allow-http" in error["fix"]
+    assert tree(root) == before  # nothing started, nothing written
+    ja = run("classroom", "serve", str(root), "--ip", "192.0.2.10", "--lang", "ja")
+    assert ja.code == 2 and "暗号化されずに" in ja.err and "--allow-http" in ja.err
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    for argv, expected in (((("--ssl-cert", str(cert))), "classroom.ssl.pair"),
+                           (("--ssl-cert", str(cert), "--ssl-key", str(tmp_path / "none")), "classroom.ssl.missing")):
+        result = run("classroom", "config", str(root), "--ip", "0.0.0.0", *argv, "--json")
+        assert json.loads(result.out)["error"]["key"] == expected
+    from traitlets.config import Config
+
+    doc = json.loads(run("classroom", "config", str(root), "--ip", "0.0.0.0", "--port", "8100",
+                         "--ssl-cert", str(cert), "--ssl-key", str(key), "--json").out)
+    assert doc["url"] == "https://127.0.0.1:8100/hub/login"
+    c = Config()
+    exec(doc["config"], {"get_config": lambda: c})
+    assert c.JupyterHub.bind_url == "https://0.0.0.0:8100/"
+    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == (str(cert), str(key))
+    assert c.ConfigurableHTTPProxy.log_level == "error"  # a quiet terminal
+    allowed = json.loads(run("classroom", "config", str(root), "--ip", "0.0.0.0", "--allow-http", "--json").out)
+    assert allowed["url"] == "http://127.0.0.1:8000/hub/login"
+
+
+def test_each_trainees_server_writes_to_its_own_log(tmp_path, monkeypatch):
+    from xmailnb.classroom import hub
+    from xmailnb.errors import InputError
+
+    _init(tmp_path)
+    root = tmp_path / "class"
+    path = hub.server_log(str(root), "alice")
+    assert path == root / "hub" / "logs" / "alice.log"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    path.write_bytes(b"old\n")
+    monkeypatch.setattr(hub, "MAX_SERVER_LOG", 3)
+    assert hub.server_log(str(root), "alice") == path  # grown too large: set aside, a new one begun
+    assert (path.parent / "alice.log.1").read_bytes() == b"old\n" and path.read_bytes() == b""
+    with pytest.raises(InputError):
+        hub.server_log(str(root), "../bob")

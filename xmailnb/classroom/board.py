@@ -346,6 +346,8 @@ def _clean_page(page: Any) -> dict[str, Any]:
                          "generation": generation if isinstance(generation, int) else 0,
                          "reason": {lang: str(reason.get(lang, ""))[:300] for lang in LANGUAGES}})
     out["refusals"] = refusals
+    raises = page.get("hand_raises")
+    out["hand_raises"] = raises if isinstance(raises, int) and not isinstance(raises, bool) and raises >= 0 else 0
     return out
 
 

@@ -7,6 +7,9 @@ names these classes); the command line never imports JupyterHub.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+from pathlib import Path
 from typing import Any, Callable
 
 from jupyterhub.auth import Authenticator
@@ -19,7 +22,7 @@ from ..logs import log_unexpected
 from ..i18n import text
 from .hubconfig import BOARD_SERVICE
 
-__all__ = ["ClassAuthenticator", "ClassSpawner", "landing", "template_vars"]
+__all__ = ["ClassAuthenticator", "ClassSpawner", "QuietShutdown", "landing", "server_log", "template_vars"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,55 @@ class ClassSpawner(SimpleLocalProcessSpawner):
     @default("home_dir")
     def _class_home_dir(self) -> str:
         return str(roster.load(self.class_dir).data_dir(self.user.name))
+
+    async def start(self) -> Any:
+        """Start the server with its output (and its kernels') in
+        ``DIR/hub/logs/NAME.log``: the terminal of ``classroom serve`` stays
+        for what the trainer must see, not for each page's access lines."""
+        try:
+            log_file = server_log(self.class_dir, self.user.name)
+            out: Any = os.fdopen(os.open(log_file, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)),
+                                 "ab", buffering=0)
+        except (OSError, XmailnbError) as exc:
+            log_file = Path(self.class_dir) / "hub" / "logs"
+            log.warning("cannot write %s (%s): the server's messages go to the hub's terminal", log_file, exc)
+            return await super().start()
+        configured = self.popen_kwargs
+        try:
+            self.popen_kwargs = {**configured, "stdout": out, "stderr": subprocess.STDOUT}
+            return await super().start()
+        finally:
+            self.popen_kwargs = configured
+            out.close()  # the child has its own copy
+
+
+class QuietShutdown(logging.Filter):
+    """Leaves out the hub's "Received signal SIGINT, initiating shutdown"
+    line: JupyterHub logs a normal Ctrl-C at CRITICAL, and the terminal of
+    ``classroom serve`` already says that the class is stopping."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Received signal %s, initiating shutdown", "Initiating shutdown"))
+
+
+#: A server's log is set aside (NAME.log.1) when it grows beyond this at a start.
+MAX_SERVER_LOG = 5 * 1024 * 1024
+
+
+def server_log(class_dir: str, name: str) -> Path:
+    """``DIR/hub/logs/NAME.log`` (folder 0700, file 0600), the previous one
+    kept as ``NAME.log.1`` once it is large."""
+    folder = Path(class_dir) / "hub" / "logs"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{roster.check_name(name)}.log"
+    try:
+        if path.stat().st_size > MAX_SERVER_LOG:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.close(fd)
+    return path
 
 
 def landing(class_dir: str) -> Callable[[Any], str]:

@@ -111,27 +111,38 @@ class _Code:
 
 def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
          python: str | None = None, proxy: list[str] | None = None,
-         idle_timeout: int = DEFAULT_IDLE_TIMEOUT, kernel_cull: int = KERNEL_CULL_SECONDS) -> HubPlan:
+         idle_timeout: int = DEFAULT_IDLE_TIMEOUT, kernel_cull: int = KERNEL_CULL_SECONDS,
+         ssl_cert: str | None = None, ssl_key: str | None = None) -> HubPlan:
     """The hub of *room* on *ip*:*port*.
 
     The hub's own API, the proxy's API and the board listen on 127.0.0.1,
-    on the three ports after *port*.
+    on the three ports after *port*.  With *ssl_cert* and *ssl_key*
+    (JupyterHub's ``ssl_cert``/``ssl_key``) the public address is HTTPS.
     """
     if not 1 <= port <= 65532:
         raise UsageError.of("classroom.port.invalid", "classroom.port.invalid.fix", field="port", port=port)
     python = python or sys.executable
     hub_port, proxy_api_port, board_port = port + 1, port + 2, port + 3
     board_url = f"http://127.0.0.1:{board_port}"
-    public = f"http://{_url_host(ip)}:{port}"
+    scheme = "https" if ssl_cert and ssl_key else "http"
+    public = f"{scheme}://{_url_host(ip)}:{port}"
     hub_dir = room.hub_dir
+    tls: list[tuple[str, Any]] = ([("JupyterHub.ssl_cert", ssl_cert), ("JupyterHub.ssl_key", ssl_key)]
+                                  if scheme == "https" else [])
     s: list[tuple[str, Any]] = [
-        ("JupyterHub.bind_url", f"http://{ip}:{port}/" if ":" not in ip else f"http://[{ip}]:{port}/"),
+        ("JupyterHub.bind_url", f"{scheme}://{ip}:{port}/" if ":" not in ip else f"{scheme}://[{ip}]:{port}/"),
+        *tls,
         ("JupyterHub.hub_bind_url", f"http://127.0.0.1:{hub_port}"),
         ("ConfigurableHTTPProxy.api_url", f"http://127.0.0.1:{proxy_api_port}"),
         ("ConfigurableHTTPProxy.command", proxy or ["configurable-http-proxy"]),
+        # The terminal of `classroom serve` stays quiet unless something is wrong.
+        ("ConfigurableHTTPProxy.log_level", "error"),
         ("JupyterHub.db_url", f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"),
         ("JupyterHub.cookie_secret_file", str(hub_dir / "jupyterhub_cookie_secret")),
         ("JupyterHub.log_level", "ERROR"),
+        ("JupyterHub.logging_config", {
+            "filters": {"xmailnb-quiet": {"()": "xmailnb.classroom.hub.QuietShutdown"}},
+            "handlers": {"console": {"filters": ["xmailnb-quiet"]}}}),
         ("Authenticator.any_allow_config", True),  # ClassAuthenticator.check_allowed: the roster
         ("JupyterHub.cleanup_servers", True),
         ("JupyterHub.authenticator_class", "xmailnb.classroom.hub.ClassAuthenticator"),
@@ -168,7 +179,8 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
              "environment": {"XMAILNB_CLASS_DIR": str(room.path), "XMAILNB_CLASS_HUB_URL": public}},
             {"name": CULLER_SERVICE, "environment": {"XMAILNB_CLASS_DIR": str(room.path)},
              "command": [python, "-m", "xmailnb.classroom.culler", f"--timeout={idle_timeout}",
-                         f"--cull-every={max(5, min(60, idle_timeout // 2))}"]},
+                         f"--cull-every={max(5, min(60, idle_timeout // 2))}",
+                         "--Application.log_level=ERROR"]},
         ]),
         # The trainer lands on the board, trainees on their own workbook.
         ("JupyterHub.default_url", _Code(f"xmailnb.classroom.hub.landing({str(room.path)!r})")),

@@ -36,6 +36,7 @@ from typing import Any, Iterator
 import filelock
 
 from .. import boundedjson
+from .. import clock
 from ..errors import BusyError, InputError, UsageError
 from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES
@@ -53,6 +54,10 @@ __all__ = [
     "new_password",
     "init_class",
     "add_trainees",
+    "set_password",
+    "remove_trainee",
+    "remember_address",
+    "address",
     "load",
 ]
 
@@ -65,6 +70,9 @@ _RESERVED = frozenset({"root", "admin", "hub", "user", "users", "services", "cla
 PRACTICE_BASE = 30025
 _ROSTER = "class.json"
 _PASSWORDS = "hub/passwords.json"
+_ADDRESS = "hub/address.json"
+#: Where ``classroom remove`` moves a person's data folder (nothing is deleted).
+REMOVED_DIRNAME = "removed"
 _VERSION = 1
 # scrypt parameters (RFC 7914): n=2**14, r=8 takes ~50 ms and 16 MiB per login.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
@@ -128,6 +136,10 @@ class Classroom:
     def data_dir(self, name: str) -> Path:
         """The person's data folder (their ``XMAILNB_DATA_DIR``)."""
         return self.users_dir / name
+
+    @property
+    def removed_dir(self) -> Path:
+        return self.path / REMOVED_DIRNAME
 
     def sandbox(self, name: str) -> Path:
         return self.data_dir(name) / SANDBOX_DIRNAME
@@ -360,3 +372,99 @@ def add_trainees(path: str | os.PathLike[str], names: Sequence[str], *,
         _write_private(room.path / _PASSWORDS, hashes, 0o600)
         _write_private(room.path / _ROSTER, room.to_json(), 0o644)
     return room, passwords
+
+
+def set_password(path: str | os.PathLike[str], name: str) -> tuple[Classroom, str]:
+    """Give *name* a new password (the old one stops working at once).
+
+    Returns:
+        the class, and the new password (shown once; only its hash is kept).
+
+    Raises:
+        InputError: *name* is not in the class (nothing changes then).
+        UsageError: *path* holds no class.
+    """
+    room = load(path)
+    with _locked(room.path):
+        room = load(room.path)
+        if room.account(name) is None:
+            raise InputError.of("classroom.name.unknown", "classroom.name.unknown.fix", field="name", name=name)
+        password = new_password()
+        hashes = password_hashes(room)
+        hashes[name] = hash_password(password)
+        _write_private(room.path / _PASSWORDS, hashes, 0o600)
+    return room, password
+
+
+def remove_trainee(path: str | os.PathLike[str], name: str) -> tuple[Classroom, Path | None]:
+    """Take trainee *name* out of the class: they can no longer log in, and
+    their data folder (sandbox, archives) is moved whole into
+    ``DIR/removed/NAME-<time>/``, nothing deleted.
+
+    Returns:
+        the class without them, and where their folder went (``None`` when
+        they had none).
+
+    Raises:
+        InputError: *name* is not a trainee of the class (the trainer cannot
+            be removed); nothing changes then.
+        UsageError: *path* holds no class.
+    """
+    room = load(path)
+    with _locked(room.path):
+        room = load(room.path)
+        account = room.account(name)
+        if account is None:
+            raise InputError.of("classroom.name.unknown", "classroom.name.unknown.fix", field="name", name=name)
+        if account.role != "trainee":
+            raise InputError.of("classroom.remove.trainer", "classroom.remove.trainer.fix", field="name",
+                                name=name)
+        moved: Path | None = None
+        # The folder first (one rename): killed after it, the roster still
+        # names them and a second `remove` finishes; the reverse order could
+        # leave a folder that a later `add` of the same name would reuse.
+        if os.path.lexists(room.data_dir(name)):
+            _private_dir(room.removed_dir)
+            stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+            moved = room.removed_dir / f"{name}-{stamp}"
+            n = 1
+            while os.path.lexists(moved):
+                n += 1
+                moved = room.removed_dir / f"{name}-{stamp}-{n}"
+            os.rename(room.data_dir(name), moved)
+        hashes = password_hashes(room)
+        hashes.pop(name, None)
+        room = Classroom(room.path, tuple(a for a in room.accounts if a.name != name), room.lang)
+        _write_private(room.path / _ROSTER, room.to_json(), 0o644)
+        _write_private(room.path / _PASSWORDS, hashes, 0o600)
+    return room, moved
+
+
+def _addresses(room: Classroom) -> dict[str, str]:
+    try:
+        doc = _read_json(room.path / _ADDRESS)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {k: v for k, v in doc.items() if k in ("public", "served") and isinstance(v, str)
+            and v.startswith(("http://", "https://")) and len(v) < 2048}
+
+
+def remember_address(room: Classroom, url: str, *, public: bool = False) -> None:
+    """Keep an address of the class for the login slips and ``add --json``:
+    where ``classroom serve`` serves it, or (*public*) the address the
+    trainer gave with ``--url`` (a reverse proxy, a cluster's address),
+    which wins over the former."""
+    doc = _addresses(room)
+    doc["public" if public else "served"] = url
+    try:
+        _write_private(room.path / _ADDRESS, doc, 0o600)
+    except OSError as exc:
+        log.warning("cannot keep the class's address: %s", exc)
+
+
+def address(room: Classroom) -> str | None:
+    """The address people log in at, as far as the class knows, or ``None``."""
+    doc = _addresses(room)
+    return doc.get("public") or doc.get("served")

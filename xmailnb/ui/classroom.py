@@ -80,6 +80,7 @@ class ClassControls(widgets.VBox):
         # A reload keeps the raised hand and the refusals; the page starts at its first step.
         self.page: dict[str, Any] = {"opened": now, "active": now, "step": getattr(wizard, "current", ""),
                                      "step_since": now, "hand": old.get("hand"),
+                                     "hand_raises": _count(old.get("hand_raises")),
                                      "refusals": list(old.get("refusals") or [])[-MAX_REFUSALS:]}
         # The language the trainee chose with the page's switch outlives a reload.
         chosen = old.get("lang")
@@ -113,6 +114,7 @@ class ClassControls(widgets.VBox):
     def raise_my_hand(self) -> None:
         with self._lock:
             self.page["hand"] = self.page["active"] = _now()
+            self.page["hand_raises"] = _count(self.page.get("hand_raises")) + 1
             self._save()
         self._draw()
 
@@ -217,3 +219,8 @@ def class_controls(wizard: Any) -> ClassControls | None:
     if not os.environ.get(CLASS_ENV) or mr is None or not mr.is_sandbox:
         return None
     return ClassControls(wizard, mr.path.parent)
+
+
+def _count(value: Any) -> int:
+    """A count kept in class-page.json (anything else reads as 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
