@@ -220,10 +220,12 @@ def test_export_of_30_says_each_step_and_when_it_was_reached(room):
     with clock.frozen(T0):
         assert run("csr", "--mailroot", str(r.sandbox("t03")), *CSR_ARGS).code == 0
     _finish(MailRoot(r.sandbox("t09"), is_sandbox=True), T0 + dt.timedelta(hours=1))
-    # What the board keeps (refusals, raised hands), under the names it uses.
-    (room / "hub" / "board-state.json").write_text(json.dumps({"reports": {
-        "t05": {"refusals": 2, "hand_raises": [{"time": "2031-05-12T09:30:00+00:00"}]},
-        "t06": {"refusals": {"count": 1}, "hand_raises": 0}}}))
+    # What the board keeps of each trainee's page (board.py's "pages": refused attempts, raised hands).
+    refused = {"time": "2031-05-12T09:30:00+00:00", "step": "install", "generation": 0,
+               "reason": {"en": "does not match the key", "ja": "鍵と対応していません"}}
+    (room / "hub" / "board-state.json").write_text(json.dumps({"reports": {}, "pages": {
+        "t05": {"refusals": [refused, refused], "hand_raises": 1},
+        "t06": {"refusals": [refused], "hand_raises": 0}}}))
     out = room.parent / "class.csv"
     with clock.frozen(T0 + dt.timedelta(hours=2)):
         result = run("classroom", "export", str(room), "--csv", str(out), "--json")

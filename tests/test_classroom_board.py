@@ -21,7 +21,7 @@ from tornado.testing import bind_unused_port
 
 from helpers import sandbox_copy
 from xmailnb.classroom import board as boardmod
-from xmailnb.classroom import roster, singleuser
+from xmailnb.classroom import admin, roster, singleuser
 from xmailnb.classroom.report import read_inbox, read_page
 from xmailnb.flows import actions
 from xmailnb.pki import csr as csrmod
@@ -120,6 +120,12 @@ def test_a_raised_hand_shows_until_the_trainer_lowers_it(klass):
     assert not controls.raise_hand.disabled and controls.hand_note.value == ""
     row = _read(board, klass, "alice")
     assert row["hand"] is False and row["stuck"] == []
+
+    # The trainer's export counts each time the hand went up.
+    controls.raise_hand.click()
+    _read(board, klass, "alice")
+    record = {r.account.name: r for r in admin.trainee_records(klass)}["alice"]
+    assert record.hand_raises == 2 and record.refusals == 0
 
 
 def test_a_message_reaches_the_class_or_one_trainee(klass):
