@@ -18,7 +18,14 @@ new contents are; the store then
 A process killed at any instruction leaves the journal behind; the next
 xmailnb command of any kind (:func:`xmailnb.mailroot.layout.recover_interrupted`)
 takes the lock, and completes a committed change from the staged files or
-undoes an uncommitted one, then removes every leftover.  Recovery is
+undoes an uncommitted one, then removes every leftover.  The journal is
+never trusted: it must be exactly what the store writes (a random token ties
+it to the archive entry it made; modes and owners come from the store's
+rules, not from it).  One that cannot be used is moved aside into
+``archive/set-aside/`` and the MailRoot repaired from what is on disk
+(staged files, the newest archive entry, whether server.cert and server.key
+belong together).  History is ordered by a sequence number the store gives
+each entry (``archive/.order/SEQ-ID``), never by the clock.  Recovery is
 idempotent: killed itself, it is simply done again.  So server.cert and
 server.key are never seen half-replaced once any command has run.  An error
 (not a kill) half-way puts the previous files back at once.
