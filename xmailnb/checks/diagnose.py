@@ -561,7 +561,8 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
         s.certs_pem_error = s.problems[str(mr.certs_pem)]
     if pem_data is not None:
         try:
-            s.certs_pem = certfiles.load_material(pem_data, name=mr.rel_certs_pem).certificates
+            s.certs_pem = certfiles.load_material(pem_data, name=mr.rel_certs_pem,
+                                                  max_certificates=certfiles.MAX_BUNDLE_CERTIFICATES).certificates
             if not s.certs_pem:
                 s.certs_pem_error = Msg.of("diagnose.ca.certs_pem.empty")
         except XmailnbError as exc:
