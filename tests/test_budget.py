@@ -89,6 +89,15 @@ def test_ring_of_cross_signed_cas_in_server_cert_diagnosed_quickly(mailroot):
         "server.cert holds 1,001 certificates or more; the limit is 100 certificates per file."
 
 
+def test_hundred_same_name_certificates_in_server_cert_diagnosed_quickly(mailroot):
+    (mailroot / "server.cert").write_bytes(hostile.pem(hostile.same_name(100)))
+    r = timed(run, "diagnose", "--mailroot", str(mailroot), "--json", "--lang", "en")
+    by = {f["check"]: f for f in r.json["findings"]}
+    assert by["cert.present"]["status"] == "ok"
+    assert by["cert.trust"]["message"] == \
+        "Sorting out these certificates would take more than 2,000 signature checks: they were not used."
+
+
 def test_ring_within_the_file_cap_is_judged_within_the_budget():
     certs = hostile.ring(99)
     verdict = timed(chainmod.judge, certs[0], certs[1:], anchors={"public": chainmod.public_roots()})
@@ -97,10 +106,11 @@ def test_ring_within_the_file_cap_is_judged_within_the_budget():
 
 
 def test_hundred_same_name_certificates_stop_at_the_signature_budget(mailroot, tmp_path):
+    assert chainmod.SIGNATURE_BUDGET == 2_000
     path = write(tmp_path / "x.pem", hostile.pem(hostile.same_name(100)))
     r = timed(run, "install", "--mailroot", str(mailroot), "--cert", path, "--lang", "en")
     assert r.code == 1
-    assert first_line(r) == ("Sorting out these certificates would take more than 5,000 signature checks: "
+    assert first_line(r) == ("Sorting out these certificates would take more than 2,000 signature checks: "
                              "they were not used.")
 
 
@@ -349,7 +359,7 @@ def test_page_checks_hostile_upload_in_a_worker_thread(mailroot):
     assert timed(future.exception, timeout=BOUND) is not None
     assert step.progress_row.layout.display == "none"
     assert step.message.text().splitlines()[0] == \
-        "Sorting out these certificates would take more than 5,000 signature checks: they were not used."
+        "Sorting out these certificates would take more than 2,000 signature checks: they were not used."
     assert step.plan is None and step.apply_button.disabled
 
 

@@ -95,10 +95,10 @@ log = logging.getLogger(__name__)
 
 #: The most signature checks one plan, verdict or diagnosis may make.  A real
 #: chain, even with cross-signed variants and old intermediates, needs under
-#: fifty; 5,000 sort out some seventy certificates that all carry one name.
-#: At 0.1 to 0.5 ms a check (EC P-256 on a busy machine) the work stays
-#: within a few seconds, whatever the certificates are.
-SIGNATURE_BUDGET = 5_000
+#: fifty; 2,000 sort out some forty-five certificates that all carry one
+#: name.  At 0.1 to 0.5 ms a check (EC P-256 on a busy machine) the work
+#: stays around a second, whatever the certificates are.
+SIGNATURE_BUDGET = 2_000
 
 #: The most (name, name constraint) comparisons a chain may ask for: OpenSSL's
 #: own limit (NAME_CHECK_MAX in crypto/x509/v3_ncons.c), past which it refuses
