@@ -317,22 +317,34 @@ def test_the_right_pair_installs(mailroot, tmp_path, signed):
     assert (mailroot / "server.cert").read_bytes() == leaf.pem + inter.pem
 
 
-def test_causes_in_the_page_are_the_same(mailroot, tmp_path, signed):
+KEY_NONE = ("No private key matching the certificate for mail.example.jp was found "
+            "(looked in the given files, sslconf/server.key and server.key).")
+MISSING = "The intermediate certificate CN=Budget Intermediate CA,O=xmailnb tests is still missing."
+
+
+@pytest.mark.parametrize("case", ["old key with intermediate", "old key alone", "unrelated CA", "root", "right pair"])
+def test_causes_in_the_page_are_the_cli_s(mailroot, signed, case):
     from xmailnb.ui.install import InstallStep, upload_value
 
     root, inter, leaf = signed
+    other = pki.root("Other Root").sign("Other CA", ca=True)
+    chain, expected = {
+        "old key with intermediate": (("int.pem", inter), KEY_NONE),
+        "old key alone": (None, KEY_NONE),
+        "unrelated CA": (("int.pem", other), f"int.pem is CN=Other CA,O=xmailnb tests, which did not issue your "
+                                             f"certificate. {MISSING}"),
+        "root": (("root.crt", root), f"root.crt is the root CA itself (CN=Budget Root,O=xmailnb tests): "
+                                     f"server.cert does not need it. {MISSING}"),
+        "right pair": (("int.pem", inter), "Everything checks out. Review what will be installed, above, then press Install."),
+    }[case]
+    if case.startswith("old key"):
+        _old_key_cert(mailroot, signed)
     step = InstallStep(mailroot)
-    step.uploads["chain"].value = upload_value(root.pem, "root.crt")
+    if chain is not None:
+        step.uploads["chain"].value = upload_value(chain[1].pem, chain[0])
     step.uploads["cert"].value = upload_value(leaf.pem, "server.crt")
-    step.preview()
-    assert step.message.text() == ("root.crt is the root CA itself (CN=Budget Root,O=xmailnb tests): server.cert "
-                                   "does not need it. The intermediate certificate CN=Budget Intermediate CA,"
-                                   "O=xmailnb tests is still missing.")
-    _old_key_cert(mailroot, signed)
-    step.uploads["chain"].value = upload_value(inter.pem, "int.pem")
-    step.preview()
-    assert step.message.text() == ("No private key matching the certificate for mail.example.jp was found "
-                                   "(looked in the given files, sslconf/server.key and server.key).")
+    assert step.message.text().splitlines()[0] == expected
+    assert (step.plan is not None) is (case == "right pair")
 
 
 def test_messages_exist_in_both_languages():
