@@ -405,3 +405,18 @@ def test_double_click_on_install_installs_once_and_keeps_the_result(mailroot, si
     assert shown.splitlines()[0] == Msg.of("ui.install.done").render("en")
     assert len(Store(step.mailroot).history(limit=50, bookkeeping=False)) == before + 1
     assert (mailroot / "server.cert").read_bytes() == leaf.pem + inter.pem
+
+
+def test_many_encrypted_keys_add_up_to_the_file_limit():
+    from cryptography.hazmat.primitives import serialization
+
+    key = pki.new_key("ec")
+    block = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.BestAvailableEncryption(b"secret"))
+    assert certfiles.kdf_rounds(certfiles.serialization_der(block)) == [2048]
+    with pytest.raises(InputError) as info:
+        timed(certfiles.load_material, block * 1500, name="keys.pem", passphrase=b"secret")
+    # The 1,465th key would pass the limit: 1,465 x 2,048 rounds.
+    assert info.value.render("en").splitlines()[0] == (
+        "keys.pem asks for 3,000,320 rounds of password hashing; the limit is 3,000,000. "
+        "It was not opened: trying a passphrase would take minutes.")

@@ -378,6 +378,7 @@ class _Loader:
         self.field = field
         self.max_certificates = max_certificates
         self.material = Material(name=name)
+        self.rounds = 0  # password-hashing rounds the file asked for so far
 
     def error(self, key: str, **params: object) -> InputError:
         return _err(key, self.field, name=self.name, **params)
@@ -394,8 +395,11 @@ class _Loader:
             return
         if max(rounds) > MAX_KDF_ROUNDS:
             raise self.error("certfiles.kdf.too_many", rounds=max(rounds), limit=MAX_KDF_ROUNDS)
-        if sum(rounds) > MAX_KDF_ROUNDS_TOTAL:
-            raise self.error("certfiles.kdf.too_many", rounds=sum(rounds), limit=MAX_KDF_ROUNDS_TOTAL)
+        # Summed over the whole file: a thousand encrypted keys of 20,000
+        # rounds each cost as much as one of 20 million.
+        self.rounds += sum(rounds)
+        if self.rounds > MAX_KDF_ROUNDS_TOTAL:
+            raise self.error("certfiles.kdf.too_many", rounds=self.rounds, limit=MAX_KDF_ROUNDS_TOTAL)
 
     def add_certificates(self, certs: Sequence[x509.Certificate]) -> None:
         self.check_count(len(certs))
@@ -868,10 +872,12 @@ def _pkcs12_rounds(data: bytes) -> list[int] | None:
 
 
 def kdf_rounds(data: bytes) -> list[int] | None:
-    """The password-hashing rounds *data* (a DER PKCS#12 file) asks for, or
-    ``None`` when it is not one: what :func:`load_material` checks against
-    :data:`MAX_KDF_ROUNDS` before trying a passphrase."""
-    return _pkcs12_rounds(data)
+    """The password-hashing rounds *data* (a DER PKCS#12 file or encrypted
+    PKCS#8 key) asks for, or ``None`` when it is neither: what
+    :func:`load_material` checks against :data:`MAX_KDF_ROUNDS` before
+    trying a passphrase."""
+    rounds = _pkcs12_rounds(data)
+    return rounds if rounds is not None else (_pkcs8_rounds(data) or None)
 
 
 # -- small utilities -----------------------------------------------------------
