@@ -118,7 +118,9 @@ def test_certificates_of_all_files_together_are_capped(mailroot, tmp_path):
     h = pki.hierarchy()
     cas = hostile.pem(hostile.ring(60, leaf=False))
     r = timed(run, "install", "--mailroot", str(mailroot), "--cert", write(tmp_path / "c.pem", h.leaf.pem),
-              "--chain", write(tmp_path / "a.pem", cas), "--chain", write(tmp_path / "b.pem", cas), "--lang", "en")
+              "--chain", write(tmp_path / "a.pem", cas), "--chain", write(tmp_path / "b.pem", cas),
+              "--chain", write(tmp_path / "d.pem", b"never read"), "--lang", "en")
+    # Refused as soon as the files read hold too many: the third is not read.
     assert first_line(r) == "The files given hold 121 certificates together; the limit is 100 for one install."
 
 

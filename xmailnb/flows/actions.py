@@ -542,6 +542,7 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
         for c in m.certificates:
             names.setdefault(certfiles.cert_fingerprint(c), upload.name)
         chain_certs.extend(m.certificates)
+        _check_total(len(cert_material.certificates) + len(chain_certs))
         bundle_keys.extend(m.keys)
         notes += m.notes
     ca_certs: list[x509.Certificate] = []
@@ -559,10 +560,7 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
         fields.setdefault(certfiles.cert_fingerprint(c), "chain")
     for c in cert_material.certificates:
         fields[certfiles.cert_fingerprint(c)] = "cert"
-    total = len(cert_material.certificates) + len(chain_certs) + len(ca_certs)
-    if total > certfiles.MAX_CERTIFICATES:
-        raise InputError.of("actions.too_many", "actions.too_many.fix", field="chain",
-                            found=total, limit=certfiles.MAX_CERTIFICATES)
+    _check_total(len(cert_material.certificates) + len(chain_certs) + len(ca_certs))
 
     # The leaf must come from the file given as the server certificate: a CA
     # certificate there, or a server certificate among the intermediates, is
@@ -662,6 +660,14 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
         server_key=keys.private_key_pem(chosen_key),
         certs_pem=new_certs_pem,
     )
+
+
+def _check_total(total: int) -> None:
+    """Refuse more certificates in one install than one file may hold, as
+    soon as the files read so far hold them (before reading the others)."""
+    if total > certfiles.MAX_CERTIFICATES:
+        raise InputError.of("actions.too_many", "actions.too_many.fix", field="chain",
+                            found=total, limit=certfiles.MAX_CERTIFICATES)
 
 
 def _misgiven(left_out: Sequence[x509.Certificate], names: Mapping[str, str],
