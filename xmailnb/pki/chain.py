@@ -167,17 +167,21 @@ def _spend() -> None:
         budget.spend()
 
 
-# Signature results by (child DER, issuer DER): a signature verifies or not
-# whatever the time, so a plan and a verdict on the same files share them.
+# Signature results by the fingerprints of (child, issuer): a signature
+# verifies or not whatever the time, so a plan and a verdict on the same
+# files share them.
 _LINKS: dict[tuple[bytes, bytes], bool] = {}
 _LINKS_MAX = 50_000
 
 
-def _name_key(name: x509.Name) -> bytes:
+def _name_key(name: x509.Name) -> Any:
+    """A key equal for names that compare equal (cryptography compares the
+    attributes' values, not their string types, as OpenSSL's name chaining
+    does after canonicalising), so an index never misses an issuer."""
     try:
-        return name.public_bytes()
+        return tuple(frozenset((a.oid.dotted_string, a.value) for a in rdn) for rdn in name.rdns)
     except PARSE_ERRORS:
-        return b""
+        return None
 
 
 class _Index:
@@ -186,8 +190,8 @@ class _Index:
 
     def __init__(self, certs: Sequence[x509.Certificate]) -> None:
         self.certs = list(certs)
-        self.by_subject: dict[bytes, list[x509.Certificate]] = {}
-        self.by_issuer: dict[bytes, list[x509.Certificate]] = {}
+        self.by_subject: dict[Any, list[x509.Certificate]] = {}
+        self.by_issuer: dict[Any, list[x509.Certificate]] = {}
         for c in self.certs:
             self.by_subject.setdefault(_name_key(c.subject), []).append(c)
             self.by_issuer.setdefault(_name_key(c.issuer), []).append(c)
