@@ -110,4 +110,39 @@ def p12_bomb(cert: x509.Certificate, key, *, where: str, rounds: int = HUGE_ROUN
     return pfx.dump(force=True)
 
 
-__all__ = ["HUGE_ROUNDS", "pem", "same_name", "ring", "name_constraint_bomb", "p12_bomb"]
+def p12_nested_bomb(cert: x509.Certificate, key, password: bytes = b"secret") -> bytes:
+    """A PKCS#12 file whose key bag, asking for 2^31-1 PBKDF2 rounds, sits
+    inside an encrypted part (PBES2, one round): only someone who knows
+    *password* can see the count.  The MAC is left stale: the count must be
+    refused before OpenSSL gets to the MAC."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    enc = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(1)
+           .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).hmac_hash(hashes.SHA256())
+           .build(password))
+    pfx = asn1pkcs12.Pfx.load(pkcs12.serialize_key_and_certificates(b"mail", key, cert, None, enc))
+    infos = list(pfx.authenticated_safe)
+    encrypted = next(i for i in infos if i["content_type"].native == "encrypted_data")
+    plain = next(i for i in infos if i["content_type"].native == "data")
+    bags = asn1pkcs12.SafeContents.load(plain["content"].native)
+    for bag in bags:
+        if bag["bag_id"].native == "pkcs8_shrouded_key_bag":
+            alg = bag["bag_value"]["encryption_algorithm"]
+            alg["parameters"]["key_derivation_func"]["parameters"]["iteration_count"] = HUGE_ROUNDS
+    algorithm = encrypted["content"]["encrypted_content_info"]["content_encryption_algorithm"]
+    secret = PBKDF2HMAC(hashes.SHA256(), algorithm.key_length, algorithm.kdf_salt, 1).derive(password)
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(bags.dump(force=True)) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(secret), modes.CBC(algorithm.encryption_iv)).encryptor()
+    hidden = cms.ContentInfo({"content_type": "encrypted_data", "content": cms.EncryptedData({
+        "version": "v0",
+        "encrypted_content_info": {"content_type": "data", "content_encryption_algorithm": algorithm,
+                                   "encrypted_content": encryptor.update(data) + encryptor.finalize()}})})
+    auth = asn1pkcs12.AuthenticatedSafe([encrypted, hidden])
+    pfx["auth_safe"] = cms.ContentInfo({"content_type": "data", "content": auth.dump(force=True)})
+    return pfx.dump(force=True)
+
+
+__all__ = ["HUGE_ROUNDS", "pem", "same_name", "ring", "name_constraint_bomb", "p12_bomb", "p12_nested_bomb"]

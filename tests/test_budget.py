@@ -174,6 +174,17 @@ def test_pkcs12_iteration_bomb_refused_before_any_passphrase(mailroot, tmp_path,
     assert tree(mailroot) == before
 
 
+def test_key_hidden_in_an_encrypted_part_is_counted_with_the_passphrase(mailroot, tmp_path, leaf_and_key):
+    cert, key = leaf_and_key
+    data = hostile.p12_nested_bomb(cert, key)
+    assert certfiles.kdf_rounds(data) == [2048, 1, 1]  # without the passphrase, the part stays closed
+    bomb = write(tmp_path / "nested.p12", data)
+    pw = write(tmp_path / "pw.txt", b"secret\n")
+    r = timed(run, "install", "--mailroot", str(mailroot), "--cert", bomb, "--passphrase-file", pw, "--lang", "en")
+    assert first_line(r) == (f"{bomb} asks for 2,147,483,647 rounds of password hashing; the limit is 1,000,000. "
+                             "It was not opened: trying a passphrase would take minutes.")
+
+
 def test_pkcs12_rounds_are_read_from_the_structure(leaf_and_key):
     cert, key = leaf_and_key
     assert certfiles.kdf_rounds(hostile.p12_bomb(cert, key, where="mac")) == [hostile.HUGE_ROUNDS, 1, 1]

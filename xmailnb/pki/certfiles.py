@@ -582,6 +582,10 @@ class _Loader:
         password_problem = False
         unsupported = False
         for password in attempts:
+            # What each passphrase opens is counted before OpenSSL opens it
+            # (only the keys inside encrypted parts are new here).
+            inner = _pkcs12_rounds(data, password or b"") or []
+            self.check_rounds(inner[len(rounds):])
             try:
                 key, cert, extra = pkcs12.load_key_and_certificates(data, password)
             except x509.InvalidVersion as exc:
@@ -832,15 +836,39 @@ def _bag_rounds(bags: Any, depth: int = 0) -> list[int]:
     return out
 
 
-def _pkcs12_rounds(data: bytes) -> list[int] | None:
+def _pbes2_decrypt(algorithm: Any, data: bytes, password: bytes) -> bytes | None:
+    """*data* decrypted as PBES2 (PBKDF2, then AES-CBC) with *password*;
+    ``None`` for any other scheme or when the password does not fit."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    try:
+        if algorithm.kdf != "pbkdf2" or algorithm.encryption_cipher != "aes" or algorithm.encryption_mode != "cbc":
+            return None
+        digest = {"sha1": hashes.SHA1(), "sha224": hashes.SHA224(), "sha256": hashes.SHA256(),
+                  "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[algorithm.kdf_hmac]
+        key = PBKDF2HMAC(digest, algorithm.key_length, algorithm.kdf_salt,
+                         algorithm.kdf_iterations).derive(password)
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(algorithm.encryption_iv)).decryptor()
+        padded = decryptor.update(data) + decryptor.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        return unpadder.update(padded) + unpadder.finalize()
+    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm):
+        return None
+
+
+def _pkcs12_rounds(data: bytes, password: bytes | None = None) -> list[int] | None:
     """Every count of password-hashing rounds a PKCS#12 file asks for (its
     MAC, each encrypted part and each shrouded key), read from the structure
-    with asn1crypto before any passphrase is tried; ``None`` when *data* is
-    not a PKCS#12 structure asn1crypto can read.
+    with asn1crypto before OpenSSL is handed the file; ``None`` when *data*
+    is not a PKCS#12 structure asn1crypto can read.
 
-    Bags inside an encrypted part can only be seen after decrypting it; the
-    part's own count bounds that decryption, and keys are stored in the
-    unencrypted part by every common tool.
+    Keys inside an encrypted part can only be seen after decrypting it:
+    with *password*, a PBES2 part (what OpenSSL 3 and cryptography write)
+    is decrypted here (its own count checked first) and its keys counted
+    too.  A part in a legacy scheme (RC2, 3DES) stays closed; no common
+    tool puts keys there.
     """
     from asn1crypto import algos
     from asn1crypto import pkcs12 as asn1pkcs12
@@ -864,8 +892,14 @@ def _pkcs12_rounds(data: bytes) -> list[int] | None:
             if kind == "data":
                 rounds += _bag_rounds(asn1pkcs12.SafeContents.load(info["content"].native))
             elif kind == "encrypted_data":
-                rounds += _algorithm_rounds(
-                    info["content"]["encrypted_content_info"]["content_encryption_algorithm"])
+                content = info["content"]["encrypted_content_info"]
+                algorithm = content["content_encryption_algorithm"]
+                part = _algorithm_rounds(algorithm)
+                rounds += part
+                if password is not None and max(part, default=0) <= MAX_KDF_ROUNDS:
+                    plain = _pbes2_decrypt(algorithm, content["encrypted_content"].native or b"", password)
+                    if plain is not None:
+                        rounds += _bag_rounds(asn1pkcs12.SafeContents.load(plain))
         return rounds
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
         return None

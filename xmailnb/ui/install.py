@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import threading
 from typing import Any
 
@@ -32,11 +33,9 @@ HISTORY_SHOWN = 50
 def _in_kernel() -> bool:
     """Whether the page runs in a Jupyter kernel (Voilà, JupyterLab), where
     work on the kernel's main thread would freeze every widget."""
-    try:
-        from ipykernel.kernelapp import IPKernelApp
-    except ImportError:
-        return False
-    return bool(IPKernelApp.initialized())
+    # A running kernel has imported its application class; nothing else to load.
+    app = sys.modules.get("ipykernel.kernelapp")
+    return app is not None and bool(app.IPKernelApp.initialized())
 
 
 def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
