@@ -93,8 +93,9 @@ MAX_BUNDLE_CERTIFICATES = 1000
 MAX_KDF_ROUNDS = 1_000_000
 
 #: The most rounds all the parts of one file may ask for together (its MAC
-#: and each encrypted key), so that many parts cannot add up to minutes.
-MAX_KDF_ROUNDS_TOTAL = 3_000_000
+#: and each encrypted key), so that many parts cannot add up to minutes:
+#: a few seconds at most on a busy machine.
+MAX_KDF_ROUNDS_TOTAL = 2_000_000
 
 
 @dataclass
@@ -578,7 +579,7 @@ class _Loader:
             return False
         self.check_rounds(rounds)
         attempts: list[bytes | None] = [self.passphrase] if self.passphrase is not None else []
-        attempts += [None, b""]
+        attempts.append(None)  # OpenSSL tries both no password and "" for None
         password_problem = False
         unsupported = False
         for password in attempts:
