@@ -48,6 +48,7 @@ ALLOWED_LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("xmailnb.files", "tempfile"): "writers only: ~3 ms of every start-up",
     ("xmailnb.logs", "logging"): "logging.handlers, for an internal error only: ~5 ms of every start-up",
     ("xmailnb.pki.certfiles", "cryptography"): "pkcs7/pkcs12 for such input only: pkcs7 brings email, ~5 ms",
+    ("xmailnb.pki.certfiles", "asn1crypto"): "PKCS#12 and encrypted keys only: their hashing cost is read first",
     ("xmailnb.mailroot.store", "filelock"): "Windows only (POSIX locks with flock)",
     ("xmailnb.mailroot.store", "cryptography"): "the pair check after an unusable journal only",
     ("xmailnb.mailroot.store", "xmailnb"): "the pair check after an unusable journal only (pki.keys)",

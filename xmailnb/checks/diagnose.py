@@ -561,22 +561,26 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
         s.certs_pem_error = s.problems[str(mr.certs_pem)]
     if pem_data is not None:
         try:
-            s.certs_pem = certfiles.load_material(pem_data, name=mr.rel_certs_pem).certificates
+            s.certs_pem = certfiles.load_material(pem_data, name=mr.rel_certs_pem,
+                                                  max_certificates=certfiles.MAX_BUNDLE_CERTIFICATES).certificates
             if not s.certs_pem:
                 s.certs_pem_error = Msg.of("diagnose.ca.certs_pem.empty")
         except XmailnbError as exc:
             s.certs_pem_error = exc.msg
     findings = []
-    for check in CHECK_IDS:
-        try:
-            findings.append(_targeted(_CHECKS[check](s)))
-        except XmailnbError as exc:
-            findings.append(Finding(check, Status.ERROR, exc.msg, exc.fix))
-        except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash
-            where = log_unexpected(log, f"checking {check}", exc)
-            findings.append(Finding(check, Status.ERROR, Msg.of("diagnose.check_failed",
-                                                                error=f"{type(exc).__name__}: {exc}"),
-                                    Msg.of("diagnose.check_failed.fix", log=str(where) if where else "-")))
+    # One budget of signature checks for the whole diagnosis: a hostile
+    # server.cert costs seconds, however many checks look at it.
+    with chainmod.work_budget():
+        for check in CHECK_IDS:
+            try:
+                findings.append(_targeted(_CHECKS[check](s)))
+            except XmailnbError as exc:
+                findings.append(Finding(check, Status.ERROR, exc.msg, exc.fix))
+            except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash
+                where = log_unexpected(log, f"checking {check}", exc)
+                findings.append(Finding(check, Status.ERROR, Msg.of("diagnose.check_failed",
+                                                                    error=f"{type(exc).__name__}: {exc}"),
+                                        Msg.of("diagnose.check_failed.fix", log=str(where) if where else "-")))
     # acme.renewal appears only where ACME was used.
     if (acme := renewal_finding(mr, at=s.at)) is not None:
         findings.append(acme)

@@ -13,6 +13,7 @@ import errno
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
@@ -393,7 +394,8 @@ def _certs_in(mr: MailRoot, data: bytes | None) -> list[x509.Certificate]:
     if data is None:
         return []
     try:
-        return certfiles.load_material(data, name=mr.rel_certs_pem).certificates
+        return certfiles.load_material(data, name=mr.rel_certs_pem,
+                                       max_certificates=certfiles.MAX_BUNDLE_CERTIFICATES).certificates
     except XmailnbError:
         return []
 
@@ -490,6 +492,7 @@ def plan_install(
     hostname: str | None = None,
     allow_incomplete: bool = False,
     at: dt.datetime | None = None,
+    cancel: threading.Event | None = None,
 ) -> InstallPlan:
     """Check everything an install needs and compute the files it would write.
 
@@ -502,12 +505,33 @@ def plan_install(
     install is refused with the reason; when no anchor is known, it is
     installed with a warning.
 
+    The causes are ranked as a user must hear them, the same for the page
+    and the command line: a file that cannot be read, then the server
+    certificate (which one, and whether a key for it is at hand: a
+    certificate made for another key cannot be used at all), then what
+    clients would refuse, then what is missing from the chain, naming a
+    file given as the intermediate that is not the issuer.
+
+    The work is bounded (:func:`xmailnb.pki.chain.work_budget`): at most
+    :data:`~xmailnb.pki.certfiles.MAX_CERTIFICATES` certificates in all,
+    and a set *cancel* stops it at the next signature check.
+
     Raises:
         InputError: with ``field`` naming the input at fault (``cert``,
             ``chain``, ``key``, ``ca``, ``hostname``).
+        xmailnb.pki.chain.Cancelled: *cancel* was set.
     """
+    with chainmod.work_budget(cancel=cancel):
+        return _plan_install(mr, cert, chain, key=key, ca=ca, passphrase=passphrase, hostname=hostname,
+                             allow_incomplete=allow_incomplete, at=at)
+
+
+def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: Upload | None,
+                  ca: Upload | None, passphrase: bytes | None, hostname: str | None,
+                  allow_incomplete: bool, at: dt.datetime | None) -> InstallPlan:
     at = at or clock.now()
     fields: dict[str, str] = {}
+    names: dict[str, str] = {}
     notes: list[Msg] = []
     cert_material = _load_certs(cert, "cert", passphrase)
     notes += cert_material.notes
@@ -515,7 +539,10 @@ def plan_install(
     bundle_keys = list(cert_material.keys)
     for upload in chain:
         m = _load_certs(upload, "chain", passphrase)
+        for c in m.certificates:
+            names.setdefault(certfiles.cert_fingerprint(c), upload.name)
         chain_certs.extend(m.certificates)
+        _check_total(len(cert_material.certificates) + len(chain_certs))
         bundle_keys.extend(m.keys)
         notes += m.notes
     ca_certs: list[x509.Certificate] = []
@@ -533,6 +560,7 @@ def plan_install(
         fields.setdefault(certfiles.cert_fingerprint(c), "chain")
     for c in cert_material.certificates:
         fields[certfiles.cert_fingerprint(c)] = "cert"
+    _check_total(len(cert_material.certificates) + len(chain_certs) + len(ca_certs))
 
     # The leaf must come from the file given as the server certificate: a CA
     # certificate there, or a server certificate among the intermediates, is
@@ -549,6 +577,11 @@ def plan_install(
     if other is not None:
         raise InputError.of("actions.chain.leaf_given", "actions.chain.leaf_given.fix", field="chain",
                             subject=chainmod.display_name(other.subject))
+
+    # A certificate made for another key cannot be used at all, whatever
+    # else is right or missing: said first.  (A key nobody can read is the
+    # verdict's to name.)
+    chosen = _choose_key(mr, leaf, key, bundle_keys, passphrase) if _readable_key(leaf) else None
 
     problem = keys.key_strength_problem(leaf.public_key()) if _readable_key(leaf) else None
     if problem is not None:
@@ -581,9 +614,14 @@ def plan_install(
                                 subject=chainmod.display_name(wrong.subject),
                                 child=chainmod.display_name(top.subject))
         issuer = chainmod.display_name(top.issuer)
+        misgiven = _misgiven(verdict.left_out, names, issuer)
         if not allow_incomplete:
+            if misgiven is not None:
+                raise misgiven
             raise InputError.of("actions.chain.incomplete", "actions.chain.incomplete.fix", field="chain",
                                 issuer=issuer)
+        if misgiven is not None:
+            warnings.append(misgiven.msg)
         warnings.append(Msg.of("actions.chain.incomplete.allowed", issuer=issuer))
 
     if not hostname:
@@ -600,7 +638,7 @@ def plan_install(
         why = "expired" if c.not_valid_after_utc < at else "unused"
         warnings.append(Msg.of(f"actions.chain.left_out.{why}", subject=chainmod.display_name(c.subject)))
 
-    chosen_key, key_source = _choose_key(mr, leaf, key, bundle_keys, passphrase)
+    chosen_key, key_source = chosen or _choose_key(mr, leaf, key, bundle_keys, passphrase)
     key_problem = keys.key_strength_problem(chosen_key)
     if key_problem is not None:
         raise InputError(key_problem, Msg.of("actions.key.weak.fix"), field="key")
@@ -622,6 +660,32 @@ def plan_install(
         server_key=keys.private_key_pem(chosen_key),
         certs_pem=new_certs_pem,
     )
+
+
+def _check_total(total: int) -> None:
+    """Refuse more certificates in one install than one file may hold, as
+    soon as the files read so far hold them (before reading the others)."""
+    if total > certfiles.MAX_CERTIFICATES:
+        raise InputError.of("actions.too_many", "actions.too_many.fix", field="chain",
+                            found=total, limit=certfiles.MAX_CERTIFICATES)
+
+
+def _misgiven(left_out: Sequence[x509.Certificate], names: Mapping[str, str],
+              issuer: str | Msg) -> InputError | None:
+    """What a file given as the intermediate is instead, when the chain
+    stops short of it: the root CA itself, or a CA that did not issue the
+    server certificate; the message also names the intermediate still
+    missing (*issuer*)."""
+    for c in left_out:
+        name = names.get(certfiles.cert_fingerprint(c))
+        if name is None:
+            continue
+        subject = chainmod.display_name(c.subject)
+        key = "actions.chain.is_root" if chainmod.is_ca(c) and chainmod.is_self_signed(c) \
+            else "actions.chain.not_issuer"
+        params = {"name": name, "subject": subject, "issuer": issuer}
+        return InputError(Msg(key, params), Msg(key + ".fix", params), field="chain")
+    return None
 
 
 def _readable_key(cert: x509.Certificate) -> bool:

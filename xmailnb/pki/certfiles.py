@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_INPUT_BYTES",
+    "MAX_CERTIFICATES",
+    "MAX_BUNDLE_CERTIFICATES",
+    "MAX_KDF_ROUNDS",
+    "MAX_KDF_ROUNDS_TOTAL",
+    "kdf_rounds",
     "Material",
     "load_material",
     "load_file",
@@ -67,6 +72,30 @@ __all__ = [
 #: Refuse inputs larger than this.  Certificates are a few KB; even a full
 #: public CA bundle (certifi's is ~300 KB) fits, a disk image does not.
 MAX_INPUT_BYTES = 1024 * 1024
+
+#: Refuse a file holding more certificates than this.  A server certificate
+#: comes with two or three CA certificates; the longest real chains (a
+#: cross-signed one with its root) stay under ten.  Every certificate more
+#: costs signature checks when the chain is built, so a file of thousands of
+#: them is refused before any is compared.
+MAX_CERTIFICATES = 100
+
+#: The same for a CA bundle the MailRoot itself holds (certs.pem): a whole
+#: public bundle (certifi's ~150 roots) fits.  Anchors are looked up by name.
+MAX_BUNDLE_CERTIFICATES = 1000
+
+#: Refuse a PKCS#12 file or an encrypted PKCS#8 key asking for more rounds
+#: of password hashing than this, before any passphrase is tried.  OpenSSL
+#: writes 2,048 (PKCS12_DEFAULT_ITER), Windows 2,000, Java's keytool 10,000,
+#: cryptography 20,000; the strongest current advice for PBKDF2-HMAC-SHA256
+#: (OWASP, 2023) is 600,000.  One million rounds cost about a second per
+#: passphrase tried; 2^31-1 would cost minutes.
+MAX_KDF_ROUNDS = 1_000_000
+
+#: The most rounds all the parts of one file may ask for together (its MAC
+#: and each encrypted key), so that many parts cannot add up to minutes:
+#: a few seconds at most on a busy machine.
+MAX_KDF_ROUNDS_TOTAL = 2_000_000
 
 
 @dataclass
@@ -343,16 +372,38 @@ def _err(key: str, field: str | None, **params: object) -> InputError:
 class _Loader:
     """Collects what one input holds into a :class:`Material`."""
 
-    def __init__(self, name: str, passphrase: bytes | None, field: str | None) -> None:
+    def __init__(self, name: str, passphrase: bytes | None, field: str | None,
+                 max_certificates: int | None = MAX_CERTIFICATES) -> None:
         self.name = name
         self.passphrase = passphrase
         self.field = field
+        self.max_certificates = max_certificates
         self.material = Material(name=name)
+        self.rounds = 0  # password-hashing rounds the file asked for so far
 
     def error(self, key: str, **params: object) -> InputError:
         return _err(key, self.field, name=self.name, **params)
 
+    def check_count(self, more: int) -> None:
+        """Refuse before reading when *more* certificates would pass the cap."""
+        limit = self.max_certificates
+        if limit is not None and len(self.material.certificates) + more > limit:
+            raise self.error("certfiles.too_many", found=len(self.material.certificates) + more, limit=limit)
+
+    def check_rounds(self, rounds: Sequence[int]) -> None:
+        """Refuse a file whose password hashing asks for too many rounds."""
+        if not rounds:
+            return
+        if max(rounds) > MAX_KDF_ROUNDS:
+            raise self.error("certfiles.kdf.too_many", rounds=max(rounds), limit=MAX_KDF_ROUNDS)
+        # Summed over the whole file: a thousand encrypted keys of 20,000
+        # rounds each cost as much as one of 20 million.
+        self.rounds += sum(rounds)
+        if self.rounds > MAX_KDF_ROUNDS_TOTAL:
+            raise self.error("certfiles.kdf.too_many", rounds=self.rounds, limit=MAX_KDF_ROUNDS_TOTAL)
+
     def add_certificates(self, certs: Sequence[x509.Certificate]) -> None:
+        self.check_count(len(certs))
         for cert in certs:
             position = len(self.material.certificates) + 1
             defect = certificate_defect(cert)
@@ -372,6 +423,7 @@ class _Loader:
         for m in _END_RE.finditer(text):
             if m.end() not in ends:
                 raise self.error("certfiles.pem.truncated", block=m.group(1).decode("ascii"))
+        self.check_count(sum(1 for m in blocks if m.group("label").decode("ascii") in _CERT_LABELS))
         unsupported: list[str] = []
         for m in blocks:
             label = m.group("label").decode("ascii")
@@ -412,6 +464,11 @@ class _Loader:
         if self.passphrase is None:
             self.material.encrypted_keys += 1
             return
+        if label == "ENCRYPTED PRIVATE KEY":
+            try:
+                self.check_rounds(_pkcs8_rounds(serialization_der(block)))
+            except ValueError:
+                pass  # not base64: cryptography says the block is corrupt
         try:
             self.material.keys.append(serialization.load_pem_private_key(block, self.passphrase))
         except UnsupportedAlgorithm:
@@ -515,11 +572,21 @@ class _Loader:
         # PKCS#12 input only, like pkcs7 above.
         from cryptography.hazmat.primitives.serialization import pkcs12
 
+        rounds = _pkcs12_rounds(data)
+        if rounds is None:
+            # Only a structure whose cost could be read first is handed to
+            # OpenSSL, which would run whatever key derivation it asks for.
+            return False
+        self.check_rounds(rounds)
         attempts: list[bytes | None] = [self.passphrase] if self.passphrase is not None else []
-        attempts += [None, b""]
+        attempts.append(None)  # OpenSSL tries both no password and "" for None
         password_problem = False
         unsupported = False
         for password in attempts:
+            # What each passphrase opens is counted before OpenSSL opens it
+            # (only the keys inside encrypted parts are new here).
+            inner = _pkcs12_rounds(data, password or b"") or []
+            self.check_rounds(inner[len(rounds):])
             try:
                 key, cert, extra = pkcs12.load_key_and_certificates(data, password)
             except x509.InvalidVersion as exc:
@@ -567,6 +634,7 @@ class _Loader:
         if self.passphrase is None:
             self.material.encrypted_keys += 1
             return True
+        self.check_rounds(_pkcs8_rounds(data))
         try:
             self.material.keys.append(serialization.load_der_private_key(data, self.passphrase))
         except UnsupportedAlgorithm:
@@ -577,7 +645,7 @@ class _Loader:
 
 
 def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
-                  field: str | None = None) -> Material:
+                  field: str | None = None, max_certificates: int | None = MAX_CERTIFICATES) -> Material:
     """Recognise the format of *data* and return everything it holds.
 
     Args:
@@ -585,6 +653,9 @@ def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
         name: what to call them in messages (usually the file name).
         passphrase: decrypts encrypted keys and PKCS#12 files.
         field: the form input the data came from, copied into errors.
+        max_certificates: refuse more certificates than this
+            (:data:`MAX_CERTIFICATES`; :data:`MAX_BUNDLE_CERTIFICATES` for a
+            CA bundle; ``None``: only the size limits the count).
 
     Returns:
         The certificates, keys and CSRs found.  An encrypted key is not an
@@ -594,8 +665,11 @@ def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
     Raises:
         InputError: empty or oversized input, nothing recognisable, a
             corrupted or truncated PEM block, a PKCS#12 file whose password
-            is missing or wrong, a PKCS#7 bundle without certificates, or an
-            encrypted key whose passphrase is wrong.
+            is missing or wrong, a PKCS#7 bundle without certificates, an
+            encrypted key whose passphrase is wrong, more certificates than
+            *max_certificates* (``certfiles.too_many``), or a PKCS#12 file or
+            encrypted key asking for more password-hashing rounds than
+            :data:`MAX_KDF_ROUNDS` (``certfiles.kdf.too_many``).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
@@ -605,7 +679,7 @@ def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
     text = _normalise(data)
     if not text.strip():
         raise _err("certfiles.empty", field, name=name)
-    loader = _Loader(name, passphrase, field)
+    loader = _Loader(name, passphrase, field, max_certificates)
     # Library warnings never reach the terminal: cryptography warns about a
     # negative serial number (some real certificates, even in certifi's
     # bundle, carry one) or a PKCS#7 bundle in an unusual order.  What
@@ -722,6 +796,123 @@ def csr_from(data: bytes, *, name: str, field: str | None = None) -> x509.Certif
     if material.certificates:
         raise _err("certfiles.csr.is_cert", field, name=name)
     raise _err("certfiles.csr.none", field, name=name)
+
+
+# -- password-hashing cost -------------------------------------------------------
+
+_PBMAC1 = "1.2.840.113549.1.5.14"
+
+
+def _algorithm_rounds(algorithm: Any) -> list[int]:
+    """The rounds an asn1crypto EncryptionAlgorithm asks for (PBES1, PBES2
+    with PBKDF2, PKCS#12 PBE); ``[]`` for a scheme without a count (scrypt
+    has its own memory limit in OpenSSL)."""
+    try:
+        return [int(algorithm.kdf_iterations)]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
+def _pkcs8_rounds(der: bytes) -> list[int]:
+    """The rounds an encrypted PKCS#8 key asks for (``[]`` when unreadable)."""
+    from asn1crypto import keys as asn1keys
+
+    try:
+        info = asn1keys.EncryptedPrivateKeyInfo.load(der)
+        return _algorithm_rounds(info["encryption_algorithm"])
+    except (ValueError, TypeError, KeyError):
+        return []
+
+
+def _bag_rounds(bags: Any, depth: int = 0) -> list[int]:
+    out: list[int] = []
+    if depth > 4:
+        raise ValueError("safe contents nested too deep")
+    for bag in bags:
+        kind = bag["bag_id"].native
+        if kind == "pkcs8_shrouded_key_bag":
+            out += _algorithm_rounds(bag["bag_value"]["encryption_algorithm"])
+        elif kind == "safe_contents":
+            out += _bag_rounds(bag["bag_value"], depth + 1)
+    return out
+
+
+def _pbes2_decrypt(algorithm: Any, data: bytes, password: bytes) -> bytes | None:
+    """*data* decrypted as PBES2 (PBKDF2, then AES-CBC) with *password*;
+    ``None`` for any other scheme or when the password does not fit."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    try:
+        if algorithm.kdf != "pbkdf2" or algorithm.encryption_cipher != "aes" or algorithm.encryption_mode != "cbc":
+            return None
+        digest = {"sha1": hashes.SHA1(), "sha224": hashes.SHA224(), "sha256": hashes.SHA256(),
+                  "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[algorithm.kdf_hmac]
+        key = PBKDF2HMAC(digest, algorithm.key_length, algorithm.kdf_salt,
+                         algorithm.kdf_iterations).derive(password)
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(algorithm.encryption_iv)).decryptor()
+        padded = decryptor.update(data) + decryptor.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        return unpadder.update(padded) + unpadder.finalize()
+    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm):
+        return None
+
+
+def _pkcs12_rounds(data: bytes, password: bytes | None = None) -> list[int] | None:
+    """Every count of password-hashing rounds a PKCS#12 file asks for (its
+    MAC, each encrypted part and each shrouded key), read from the structure
+    with asn1crypto before OpenSSL is handed the file; ``None`` when *data*
+    is not a PKCS#12 structure asn1crypto can read.
+
+    Keys inside an encrypted part can only be seen after decrypting it:
+    with *password*, a PBES2 part (what OpenSSL 3 and cryptography write)
+    is decrypted here (its own count checked first) and its keys counted
+    too.  A part in a legacy scheme (RC2, 3DES) stays closed; no common
+    tool puts keys there.
+    """
+    from asn1crypto import algos
+    from asn1crypto import pkcs12 as asn1pkcs12
+
+    try:
+        pfx = asn1pkcs12.Pfx.load(data)
+        if pfx["version"].native != "v3":
+            return None
+        rounds: list[int] = []
+        mac = pfx["mac_data"]
+        if mac.native is not None:
+            rounds.append(int(mac["iterations"].native))
+            digest = mac["mac"]["digest_algorithm"]
+            if digest["algorithm"].dotted == _PBMAC1:
+                # RFC 9579: the count that matters is PBKDF2's, in the parameters.
+                params = digest["parameters"].dump()
+                kdf = algos.KdfAlgorithm.load(der_children(params)[0])
+                rounds.append(int(kdf["parameters"]["iteration_count"].native))
+        for info in pfx.authenticated_safe:
+            kind = info["content_type"].native
+            if kind == "data":
+                rounds += _bag_rounds(asn1pkcs12.SafeContents.load(info["content"].native))
+            elif kind == "encrypted_data":
+                content = info["content"]["encrypted_content_info"]
+                algorithm = content["content_encryption_algorithm"]
+                part = _algorithm_rounds(algorithm)
+                rounds += part
+                if password is not None and max(part, default=0) <= MAX_KDF_ROUNDS:
+                    plain = _pbes2_decrypt(algorithm, content["encrypted_content"].native or b"", password)
+                    if plain is not None:
+                        rounds += _bag_rounds(asn1pkcs12.SafeContents.load(plain))
+        return rounds
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+        return None
+
+
+def kdf_rounds(data: bytes) -> list[int] | None:
+    """The password-hashing rounds *data* (a DER PKCS#12 file or encrypted
+    PKCS#8 key) asks for, or ``None`` when it is neither: what
+    :func:`load_material` checks against :data:`MAX_KDF_ROUNDS` before
+    trying a passphrase."""
+    rounds = _pkcs12_rounds(data)
+    return rounds if rounds is not None else (_pkcs8_rounds(data) or None)
 
 
 # -- small utilities -----------------------------------------------------------

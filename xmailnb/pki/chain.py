@@ -11,16 +11,19 @@ and :func:`check_order` diagnoses a server.cert exactly as written.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import enum
 import importlib.util
 import ipaddress
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import idna
 from cryptography import x509
@@ -39,7 +42,7 @@ from cryptography.x509.verification import (
 from publicsuffixlist import PublicSuffixList
 
 from .. import clock
-from ..errors import InputError
+from ..errors import InputError, XmailnbError
 from ..i18n import Msg, local_date
 from .certfiles import WEAK_HASHES, cert_fingerprint, der_children, hash_label, san_values
 from .keys import key_summary
@@ -53,6 +56,11 @@ _LINK_ERRORS: tuple[type[Exception], ...] = (InvalidSignature, *PARSE_ERRORS)
 
 __all__ = [
     "PARSE_ERRORS",
+    "SIGNATURE_BUDGET",
+    "NAME_CONSTRAINT_CHECKS",
+    "WorkLimitExceeded",
+    "Cancelled",
+    "work_budget",
     "is_ca",
     "is_self_signed",
     "issued_by",
@@ -83,6 +91,120 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+# -- bounded work ----------------------------------------------------------------
+
+#: The most signature checks one plan, verdict or diagnosis may make.  A real
+#: chain, even with cross-signed variants and old intermediates, needs under
+#: fifty; 2,000 sort out some forty-five certificates that all carry one
+#: name.  At 0.1 to 0.5 ms a check (EC P-256 on a busy machine) the work
+#: stays around a second, whatever the certificates are.
+SIGNATURE_BUDGET = 2_000
+
+#: The most (name, name constraint) comparisons a chain may ask for: OpenSSL's
+#: own limit (NAME_CHECK_MAX in crypto/x509/v3_ncons.c), past which it refuses
+#: the chain, as cryptography's verifier does.
+NAME_CONSTRAINT_CHECKS = 1 << 20
+
+
+class WorkLimitExceeded(InputError):
+    """Sorting out the certificates given would take more than
+    :data:`SIGNATURE_BUDGET` signature checks: refused, nothing changed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(Msg.of("chain.budget", limit=limit), Msg.of("chain.budget.fix"), field="chain")
+        self.limit = limit
+
+
+class Cancelled(XmailnbError):
+    """The work was stopped by the user (the dashboard's Stop button)."""
+
+    def __init__(self) -> None:
+        super().__init__(Msg.of("chain.cancelled"))
+
+
+class _Budget:
+    def __init__(self, limit: int, cancel: threading.Event | None) -> None:
+        self.limit = limit
+        self.left = limit
+        self.cancel = cancel
+
+    def spend(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        self.left -= 1
+        if self.left < 0:
+            raise WorkLimitExceeded(self.limit)
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("xmailnb_chain_budget", default=None)
+
+
+@contextlib.contextmanager
+def work_budget(limit: int = SIGNATURE_BUDGET, *, cancel: threading.Event | None = None) -> Iterator[None]:
+    """Bound the signature checks made inside the block to *limit*; when
+    *cancel* is set, the next check raises :class:`Cancelled`.
+
+    Every planning and judging function opens one of its own; an outer block
+    (an install's whole check, a dashboard worker) makes them share it.
+
+    Raises:
+        WorkLimitExceeded: more than *limit* checks were needed.
+        Cancelled: *cancel* was set.
+    """
+    if _BUDGET.get() is not None:
+        yield
+        return
+    token = _BUDGET.set(_Budget(limit, cancel))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _spend() -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend()
+
+
+# Signature results by the fingerprints of (child, issuer): a signature
+# verifies or not whatever the time, so a plan and a verdict on the same
+# files share them.
+_LINKS: dict[tuple[bytes, bytes], bool] = {}
+_LINKS_MAX = 50_000
+
+
+def _name_key(name: x509.Name) -> Any:
+    """A key equal for names that compare equal (cryptography compares the
+    attributes' values, not their string types, as OpenSSL's name chaining
+    does after canonicalising), so an index never misses an issuer."""
+    try:
+        return tuple(frozenset((a.oid.dotted_string, a.value) for a in rdn) for rdn in name.rdns)
+    except PARSE_ERRORS:
+        return None
+
+
+class _Index:
+    """Certificates by subject, so an issuer is looked for among the few
+    that carry the right name, never by comparing every pair."""
+
+    def __init__(self, certs: Sequence[x509.Certificate]) -> None:
+        self.certs = list(certs)
+        self.by_subject: dict[Any, list[x509.Certificate]] = {}
+        self.by_issuer: dict[Any, list[x509.Certificate]] = {}
+        for c in self.certs:
+            self.by_subject.setdefault(_name_key(c.subject), []).append(c)
+            self.by_issuer.setdefault(_name_key(c.issuer), []).append(c)
+
+    def issuers(self, child: x509.Certificate) -> list[x509.Certificate]:
+        """The certificates of the index that signed *child* (not itself)."""
+        return [c for c in self.by_subject.get(_name_key(child.issuer), ()) if c is not child and issued_by(child, c)]
+
+    def issues_others(self, cert: x509.Certificate) -> bool:
+        """Whether *cert* signed another certificate of the index."""
+        return any(o is not cert and issued_by(o, cert) for o in self.by_issuer.get(_name_key(cert.subject), ()))
+
+
 # -- single certificates -------------------------------------------------------
 
 def is_ca(cert: x509.Certificate) -> bool:
@@ -106,12 +228,29 @@ def is_ca(cert: x509.Certificate) -> bool:
 
 
 def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Whether *issuer* signed *child*: names chain and the signature verifies."""
+    """Whether *issuer* signed *child*: names chain and the signature verifies.
+
+    Each signature check counts against the :func:`work_budget` in force.
+    """
+    try:
+        if child.issuer != issuer.subject:
+            return False
+    except PARSE_ERRORS:
+        return False
+    key = (_fp(child), _fp(issuer))
+    known = _LINKS.get(key)
+    if known is not None:
+        return known
+    _spend()
     try:
         child.verify_directly_issued_by(issuer)
+        result = True
     except _LINK_ERRORS:
-        return False
-    return True
+        result = False
+    if len(_LINKS) >= _LINKS_MAX:
+        _LINKS.clear()
+    _LINKS[key] = result
+    return result
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
@@ -211,12 +350,13 @@ def pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
         InputError: only CA certificates (``chain.leaf.is_ca``) or several
             server certificates (``chain.leaf.several``).
     """
-    return _pick_leaf(unique(certs))
+    with work_budget():
+        return _pick_leaf(unique(certs))
 
 
 def _pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
-    def issues_others(c: x509.Certificate) -> bool:
-        return any(o is not c and issued_by(o, c) for o in certs)
+    index = _Index(certs)
+    issues_others = index.issues_others
 
     candidates = [c for c in certs if not is_ca(c) and not issues_others(c)]
     if not candidates:
@@ -235,8 +375,8 @@ def _pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
     return candidates[0]
 
 
-def _find_issuer(child: x509.Certificate, pool: Sequence[x509.Certificate]) -> x509.Certificate | None:
-    found = [c for c in pool if c is not child and issued_by(child, c)]
+def _find_issuer(child: x509.Certificate, pool: _Index, remaining: set[bytes]) -> x509.Certificate | None:
+    found = [c for c in pool.issuers(child) if _fp(c) in remaining]
     if not found:
         return None
     if len(found) > 1:
@@ -244,7 +384,7 @@ def _find_issuer(child: x509.Certificate, pool: Sequence[x509.Certificate]) -> x
         # that ends the chain (self-signed) or whose own issuer was given, so
         # the chain reaches as far as the given certificates allow.
         def rank(c: x509.Certificate) -> tuple[bool, bool]:
-            reaches = is_self_signed(c) or any(o is not c and issued_by(c, o) for o in pool)
+            reaches = is_self_signed(c) or bool(pool.issuers(c))
             return (not is_ca(c), not reaches)
 
         found.sort(key=rank)
@@ -295,7 +435,15 @@ def plan_chain(
             chain stops short while a given certificate carries the missing
             issuer's name but did not sign (``chain.wrong_issuer``).
         ValueError: *certs* is empty and no *leaf* was given.
+        WorkLimitExceeded: sorting them out needs more than
+            :data:`SIGNATURE_BUDGET` signature checks.
     """
+    with work_budget():
+        return _plan_chain(certs, leaf, anchors)
+
+
+def _plan_chain(certs: Sequence[x509.Certificate], leaf: x509.Certificate | None,
+                anchors: Mapping[str, Sequence[x509.Certificate]] | None) -> ChainPlan:
     anchors = anchors or {}
     pool = unique([*certs, leaf] if leaf is not None else certs)
     if not pool:
@@ -306,13 +454,15 @@ def plan_chain(
         leaf = next(c for c in pool if _fp(c) == _fp(leaf))
 
     chain = [leaf]
-    remaining = [c for c in pool if c is not leaf]
+    index = _Index(pool)
+    left = {_fp(c) for c in pool if c is not leaf}
     while not is_self_signed(chain[-1]):
-        issuer = _find_issuer(chain[-1], remaining)
+        issuer = _find_issuer(chain[-1], index, left)
         if issuer is None:
             break
         chain.append(issuer)
-        remaining.remove(issuer)
+        left.discard(_fp(issuer))
+    remaining = [c for c in pool if _fp(c) in left]
 
     plan = ChainPlan(leaf=leaf)
     if len(chain) > 1 and is_self_signed(chain[-1]):
@@ -366,6 +516,11 @@ def check_order(certs: Sequence[x509.Certificate]) -> list[ChainIssue]:
     certificate signs the one before it, nothing repeated.  A trailing root
     is not an issue (see :attr:`ChainPlan.root`).
     """
+    with work_budget():
+        return _check_order(certs)
+
+
+def _check_order(certs: Sequence[x509.Certificate]) -> list[ChainIssue]:
     issues: list[ChainIssue] = []
     seen: set[bytes] = set()
     unique = []
@@ -577,6 +732,7 @@ class Reason(enum.Enum):
     NAME_EXCLUDED = "chain.trust.name_excluded"
     NAME_NOT_PERMITTED = "chain.trust.name_not_permitted"
     NAME_CONSTRAINTS_INVALID = "chain.trust.name_constraints_invalid"
+    NAME_CONSTRAINTS_BUDGET = "chain.trust.name_constraints_budget"
     CRITICAL_EXTENSION = "chain.trust.critical_extension"
     EXTENSION_CRITICALITY = "chain.trust.extension_criticality"
     WEAK_KEY = "chain.trust.weak_key"
@@ -923,7 +1079,13 @@ def _nc_problem(ca: x509.Certificate, role: Role, leaf: x509.Certificate) -> Pro
     nc: x509.NameConstraints = ext.value
     if not nc.permitted_subtrees and not nc.excluded_subtrees:
         return Problem(Reason.NAME_CONSTRAINTS_INVALID, ca, role)
-    for general in _leaf_names(leaf):
+    names = _leaf_names(leaf)
+    constraints = len(nc.permitted_subtrees or ()) + len(nc.excluded_subtrees or ())
+    if len(names) * constraints > NAME_CONSTRAINT_CHECKS:
+        # As OpenSSL does: refuse rather than spend minutes comparing.
+        return Problem(Reason.NAME_CONSTRAINTS_BUDGET, ca, role,
+                       {"names": len(names), "constraints": constraints, "limit": NAME_CONSTRAINT_CHECKS})
+    for general in names:
         value = general.value
         if isinstance(general, x509.DNSName):
             same = [g.value for g in (nc.excluded_subtrees or []) if isinstance(g, x509.DNSName)]
@@ -1133,7 +1295,7 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
 
 # Strict rules checked after the verifier accepted the chain: OpenSSL or the
 # CA/Browser Forum refuse what cryptography lets through.
-_STRICT = (Reason.EMPTY_NAME, Reason.KEY_IDENTIFIERS, Reason.WILDCARD, Reason.SERIAL, Reason.WEAK_KEY, Reason.WEAK_SIGNATURE,
+_STRICT = (Reason.NAME_CONSTRAINTS_BUDGET, Reason.EMPTY_NAME, Reason.KEY_IDENTIFIERS, Reason.WILDCARD, Reason.SERIAL, Reason.WEAK_KEY, Reason.WEAK_SIGNATURE,
            Reason.LEAF_KEY_USAGE, Reason.VERSION, Reason.MALFORMED,
            Reason.CRITICAL_EXTENSION, Reason.CA_NOT_SERVER)
 
@@ -1180,7 +1342,9 @@ _HINTS: tuple[tuple[tuple[str, ...], tuple[Reason, ...]], ...] = (
     (("incorrect criticality", "prohibited extension", "must be critical", "must not be critical"),
      (Reason.EXTENSION_CRITICALITY, Reason.CA_BASIC_CONSTRAINTS)),
     (("name constraint", "nameconstraints"),
-     (Reason.NAME_EXCLUDED, Reason.NAME_NOT_PERMITTED, Reason.NAME_CONSTRAINTS_INVALID)),
+     (Reason.NAME_EXCLUDED, Reason.NAME_NOT_PERMITTED, Reason.NAME_CONSTRAINTS_INVALID,
+      Reason.NAME_CONSTRAINTS_BUDGET)),
+    (("budget", "exceeded"), (Reason.NAME_CONSTRAINTS_BUDGET,)),
     (("path length",), (Reason.PATH_LENGTH,)),
     (("eku",), (Reason.NOT_SERVER, Reason.CA_NOT_SERVER)),
     (("keyusage", "keycertsign"), (Reason.LEAF_KEY_USAGE, Reason.CA_KEY_USAGE)),
@@ -1249,10 +1413,14 @@ def _paths(leaf: x509.Certificate, pool: Sequence[x509.Certificate],
         return found
 
     results: list[tuple[list[x509.Certificate], str | None]] = []
+    index = _Index(pool)
 
     def walk(path: list[x509.Certificate]) -> None:
         if len(results) >= limit:
             return
+        # Each step of the search counts, not only each signature: cached
+        # links between same-named CAs could otherwise multiply paths.
+        _spend()
         cur = path[-1]
         if len(path) > 1 and _fp(cur) in anchor_fps:
             results.append((path, anchor_fps[_fp(cur)]))
@@ -1267,8 +1435,8 @@ def _paths(leaf: x509.Certificate, pool: Sequence[x509.Certificate],
                 extended = True
         if len(path) < 10:
             fps = {_fp(c) for c in path}
-            for cand in pool:
-                if _fp(cand) not in fps and issued_by(cur, cand):
+            for cand in index.issuers(cur):
+                if _fp(cand) not in fps:
                     extended = True
                     walk([*path, cand])
         if not extended:
@@ -1322,7 +1490,18 @@ def judge(
     Returns:
         The :class:`Verdict`; ``problem`` is ``None`` when nothing is wrong
         beyond, perhaps, an anchor nobody gave.
+
+    Raises:
+        WorkLimitExceeded: building the path needs more than
+            :data:`SIGNATURE_BUDGET` signature checks (hostile input).
     """
+    with work_budget():
+        return _judge(leaf, given, anchors=anchors, hostname=hostname, at=at, required=required)
+
+
+def _judge(leaf: x509.Certificate, given: Sequence[x509.Certificate], *,
+           anchors: Mapping[str, Sequence[x509.Certificate]], hostname: str | None,
+           at: dt.datetime | None, required: Sequence[str]) -> Verdict:
     at = at or clock.now()
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import sys
+import threading
 from typing import Any
 
 import ipywidgets as widgets
 
 from ..flows import actions, practice
 from ..pki import certfiles
+from ..pki import chain as chainmod
 from .. import clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg
@@ -24,6 +28,14 @@ _MORE = ("key", "passphrase", "ca", "hostname")
 # The rollback list shows the newest changes; older ones stay reachable from
 # the command line, and the list stays fast however long the archive.
 HISTORY_SHOWN = 50
+
+
+def _in_kernel() -> bool:
+    """Whether the page runs in a Jupyter kernel (Voilà, JupyterLab), where
+    work on the kernel's main thread would freeze every widget."""
+    # A running kernel has imported its application class; nothing else to load.
+    app = sys.modules.get("ipykernel.kernelapp")
+    return app is not None and bool(app.IPKernelApp.initialized())
 
 
 def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
@@ -47,6 +59,12 @@ class InstallStep(Step):
     def _build(self) -> list[Any]:
         self.plan: actions.InstallPlan | None = None
         self._loading = False
+        # In a kernel the check of the inputs runs in a worker thread that
+        # the Stop button cancels; ``future`` is the running check's.
+        self.threaded = _in_kernel()
+        self.future: concurrent.futures.Future[Any] | None = None
+        self._cancel: threading.Event | None = None
+        self._applying = False
         self.uploads: dict[str, widgets.FileUpload] = {}
         self.names: dict[str, widgets.HTML] = {}
         self.notes = {name: self.field_message(name) for name in _FIELDS}
@@ -90,12 +108,20 @@ class InstallStep(Step):
         self.more.add_class("xm-install-more-fields")
         self.more_toggle.observe(lambda c: show(self.more, bool(c["new"])), "value")
 
+        self.progress = html("", "xm-progress", "xm-install-progress", hideable=True)
+        self.bind(self.progress, "value", "ui.install.checking")
+        self.stop_button = button("xm-install-stop", hideable=True)
+        self.bind(self.stop_button, "description", "ui.install.stop")
+        self.stop_button.on_click(self.safe(lambda _b: self.stop()))
+        self.progress_row = widgets.HBox([self.progress, self.stop_button], layout=widgets.Layout(display="none"))
+        self.progress_row.add_class("xm-actions")
         self.preview_html = html("", "xm-install-preview", hideable=True)
         self.apply_button = button("xm-install-apply", button_style="primary", disabled=True)
         self.bind(self.apply_button, "description", "ui.install.apply")
         self.apply_button.on_click(self.safe(lambda _b: self.apply()))
         inputs = widgets.VBox([self.label("ui.install.section.files", "xm-section-title"), self.use_practice,
-                               rows["cert"], rows["chain"], self.allow_incomplete, self.more_toggle, self.more])
+                               rows["cert"], rows["chain"], self.allow_incomplete, self.more_toggle, self.more,
+                               self.progress_row])
         inputs.add_class("xm-section")
         self.preview_box = widgets.VBox([self.preview_html, self.apply_button], layout=widgets.Layout(display="none"))
         self.preview_box.add_class("xm-section")
@@ -159,7 +185,110 @@ class InstallStep(Step):
     def _inputs_changed(self) -> None:
         if self._loading:
             return
-        self.preview()
+        if self.threaded:
+            self.check()
+        else:
+            self.preview()
+
+    def _gather(self) -> dict[str, Any] | None:
+        """The arguments of :func:`~xmailnb.flows.actions.plan_install` from
+        the widgets (``None`` when no server certificate is given).
+
+        Raises:
+            InputError: an upload larger than the size limit.
+        """
+        certs = self._files("cert")
+        chain = self._files("chain")
+        key = self._files("key")
+        ca = self._files("ca")
+        if not certs:
+            return None
+        return {"cert": certs[0], "chain": chain, "key": key[0] if key else None, "ca": ca[0] if ca else None,
+                "passphrase": self.passphrase.value.encode("utf-8") or None,
+                "hostname": self.hostname.value.strip() or None,
+                "allow_incomplete": self.allow_incomplete.value}
+
+    def check(self) -> concurrent.futures.Future[Any] | None:
+        """Check the current inputs in a worker thread (the kernel stays free
+        for the page), showing progress and a Stop button; a newer check
+        cancels an older one.  Returns the check's future, or ``None`` when
+        there is nothing to check."""
+        assert self.mailroot is not None
+        with self._ui_lock, self.hold_trait_notifications():
+            if self._cancel is not None:
+                self._cancel.set()
+                self._cancel = None
+            self.plan = None
+            self.apply_button.disabled = True
+            for note in self.notes.values():
+                note.clear()
+            self._show_names()
+            try:
+                args = self._gather()
+            except XmailnbError as exc:
+                self._show_error(exc, key_given=bool(self.uploads["key"].value))
+                self._draw_preview()
+                return None
+            if args is None:
+                self.message.clear()
+                self._draw_preview()
+                return None
+            cancel = threading.Event()
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future.set_running_or_notify_cancel()
+            self._cancel, self.future = cancel, future
+            self.message.clear()
+            self._draw_preview()
+            show(self.progress_row, True)
+            self.activity = Activity.BUSY
+        threading.Thread(target=self._work, args=(args, cancel, future), name="xmailnb-install-check",
+                         daemon=True).start()
+        return future
+
+    def stop(self) -> None:
+        """Stop the running check (nothing is installed)."""
+        with self._ui_lock:
+            if self._cancel is not None:
+                self._cancel.set()
+
+    def _work(self, args: dict[str, Any], cancel: threading.Event,
+              future: concurrent.futures.Future[Any]) -> None:
+        assert self.mailroot is not None
+        plan: actions.InstallPlan | None = None
+        error: BaseException | None = None
+        try:
+            plan = actions.plan_install(self.mailroot, cancel=cancel, **args)
+        except BaseException as exc:  # shown below; never lost in a thread
+            error = exc
+        try:
+            with self._ui_lock, self.hold_trait_notifications():
+                if self._cancel is not cancel:
+                    return  # superseded by newer inputs, which show their own result
+                self._cancel = None
+                show(self.progress_row, False)
+                if isinstance(error, chainmod.Cancelled):
+                    self.message.show("info", Msg.of("ui.install.stopped"))
+                    self.activity = Activity.IDLE
+                elif isinstance(error, XmailnbError):
+                    self._show_error(error, key_given=bool(self.uploads["key"].value))
+                elif error is not None:
+                    self.message.show_error(error, "checking the certificate files")
+                    self.activity = Activity.FAILED
+                else:
+                    self._show_plan(plan)
+                self._draw_preview()
+        finally:
+            if error is not None and not isinstance(error, chainmod.Cancelled):
+                future.set_exception(error)
+            else:
+                future.set_result(plan)
+
+    def _show_plan(self, plan: actions.InstallPlan | None) -> None:
+        self.plan = plan
+        self.apply_button.disabled = plan is None
+        if plan is not None:
+            self.activity = Activity.IDLE
+            self.message.show("ok", Msg.of("ui.install.checked"))
 
     def _show_names(self) -> None:
         for name, up in self.uploads.items():
@@ -170,34 +299,27 @@ class InstallStep(Step):
         """Check the current inputs and show what would be written (nothing is written)."""
         assert self.mailroot is not None
         with self._ui_lock, self.hold_trait_notifications():
+            if self._cancel is not None:  # a check in a thread is superseded
+                self._cancel.set()
+                self._cancel = None
+                show(self.progress_row, False)
             self.plan = None
             self.apply_button.disabled = True
             for note in self.notes.values():
                 note.clear()
             self._show_names()
             try:
-                certs = self._files("cert")
-                chain = self._files("chain")
-                key = self._files("key")
-                ca = self._files("ca")
-                if not certs:
+                args = self._gather()
+                if args is None:
                     self.message.clear()
                     self._draw_preview()
                     return None
-                passphrase = self.passphrase.value.encode("utf-8") or None
-                plan = actions.plan_install(
-                    self.mailroot, certs[0], chain, key=key[0] if key else None,
-                    ca=ca[0] if ca else None, passphrase=passphrase,
-                    hostname=self.hostname.value.strip() or None,
-                    allow_incomplete=self.allow_incomplete.value)
+                plan = actions.plan_install(self.mailroot, **args)
             except XmailnbError as exc:
                 self._show_error(exc, key_given=bool(self.uploads["key"].value))
                 self._draw_preview()
                 return None
-            self.plan = plan
-            self.apply_button.disabled = False
-            self.activity = Activity.IDLE
-            self.message.show("ok", Msg.of("ui.install.checked"))
+            self._show_plan(plan)
             self._draw_preview()
             return plan
 
@@ -228,7 +350,24 @@ class InstallStep(Step):
                                                cls="xm-preview")
 
     def apply(self) -> Any:
-        """Check the inputs again and write server.cert/server.key through the store."""
+        """Check the inputs again and write server.cert/server.key through the store.
+
+        A second click while installing, or after the install emptied the
+        form (a double-click), does nothing: the install happens once and
+        its result stays shown.
+        """
+        assert self.mailroot is not None
+        with self._ui_lock:
+            if self._applying or not self.uploads["cert"].value:
+                return None
+            self._applying = True
+            self.apply_button.disabled = True
+        try:
+            return self._apply()
+        finally:
+            self._applying = False
+
+    def _apply(self) -> Any:
         assert self.mailroot is not None
         plan = self.preview()
         if plan is None:
