@@ -10,7 +10,7 @@ from xmailnb.flows import actions
 from xmailnb.notebook import guide
 from xmailnb.i18n import Msg
 from xmailnb.mailroot import create_sandbox
-from xmailnb.checks.progress import STEPS, step_progress
+from xmailnb.checks.progress import STEPS, record_diagnosis, step_progress
 
 from test_notebooks import install, make_csr, sign
 
@@ -37,6 +37,9 @@ def test_every_notebook_reads_the_steps_as_the_dashboard_does_along_the_course(m
     _agrees_with_the_stepper(mr)
     assert guide.progress_overview(mr).next_step == "diagnose"
     assert not guide.require_steps("install", mr).ready
+    record_diagnosis(mr, where="notebook")
+    _agrees_with_the_stepper(mr)
+    assert guide.progress_overview(mr).next_step == "csr"
     make_csr(mr)
     _agrees_with_the_stepper(mr)
     assert guide.require_steps("submit", mr).ready and not guide.require_steps("install", mr).ready
