@@ -160,13 +160,16 @@ CSS = """
 .xm-invalid input, .xm-invalid textarea, input.xm-invalid, textarea.xm-invalid { outline: 2px solid var(--xm-error); }
 
 /* outcomes and findings */
-.xm-message:empty, .xm-field-message:empty { display: none; }
-.xm-message { border-radius: 8px; padding: 8px 12px; }
-.xm-message.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
-.xm-message.xm-error { background: var(--xm-error-bg); border-left: 4px solid var(--xm-error); }
+.xm-message:empty, .xm-field-message:empty, .xm-acme-message:empty { display: none; }
+.xm-message, .xm-acme-message { border-radius: 8px; padding: 8px 12px; }
+.xm-message.xm-ok, .xm-acme-message.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
+.xm-message.xm-error, .xm-acme-message.xm-error { background: var(--xm-error-bg);
+  border-left: 4px solid var(--xm-error); }
 .xm-message.xm-warn { background: var(--xm-warn-bg); border-left: 4px solid var(--xm-warn); }
 .xm-message.xm-info { background: var(--xm-info-bg); border-left: 4px solid var(--xm-info); }
-.xm-message .xm-text { font-weight: 600; }
+.xm-message .xm-text, .xm-acme-message .xm-text { font-weight: 600; }
+.xm-acme-run-row { align-items: center; gap: 12px; flex-wrap: wrap; }
+.xm-acme-run-row .xm-acme-blocked { flex: 1 1 320px; }
 .xm-field-message { font-size: 13.5px; }
 .xm-rollback-result { border-radius: 8px; padding: 8px 12px; }
 .xm-rollback-result.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
