@@ -128,6 +128,14 @@ def test_sandbox_flow_with_the_page_open(mailroot):
     assert marks(wizard) == "1✔ 2✔ 3✔ 4✖ 5✔ 6○ 7✖"
     assert states(wizard) == core_states(mailroot)
     assert headline(wizard) == "✖ Files no longer ready: 2 problems to fix"
+    # The signed key and CSR still wait: the diagnosis leads to installing
+    # their certificate, never to a new key.
+    diagnosis = wizard.steps["diagnose"]
+    assert [b.description for b in diagnosis.goto.children] == ["Go to 4. Install"]
+    fix = diagnosis.report.by_check("key.present").fix
+    assert fix is not None and fix.page("en") == (
+        "No new key is needed: a key and CSR already wait in sslconf. Get the certificate for them "
+        "(step 3: Get it signed), then install it (step 4: Install).")
 
 
 def test_a_reload_opens_the_step_the_trainee_was_on(mailroot):
