@@ -118,7 +118,8 @@ CSS = """
 .xm-navbar { display: grid !important; grid-template-columns: repeat(7, minmax(0, 1fr)); gap: 6px;
   margin: 10px 0 4px 0; }
 .xm-app .jupyter-button.xm-nav { width: 100%; height: auto; min-height: 44px; margin: 0; padding: 6px 8px;
-  white-space: normal; line-height: 1.3; font-size: 13.5px; text-align: left; border-radius: 8px;
+  white-space: normal; text-wrap: balance; line-break: strict; line-height: 1.3; font-size: 13.5px;
+  text-align: left; border-radius: 8px;
   border: 1px solid var(--xm-line); background: #fff; color: var(--xm-text); box-shadow: none; }
 .xm-app .jupyter-button.xm-nav.xm-state-done { background: var(--xm-ok-bg); border-color: #9fd3ae; color: #14532d; }
 .xm-app .jupyter-button.xm-nav.xm-state-attention { background: var(--xm-warn-bg); border-color: #f0cf82; color: #6b4100; }
@@ -211,6 +212,7 @@ a.xm-download:hover { background: var(--xm-blue-bg); }
 .xm-var { font-weight: 700; }
 .xm-setting { gap: 14px; align-items: flex-start; padding: 8px 0; border-bottom: 1px solid var(--xm-line); }
 .xm-setting > .widget-vbox:first-child { flex: 0 0 15em; }
+.xm-setting.xm-setting-list > .widget-vbox:first-child { flex: 0 0 17.5em; }
 .xm-footer { margin-top: 14px; justify-content: flex-end; }
 .xm-app .jupyter-button.xm-next { background: var(--xm-blue); color: #fff; font-weight: 700; }
 @media (max-width: 900px) {
