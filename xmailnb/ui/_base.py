@@ -117,14 +117,17 @@ CSS = """
 /* the stepper */
 .xm-navbar { display: grid !important; grid-template-columns: repeat(7, minmax(0, 1fr)); gap: 6px;
   margin: 10px 0 4px 0; }
+/* A tab is two lines, "○ 6." above "Check the server", wrapped (if at all)
+   in balanced lines: never one character alone; Japanese breaks between words only. */
 .xm-app .jupyter-button.xm-nav { width: 100%; height: auto; min-height: 44px; margin: 0; padding: 6px 8px;
-  white-space: normal; text-wrap: balance; line-break: strict; line-height: 1.3; font-size: 13.5px;
+  white-space: pre-line; text-wrap: balance; line-break: strict; line-height: 1.3; font-size: 13.5px;
   text-align: left; border-radius: 8px;
   border: 1px solid var(--xm-line); background: #fff; color: var(--xm-text); box-shadow: none; }
 .xm-app .jupyter-button.xm-nav.xm-state-done { background: var(--xm-ok-bg); border-color: #9fd3ae; color: #14532d; }
 .xm-app .jupyter-button.xm-nav.xm-state-attention { background: var(--xm-warn-bg); border-color: #f0cf82; color: #6b4100; }
 .xm-app .jupyter-button.xm-nav.xm-state-broken { background: var(--xm-error-bg); border-color: #f1a9a0; color: #8a1c12; }
-.xm-app .jupyter-button.xm-nav.xm-nav-current { outline: 3px solid var(--xm-blue); outline-offset: 1px; font-weight: 700; }
+.xm-app .jupyter-button.xm-nav.xm-nav-current { outline: 3px solid var(--xm-blue); outline-offset: -3px; font-weight: 700; }
+.xm-app.xm-ja .jupyter-button.xm-nav { font-size: 13px; word-break: keep-all; overflow-wrap: anywhere; }
 
 /* a step */
 .xm-body { margin-top: 8px; }
