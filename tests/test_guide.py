@@ -88,3 +88,10 @@ def test_a_mailroot_that_cannot_be_used_is_said_not_raised(tmp_path):
 def test_a_step_name_typo_in_a_notebook_is_a_programming_error(mr):
     with pytest.raises(ValueError, match="unknown step"):
         guide.require_steps("instal", mr)
+
+
+def test_the_notebooks_mark_not_started_as_the_dashboard_does(mr):
+    lines = guide.progress_overview(mr, lang="en").render().splitlines()
+    assert "  Step 2 (Key and CSR): ○ not started (02_csr.ipynb)" in lines
+    ja = guide.progress_overview(mr, lang="ja").render().splitlines()
+    assert "  手順 2「秘密鍵と CSR」: ○ 未着手（02_csr.ipynb）" in ja
