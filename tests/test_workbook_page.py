@@ -84,7 +84,7 @@ def marks(wizard: Wizard) -> str:
 
 
 def headline(wizard: Wizard) -> str:
-    found = re.search(r'<div class="xm-headline[^"]*"[^>]*>(.*?)</div>', wizard.header.value, re.S)
+    found = re.search(r'<div class="xm-headline[^"]*"[^>]*>(.*?)</div>', wizard.header.value, re.DOTALL)
     assert found is not None
     return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
 
