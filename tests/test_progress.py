@@ -175,3 +175,23 @@ def test_every_state_is_exactly_one_of_the_four(mr):
     p = progress.step_progress(mr)
     assert list(p.states) == list(Step)
     assert all(isinstance(v, StepState) for v in p.states.values())
+
+
+def test_on_a_live_mailroot_received_means_install_it_and_a_new_csr_waits_for_its_certificate(mailroot):
+    from xmailnb.mailroot.layout import MailRoot, SANDBOX_MARKER
+
+    (mailroot / SANDBOX_MARKER).unlink()
+    live = MailRoot(mailroot)
+    assert run("csr", "--mailroot", str(mailroot), *CSR_ARGS).code == 0
+    actions.tick_checklist(live, "receive", True)
+    assert marks(live) == "1○ 2✔ 3⚠ 4○ 5✔ 6○ 7○", "received from the CA: install it in step 4"
+    # A renewal: the certificate in use stays, a new key and CSR wait for theirs.
+    trainer = MailRoot(mailroot, is_sandbox=True)  # the practice CA stands in for the real one
+    practice.sign_pending_csr(trainer)
+    _install_practice(trainer)
+    mailroot.joinpath("sslconf/practice-ca/issued/server.crt").unlink()
+    # On a live MailRoot the practice CA is no public CA: a mail client would warn.
+    assert marks(live) == "1○ 2✔ 3✔ 4⚠ 5✔ 6○ 7○"
+    actions.tick_checklist(live, "receive", False)
+    assert run("csr", "--mailroot", str(mailroot), *CSR_ARGS).code == 0
+    assert marks(live) == "1○ 2✔ 3○ 4⚠ 5✔ 6○ 7○"

@@ -302,8 +302,8 @@ def _submit_state(f: _Facts) -> StepState:
         if issued is not None:
             # Issued here for a key that is no longer the one waiting.
             return StepState.BROKEN
-    if installed_cert is not None and installed_key is not None and keys.public_key_matches(installed_key,
-                                                                                            installed_cert):
+    elif installed_cert is not None and installed_key is not None and keys.public_key_matches(installed_key,
+                                                                                              installed_cert):
         return StepState.DONE
     if not mr.is_sandbox and _checklist_received(mr):
         # "Received" from a real CA, not installed yet: install it in step 4.
