@@ -36,7 +36,7 @@ from ..pki import csr as csrmod
 from ..status import Status
 from ..steps import Step, Target
 from .findings import Finding, Report, finding
-from .installed import anchor_sets, practice_issued
+from .installed import anchor_sets, pending_public_key, practice_issued
 from .renewal import renewal_finding
 
 if sys.platform != "win32":  # file ownership is judged on POSIX only
@@ -145,8 +145,10 @@ def _waiting_target(mr: MailRoot) -> Target | None:
     """Where to go on with a key and CSR that wait in sslconf, readable and
     belonging together: install the certificate the practice CA issued for
     them, else get one (step 3).  ``None`` when no such pair waits."""
+    key = pending_public_key(mr)
+    if key is None:
+        return None
     try:
-        key = certfiles.private_key_from(read_regular(mr.pending_key), name=mr.rel_pending_key)
         request = certfiles.csr_from(read_regular(mr.pending_csr), name=mr.rel_pending_csr)
     except (OSError, XmailnbError, ValueError, TypeError):
         return None

@@ -31,6 +31,7 @@ which step the trainee had open.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -53,7 +54,7 @@ from ..status import Status
 from ..steps import STEPS, Step
 from .diagnose import diagnose
 from .findings import Finding, Report
-from .installed import leaf_sha256
+from .installed import installed_leaf, leaf_sha256, pending_public_key
 
 __all__ = [
     "Step",
@@ -199,6 +200,20 @@ class _Facts:
     audit: Sequence[Mapping[str, Any]]
     events: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
+    @functools.cached_property
+    def waiting_key(self) -> Any:
+        """The public half of the key waiting in sslconf (``None``: none usable)."""
+        return pending_public_key(self.mr)
+
+    @functools.cached_property
+    def installed_cert(self) -> x509.Certificate | None:
+        return installed_leaf(self.mr)
+
+    @property
+    def installed_pair(self) -> bool:
+        """server.key and server.cert belong together (the diagnosis checked)."""
+        return self.installed_cert is not None and self.status("cert.pair") is Status.OK
+
     def finding(self, check: str) -> Finding | None:
         try:
             return self.report.by_check(check)
@@ -240,17 +255,12 @@ def _diagnose_state(f: _Facts) -> StepState:
     return StepState.DONE if ran else StepState.TODO
 
 
-def _installed_pair(f: _Facts) -> tuple[Any, x509.Certificate | None]:
-    key = _load(f.mr.rel_server_key, f.mr, certfiles.private_key_from)
-    return key, _load(f.mr.rel_server_cert, f.mr, _first_cert)
-
-
-def _from_a_csr(f: _Facts, key: Any) -> bool:
-    """The installed key is one xmailnb generated with a CSR (it still waits
-    in sslconf, or the install took it from there)."""
-    if key is None:
+def _from_a_csr(f: _Facts) -> bool:
+    """The installed key is one xmailnb generated with a CSR (the install
+    took it from sslconf)."""
+    if not f.installed_pair or f.installed_cert is None:
         return False
-    fingerprint = keys.public_key_fingerprint(key)
+    fingerprint = keys.public_key_fingerprint(f.installed_cert)
     return any(r.get("result") == "ok" and r.get("action") in _INSTALL_ACTIONS
                and (r.get("details") or {}).get("key_source") == "pending"
                and (r.get("details") or {}).get("public_key_sha256") == fingerprint for r in f.audit)
@@ -260,7 +270,7 @@ def _csr_state(f: _Facts) -> StepState:
     mr = f.mr
     has_key, has_csr = mr.pending_key.exists(), mr.pending_csr.exists()
     if has_key or has_csr:
-        key = _load(mr.rel_pending_key, mr, certfiles.private_key_from)
+        key = f.waiting_key
         csr = _load(mr.rel_pending_csr, mr, certfiles.csr_from)
         if key is None or csr is None or not keys.public_key_matches(key, csr):
             return StepState.BROKEN
@@ -268,8 +278,7 @@ def _csr_state(f: _Facts) -> StepState:
         if hostname and not _csr_covers(csr, hostname):
             return StepState.ATTENTION
         return StepState.DONE
-    installed_key, _cert = _installed_pair(f)
-    return StepState.DONE if _from_a_csr(f, installed_key) else StepState.TODO
+    return StepState.DONE if _from_a_csr(f) else StepState.TODO
 
 
 def _csr_covers(csr: x509.CertificateSigningRequest, hostname: str) -> bool:
@@ -291,19 +300,17 @@ def _checklist_received(mr: MailRoot) -> bool:
 
 def _submit_state(f: _Facts) -> StepState:
     mr = f.mr
-    waiting = _load(mr.rel_pending_key, mr, certfiles.private_key_from)
+    waiting = f.waiting_key
     issued = _load(REL_PRACTICE_ISSUED_SERVER, mr, _first_cert)
-    installed_key, installed_cert = _installed_pair(f)
     if waiting is not None:
         # A certificate for the waiting key: the practice CA's output, or
         # (ACME, a real CA) what is installed.
-        if any(c is not None and keys.public_key_matches(waiting, c) for c in (issued, installed_cert)):
+        if any(c is not None and keys.public_key_matches(waiting, c) for c in (issued, f.installed_cert)):
             return StepState.DONE
         if issued is not None:
             # Issued here for a key that is no longer the one waiting.
             return StepState.BROKEN
-    elif installed_cert is not None and installed_key is not None and keys.public_key_matches(installed_key,
-                                                                                              installed_cert):
+    elif f.installed_pair:
         return StepState.DONE
     if not mr.is_sandbox and _checklist_received(mr):
         # "Received" from a real CA, not installed yet: install it in step 4.
