@@ -312,7 +312,7 @@ class AcmePanel(widgets.VBox):
         elif not running and set_flag in self.progress._dom_classes:
             self.progress.remove_class(set_flag)
         rows = []
-        for name, (status, msg) in self._authz.items():
+        for _name, (status, msg) in self._authz.items():
             row = widgets.HTML(_html.render("tag", tag="div", text=msg.page(self.lang)))
             row.add_class("xm-acme-authz-row")
             set_status_class(row, _AUTHZ_STATUS.get(status, "info"))
