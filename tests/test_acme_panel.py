@@ -164,3 +164,21 @@ def test_real_order_through_the_panel(pebble, mailroot, monkeypatch):
     assert all("xm-ok" in classes(r) for r in panel.authz.children) and len(panel.authz.children) == 2
     assert (mailroot / "server.cert").read_bytes() != first
     assert sorted(panel.result.names) == ["mail.example.jp", "smtp.example.jp"]
+
+
+def test_sandbox_refuses_a_public_ca_with_the_reason_beside_the_button(tmp_path):
+    from xmailnb.mailroot import create_sandbox
+
+    flow = FakeFlow()
+    panel = AcmePanel(create_sandbox(tmp_path / "MailRoot"), lang="en", flow=flow)
+    assert panel.directory.value == "letsencrypt"
+    assert panel.run_button.disabled
+    assert panel.blocked.value == ("<div>Not in the practice sandbox: Let&#39;s Encrypt would have to reach this "
+                                   "machine from the internet, and it cannot. Use &#34;Sign with the practice CA&#34; "
+                                   "above; it gives you a certificate at once.</div>")
+    assert panel.start() is None and flow.settings is None, "Let's Encrypt is never contacted"
+    panel.set_lang("ja")
+    assert "練習用の環境では使えません" in panel.blocked.value and panel.run_button.disabled
+    # A directory of one's own (a test ACME server on this machine) stays open.
+    panel.directory.value = "custom"
+    assert not panel.run_button.disabled and panel.blocked.value == ""

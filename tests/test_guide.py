@@ -10,7 +10,7 @@ from xmailnb.flows import actions
 from xmailnb.notebook import guide
 from xmailnb.i18n import Msg
 from xmailnb.mailroot import create_sandbox
-from xmailnb.checks.progress import STEPS, step_progress
+from xmailnb.checks.progress import STEPS, record_diagnosis, step_progress
 
 from test_notebooks import install, make_csr, sign
 
@@ -37,6 +37,9 @@ def test_every_notebook_reads_the_steps_as_the_dashboard_does_along_the_course(m
     _agrees_with_the_stepper(mr)
     assert guide.progress_overview(mr).next_step == "diagnose"
     assert not guide.require_steps("install", mr).ready
+    record_diagnosis(mr, where="notebook")
+    _agrees_with_the_stepper(mr)
+    assert guide.progress_overview(mr).next_step == "csr"
     make_csr(mr)
     _agrees_with_the_stepper(mr)
     assert guide.require_steps("submit", mr).ready and not guide.require_steps("install", mr).ready
@@ -104,3 +107,10 @@ def test_notebooks_use_the_dashboards_marks(lang):
     prose = "".join("".join(c["source"]) for c in json.loads(start.read_text())["cells"] if c["cell_type"] == "markdown")
     not_started = {"en": f"{todo} not started yet", "ja": f"{todo} はまだ始めていない"}[lang]
     assert not_started in prose and "– " not in prose
+
+
+def test_the_notebooks_mark_not_started_as_the_dashboard_does(mr):
+    lines = guide.progress_overview(mr, lang="en").render().splitlines()
+    assert "  Step 2 (Key and CSR): ○ not started (02_csr.ipynb)" in lines
+    ja = guide.progress_overview(mr, lang="ja").render().splitlines()
+    assert "  手順 2「秘密鍵と CSR」: ○ 未着手（02_csr.ipynb）" in ja

@@ -70,34 +70,82 @@ def install_practice(wizard: Wizard) -> None:
     assert install.apply() is not None
 
 
-def test_a_fresh_sandbox_shows_nothing_done(mailroot):
+_MARKS = {"todo": "○", "done": "✔", "attention": "⚠", "broken": "✖"}
+
+
+def marks(wizard: Wizard) -> str:
+    """The stepper as the page shows it, e.g. ``1✔ 2○ 3○ 4○ 5✔ 6○ 7○``; the
+    class each button carries and the mark in its label must agree."""
+    out = []
+    for n, (name, state) in enumerate(states(wizard).items(), 1):
+        assert _MARKS[state] in wizard.nav[name].description, (name, wizard.nav[name].description)
+        out.append(f"{n}{_MARKS[state]}")
+    return " ".join(out)
+
+
+def headline(wizard: Wizard) -> str:
+    found = re.search(r'<div class="xm-headline[^"]*"[^>]*>(.*?)</div>', wizard.header.value, re.DOTALL)
+    assert found is not None
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
+
+
+def test_sandbox_flow_with_the_page_open(mailroot):
     wizard = Wizard(mailroot, lang="en", watch_interval=None)
-    # Errors in the diagnosis, no settings to speak of before a certificate.
-    assert states(wizard) == {n: "todo" for n in STEPS} == core_states(mailroot)
-    assert "TLS does not work yet" in wizard.header.value
+    # The page opens on step 1 and shows the diagnosis: it has been run.
+    # XMail's default settings serve TLS; nothing else is done.
+    assert marks(wizard) == "1✔ 2○ 3○ 4○ 5✔ 6○ 7○"
+    assert states(wizard) == core_states(mailroot)
+    assert headline(wizard) == "✖ Files not ready yet: 2 problems to fix"
 
-
-def test_stepper_follows_install_and_rollback_without_a_reload(mailroot):
+    wizard.show("csr")
     actions.create_csr(resolve(mailroot), csrmod.request_from_values(FORM))
-    wizard = Wizard(mailroot, lang="en", watch_interval=None)
-    install_practice(wizard)
-    after = states(wizard)
-    assert after == core_states(mailroot)
-    assert after["install"] in ("done", "attention") and after["submit"] == "done"
-    # Not shown yet: the notice is not done because a certificate is installed.
-    assert after["notice"] == "todo"
-    wizard.show("notice")
-    assert states(wizard)["notice"] == "done"
+    wizard.refresh_all()
+    assert marks(wizard) == "1✔ 2✔ 3○ 4○ 5✔ 6○ 7○"
 
+    submit = wizard.steps["submit"]
+    wizard.show("submit")
+    for box in submit.checks.values():
+        box.value = True
+    assert marks(wizard) == "1✔ 2✔ 3○ 4○ 5✔ 6○ 7○", "five ticks, nothing signed"
+
+    submit.sign_practice()
+    assert marks(wizard) == "1✔ 2✔ 3✔ 4○ 5✔ 6○ 7○"
     install = wizard.steps["install"]
+    wizard.show("install")
+    assert install.use_practice.layout.display != "none", "step 4 offers the practice certificate"
+    install.load_practice()
+    assert install.apply() is not None
+    # The practice CA's "training only" note is expected in the sandbox.
+    assert marks(wizard) == "1✔ 2✔ 3✔ 4✔ 5✔ 6○ 7○"
+    assert headline(wizard) == "✔ Files ready; the server has not been checked with them yet (step 6)"
+
+    wizard.show("notice")
+    assert marks(wizard) == "1✔ 2✔ 3✔ 4✔ 5✔ 6○ 7✔"
+
     wizard.show("install")
     install.ask_rollback()
     install.rollback()
-    after_rollback = states(wizard)
-    assert after_rollback == core_states(mailroot)
-    assert after_rollback["install"] == "broken" and after_rollback["notice"] == "broken"
-    assert "✖" in wizard.nav["install"].description
-    assert "stopped working" in wizard.header.value
+    assert marks(wizard) == "1✔ 2✔ 3✔ 4✖ 5✔ 6○ 7✖"
+    assert states(wizard) == core_states(mailroot)
+    assert headline(wizard) == "✖ Files no longer ready: 2 problems to fix"
+    # The signed key and CSR still wait: the diagnosis leads to installing
+    # their certificate, never to a new key.
+    diagnosis = wizard.steps["diagnose"]
+    assert [b.description for b in diagnosis.goto.children] == ["Go to 4. Install"]
+    fix = diagnosis.report.by_check("key.present").fix
+    assert fix is not None and fix.page("en") == (
+        "No new key is needed: a key and CSR already wait in sslconf. Get the certificate for them "
+        "(step 3: Get it signed), then install it (step 4: Install).")
+
+
+def test_a_reload_opens_the_step_the_trainee_was_on(mailroot):
+    wizard = Wizard(mailroot, lang="en", watch_interval=None)
+    wizard.show("install")
+    wizard.watch.stop()
+    again = Wizard(mailroot, lang="en", watch_interval=None)
+    assert again.current == "install"
+    assert again.body.children[0] is again.steps["install"]
+    assert "xm-nav-current" in again.nav["install"]._dom_classes
 
 
 def test_a_change_from_the_command_line_reaches_the_open_page(mailroot, monkeypatch):

@@ -163,3 +163,66 @@ def test_problems_of_a_fresh_sandbox_point_to_their_step(mr):
     texts = [f.message.render("en") for f in skipped]
     assert len(set(texts)) == len(texts)
     assert report.to_json("en")["findings"][4]["target"] == {"step": "install", "control": "xm-install-cert"}
+
+
+# -- words a trainee found wrong (issue 18 section 6) -------------------------------------
+
+def test_undoing_a_rollback_is_asked_in_plain_words(mr):
+    from xmailnb.i18n import format_datetime
+    from xmailnb.mailroot.store import Store
+
+    assert run("settings", "--set", "SSLUseCertsFile=1").code == 0
+    actions.rollback(mr)
+    entry = Store(mr).history(bookkeeping=False)[0]
+    assert entry.action == "rollback"
+    when = format_datetime(actions.entry_time(entry))
+    preview = actions.rollback_preview(mr, entry)
+    assert preview.question().render("en") == (
+        f"Undo the rollback of {when}? The files it changed go back to how they were just before it.")
+    assert preview.question().render("ja") == (
+        f"{when} のロールバックを取り消しますか？ そのロールバックで変わったファイルが、その直前の状態に戻ります。")
+    target, new = actions.rollback(mr, entry.id)
+    assert actions.rollback_outcome(target, new).outcome().render("en") == (
+        f"The rollback of {when} is undone: the files are as they were just before it.")
+
+
+def test_a_full_width_country_code_is_called_full_width():
+    from xmailnb.errors import XmailnbError
+    from xmailnb.pki import csr as csrmod
+
+    with pytest.raises(XmailnbError) as caught:
+        csrmod.request_from_values({"country": "ＪＰ", "state": "Tokyo", "locality": "Chiyoda-ku",
+                                    "org": "Example Co., Ltd.", "cn": "mail.example.jp"})
+    assert caught.value.msg.render("ja") == "ＪＰ は全角文字です。国名コードは半角の英字 2 文字で JP と入力してください。"
+    assert caught.value.msg.render("en") == (
+        "ＪＰ is typed in full-width letters: type the two letters in half-width (ASCII), JP.")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_settings_choices_say_different_things_and_flags_say_their_value(mr, lang):
+    from xmailnb.ui.settings import SettingsStep
+
+    step = SettingsStep(mr, lang=lang)
+    for name, mode in step.modes.items():
+        labels = [label for label, _value in mode.options]
+        assert len(set(labels)) == 3, (name, labels)
+    off, on = ("Off (0)", "On (1)") if lang == "en" else ("オフ（0）", "オン（1）")
+    assert step.inputs["SSLWantCert"].value is False
+    assert step.inputs["SSLWantCert"].description == off
+    step.inputs["SSLWantCert"].value = True
+    assert step.inputs["SSLWantCert"].description == on
+    assert step.inputs["EnableSMTP-TLS"].description == on, "XMail's default"
+    step.set_lang("en" if lang == "ja" else "ja")
+    assert step.inputs["SSLWantCert"].description == ("On (1)" if lang == "ja" else "オン（1）")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_step_5_does_not_send_the_reader_to_step_5(mr, lang):
+    from xmailnb.ui.settings import SettingsStep
+
+    actions.change_settings(mr, {"SSLWantCert": "1", "SSLWantVerify": "1", "SmtpNoTLSAuths": "LOGIN,PLAIN",
+                                 "EnablePOP3-TLS": "0"})
+    step = SettingsStep(mr, lang=lang)
+    shown = step.issues.value
+    assert "SSLWantCert" in shown and "SmtpNoTLSAuths" in shown
+    assert ("step 5" not in shown) if lang == "en" else ("手順 5" not in shown)

@@ -31,12 +31,12 @@ from ..pki import chain as chainmod
 from .. import clock
 from ..errors import XmailnbError
 from ..i18n import Msg, local_date
-from ..mailroot.layout import MailRoot, read_problem
+from ..mailroot.layout import REL_PRACTICE_ISSUED_SERVER, MailRoot, read_problem
 from ..pki import csr as csrmod
 from ..status import Status
 from ..steps import Step, Target
 from .findings import Finding, Report, finding
-from .installed import anchor_sets, practice_issued
+from .installed import anchor_sets, pending_public_key, practice_issued
 from .renewal import renewal_finding
 
 if sys.platform != "win32":  # file ownership is judged on POSIX only
@@ -80,6 +80,9 @@ class _State:
     certs_pem: list[x509.Certificate] = field(default_factory=list)
     certs_pem_error: Msg | None = None
     problems: dict[str, Msg] = field(default_factory=dict)
+    #: Where the certificate for a key and CSR that wait in sslconf is
+    #: got (``None``: no usable pair waits): a new key is then no fix.
+    waiting: Target | None = None
 
     @property
     def leaf(self) -> x509.Certificate | None:
@@ -132,7 +135,33 @@ def _check_key_present(s: _State) -> Finding:
         problem = s.problems.get(str(s.mr.server_key))
         if problem is not None:
             return Finding("key.present", Status.ERROR, problem, Msg.of("diagnose.key.present.missing.fix"))
+    if s.waiting is not None:
+        return Finding("key.present", Status.ERROR, Msg.of("diagnose.key.present.missing"),
+                       Msg.of("diagnose.key.present.missing.waiting.fix"), target=s.waiting)
     return finding("key.present", Status.ERROR, "diagnose.key.present.missing", "diagnose.key.present.missing.fix")
+
+
+def _waiting_target(mr: MailRoot) -> Target | None:
+    """Where to go on with a key and CSR that wait in sslconf, readable and
+    belonging together: install the certificate the practice CA issued for
+    them, else get one (step 3).  ``None`` when no such pair waits."""
+    key = pending_public_key(mr)
+    if key is None:
+        return None
+    try:
+        request = certfiles.csr_from(read_regular(mr.pending_csr), name=mr.rel_pending_csr)
+    except (OSError, XmailnbError, ValueError, TypeError):
+        return None
+    if not keys.public_key_matches(key, request):
+        return None
+    try:
+        issued = certfiles.certificates_from(read_regular(mr.file(REL_PRACTICE_ISSUED_SERVER)),
+                                             name=REL_PRACTICE_ISSUED_SERVER)
+    except (OSError, XmailnbError, ValueError):
+        issued = []
+    if issued and keys.public_key_matches(key, issued[0]):
+        return Target(Step.INSTALL, "xm-install-cert")
+    return Target(Step.SUBMIT)
 
 
 def _check_key_usable(s: _State) -> Finding:
@@ -492,6 +521,8 @@ def _check_csr(s: _State) -> Finding:
               cn=desc.get("cn"), names=", ".join(desc.get("sans") or []))
 
 
+_NEW_KEY = Target(Step.CSR, "xm-csr-generate")
+
 # Where each check's problem is fixed in the workbook, unless the check
 # named another place (or none) itself.
 _TARGETS: dict[str, Target] = {
@@ -509,9 +540,12 @@ _TARGETS: dict[str, Target] = {
 }
 
 
-def _targeted(found: Finding) -> Finding:
+def _targeted(found: Finding, s: _State) -> Finding:
     if found.status in (Status.ERROR, Status.WARN) and found.target is None and not found.outside:
         found.target = _TARGETS.get(found.check)
+        if s.waiting is not None and found.target == _NEW_KEY:
+            # A key and CSR already wait: the way on is their certificate.
+            found.target = s.waiting
     return found
 
 
@@ -547,6 +581,7 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
     # first, so the diagnosis never judges a half-replaced pair.
     recover_interrupted(mr)
     s = _State(mr=mr, at=at or clock.now())
+    s.waiting = _waiting_target(mr)
     try:
         s.tab = ServerTab.read(mr.server_tab)
     except OSError:
@@ -573,7 +608,7 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
     with chainmod.work_budget():
         for check in CHECK_IDS:
             try:
-                findings.append(_targeted(_CHECKS[check](s)))
+                findings.append(_targeted(_CHECKS[check](s), s))
             except XmailnbError as exc:
                 findings.append(Finding(check, Status.ERROR, exc.msg, exc.fix))
             except Exception as exc:  # a bug or an unforeseen file: one finding, never a crash

@@ -12,15 +12,19 @@ import logging
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from ..errors import XmailnbError
+from ..files import read_regular
 from ..mailroot.layout import REL_PRACTICE_ROOT_CERT, MailRoot
 from ..pki import certfiles
 from ..pki import chain as chainmod
 
-__all__ = ["installed_chain", "installed_leaf", "leaf_sha256", "practice_root", "anchor_sets", "practice_issued",
-           "PRACTICE_ORG"]
+__all__ = ["installed_chain", "installed_leaf", "leaf_sha256", "pending_public_key", "practice_root", "anchor_sets",
+           "practice_issued", "PRACTICE_ORG"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,24 @@ def installed_leaf(mr: MailRoot) -> x509.Certificate | None:
     """The installed server certificate, or ``None``."""
     certs = installed_chain(mr)
     return certs[0] if certs else None
+
+
+def pending_public_key(mr: MailRoot) -> PublicKeyTypes | None:
+    """The public half of the key waiting in sslconf (``None``: missing,
+    unreadable, encrypted or no key).
+
+    Only the public half is compared here (with its CSR, with certificates),
+    so the key is loaded without RSA's private-key consistency check: that
+    check takes about 0.1 s per load, and the diagnosis and the stepper read
+    the key on every refresh.  The install loads it in full before use.
+    """
+    try:
+        data = read_regular(mr.pending_key, certfiles.MAX_INPUT_BYTES)
+        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        log.debug("no usable pending key in %s: %s", mr.path, exc)
+        return None
+    return key.public_key()
 
 
 def leaf_sha256(mr: MailRoot) -> str | None:

@@ -1057,7 +1057,9 @@ def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
         if r.chain and r.chain[0]["sha256"] not in served:
             served.append(r.chain[0]["sha256"])
     passed = bool(checked) and all(r.status is not Status.ERROR for r in checked)
-    progress.record_probe(mailroot, passed=passed, worst=worst_status(results), served_sha256=served)
+    failed = sum(1 for r in checked if r.status is Status.ERROR)
+    progress.record_probe(mailroot, passed=passed, worst=worst_status(results), served_sha256=served,
+                          failed=failed, total=len(checked))
 
 
 def probe_findings(results: Sequence[EndpointResult]) -> list[Finding]:

@@ -1,35 +1,37 @@
-"""Step progress: is each step of the workbook done, and is it still true?
+"""Step progress: what each step's mark says about the MailRoot as it is now.
 
 One rule for everyone who shows progress: the dashboard's stepper, the
 command line, the notebooks and the classroom board all call
-:func:`step_progress`.  States come from the diagnosis of the MailRoot as it
-is now, plus two kinds of facts the files alone cannot tell, kept in an
-append-only log (``sslconf/progress.jsonl``): when a live check ran and
-whether it passed, and for which certificate the user notice was shown.
-"Was done before" is read from the store's audit log, so a step that was done
-and no longer holds (an install rolled back, a key removed) shows as
-:attr:`StepState.BROKEN` instead of quietly going back to "not started".
+:func:`step_progress`.  Each step answers one question about the MailRoot and
+the server as they are now (DESIGN.md section 6), and never looks at another
+step's files.  A few facts the files cannot tell are kept in an append-only
+log (``sslconf/progress.jsonl``): that a diagnosis was run, when a live check
+ran and how it went, for which certificate the user notice was shown, and
+which step the trainee had open.
 
-The rules (one function each below):
-
-- diagnose: done when the diagnosis has no errors, attention with warnings
-  only, todo otherwise (broken when an install had been done);
-- csr: done when a key and CSR wait in sslconf or a certificate is installed;
-- submit: done when a certificate for the pending CSR is at hand (practice
-  CA, ACME, or the checklist's "received" tick) or a certificate is installed;
-- install: done when server.cert and server.key are installed, belong
-  together and the chain is complete (attention with warnings);
-- settings: todo until a certificate is installed; then done, or attention
-  from the settings findings;
-- probe: done when the last live check ran after the current certificate was
-  installed and passed;
-- notice: done when the notice was shown or downloaded for the installed
-  certificate.
+- diagnose: done once a diagnosis of this MailRoot was run (page or CLI);
+  its findings live in the header and the list, not in this mark;
+- csr: done when a key and CSR wait in sslconf, or the installed key came
+  from one; attention when the CSR's names miss the host name in use; broken
+  when the waiting key is unreadable or does not match its CSR;
+- submit: done when a certificate for the waiting key is in the MailRoot (or
+  installed); attention on a live MailRoot whose checklist says "received"
+  with nothing installed yet; broken when a certificate issued here no longer
+  matches the waiting key;
+- install: done when key and certificate are installed, match, and the chain
+  is complete and trusted; attention for what a mail client would warn about
+  (not the practice CA's expected note in the sandbox); broken when what was
+  installed no longer holds;
+- settings: server.tab alone: done with no warning-level finding (XMail's
+  defaults are), attention with one, broken when TLS is turned off;
+- probe: the last live check, for the certificate installed now;
+- notice: the notice was shown or downloaded for the installed certificate.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -38,35 +40,43 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..pki import certfiles, keys
+from cryptography import x509
+
 from .. import clock
 from .. import boundedjson
-from ..files import read_regular
-from .diagnose import diagnose
-from .findings import Finding, Report
 from ..errors import XmailnbError
+from ..files import read_regular
 from ..i18n import Msg
-from ..mailroot.layout import MailRoot
+from ..mailroot.layout import REL_PRACTICE_ISSUED_SERVER, REL_PROGRESS_LOG, MailRoot
 from ..mailroot.store import Store
+from ..pki import certfiles, keys
+from ..pki import chain as chainmod
 from ..status import Status
 from ..steps import STEPS, Step
+from .diagnose import diagnose
+from .findings import Finding, Report
+from .installed import installed_leaf, leaf_sha256, pending_public_key
 
 __all__ = [
     "Step",
     "StepState",
     "STEPS",
     "Progress",
+    "LiveCheck",
+    "expected_note",
     "step_progress",
     "progress_of",
     "record_probe",
     "record_notice",
+    "record_diagnosis",
+    "record_step",
+    "last_step",
     "events",
     "REL_PROGRESS_LOG",
 ]
 
 log = logging.getLogger(__name__)
 
-REL_PROGRESS_LOG = "sslconf/progress.jsonl"
 _MAX_LOG_BYTES = 4 * 1024 * 1024
 
 
@@ -79,15 +89,37 @@ class StepState(StrEnum):
     BROKEN = "broken"        #: was done, no longer true
 
 
-# The checks that say whether the installed pair is usable.
+# The checks whose warnings a mail client would show about the installed pair.
 _INSTALL_CHECKS = ("key.present", "key.usable", "key.permissions", "cert.present", "cert.pair",
                    "cert.validity", "cert.hostname", "cert.chain", "cert.trust")
-_SETTINGS_CHECKS = ("settings.tls", "ca.files")
-# Audit-log actions that count as "this step was done once".
-_INSTALL_ACTIONS = frozenset({"install"})
-_CSR_ACTIONS = frozenset({"csr", "install"})
-# A tick in the checklist is a note, not a certificate: it never makes the step "was done".
-_SUBMIT_ACTIONS = frozenset({"practice-ca", "acme", "install"})
+# Store actions after which a broken install reads "was done" (the files
+# alone say it too when they are present but broken).
+_INSTALL_ACTIONS = frozenset({"install", "acme"})
+# server.tab issues that mean "TLS turned off on a service that had it"
+# (XMail's default is on for every service).
+_TLS_OFF = frozenset({"starttls.all_off", "starttls.some_off"})
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """The last live check, as the progress log remembers it.
+
+    Attributes:
+        time: when it ran.
+        passed: every probed endpoint passed.
+        worst: the worst endpoint status.
+        failed: how many probed endpoints failed (``None``: not recorded).
+        total: how many endpoints were probed (``None``: not recorded).
+        current: it ran after the certificate installed now was installed,
+            against that certificate.
+    """
+
+    time: dt.datetime | None
+    passed: bool
+    worst: str
+    failed: int | None
+    total: int | None
+    current: bool
 
 
 @dataclass(frozen=True)
@@ -99,11 +131,13 @@ class Progress:
         report: the diagnosis the states were read from.
         last_change: when the MailRoot last changed through xmailnb (the
             newest audit record), or ``None``.
+        live: the last live check, or ``None`` when none ran.
     """
 
     states: Mapping[Step, StepState]
     report: Report
     last_change: dt.datetime | None = None
+    live: LiveCheck | None = None
 
     def __getitem__(self, step: Step | str) -> StepState:
         return self.states[Step(step)]
@@ -115,17 +149,34 @@ class Progress:
         return errors + [f for f in self.report.findings if f.status is Status.WARN]
 
     def headline(self) -> tuple[Status, list[Msg]]:
-        """The server's TLS in one line, and its status (ok, warn, error):
-        "TLS does not work yet: 2 problems", "TLS works; the certificate is
-        valid 89 more days" (plus "1 warning to look at")."""
-        errors, warnings = self.report.count(Status.ERROR), self.report.count(Status.WARN)
+        """The server's TLS in one line that names its source, and its
+        status: the last live check when it ran for the certificate
+        installed now ("Live check passed at 10:42", "Live check failed at
+        10:42: 5 of 5 endpoints refused"), else the files ("Files ready; not
+        checked on the server yet", "Files not ready: 2 problems").  It never
+        says TLS works from the files alone."""
+        # The practice CA's expected note in the sandbox is no warning here either.
+        mr = self.report.mailroot
+        warnings = sum(1 for f in self.report.findings
+                       if f.status is Status.WARN and not expected_note(mr, f))
+        live = self.live
+        if live is not None and live.current:
+            at = _clock_time(live.time)
+            if not live.passed:
+                if live.failed is not None and live.total:
+                    return Status.ERROR, [Msg.of("progress.headline.live_failed", count=live.total,
+                                                 failed=live.failed, time=at)]
+                return Status.ERROR, [Msg.of("progress.headline.live_failed.uncounted", time=at)]
+            msgs = [Msg.of("progress.headline.live_passed", time=at)]
+            if warnings:
+                msgs.append(Msg.of("progress.headline.warnings", count=warnings))
+            return (Status.WARN if warnings or live.worst == Status.WARN else Status.OK), msgs
+        errors = self.report.count(Status.ERROR)
         if errors:
             stopped = self.states[Step.INSTALL] is StepState.BROKEN
-            return Status.ERROR, [Msg.of("progress.headline.stopped" if stopped else "progress.headline.no_tls",
-                                         count=errors)]
-        days = next((f.details.get("days_left") for f in self.report.findings if f.check == "cert.validity"), None)
-        msgs = [Msg.of("progress.headline.works", count=days) if isinstance(days, int)
-                else Msg.of("progress.headline.works.undated")]
+            return Status.ERROR, [Msg.of("progress.headline.files_broken" if stopped
+                                         else "progress.headline.files_not_ready", count=errors)]
+        msgs = [Msg.of("progress.headline.files_ready")]
         if warnings:
             msgs.append(Msg.of("progress.headline.warnings", count=warnings))
         return (Status.WARN if warnings else Status.OK), msgs
@@ -133,6 +184,11 @@ class Progress:
     def to_json(self) -> dict[str, Any]:
         return {"steps": {str(k): str(v) for k, v in self.states.items()},
                 "last_change": self.last_change.isoformat() if self.last_change else None}
+
+
+def _clock_time(when: dt.datetime | None) -> str:
+    """HH:MM in this machine's time zone (the headline's "at 10:42")."""
+    return f"{when.astimezone():%H:%M}" if when is not None else "--:--"
 
 
 @dataclass
@@ -145,11 +201,29 @@ class _Facts:
     audit: Sequence[Mapping[str, Any]]
     events: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
+    @functools.cached_property
+    def waiting_key(self) -> Any:
+        """The public half of the key waiting in sslconf (``None``: none usable)."""
+        return pending_public_key(self.mr)
+
+    @functools.cached_property
+    def installed_cert(self) -> x509.Certificate | None:
+        return installed_leaf(self.mr)
+
+    @property
+    def installed_pair(self) -> bool:
+        """server.key and server.cert belong together (the diagnosis checked)."""
+        return self.installed_cert is not None and self.status("cert.pair") is Status.OK
+
+    def finding(self, check: str) -> Finding | None:
+        try:
+            return self.report.by_check(check)
+        except KeyError:
+            return None
+
     def status(self, check: str) -> Status | None:
-        for f in self.report.findings:
-            if f.check == check:
-                return f.status
-        return None
+        found = self.finding(check)
+        return found.status if found is not None else None
 
     def ever(self, actions: Iterable[str]) -> bool:
         wanted = set(actions)
@@ -163,52 +237,57 @@ class _Facts:
         return None
 
 
-def _was(done: bool, ever: bool) -> StepState:
-    if done:
-        return StepState.DONE
-    return StepState.BROKEN if ever else StepState.TODO
-
-
-def _diagnose_state(f: _Facts) -> StepState:
-    if f.report.count(Status.ERROR):
-        return StepState.BROKEN if f.ever(_INSTALL_ACTIONS) else StepState.TODO
-    return StepState.ATTENTION if f.report.count(Status.WARN) else StepState.DONE
-
-
-def _cert_installed(f: _Facts) -> bool:
-    return f.status("cert.present") is Status.OK
-
-
-def _csr_state(f: _Facts) -> StepState:
-    pending = f.mr.pending_key.is_file() and f.mr.pending_csr.is_file()
-    state = _was(pending or _cert_installed(f), f.ever(_CSR_ACTIONS))
-    if state is StepState.DONE and pending and f.status("csr.pending") is Status.WARN:
-        return StepState.ATTENTION
-    return state
-
-
-def _pending_public_key(mr: MailRoot) -> Any:
+def _load(path_rel: str, mr: MailRoot, loader: Any) -> Any:
+    """*loader* applied to the file *path_rel* of *mr*; ``None`` when it is
+    missing, unreadable or not what it should be."""
     try:
-        data = read_regular(mr.pending_csr)
-        return certfiles.csr_from(data, name=mr.rel_pending_csr).public_key()
-    except (OSError, XmailnbError, ValueError):
+        return loader(read_regular(mr.file(path_rel)), name=path_rel)
+    except (OSError, XmailnbError, ValueError, TypeError):
         return None
 
 
-def _certificate_at_hand(f: _Facts) -> bool:
-    public = _pending_public_key(f.mr)
-    if public is None:
+def _first_cert(data: bytes, *, name: str) -> x509.Certificate | None:
+    certs = certfiles.certificates_from(data, name=name)
+    return certs[0] if certs else None
+
+
+def _diagnose_state(f: _Facts) -> StepState:
+    ran = any(e.get("event") == "diagnose" for e in f.events)
+    return StepState.DONE if ran else StepState.TODO
+
+
+def _from_a_csr(f: _Facts) -> bool:
+    """The installed key is one xmailnb generated with a CSR (the install
+    took it from sslconf)."""
+    if not f.installed_pair or f.installed_cert is None:
         return False
-    # The practice CA's output, or (ACME, a real CA) anything installed
-    # that was issued for the pending key.
-    for rel in ("sslconf/practice-ca/issued/server.crt", f.mr.rel_server_cert):
-        try:
-            certs = certfiles.certificates_from(read_regular(f.mr.file(rel)), name=rel)
-        except (OSError, XmailnbError, ValueError):
-            continue
-        if certs and keys.public_key_matches(public, certs[0]):
-            return True
-    return _checklist_received(f.mr)
+    fingerprint = keys.public_key_fingerprint(f.installed_cert)
+    return any(r.get("result") == "ok" and r.get("action") in _INSTALL_ACTIONS
+               and (r.get("details") or {}).get("key_source") == "pending"
+               and (r.get("details") or {}).get("public_key_sha256") == fingerprint for r in f.audit)
+
+
+def _csr_state(f: _Facts) -> StepState:
+    mr = f.mr
+    has_key, has_csr = mr.pending_key.exists(), mr.pending_csr.exists()
+    if has_key or has_csr:
+        key = f.waiting_key
+        csr = _load(mr.rel_pending_csr, mr, certfiles.csr_from)
+        if key is None or csr is None or not keys.public_key_matches(key, csr):
+            return StepState.BROKEN
+        hostname = f.report.hostname
+        if hostname and not _csr_covers(csr, hostname):
+            return StepState.ATTENTION
+        return StepState.DONE
+    return StepState.DONE if _from_a_csr(f) else StepState.TODO
+
+
+def _csr_covers(csr: x509.CertificateSigningRequest, hostname: str) -> bool:
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return chainmod.san_covers_hostname(san, hostname)
 
 
 def _checklist_received(mr: MailRoot) -> bool:
@@ -221,88 +300,118 @@ def _checklist_received(mr: MailRoot) -> bool:
 
 
 def _submit_state(f: _Facts) -> StepState:
-    return _was(_cert_installed(f) or _certificate_at_hand(f), f.ever(_SUBMIT_ACTIONS))
+    mr = f.mr
+    waiting = f.waiting_key
+    issued = _load(REL_PRACTICE_ISSUED_SERVER, mr, _first_cert)
+    if waiting is not None:
+        # A certificate for the waiting key: the practice CA's output, or
+        # (ACME, a real CA) what is installed.
+        if any(c is not None and keys.public_key_matches(waiting, c) for c in (issued, f.installed_cert)):
+            return StepState.DONE
+        if issued is not None:
+            # Issued here for a key that is no longer the one waiting.
+            return StepState.BROKEN
+    elif f.installed_pair:
+        return StepState.DONE
+    if not mr.is_sandbox and _checklist_received(mr):
+        # "Received" from a real CA, not installed yet: install it in step 4.
+        return StepState.ATTENTION
+    return StepState.TODO
+
+
+def expected_note(mr: MailRoot, found: Finding) -> bool:
+    """Whether *found* is the practice CA's "training only" note in the
+    sandbox: expected there, so neither step 4's mark nor the headline
+    counts it as a warning."""
+    return (mr.is_sandbox and found.check == "cert.trust" and found.status is Status.WARN
+            and found.details.get("anchor") == "practice")
 
 
 def _install_state(f: _Facts) -> StepState:
-    statuses = [f.status(c) for c in _INSTALL_CHECKS]
-    paired = (f.status("key.present") is Status.OK and _cert_installed(f) and f.status("cert.pair") is Status.OK)
-    complete = f.status("cert.chain") in (Status.OK, Status.INFO)
-    if not paired or not complete or Status.ERROR in statuses:
-        return _was(False, f.ever(_INSTALL_ACTIONS))
-    return StepState.ATTENTION if Status.WARN in statuses else StepState.DONE
+    findings = [x for x in (f.finding(c) for c in _INSTALL_CHECKS) if x is not None]
+    if f.status("cert.present") is not Status.OK or f.status("key.present") is not Status.OK:
+        present = f.mr.server_cert.exists() or f.mr.server_key.exists()
+        return StepState.BROKEN if present or f.ever(_INSTALL_ACTIONS) else StepState.TODO
+    if any(x.status is Status.ERROR for x in findings) or f.status("cert.pair") is not Status.OK:
+        return StepState.BROKEN
+    if any(x.status is Status.WARN and not expected_note(f.mr, x) for x in findings):
+        return StepState.ATTENTION
+    return StepState.DONE
 
 
-def _settings_state(f: _Facts, install: StepState) -> StepState:
-    if install not in (StepState.DONE, StepState.ATTENTION):
-        return StepState.BROKEN if install is StepState.BROKEN else StepState.TODO
-    statuses = [f.status(c) for c in _SETTINGS_CHECKS]
-    return StepState.ATTENTION if (Status.WARN in statuses or Status.ERROR in statuses) else StepState.DONE
+def _settings_state(f: _Facts) -> StepState:
+    found = f.finding("settings.tls")
+    if found is None:
+        return StepState.TODO
+    codes = set(found.details.get("problems") or ())
+    if found.status is Status.ERROR or codes & _TLS_OFF:
+        return StepState.BROKEN
+    if found.status is Status.WARN or f.status("ca.files") in (Status.WARN, Status.ERROR):
+        return StepState.ATTENTION
+    return StepState.DONE
 
 
-def _probe_state(f: _Facts, install: StepState) -> StepState:
+def _last_check(f: _Facts) -> LiveCheck | None:
     probes = [e for e in f.events if e.get("event") == "probe"]
     if not probes:
-        return StepState.TODO
-    ever_passed = any(e.get("passed") for e in probes)
-    if install not in (StepState.DONE, StepState.ATTENTION) or f.leaf_sha256 is None:
-        return StepState.BROKEN if ever_passed else StepState.TODO
+        return None
+    last = probes[-1]
+    when = _time(last)
     installed_at = f.installed_at()
     # Audit times are kept to the second: a check in the same second as the
     # install counts as after it.
     since = installed_at.replace(microsecond=0) if installed_at else None
-    current = [e for e in probes if e.get("cert_sha256") == f.leaf_sha256
-               and (since is None or ((t := _time(e)) is not None and t >= since))]
-    if not current:
-        # A new certificate since the last check: check again.
-        return StepState.TODO
-    last = current[-1]
-    if not last.get("passed"):
-        return StepState.BROKEN if any(e.get("passed") for e in current) else StepState.TODO
-    return StepState.ATTENTION if last.get("worst") == Status.WARN else StepState.DONE
+    current = (f.leaf_sha256 is not None and last.get("cert_sha256") == f.leaf_sha256
+               and (since is None or (when is not None and when >= since)))
+    failed, total = last.get("failed"), last.get("total")
+    return LiveCheck(time=when, passed=bool(last.get("passed")), worst=str(last.get("worst") or ""),
+                     failed=failed if isinstance(failed, int) else None,
+                     total=total if isinstance(total, int) else None, current=current)
 
 
-def _notice_state(f: _Facts, install: StepState) -> StepState:
-    notices = [e for e in f.events if e.get("event") == "notice"]
-    if not notices:
+def _probe_state(live: LiveCheck | None) -> StepState:
+    if live is None:
         return StepState.TODO
-    if install not in (StepState.DONE, StepState.ATTENTION) or f.leaf_sha256 is None:
+    if not live.passed or not live.current:
+        # It failed, or the certificate changed since it passed.
         return StepState.BROKEN
-    if any(e.get("cert_sha256") == f.leaf_sha256 for e in notices):
+    return StepState.ATTENTION if live.worst == Status.WARN else StepState.DONE
+
+
+def _notice_state(f: _Facts) -> StepState:
+    notices = [e for e in f.events if e.get("event") == "notice"]
+    if f.leaf_sha256 is not None and any(e.get("cert_sha256") == f.leaf_sha256 for e in notices):
         return StepState.DONE
-    return StepState.TODO
+    # Shown for a certificate that is no longer the installed one.
+    return StepState.BROKEN if any(e.get("cert_sha256") for e in notices) else StepState.TODO
 
 
 def progress_of(mr: MailRoot, report: Report) -> Progress:
     """The step states for *mr* given its diagnosis *report* (already made)."""
-    leaf = None
-    try:
-        leaf = report.by_check("cert.present").details.get("sha256")
-    except StopIteration:
-        pass
-    store = Store(mr)
-    audit = store.audit_records()
-    f = _Facts(mr=mr, report=report, leaf_sha256=leaf if _has_leaf(report) else None,
-               audit=audit, events=events(mr))
-    install = _install_state(f)
+    audit = Store(mr).audit_records()
+    f = _Facts(mr=mr, report=report, leaf_sha256=_leaf_of(report), audit=audit, events=events(mr))
+    live = _last_check(f)
     states = {
         Step.DIAGNOSE: _diagnose_state(f),
         Step.CSR: _csr_state(f),
         Step.SUBMIT: _submit_state(f),
-        Step.INSTALL: install,
-        Step.SETTINGS: _settings_state(f, install),
-        Step.PROBE: _probe_state(f, install),
-        Step.NOTICE: _notice_state(f, install),
+        Step.INSTALL: _install_state(f),
+        Step.SETTINGS: _settings_state(f),
+        Step.PROBE: _probe_state(live),
+        Step.NOTICE: _notice_state(f),
     }
-    return Progress(states=states, report=report, last_change=_last_change(audit))
+    return Progress(states=states, report=report, last_change=_last_change(audit), live=live)
 
 
-def _has_leaf(report: Report) -> bool:
+def _leaf_of(report: Report) -> str | None:
+    """The installed leaf's fingerprint, when the report found one (a
+    report without ``cert.present`` has none)."""
     try:
-        return report.by_check("cert.present").status is Status.OK
-    except StopIteration:
-        return False
-
+        found = report.by_check("cert.present")
+    except KeyError:
+        return None
+    sha = found.details.get("sha256") if found.status is Status.OK else None
+    return sha if isinstance(sha, str) else None
 
 def _time(record: Mapping[str, Any]) -> dt.datetime | None:
     try:
@@ -353,32 +462,61 @@ def _append(mr: MailRoot, record: Mapping[str, Any]) -> None:
         log.info("progress not recorded in %s: %s", mr.path, exc.strerror or exc)
 
 
-def _leaf_sha256(mr: MailRoot) -> str | None:
-    try:
-        certs = certfiles.certificates_from(read_regular(mr.server_cert), name=mr.rel_server_cert)
-    except (OSError, XmailnbError, ValueError):
-        return None
-    return certfiles.cert_fingerprint(certs[0]) if certs else None
-
-
-def record_probe(mr: MailRoot, *, passed: bool, worst: str, served_sha256: Sequence[str] = ()) -> None:
+def record_probe(mr: MailRoot, *, passed: bool, worst: str, served_sha256: Sequence[str] = (),
+                 failed: int | None = None, total: int | None = None) -> None:
     """Remember that a live check of *mr*'s server ran (and whether it passed).
 
     Args:
         passed: no endpoint failed.
         worst: the worst status among the endpoints (``ok``, ``info``, ``warn``, ``error``).
         served_sha256: fingerprints of the leaf certificates the server sent.
+        failed: how many probed endpoints failed (for the headline's "3 of 5").
+        total: how many endpoints were probed.
     """
-    _append(mr, {"event": "probe", "time": clock.now().isoformat(timespec="microseconds"),
-                 "cert_sha256": _leaf_sha256(mr), "passed": bool(passed), "worst": str(worst),
-                 "served": list(served_sha256)})
+    record: dict[str, Any] = {"event": "probe", "time": clock.now().isoformat(timespec="microseconds"),
+                              "cert_sha256": leaf_sha256(mr), "passed": bool(passed), "worst": str(worst),
+                              "served": list(served_sha256)}
+    if failed is not None and total is not None:
+        record.update(failed=int(failed), total=int(total))
+    _append(mr, record)
 
 
 def record_notice(mr: MailRoot, *, how: str = "shown") -> None:
     """Remember that the user notice was shown (or downloaded) for the
     certificate installed now."""
     _append(mr, {"event": "notice", "time": clock.now().isoformat(timespec="microseconds"),
-                 "cert_sha256": _leaf_sha256(mr), "how": how})
+                 "cert_sha256": leaf_sha256(mr), "how": how})
+
+
+def record_diagnosis(mr: MailRoot, *, where: str = "page") -> None:
+    """Remember that a diagnosis of *mr* was run and shown (step 1's mark).
+
+    Args:
+        where: ``"page"``, ``"cli"`` or ``"notebook"``.
+    """
+    _append(mr, {"event": "diagnose", "time": clock.now().isoformat(timespec="microseconds"), "where": where})
+
+
+def record_step(mr: MailRoot, step: Step | str) -> None:
+    """Remember which step the page shows, so a reload opens it again.
+
+    Nothing is written when *step* is already the last one remembered.
+    """
+    step = Step(step)
+    if last_step(mr) is step:
+        return
+    _append(mr, {"event": "step", "time": clock.now().isoformat(timespec="microseconds"), "step": str(step)})
+
+
+def last_step(mr: MailRoot) -> Step | None:
+    """The step the page showed last (``None``: none remembered)."""
+    for record in reversed(events(mr)):
+        if record.get("event") == "step":
+            try:
+                return Step(str(record.get("step")))
+            except ValueError:
+                return None
+    return None
 
 
 def events(mr: MailRoot) -> list[dict[str, Any]]:

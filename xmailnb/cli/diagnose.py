@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..checks.diagnose import diagnose
+from ..checks.progress import record_diagnosis
 from ..status import Status
 from .output import (
     EXIT_OK,
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace, out: Out) -> int:
 
         extra = probe_command.findings_from_args(args, mr, hostname, out)
     report = diagnose(mr, hostname=hostname, extra=extra)
+    # Step 1's mark: a diagnosis of this MailRoot has been run.
+    record_diagnosis(mr, where="cli")
     if args.json:
         out.json(report.to_json(out.lang))
     else:

@@ -849,9 +849,14 @@ class RollbackEffects:
         return out
 
     def question(self) -> Msg:
+        if self.entry.action == "rollback":
+            # Not "roll back to before a rollback": say it undoes that rollback.
+            return Msg.of("rollback.question.undo", time=entry_time(self.entry))
         return Msg.of("rollback.question", what=entry_what(self.entry), time=entry_time(self.entry))
 
     def outcome(self) -> Msg:
+        if self.entry.action == "rollback" and self.changes_anything:
+            return Msg.of("rollback.done.undo", time=entry_time(self.entry))
         key = "rollback.done" if self.changes_anything else "rollback.unchanged"
         return Msg.of(key, what=entry_what(self.entry), time=entry_time(self.entry))
 

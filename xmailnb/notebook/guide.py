@@ -295,18 +295,17 @@ class Overview(_Shown):
 
     @property
     def next_step(self) -> str | None:
-        """The step to work on next: the diagnosis on a fresh MailRoot, else
+        """The step to work on next: the diagnosis until one was run, else
         the first broken step, else the first one not done."""
-        if not self.states or all(s == "todo" for s in self.states.values()):
-            return "diagnose" if self.states else None
-        # The diagnosis stays "not done" until a certificate is installed:
-        # it is where one starts, not what one does next.
-        others = [s for s in self.states if s != "diagnose"]
+        if not self.states:
+            return None
+        if self.states.get("diagnose") == "todo":
+            return "diagnose"
         for wanted in ("broken", "todo"):
-            for step in others:
-                if self.states[step] == wanted:
+            for step, state in self.states.items():
+                if state == wanted:
                     return step
-        return None if self.states.get("diagnose") in _MET else "diagnose"
+        return None
 
     def messages(self) -> list[Msg]:
         if self.problem:

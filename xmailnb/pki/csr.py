@@ -182,6 +182,10 @@ def _check_country(value: str) -> str:
         if pycountry.countries.get(alpha_2=code) is None:
             raise _fail("country", Msg.of("csr.country.unknown", value=text))
         return code
+    narrow = unicodedata.normalize("NFKC", text).upper()
+    if narrow != code and len(narrow) == 2 and narrow.isascii() and narrow.isalpha():
+        # Full-width letters (ＪＰ), as a Japanese input method types them.
+        raise _fail("country", Msg.of("csr.country.fullwidth", value=text, code=narrow))
     # A three-letter code or a country's name: say which two letters to use.
     suggestion = _country_suggestion(text)
     if suggestion:

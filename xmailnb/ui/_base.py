@@ -117,13 +117,17 @@ CSS = """
 /* the stepper */
 .xm-navbar { display: grid !important; grid-template-columns: repeat(7, minmax(0, 1fr)); gap: 6px;
   margin: 10px 0 4px 0; }
+/* A tab is two lines, "○ 6." above "Check the server", wrapped (if at all)
+   in balanced lines: never one character alone; Japanese breaks between words only. */
 .xm-app .jupyter-button.xm-nav { width: 100%; height: auto; min-height: 44px; margin: 0; padding: 6px 8px;
-  white-space: normal; line-height: 1.3; font-size: 13.5px; text-align: left; border-radius: 8px;
+  white-space: pre-line; text-wrap: balance; line-break: strict; line-height: 1.3; font-size: 13.5px;
+  text-align: left; border-radius: 8px;
   border: 1px solid var(--xm-line); background: #fff; color: var(--xm-text); box-shadow: none; }
 .xm-app .jupyter-button.xm-nav.xm-state-done { background: var(--xm-ok-bg); border-color: #9fd3ae; color: #14532d; }
 .xm-app .jupyter-button.xm-nav.xm-state-attention { background: var(--xm-warn-bg); border-color: #f0cf82; color: #6b4100; }
 .xm-app .jupyter-button.xm-nav.xm-state-broken { background: var(--xm-error-bg); border-color: #f1a9a0; color: #8a1c12; }
-.xm-app .jupyter-button.xm-nav.xm-nav-current { outline: 3px solid var(--xm-blue); outline-offset: 1px; font-weight: 700; }
+.xm-app .jupyter-button.xm-nav.xm-nav-current { outline: 3px solid var(--xm-blue); outline-offset: -3px; font-weight: 700; }
+.xm-app.xm-ja .jupyter-button.xm-nav { font-size: 13px; word-break: keep-all; overflow-wrap: anywhere; }
 
 /* a step */
 .xm-body { margin-top: 8px; }
@@ -160,13 +164,16 @@ CSS = """
 .xm-invalid input, .xm-invalid textarea, input.xm-invalid, textarea.xm-invalid { outline: 2px solid var(--xm-error); }
 
 /* outcomes and findings */
-.xm-message:empty, .xm-field-message:empty { display: none; }
-.xm-message { border-radius: 8px; padding: 8px 12px; }
-.xm-message.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
-.xm-message.xm-error { background: var(--xm-error-bg); border-left: 4px solid var(--xm-error); }
+.xm-message:empty, .xm-field-message:empty, .xm-acme-message:empty { display: none; }
+.xm-message, .xm-acme-message { border-radius: 8px; padding: 8px 12px; }
+.xm-message.xm-ok, .xm-acme-message.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
+.xm-message.xm-error, .xm-acme-message.xm-error { background: var(--xm-error-bg);
+  border-left: 4px solid var(--xm-error); }
 .xm-message.xm-warn { background: var(--xm-warn-bg); border-left: 4px solid var(--xm-warn); }
 .xm-message.xm-info { background: var(--xm-info-bg); border-left: 4px solid var(--xm-info); }
-.xm-message .xm-text { font-weight: 600; }
+.xm-message .xm-text, .xm-acme-message .xm-text { font-weight: 600; }
+.xm-acme-run-row { align-items: center; gap: 12px; flex-wrap: wrap; }
+.xm-acme-run-row .xm-acme-blocked { flex: 1 1 320px; }
 .xm-field-message { font-size: 13.5px; }
 .xm-rollback-result { border-radius: 8px; padding: 8px 12px; }
 .xm-rollback-result.xm-ok { background: var(--xm-ok-bg); border-left: 4px solid var(--xm-ok); }
@@ -208,6 +215,7 @@ a.xm-download:hover { background: var(--xm-blue-bg); }
 .xm-var { font-weight: 700; }
 .xm-setting { gap: 14px; align-items: flex-start; padding: 8px 0; border-bottom: 1px solid var(--xm-line); }
 .xm-setting > .widget-vbox:first-child { flex: 0 0 15em; }
+.xm-setting.xm-setting-list > .widget-vbox:first-child { flex: 0 0 17.5em; }
 .xm-footer { margin-top: 14px; justify-content: flex-end; }
 .xm-app .jupyter-button.xm-next { background: var(--xm-blue); color: #fff; font-weight: 700; }
 @media (max-width: 900px) {

@@ -116,6 +116,9 @@ class AcmePanel(widgets.VBox):
         self.http_port = self._css(widgets.BoundedIntText(value=80, min=1, max=65535), "xm-acme-http-port")
         self.tos = self._css(widgets.Checkbox(value=False, indent=False), "xm-acme-tos")
         self.run_button = self._css(widgets.Button(icon="certificate", button_style="primary"), "xm-acme-run")
+        # Beside the button: why it is off (a public CA in the practice sandbox).
+        self.blocked = self._css(widgets.HTML(), "xm-acme-blocked", "xm-field-message", "xm-error")
+        self.run_row = self._css(widgets.HBox([self.run_button, self.blocked]), "xm-acme-run-row")
         self.progress = self._css(widgets.HTML(), "xm-acme-progress")
         self.authz = self._css(widgets.VBox(), "xm-acme-authz")
         self.dns_records = self._css(widgets.HTML(), "xm-acme-dns-records")
@@ -143,7 +146,7 @@ class AcmePanel(widgets.VBox):
             # Labels in full in either language (a fixed label width cuts Japanese ones).
             widget.style.description_width = "initial"
         self.children = [self.title, self.intro, self.needs, self.directory, self.directory_url, self.challenge,
-                         self.http_port, self.email, self.tos, self.run_button, self.progress, self.authz,
+                         self.http_port, self.email, self.tos, self.run_row, self.progress, self.authz,
                          self.dns_box, self.message, self.renewal]
 
     def _set_options(self) -> None:
@@ -158,6 +161,19 @@ class AcmePanel(widgets.VBox):
     def _show_fields(self) -> None:
         self.directory_url.layout.display = None if self.directory.value == "custom" else "none"
         self.http_port.layout.display = None if self.challenge.value == "http-01" else "none"
+        blocked = self.sandbox_blocked()
+        self.run_button.disabled = blocked or self.state is PanelState.RUNNING
+        self.blocked.value = _html.render("tag", tag="div", text=text("acme.ui.sandbox_blocked", self.lang,
+                                                                      sign=Msg.of("ui.submit.practice.sign"))) \
+            if blocked else ""
+
+    def sandbox_blocked(self) -> bool:
+        """Whether the order is refused before it starts: a public CA (Let's
+        Encrypt) in the practice sandbox, which no CA on the internet can
+        reach.  A directory of one's own (a test server on this machine)
+        stays open."""
+        return (self.mailroot is not None and self.mailroot.is_sandbox
+                and self.directory.value in _DIRECTORIES)
 
     # -- public ----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -196,7 +212,7 @@ class AcmePanel(widgets.VBox):
 
     def start(self) -> threading.Thread | None:
         """Validate the form and run the order in a worker thread (returned)."""
-        if self.mailroot is None or self.state is PanelState.RUNNING:
+        if self.mailroot is None or self.state is PanelState.RUNNING or self.sandbox_blocked():
             return None
         try:
             settings = self.settings().validate()
@@ -229,6 +245,7 @@ class AcmePanel(widgets.VBox):
             self.message.set_lang(lang)
             if self.mailroot is not None:
                 self._set_options()
+                self._show_fields()
                 self._draw_progress()
                 self._draw_renewal()
 
@@ -250,7 +267,7 @@ class AcmePanel(widgets.VBox):
         finally:
             self._step = None
             self.dns_box.layout.display = "none"
-            self.run_button.disabled = False
+            self.run_button.disabled = self.sandbox_blocked()
             self._draw_progress()
             self._draw_renewal()
 
@@ -295,7 +312,7 @@ class AcmePanel(widgets.VBox):
         elif not running and set_flag in self.progress._dom_classes:
             self.progress.remove_class(set_flag)
         rows = []
-        for name, (status, msg) in self._authz.items():
+        for _name, (status, msg) in self._authz.items():
             row = widgets.HTML(_html.render("tag", tag="div", text=msg.page(self.lang)))
             row.add_class("xm-acme-authz-row")
             set_status_class(row, _AUTHZ_STATUS.get(status, "info"))

@@ -8,6 +8,7 @@ import ipywidgets as widgets
 
 from ..checks import diagnose as diagnosemod
 from ..checks.findings import Finding
+from ..checks.progress import record_diagnosis
 from ..checks.diagnose import check_title
 from ..i18n import Msg, page_text
 from ..steps import Step as StepName, Target
@@ -75,6 +76,7 @@ class DiagnoseStep(Step):
         # diagnosis per change, not two).
         if self.standalone:
             self.show_report(diagnosemod.diagnose(self.mailroot))
+            record_diagnosis(self.mailroot, where="notebook")
 
     def show_report(self, report: diagnosemod.Report) -> None:
         """Show *report* (the wizard hands over the one its progress read)."""

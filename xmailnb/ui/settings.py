@@ -50,8 +50,8 @@ class SettingsStep(Step):
         groups: dict[str, list[Any]] = {}
         for var in st.TLS_VARIABLES:
             if var.kind == "flag":
+                # The label says the value shown: "On (1)" ticked, "Off (0)" not (see _show_meaning).
                 w: Any = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"))
-                self.bind(w, "description", "ui.settings.flag_on")
                 control: Any = w
             elif var.kind == "int":
                 w = widgets.IntText(value=0, layout=widgets.Layout(width="8em"))
@@ -77,6 +77,8 @@ class SettingsStep(Step):
             right.add_class("xm-row")
             row = widgets.HBox([left, right])
             row.add_class("xm-setting")
+            if var.name in self.modes:
+                row.add_class("xm-setting-list")  # a wider column: the choices are read in full
             row.add_class(f"xm-setting-row-{var.name}")
             groups.setdefault(var.group, []).append(row)
         sections = []
@@ -141,6 +143,9 @@ class SettingsStep(Step):
         var = st.variable(name)
         assert var is not None
         self.meanings[name].value = _html.render("tag", tag="div", text=self.m(var.meaning(self._value(name))))
+        if var.kind == "flag":
+            self.inputs[name].description = self.t("ui.settings.flag_on" if self.inputs[name].value
+                                                   else "ui.settings.flag_off")
 
     def save(self) -> Any:
         """Write the changed variables to server.tab (only their lines change)."""

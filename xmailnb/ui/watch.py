@@ -74,6 +74,16 @@ class MailRootWatch:
         with self._lock:
             self._seen = self.signature() if signature is None else signature
 
+    def own_write(self, write: Callable[[], None]) -> None:
+        """Run *write* (a change this page makes and already shows, such as
+        a line in the progress log) without reading everything again for
+        it; a change made elsewhere before it is still noticed."""
+        with self._lock:
+            unchanged = self.signature() == self._seen
+            write()
+            if unchanged:
+                self._seen = self.signature()
+
     def check(self) -> bool:
         """Look once; call back and return True when something changed."""
         now = self.signature()

@@ -21,6 +21,7 @@ import traitlets
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, page_text
 from ..mailroot import MailRoot
+from ..checks import progress as progressmod
 from ..checks.progress import Progress, StepState, step_progress
 from ..mailroot.sandbox import reset_sandbox
 from ..steps import Target
@@ -109,6 +110,7 @@ class Wizard(widgets.VBox):
         set_flag_class(self, "xm-ja", self.lang == "ja")  # the Japanese font stack
         self._lock = threading.RLock()
         self.progress: Progress | None = None
+        self._diagnosed = False
         self.header = html("", "xm-header")
         self.lang_switch = widgets.ToggleButtons(options=self._lang_options(), value=self.lang,
                                                  style={"button_width": "6em"},
@@ -158,9 +160,12 @@ class Wizard(widgets.VBox):
         self.lang_switch.observe(lambda c: self.set_lang(c["new"]), "value")
         self.watch = MailRootWatch(self.mailroot, self._changed_elsewhere, interval=watch_interval)
         self._draw_orientation()
+        # A reload opens the step the trainee was on.
+        first = progressmod.last_step(self.mailroot)
         with self._lock:
-            self.current = "diagnose"
-            self.body.children = [self.steps["diagnose"]]
+            self.current = str(first) if first is not None else "diagnose"
+            self._opened(self.current)
+            self.body.children = [self.steps[self.current]]
             self.refresh_all()
 
     # -- building ----------------------------------------------------------------------
@@ -169,7 +174,7 @@ class Wizard(widgets.VBox):
         step.observe(lambda _c: self.refresh_all(), "changes")
         if isinstance(step, DiagnoseStep):
             step.navigate = self.go_to
-            step.refresh_hook = self.refresh_all
+            step.refresh_hook = self._diagnose_again
             if self.progress is not None:
                 step.show_report(self.progress.report)
         if self.progress is not None:
@@ -216,6 +221,25 @@ class Wizard(widgets.VBox):
                 self._draw_nav()
             self.watch.mark_seen(seen)
 
+    def _diagnose_again(self) -> None:
+        if self.mailroot is not None:
+            progressmod.record_diagnosis(self.mailroot)
+        self.refresh_all()
+
+    def _opened(self, name: str) -> None:
+        """Remember the step shown (a reload opens it again); opening step 1
+        shows the diagnosis, which counts as run."""
+        mr = self.mailroot
+        if mr is None:
+            return
+
+        def write() -> None:
+            progressmod.record_step(mr, name)
+            if name == "diagnose" and not self._diagnosed:
+                progressmod.record_diagnosis(mr)
+                self._diagnosed = True
+        self.watch.own_write(write)
+
     def _changed_elsewhere(self) -> None:
         log.info("MailRoot %s changed outside this page: reading it again", getattr(self.mailroot, "path", "?"))
         self.refresh_all()
@@ -225,17 +249,24 @@ class Wizard(widgets.VBox):
         """Open step *name* (any step can be opened directly)."""
         if name not in self.steps:
             raise ValueError(f"unknown step {name!r}")
+        first_diagnosis = name == "diagnose" and not self._diagnosed
         with self._lock, self.hold_trait_notifications():
+            self._opened(name)
             self.current = name
             self.body.children = [self.steps[name]]
             self._draw_nav()
             for other, step in self.steps.built().items():
                 if isinstance(step, NoticeStep):
                     step.on_screen = other == name
+        # The step is shown from its title: focusing its button in the
+        # stepper brings the stepper, and the title under it, into view.
+        self.nav[name].focus()
         notice = self.steps.built().get("notice")
         if name == "notice" and isinstance(notice, NoticeStep):
             # On screen now: the notice counts as shown (the stepper follows).
             notice.shown()
+            self.refresh_all()
+        elif first_diagnosis:
             self.refresh_all()
 
     def go_to(self, target: Target) -> None:
@@ -327,7 +358,9 @@ class Wizard(widgets.VBox):
                 probe.stop_practice()
             self.steps = _Steps(self._build_step)
             self.progress = None
+            self._diagnosed = False
             self.current = "diagnose"
+            self._opened(self.current)
             self.body.children = [self.steps["diagnose"]]
 
     # -- language --------------------------------------------------------------------------
