@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..checks.diagnose import diagnose
+from ..checks.display import with_display_forms
 from ..status import Status
 from .output import (
     EXIT_OK,
@@ -47,7 +48,12 @@ def run(args: argparse.Namespace, out: Out) -> int:
         extra = probe_command.findings_from_args(args, mr, hostname, out)
     report = diagnose(mr, hostname=hostname, extra=extra)
     if args.json:
-        out.json(report.to_json(out.lang))
+        doc = report.to_json(out.lang)
+        # Names stay as the certificates say (JSON is data); each finding
+        # also gets their escaped twins (subject_display, names_display),
+        # safe for a script to print.
+        doc["findings"] = [with_display_forms(f) for f in doc["findings"]]
+        out.json(doc)
     else:
         print_report(report, out)
     return EXIT_REFUSED if report.count(Status.ERROR) else EXIT_OK
