@@ -373,6 +373,13 @@ _PAGE_STYLE = (
 )
 
 
+# Keeps the browser key the login put into the fragment (a page refused
+# for "too many pages" is the first this browser sees of the server).
+_KEEP_KEY_SCRIPT = """(function () {
+  var found = /(?:^#|&)xmailnb-key=([A-Za-z0-9_-]+)/.exec(window.location.hash);
+  if (found) { try { window.localStorage.setItem(__NAME__, found[1]); } catch (e) { /* none to keep */ } }
+})();"""
+
 _BOOTSTRAP_SCRIPT = """(function () {
   var main = document.querySelector("main"), key = null;
   function ask() { main.hidden = false; }
@@ -404,7 +411,8 @@ def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages
         # for a ticket (a cookie that came without its key, say).
         script = (_BOOTSTRAP_SCRIPT.replace("__NAME__", json.dumps(key_name))
                   .replace("__TICKET__", json.dumps(TICKET_PATH)).replace("__PARAM__", json.dumps(TICKET_PARAM)))
-        body.append(f'<script nonce="{esc(nonce)}">{script}</script>')
+        keep = _KEEP_KEY_SCRIPT.replace("__NAME__", json.dumps(key_name))
+        body.append(f'<script nonce="{esc(nonce)}">{keep}\n{script}</script>')
         kind, hidden = "login", " hidden"
     if kind == "login":
         title = t("serve.page.login.title")
@@ -419,6 +427,9 @@ def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages
         title = t("serve.page.too_many.title")
         body.append(f"<p>{esc(t('serve.page.too_many.text', max=max_pages))}</p>")
         body.append(f'<p><a class="button" href="/">{esc(t("serve.page.reload"))}</a></p>')
+        if nonce:
+            keep = _KEEP_KEY_SCRIPT.replace("__NAME__", json.dumps(key_name))
+            body.append(f'<script nonce="{esc(nonce)}">{keep}</script>')
     elif kind == "cross_site":
         title = t("serve.page.cross_site.title")
         body.append(f"<p>{esc(t('serve.page.cross_site.text'))}</p>")
@@ -596,6 +607,7 @@ class PageHandler(TornadoVoilaHandler):
 
     _holds_slot = False
     _kernel_seen = False
+    _kernel_id: str | None = None
 
     @property
     def _login(self) -> str | None:
@@ -606,6 +618,7 @@ class PageHandler(TornadoVoilaHandler):
             found = _KERNEL_IN_PAGE.search(chunk)
             if found is not None:
                 self._kernel_seen = True
+                self._kernel_id = found.group(1)
                 km = self.settings["xmailnb_app"].kernel_manager
                 if isinstance(km, PageKernelManager) and self._login is not None:
                     km.set_owner(found.group(1), self._login)
@@ -618,9 +631,11 @@ class PageHandler(TornadoVoilaHandler):
                 door: Door = self.application.door  # type: ignore[attr-defined]
                 lang = door.language(self.request)
                 self.set_status(503)
-                _page_headers(self)
+                nonce = secrets.token_urlsafe(16)
+                _page_headers(self, nonce=nonce)
                 self.set_header("Retry-After", "10")
-                self.finish(door_page("too_many", lang, max_pages=app.max_pages))
+                self.finish(door_page("too_many", lang, max_pages=app.max_pages, nonce=nonce,
+                                      key_name=door.key_name))
                 return
             self._holds_slot = True
         await super().prepare(*args, **kwargs)
@@ -635,7 +650,12 @@ class PageHandler(TornadoVoilaHandler):
         super().on_finish()
 
     def on_connection_close(self) -> None:
+        # The browser left while the page was being sent (closed at once,
+        # or reloaded): its kernel goes like a closed page's.
         self._release()
+        km = self.settings["xmailnb_app"].kernel_manager
+        if self._kernel_id is not None and isinstance(km, PageKernelManager):
+            km.release_later(self._kernel_id)
         super().on_connection_close()
 
 
@@ -735,7 +755,11 @@ class PageKernelManager(AsyncMappingKernelManager):
             self._alone_since[kernel_id] = time.monotonic()
             # Its page went away (closed, reloaded): the kernel is given back
             # once a reconnection had its chance.
-            asyncio.get_event_loop().call_later(self.page_grace, self._release_if_alone, kernel_id)
+            self.release_later(kernel_id)
+
+    def release_later(self, kernel_id: str) -> None:
+        """Stop *kernel_id* in ``page_grace`` seconds unless a page is connected to it by then."""
+        asyncio.get_event_loop().call_later(self.page_grace, self._release_if_alone, kernel_id)
 
     def _release_if_alone(self, kernel_id: str) -> None:
         if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
