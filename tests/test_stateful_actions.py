@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import ssl
 import tempfile
 from pathlib import Path
 
