@@ -29,6 +29,11 @@
       window.history.replaceState(window.history.state, "", here.pathname + here.search);
     }
   } catch (e) { /* an old browser: the address keeps a used ticket */ }
+  // The newest key of this browser (a later login in another tab replaces
+  // the cookie and the stored key together).
+  function key() {
+    try { return window.localStorage.getItem(KEY_NAME) || KEY; } catch (e) { return KEY; }
+  }
   function ours(url) {
     try { return new URL(String(url), window.location.href).host === window.location.host; } catch (e) { return false; }
   }
@@ -39,7 +44,7 @@
       if (ours(url)) {
         init = Object.assign({}, init || {});
         var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
-        headers.set(KEY_HEADER, KEY);
+        headers.set(KEY_HEADER, key());
         init.headers = headers;
       }
       return nativeFetch.call(this, input, init);
@@ -95,7 +100,7 @@
     window.WebSocket = class extends Native {
       constructor(url, protocols) {
         if (KEY && ours(url)) {
-          url = String(url) + (String(url).indexOf("?") >= 0 ? "&" : "?") + KEY_PARAM + "=" + encodeURIComponent(KEY);
+          url = String(url) + (String(url).indexOf("?") >= 0 ? "&" : "?") + KEY_PARAM + "=" + encodeURIComponent(key());
         }
         if (protocols === undefined) { super(url); } else { super(url, protocols); }
         if (String(url).indexOf("/channels") >= 0) {
