@@ -628,3 +628,16 @@ def test_json_keeps_hostile_names_and_adds_printable_twins(tmp_path):
     assert found["cert.hostname"]["names_display"] == found["cert.hostname"]["names"]
     assert all(ch.isprintable() for f in doc["findings"] for k, v in f.items() if k.endswith("_display")
                for ch in (v if isinstance(v, str) else "".join(v)))
+
+
+@pytest.mark.parametrize("argv", [["--host", "no-such-host.invalid"], ["--timeout", "1e-300"]])
+def test_a_check_that_reaches_no_server_remembers_nothing(tmp_path, argv):
+    # Issue 17 §7: exit status 1 promises that nothing was changed.
+    mr = create_sandbox(tmp_path / "MailRoot")
+    history = len(Store(mr).history(limit=100))
+    r = run("probe", "--mailroot", str(mr.path), "--ports", f"smtps={_free_port()},pop3s={_free_port()}", *argv)
+    assert r.code == 1
+    assert not mr.file("sslconf/xmailnb.json").exists()
+    assert len(Store(mr).history(limit=100)) == history
+    assert probe_settings(mr).ports is None and probe_settings(mr).host is None
+    assert "Remembered" not in r.err
