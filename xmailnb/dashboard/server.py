@@ -675,7 +675,7 @@ class PageKernelManager(AsyncMappingKernelManager):
                          help="Seconds a kernel lives on once no page is connected to it and it is quiet.")
     page_limit = Float(600.0, config=True,
                        help="Seconds a kernel lives on without a page, however busy it is.")
-    page_grace = Float(3.0, config=True,
+    page_grace = Float(5.0, config=True,
                        help="Seconds a kernel whose page was connected and went away waits for it to come back.")
 
     @default("transport_encryption")
