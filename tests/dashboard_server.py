@@ -74,6 +74,8 @@ class Dashboard:
         self.origin = f"127.0.0.1:{self.port}"
         self.log = self.tmp / f"serve-{self.port}.log"
         self._contexts: list = []
+        #: login cookie -> its browser key
+        self.keys: dict[str, str] = {}
         # stderr to a file, not a pipe: a pipe nobody reads would block the
         # server once its buffer is full.
         with open(self.log, "w") as log:
@@ -114,13 +116,17 @@ class Dashboard:
 
     # -- raw HTTP ------------------------------------------------------------------------
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None,
-                cookie: str | None = None, auth: bool = False, timeout: float = 120) -> Response:
-        """One HTTP request, no redirect followed, no proxy."""
+                cookie: str | None = None, auth: bool = False, timeout: float = 120, key: bool = True) -> Response:
+        """One HTTP request, no redirect followed, no proxy.  With a *cookie*
+        from :meth:`login_cookie` it also carries that login's browser key
+        (``X-Xmailnb-Key``) as the page's script does, unless ``key=False``."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             hdrs = dict(headers or {})
             if cookie:
                 hdrs["Cookie"] = cookie
+                if key and cookie in self.keys:
+                    hdrs.setdefault("X-Xmailnb-Key", self.keys[cookie])
             if auth:
                 hdrs["Authorization"] = f"token {self.token}"
             conn.request(method, path, body=body, headers=hdrs)
@@ -136,10 +142,14 @@ class Dashboard:
         return json.loads(resp.body)
 
     def login_cookie(self) -> str:
-        """Log in as a browser does (``/?token=``) and return the cookie (``name=value``)."""
+        """Log in as a browser does (``/?token=``) and return the cookie
+        (``name=value``); its browser key (from the fragment of the address
+        the login sends the browser to) is kept in :attr:`keys`."""
         resp = self.request("GET", "/?token=" + quote(self.token, safe=""))
         assert resp.status == 303, resp.status
-        return resp.header("Set-Cookie").split(";", 1)[0]
+        cookie = resp.header("Set-Cookie").split(";", 1)[0]
+        self.keys[cookie] = resp.header("Location").split("#xmailnb-key=", 1)[1]
+        return cookie
 
     def kernel_pids(self) -> list[int]:
         """The kernel processes of this dashboard (what a judge would count)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,27 @@ def closed_port() -> int:
     return port
 
 
+class HangUp:
+    """A port that answers every connection by closing it: reached, then failed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def probes(mr) -> list[dict]:
     return [e for e in events(mr) if e.get("event") == "probe"]
 
@@ -40,39 +62,55 @@ def test_probe_step_remembers_named_ports_and_records_the_check(mailroot):
     mr = installed(mailroot)
     step = ProbeStep(mailroot, lang="en")
     assert "xm-probe-host" in step.host._dom_classes and "xm-probe-ports" in step.ports._dom_classes
+    # Nothing listens: the check reached no server and remembers nothing.
     port = closed_port()
     step.ports.value = f"smtps={port},submission={port}"
     step.run_button.click()
     assert step.wait(30)
     assert [r.name for r in step.results] == ["smtps", "submission"]
+    assert probe_settings(mr).ports is None
+    assert [str(e["passed"]) for e in probes(mr)] == ["False"]
+    # A server answers (and hangs up): the ports the check used are remembered.
+    hangup = HangUp()
+    port = hangup.port
+    try:
+        step.ports.value = f"smtps={port},submission={port}"
+        step.run_button.click()
+        assert step.wait(30)
+    finally:
+        hangup.close()
+    assert [r.reachable for r in step.results] == [True, True]
     assert probe_settings(mr).ports == {"smtps": port, "submission": port}
-    assert len(probes(mr)) == 1 and probes(mr)[0]["passed"] is False
+    assert len(probes(mr)) == 2 and probes(mr)[1]["passed"] is False
     assert str(step_progress(mr)[Step.PROBE]) == "broken"  # it ran and failed (DESIGN §6)
     # A new view of the same MailRoot starts from what was named; the
     # notice now offers submission, on the port named.
     again = ProbeStep(mailroot, lang="ja")
     assert again.ports.value == f"smtps={port},submission={port}"
     assert f"Port {port} with STARTTLS" in notice_text(mr, "en")
-    # Empty field: XMail's stock listeners again.
+    # Empty field: XMail's stock listeners, in this very run.
     again.ports.value = ""
-    again.host.value = "::1"
     again.run_button.click()
     assert again.wait(30)
-    assert probe_settings(mr).ports is None and probe_settings(mr).host == "::1"
     assert [r.name for r in again.results] == ["smtp", "smtps", "pop3", "pop3s", "ctrls"]
 
 
-def test_practice_ports_are_used_not_remembered(mailroot):
+def test_practice_ports_are_used_and_remembered_and_the_notice_offers_them(mailroot):
     mr = installed(mailroot)
     step = ProbeStep(mailroot, lang="en")
     step.start_button.click()
     try:
+        used = dict(step.server.ports)
         step.run_button.click()
         assert step.wait(30)
         assert all(r.status == "info" for r in step.results), [r.message.render("en") for r in step.results]
     finally:
         step.stop_button.click()
-    assert probe_settings(mr).ports is None
+    # As the Ports field's hint says: remembered, and the notice offers them.
+    assert probe_settings(mr).ports == used
+    text = notice_text(mr, "en")
+    assert f"Port {used['pop3s']} with SSL/TLS" in text and f"Port {used['smtp']} with STARTTLS" in text
+    assert "Port 465" not in text and "Port 995" not in text
     last = probes(mr)[-1]
     assert last["passed"] is True and last["worst"] == "info"
     assert str(step_progress(mr)[Step.PROBE]) == "done"

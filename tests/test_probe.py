@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import ssl
@@ -19,16 +20,19 @@ from xmailnb.errors import InputError
 from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.checks.probe import (
     ENDPOINTS,
+    EndpointResult,
     Problem,
     check_host,
     default_ports,
     parse_ports,
+    passed,
     probe,
     probe_findings,
 )
+from xmailnb.status import Status
 from xmailnb.checks.progress import events
 from xmailnb.mailroot.store import Store
-from xmailnb.mailroot.workbook import probe_settings
+from xmailnb.mailroot.workbook import probe_settings, save_probe_settings
 
 HOST = "mail.example.jp"
 
@@ -153,7 +157,7 @@ def test_probe_practice_listener_starttls_and_implicit_tls(live):
         doc = r.to_json("ja")
         assert set(doc) >= {"name", "host", "port", "reachable", "tls_version", "cipher", "chain", "verified",
                             "matches_installed", "status", "message", "fix"}
-        assert set(doc["chain"][0]) == {"subject", "issuer", "sha256"}
+        assert set(doc["chain"][0]) == {"subject", "issuer", "sha256", "subject_display", "issuer_display"}
 
 
 def test_probe_without_mailroot_trusts_a_cafile(live):
@@ -460,7 +464,7 @@ def test_default_probe_has_no_submission_endpoint(tmp_path):
     assert "EnablePOP3-TLS" in skipped.message.render("en")
 
 
-def test_named_ports_are_remembered_for_the_mailroot(live):
+def test_named_ports_are_remembered_for_the_mailroot(live, monkeypatch):
     mr, server = live
     ports = f"smtp={server.ports['smtp']},submission={server.ports['smtp']},pop3s={server.ports['pop3s']}"
     try:
@@ -476,9 +480,26 @@ def test_named_ports_are_remembered_for_the_mailroot(live):
         # Bookkeeping: a plain rollback steps over it.
         assert Store(mr).history(limit=1)[0].action == "workbook"
         assert Store(mr).history(limit=1, bookkeeping=False)[0].action != "workbook"
+        # A run that reaches no server changes nothing (exit 1 says so):
+        # not the settings, not the file, no archive entry.
+        workbook = mr.file("sslconf/xmailnb.json").read_bytes()
+        entries = len(Store(mr).history(limit=100))
+        unreached = run("probe", "--mailroot", str(mr.path), "--ports", "default", "--timeout", "1")
+        assert unreached.code == 1
+        assert "stock" not in unreached.err
+        assert probe_settings(mr).ports == parse_ports(ports)
+        assert mr.file("sslconf/xmailnb.json").read_bytes() == workbook
+        assert len(Store(mr).history(limit=100)) == entries
     finally:
-        forget = run("probe", "--mailroot", str(mr.path), "--ports", "default", "--timeout", "1")
+        # "Stock" listeners where the practice server listens, so that this
+        # run reaches a server: --ports default probes them in this very run.
+        monkeypatch.setitem(ENDPOINTS, "smtp", server.ports["smtp"])
+        monkeypatch.setitem(ENDPOINTS, "pop3s", server.ports["pop3s"])
+        forget = run("probe", "--mailroot", str(mr.path), "--ports", "default", "--timeout", "1", "--json")
     assert "stock" in forget.err and probe_settings(mr).ports is None
+    probed = {e["name"]: e for e in forget.json["endpoints"]}
+    assert list(probed) == ["smtp", "smtps", "pop3", "pop3s", "ctrls"]
+    assert (probed["smtp"]["port"], probed["smtp"]["status"]) == (server.ports["smtp"], "info")
 
 
 def test_probe_records_the_live_check_for_step_progress(live):
@@ -513,3 +534,110 @@ def test_bad_host_is_a_clear_refusal(host):
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "::1", "MAIL.Example.JP.", "メール.example.jp"])
 def test_good_hosts_pass(host):
     assert check_host(host)
+
+
+def test_live_check_of_a_sandbox_without_certificate_says_nothing_is_installed(tmp_path, h):
+    # Issue 19 §4: a server sending a certificate while the MailRoot has none
+    # once ended in "stopped on something unexpected: IndexError".
+    mr = create_sandbox(tmp_path / "MailRoot")
+    assert not mr.server_cert.exists()
+    other = tls_server(tmp_path, h.chain_pem, h.leaf.key_pem(), "served")
+    try:
+        r = probe(ports={"pop3s": other.port}, mailroot=mr, cafile=_write(tmp_path, h.root.pem), timeout=2)[0]
+    finally:
+        other.close()
+    assert r.problem is None and r.verified and r.matches_installed is False and r.status == "warn"
+    assert r.message.render("en").endswith("The MailRoot has no usable server.cert to compare with.")
+    assert r.fix.page("en") == ("This MailRoot has no certificate installed yet: "
+                                "install yours in step 4 (Install).")
+    assert r.fix.render("en") == ("This MailRoot has no certificate installed yet: install yours (xmailnb install), "
+                                  "or name the MailRoot the server really uses with --mailroot.")
+
+
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return sock.getsockname()[1]
+
+
+def test_a_refused_port_on_the_sandbox_points_to_the_practice_server(tmp_path):
+    sandbox = create_sandbox(tmp_path / "MailRoot")
+    port = _free_port()
+    r = probe(ports={"smtp": port}, mailroot=sandbox, timeout=2)[0]
+    assert r.problem is Problem.REFUSED
+    assert r.fix.page("en") == ("This is the practice sandbox: start the practice server above "
+                                "(Start practice server); the Ports field then takes its ports.")
+    assert r.fix.page("ja") == ("ここは練習用サンドボックスです。上の「練習用サーバーを起動」を押してください。"
+                                "「ポート」の欄に練習用サーバーのポートが入ります。")
+    # On a live MailRoot there is no practice server to start: XMail it is.
+    live_root = dataclasses.replace(sandbox, is_sandbox=False)
+    r = probe(ports={"smtp": port}, mailroot=live_root, timeout=2)[0]
+    assert r.fix.page("en") == (f"Start XMail, or check that it serves smtp on port {port}. "
+                                "If you do not offer smtp, remove it from the Ports field.")
+    assert r.fix.render("en") == (f"Start XMail, or check that it serves smtp on port {port}. "
+                                  "If you do not offer smtp, leave it out with --ports.")
+
+
+def _result(status: str, problem: Problem | None = None) -> EndpointResult:
+    return EndpointResult(name="smtp", host="127.0.0.1", port=25, status=Status(status), problem=problem)
+
+
+@pytest.mark.parametrize("statuses, expected", [
+    ([], False),
+    ([("info", Problem.STARTTLS_OFF)], False),
+    ([("info", Problem.STARTTLS_OFF), ("ok", None)], True),
+    ([("warn", None), ("info", None)], True),
+    ([("ok", None), ("error", Problem.REFUSED)], False),
+    ([("info", Problem.STARTTLS_OFF), ("error", Problem.REFUSED)], False),
+])
+def test_passed_is_one_rule(statuses, expected):
+    assert passed([_result(s, p) for s, p in statuses]) is expected
+
+
+def test_only_starttls_endpoints_turned_off_is_no_pass_for_the_command(tmp_path):
+    mr = create_sandbox(tmp_path / "MailRoot")
+    assert run("settings", "--mailroot", str(mr.path), "--set", "EnableSMTP-TLS=0",
+               "--set", "EnablePOP3-TLS=0").code == 0
+    save_probe_settings(mr, host=None, ports={"smtp": _free_port(), "pop3": _free_port()})
+    r = run("probe", "--mailroot", str(mr.path), "--json")
+    assert [(e["name"], e["problem"]) for e in r.json["endpoints"]] == [("smtp", "starttls_off"),
+                                                                        ("pop3", "starttls_off")]
+    assert r.code == 1
+    assert [e["passed"] for e in events(mr) if e.get("event") == "probe"] == [False]
+
+
+def test_json_keeps_hostile_names_and_adds_printable_twins(tmp_path):
+    cn = "mail\x1b[2J\r\nOK\u202e\x9b31m.example.jp"
+    leaf = pki.self_signed_leaf(cn, sans=["mail.example.jp"])
+    server = tls_server(tmp_path, leaf.pem, leaf.key_pem(), "hostile")
+    try:
+        r = run("probe", "--ports", f"pop3s={server.port}", "--timeout", "2", "--json")
+    finally:
+        server.close()
+    served = r.json["endpoints"][0]["chain"][0]
+    assert served["subject"] == f"CN={cn},O=xmailnb tests"
+    assert served["subject_display"] == "CN=mail\\x1b[2J\\x0d\\x0aOK\\u202e\\x9b31m.example.jp,O=xmailnb tests"
+    assert served["issuer_display"] == served["subject_display"]
+    # diagnose --json: the same twins beside the installed certificate's names.
+    mr = create_sandbox(tmp_path / "MailRoot")
+    mr.server_cert.write_bytes(leaf.pem)
+    doc = run("diagnose", "--mailroot", str(mr.path), "--json").json
+    found = {f["check"]: f for f in doc["findings"]}
+    assert found["cert.present"]["subject_display"] == ("CN=mail\\x1b[2J\\x0d\\x0aOK\\u202e\\x9b31m.example.jp,"
+                                                         "O=xmailnb tests")
+    assert "\x1b" in found["cert.present"]["subject"]
+    assert found["cert.hostname"]["names_display"] == found["cert.hostname"]["names"]
+    assert all(ch.isprintable() for f in doc["findings"] for k, v in f.items() if k.endswith("_display")
+               for ch in (v if isinstance(v, str) else "".join(v)))
+
+
+@pytest.mark.parametrize("argv", [["--host", "no-such-host.invalid"], ["--timeout", "1e-300"]])
+def test_a_check_that_reaches_no_server_remembers_nothing(tmp_path, argv):
+    # Issue 17 §7: exit status 1 promises that nothing was changed.
+    mr = create_sandbox(tmp_path / "MailRoot")
+    history = len(Store(mr).history(limit=100))
+    r = run("probe", "--mailroot", str(mr.path), "--ports", f"smtps={_free_port()},pop3s={_free_port()}", *argv)
+    assert r.code == 1
+    assert not mr.file("sslconf/xmailnb.json").exists()
+    assert len(Store(mr).history(limit=100)) == history
+    assert probe_settings(mr).ports is None and probe_settings(mr).host is None
+    assert "Remembered" not in r.err

@@ -308,29 +308,77 @@ def _verdict(door, *args, **kw):
     return None if v is None else (v.status, v.kind, v.location)
 
 
-def test_door_requires_the_cookie_or_the_token_header():
+def _login(door):
+    """Log in by address as a browser does: ``(cookie header, browser key, page ticket)``."""
+    from urllib.parse import parse_qs, urlsplit
+
+    v = door.verdict(_req(f"/?token={quote(GOOD)}"))
+    assert (v.status, v.kind) == (303, "enter")
+    parts = urlsplit(v.location)
+    key = parts.fragment.removeprefix("xmailnb-key=")
+    return f"{door.cookie_name}={door.cookie_value(v.login)}", key, parse_qs(parts.query)["xmailnb-page"][0]
+
+
+def test_door_requires_the_cookie_and_its_key_or_the_token_header():
     door = _door()
-    cookie = f"{door.cookie_name}={door.cookie_value()}"
+    cookie, key, ticket = _login(door)
+    kid = "12345678-1234-1234-1234-123456789abc"
     assert _verdict(door) == (401, "login", "")
-    assert _verdict(door, Cookie=cookie) is None
+    # The cookie alone (what a page on another port of 127.0.0.1 receives)
+    # opens no page, no kernel route and no websocket; static code only.
+    assert _verdict(door, Cookie=cookie) == (200, "bootstrap", "")
+    for path, headers in [(f"/api/kernels/{kid}/channels", {"Upgrade": "websocket"}), (f"/api/kernels/{kid}", {}),
+                          ("/api/kernels", {}), ("/xmailnb/status", {}), (f"/voila/api/shutdown/{kid}", {})]:
+        method = "POST" if "shutdown" in path else "GET"
+        assert _verdict(door, path, method=method, Cookie=cookie, **headers) == (403, "refused", ""), path
+    assert _verdict(door, "/xmailnb/ticket", method="POST", Cookie=cookie)[0] == 403
     assert _verdict(door, "/voila/static/voila.js", Cookie=cookie) is None
+    # With its key (header, or the websocket's parameter) or a fresh ticket.
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key) is None
+    assert _verdict(door, f"/api/kernels/{kid}/channels?session_id=1&xmailnb-key={key}", Cookie=cookie,
+                    Upgrade="websocket") is None
+    assert _verdict(door, "/xmailnb/ticket", method="POST", Cookie=cookie, X_Xmailnb_Key=key) is None
+    assert _verdict(door, f"/?xmailnb-page={ticket}", Cookie=cookie) is None
+    assert _verdict(door, f"/?xmailnb-page={ticket}", Cookie=cookie) == (200, "bootstrap", "")  # once
+    # A key is no login without its cookie, nor with another login's cookie.
+    assert _verdict(door, X_Xmailnb_Key=key)[0] == 401
+    other_cookie, other_key, _ticket = _login(door)
+    assert _verdict(door, "/api/kernels", Cookie=other_cookie, X_Xmailnb_Key=key)[0] == 403
+    assert _verdict(door, "/api/kernels", Cookie=other_cookie, X_Xmailnb_Key=other_key) is None
     assert _verdict(door, Authorization=f"token {GOOD}") is None
     assert _verdict(door, Authorization="token wrong-wrong-wrong-wrong")[0] == 401
-    other = _door(token_sha256=serving.digest("another-token-0123456789"))
-    assert _verdict(door, Cookie=f"{door.cookie_name}={other.cookie_value()}")[0] == 401  # signed with another key
+    # Bound to this run of the server: a restart (same token) knows no cookie of before.
+    restarted = _door()
+    assert _verdict(restarted, Cookie=cookie, X_Xmailnb_Key=key)[0] == 401
     assert _verdict(door, Cookie=f"{door.cookie_name}=1")[0] == 401
     assert _verdict(door, Cookie="garbage;;==\x00")[0] == 401
 
 
+def test_door_bootstrap_page_trades_the_stored_key_and_otherwise_asks_for_the_token():
+    from xmailnb.dashboard.server import door_page
+
+    page = door_page("bootstrap", "en", nonce="N0nce", key_name="xmailnb-key-8866")
+    assert '<script nonce="N0nce">' in page and '"xmailnb-key-8866"' in page and '"/xmailnb/ticket"' in page
+    assert '<main class="xm-door xm-door-login" hidden>' in page and 'name="token"' in page
+
+
 def test_door_login_by_address_redirects_without_the_secret():
     door = _door()
-    assert _verdict(door, f"/?token={quote(GOOD)}") == (303, "enter", "/")
-    assert _verdict(door, f"/?x=1&token={quote(GOOD)}&y=2") == (303, "enter", "/?x=1&y=2")
+
+    def target(location):
+        path, _, rest = location.partition("#")
+        assert re.fullmatch(r"xmailnb-key=[A-Za-z0-9_-]{43}", rest), rest
+        return re.sub(r"[?&]xmailnb-page=[A-Za-z0-9_-]{32}$", "", path)
+
+    v = door.verdict(_req(f"/?token={quote(GOOD)}"))
+    assert (v.status, v.kind, target(v.location)) == (303, "enter", "/")
+    v = door.verdict(_req(f"/?x=1&token={quote(GOOD)}&y=2"))
+    assert (v.status, v.kind, target(v.location)) == (303, "enter", "/?x=1&y=2")
     assert _verdict(door, "/?token=wrong-token-0123456789")[:2] == (401, "login")
     assert _verdict(door, f"/?token={quote(GOOD)}", method="POST")[0] == 403  # tokens in URLs only to log in
     # no open redirect: the target is always a path on this server
-    assert _verdict(door, f"//evil.example/?token={quote(GOOD)}")[2] == "/"
-    assert _verdict(door, f"/\\evil.example?token={quote(GOOD)}")[2] == "/"
+    assert _verdict(door, f"//evil.example/?token={quote(GOOD)}")[2].startswith("/?xmailnb-page=")
+    assert _verdict(door, f"/\\evil.example?token={quote(GOOD)}")[2].startswith("/?xmailnb-page=")
     # the one-time address works once
     assert _verdict(door, "/?login=one-time-code-0123456789")[0] == 303
     assert _verdict(door, "/?login=one-time-code-0123456789")[0] == 401
@@ -340,23 +388,25 @@ def test_door_login_by_address_redirects_without_the_secret():
 
 def test_door_refuses_cross_site_and_rebinding_even_with_the_cookie():
     door = _door()
-    cookie = f"{door.cookie_name}={door.cookie_value()}"
+    cookie, key, _ticket = _login(door)
     for site in ("cross-site", "same-site", "Cross-Site"):
-        assert _verdict(door, Cookie=cookie, Sec_Fetch_Site=site)[:2] == (403, "cross_site")
+        assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Sec_Fetch_Site=site)[:2] == (403, "cross_site")
     for site in ("same-origin", "none"):
-        assert _verdict(door, Cookie=cookie, Sec_Fetch_Site=site) is None
-    assert _verdict(door, Cookie=cookie, Origin="http://evil.example")[0] == 403
-    assert _verdict(door, Cookie=cookie, Origin="null")[0] == 403
-    assert _verdict(door, Cookie=cookie, Origin="http://127.0.0.1:9999")[0] == 403  # another port
-    assert _verdict(door, Cookie=cookie, Origin="http://127.0.0.1:8866") is None
-    assert _verdict(door, Cookie=cookie, Host="attacker.example:8866")[:2] == (403, "host")
-    assert _verdict(door, Cookie=cookie, Host="localhost:8866") is None
-    assert _verdict(door, Cookie=cookie, Host="[::1]:8866") is None
+        assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Sec_Fetch_Site=site) is None
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Origin="http://evil.example")[0] == 403
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Origin="null")[0] == 403
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Origin="http://127.0.0.1:9999")[0] == 403
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Origin="http://127.0.0.1:8866") is None
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Host="attacker.example:8866")[:2] == (403, "host")
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Host="localhost:8866") is None
+    assert _verdict(door, Cookie=cookie, X_Xmailnb_Key=key, Host="[::1]:8866") is None
     # the login form itself is refused from another site
     assert _verdict(door, "/xmailnb/login", method="POST", Origin="http://evil.example")[0] == 403
     assert _verdict(door, "/xmailnb/login", method="POST", Origin="http://127.0.0.1:8866") is None
     # bound to another address, names are not checked (the token is)
-    assert _verdict(_door(loopback=False), Cookie=cookie, Host="mail.example.jp:8866") is None
+    remote = _door(loopback=False)
+    remote_cookie, remote_key, _ticket = _login(remote)
+    assert _verdict(remote, Cookie=remote_cookie, X_Xmailnb_Key=remote_key, Host="mail.example.jp:8866") is None
 
 
 def test_door_kernel_query_socket_needs_its_key():
@@ -383,9 +433,11 @@ def test_door_pages_speak_the_browsers_language():
 def test_redact():
     from xmailnb.dashboard.server import redact
 
-    line = f"500 GET /voila/x?a=1&token={GOOD}&login=abcdef (127.0.0.1) Authorization: token {GOOD}"
+    line = (f"500 GET /voila/x?a=1&token={GOOD}&login=abcdef&xmailnb-key=K3y-value&xmailnb-page=T1cket "
+            f"(127.0.0.1) Authorization: token {GOOD}")
     cleaned = redact(line)
     assert GOOD not in cleaned and "abcdef" not in cleaned and "a=1" in cleaned
+    assert "K3y-value" not in cleaned and "T1cket" not in cleaned
 
 
 # -- a real server, attacked over raw HTTP ------------------------------------------------
@@ -465,14 +517,39 @@ def test_no_response_without_the_token_on_any_route(door_server):
 def test_login_cookie_is_http_only_and_strict_and_the_address_loses_the_token(door_server):
     server = door_server
     resp = server.request("GET", f"/?token={quote(server.token, safe='')}&lang=x")
-    assert resp.status == 303 and resp.header("Location") == "/?lang=x"
+    location = resp.header("Location")
+    assert resp.status == 303 and re.fullmatch(r"/\?lang=x&xmailnb-page=[\w-]{32}#xmailnb-key=[\w-]{43}", location)
     cookies = resp.headers.get_all("Set-Cookie")
     login = next(c for c in cookies if c.startswith(f"xmailnb-{server.port}="))
     attrs = {a.strip().lower() for a in login.split(";")[1:]}
     assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
+    # a session cookie: the browser forgets it when it closes
+    assert not any(a.startswith(("expires", "max-age")) for a in attrs), attrs
     assert server.token not in " ".join(cookies)
-    page = server.request("GET", "/", cookie=login.split(";")[0])
+    cookie = login.split(";")[0]
+    # the cookie alone gets the page that asks for the token, and no kernel
+    alone = server.request("GET", "/", cookie=cookie, headers={"Accept-Language": "en"})
+    assert alone.status == 200 and "jupyter-config-data" not in alone.body and 'name="token"' in alone.body
+    csp = alone.header("Content-Security-Policy")
+    assert re.search(r"script-src 'nonce-[\w-]+'", csp) and "connect-src 'self'" in csp
+    # the address the login sent the browser to opens the page, once
+    page = server.request("GET", location.split("#")[0], cookie=cookie, key=False)
     assert page.status == 200 and "jupyter-config-data" in page.body and server.token not in page.body
+    # that page's kernel: its websocket and API need the key, not just the cookie
+    kid = re.search(r'"kernelId": "([0-9a-f-]{36})"', page.body).group(1)
+    key = location.split("#xmailnb-key=")[1]
+    assert server.request("GET", f"/api/kernels/{kid}/channels?session_id=x", cookie=cookie, key=False,
+                          headers=_ws_headers()).status == 403
+    assert server.request("GET", f"/api/kernels/{kid}", cookie=cookie, key=False).status == 403
+    assert server.request("GET", f"/api/kernels/{kid}", cookie=cookie, key=False,
+                          headers={"X-Xmailnb-Key": key}).status == 200
+    again = server.request("GET", location.split("#")[0], cookie=cookie, key=False)
+    assert again.status == 200 and "jupyter-config-data" not in again.body
+    # a reload trades the key (kept by the page's script) for a new ticket
+    ticket = server.request("POST", "/xmailnb/ticket", cookie=cookie, key=False,
+                            headers={"X-Xmailnb-Key": key, "Origin": f"http://127.0.0.1:{server.port}"})
+    assert ticket.status == 200 and re.fullmatch(r"[\w-]{32}", ticket.body)
+    assert server.request("POST", "/xmailnb/ticket", cookie=cookie, key=False).status == 403
     # the login form
     form = server.request("POST", "/xmailnb/login", body=f"token={quote(server.token)}".encode(),
                           headers={"Content-Type": "application/x-www-form-urlencoded",
@@ -606,7 +683,8 @@ def test_one_time_login_address_opens_the_browser(tmp_path):
         assert server.token not in url
         path = url.split(f":{server.port}", 1)[1]
         first = server.request("GET", path)
-        assert first.status == 303 and first.header("Location") == "/"
+        assert first.status == 303
+        assert re.fullmatch(r"/\?xmailnb-page=[\w-]{32}#xmailnb-key=[\w-]{43}", first.header("Location"))
         assert f"xmailnb-{server.port}=" in first.header("Set-Cookie")
         assert server.request("GET", path).status == 401  # used up
         time.sleep(0.5)

@@ -67,6 +67,7 @@ from ..pki import certfiles
 from ..pki import chain as chainmod
 from ..pki.csr import normalize_hostname_option
 from ..status import Status
+from .display import with_display_forms
 from .findings import Finding
 from .installed import anchor_sets, installed_chain
 
@@ -79,7 +80,9 @@ __all__ = [
     "format_ports",
     "check_host",
     "default_ports",
+    "passed",
     "probe_findings",
+    "reached_server",
     "record",
     "worst_status",
     "DEFAULT_TIMEOUT",
@@ -173,9 +176,20 @@ class EndpointResult:
     anchor: str | None = None
     certificates: list[x509.Certificate] = field(default_factory=list, repr=False)
 
+    @property
+    def checked(self) -> bool:
+        """The endpoint was probed (not left out because STARTTLS is off there)."""
+        return self.problem is not Problem.STARTTLS_OFF
+
     def to_json(self, lang: str) -> dict[str, Any]:
+        """The result as JSON data.  ``chain`` keeps each certificate's
+        subject and issuer as the certificate says (control characters
+        included: JSON is data); ``subject_display`` and ``issuer_display``
+        beside them are the same with every control or invisible character
+        escaped, safe to print in a terminal."""
         return {"name": self.name, "host": self.host, "port": self.port, "reachable": self.reachable,
-                "tls_version": self.tls_version, "cipher": self.cipher, "chain": [dict(c) for c in self.chain],
+                "tls_version": self.tls_version, "cipher": self.cipher,
+                "chain": [with_display_forms(c) for c in self.chain],
                 "verified": self.verified, "matches_installed": self.matches_installed, "status": self.status,
                 "problem": str(self.problem) if self.problem is not None else None,
                 "message": self.message.render(lang), "fix": self.fix.render(lang) if self.fix else "",
@@ -198,9 +212,9 @@ def parse_ports(text: str) -> dict[str, int]:
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip().lower()
-        shown = _shown(item)
+        typed = _shown(item)
         if name not in ENDPOINTS:
-            raise InputError.of("probe.ports.unknown", "probe.ports.fix", field="ports", item=shown,
+            raise InputError.of("probe.ports.unknown", "probe.ports.fix", field="ports", item=typed,
                                 names=", ".join(ENDPOINTS))
         if name in out:
             raise InputError.of("probe.ports.repeated", "probe.ports.fix", field="ports", item=name,
@@ -211,7 +225,7 @@ def parse_ports(text: str) -> dict[str, int]:
         value = value.strip()
         port = int(value) if value.isascii() and value.isdigit() and len(value) <= 5 else 0
         if not 1 <= port <= 65535:
-            raise InputError.of("probe.ports.bad_port", "probe.ports.fix", field="ports", item=shown,
+            raise InputError.of("probe.ports.bad_port", "probe.ports.fix", field="ports", item=typed,
                                 names=", ".join(ENDPOINTS))
         out[name] = port
     return out
@@ -315,7 +329,8 @@ def _flag_on(tab: Any, name: str) -> bool:
     return var.effective(tab.get(name) if tab is not None else None) == "1"
 
 
-def default_ports(mailroot: MailRoot | None = None) -> tuple[dict[str, int], dict[str, int]]:
+def default_ports(mailroot: MailRoot | None = None, *,
+                  remembered: bool = True) -> tuple[dict[str, int], dict[str, int]]:
     """The endpoints a probe without named ports checks, and those it leaves out.
 
     The listeners the administrator named for *mailroot* (see
@@ -324,11 +339,14 @@ def default_ports(mailroot: MailRoot | None = None) -> tuple[dict[str, int], dic
     server.tab turns STARTTLS off for it (``EnableSMTP-TLS`` and the like
     set to 0): XMail does not offer it there.
 
+    With ``remembered=False`` the listeners named for *mailroot* are
+    ignored (``probe --ports default`` forgets them in the same run).
+
     Returns:
         ``(probed, left_out)``, both endpoint name -> port.
     """
     ports: dict[str, int] | None = None
-    if mailroot is not None:
+    if mailroot is not None and remembered:
         ports = probe_settings(mailroot).ports
     if ports is None:
         ports = {name: ENDPOINTS[name] for name in DEFAULT_ENDPOINTS}
@@ -824,7 +842,7 @@ def _with(first: Msg, second: Msg | None) -> Msg:
 
 def _mismatch(served: Sequence[x509.Certificate],
               installed: Sequence[x509.Certificate] | None) -> Mismatch | None:
-    if installed is None:
+    if not installed:  # no MailRoot to compare with, or no server.cert in it
         return Mismatch.NOTHING_INSTALLED
     served_fps, installed_fps = [certfiles.cert_fingerprint(c) for c in served], [certfiles.cert_fingerprint(c) for c in installed]
     if served_fps == installed_fps:
@@ -846,6 +864,8 @@ def _mismatch_msg(kind: Mismatch, served: Sequence[x509.Certificate],
 
 
 def _mismatch_fix(kind: Mismatch) -> Msg:
+    if kind is Mismatch.NOTHING_INSTALLED:
+        return Msg.of("probe.fix.nothing_installed")
     return Msg.of("probe.fix.leaf_only" if kind is Mismatch.LEAF_ONLY else "probe.fix.mismatch")
 
 
@@ -969,6 +989,7 @@ def probe(
     cafile: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     mailroot: MailRoot | None = None,
+    remembered: bool = True,
 ) -> list[EndpointResult]:
     """Probe the endpoints of a running server; one result per endpoint.
 
@@ -985,7 +1006,11 @@ def probe(
             run concurrently, so this bounds the whole probe too.
         mailroot: compare with its installed server.cert, trust its
             practice root and certs.pem, and name server.tab's settings
-            in the reasons.
+            in the reasons.  On the practice sandbox, a port nobody
+            listens on is answered with "start the practice server".
+        remembered: without *ports*, probe the listeners named for
+            *mailroot* (``False``: XMail's stock ones, as after
+            ``--ports default``).
 
     Raises:
         InputError: bad host, endpoint names or ports, bad timeout,
@@ -995,7 +1020,7 @@ def probe(
     host = check_host(host)
     skipped: dict[str, int] = {}
     if ports is None:
-        wanted, skipped = default_ports(mailroot)
+        wanted, skipped = default_ports(mailroot, remembered=remembered)
     else:
         wanted = _check_ports(ports)
     cafile_certs = _load_cafile(cafile) if cafile else []
@@ -1038,7 +1063,27 @@ def probe(
             r.fix = Msg.of("probe.fix.diagnose")
         results.append(r)
     results.extend(_skipped(name, host, port) for name, port in skipped.items())
+    if mailroot is not None and mailroot.is_sandbox:
+        for r in results:
+            if r.problem is Problem.REFUSED:
+                # The sandbox has no XMail: the practice server is what listens.
+                r.fix = Msg.of("probe.refused.fix.sandbox", name=r.name, port=r.port)
     return results
+
+
+def passed(results: Sequence[EndpointResult]) -> bool:
+    """Did the live check pass: at least one endpoint was probed and none
+    failed.  Endpoints left out because server.tab turns STARTTLS off there
+    are neither a failure nor a pass.  The one rule for the command's exit
+    status, the page's summary and the step's mark."""
+    probed = [r for r in results if r.checked]
+    return bool(probed) and all(r.status is not Status.ERROR for r in probed)
+
+
+def reached_server(results: Sequence[EndpointResult]) -> bool:
+    """At least one endpoint answered a TCP connection: the check reached a
+    server (the ports it used are then worth remembering)."""
+    return any(r.reachable for r in results)
 
 
 def worst_status(results: Sequence[EndpointResult]) -> Status:
@@ -1049,16 +1094,15 @@ def worst_status(results: Sequence[EndpointResult]) -> Status:
 def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
     """Remember in *mailroot*'s progress log that a live check ran.
 
-    It passed when at least one endpoint was checked and none failed.
+    Whether it passed is :func:`passed`.
     """
-    checked = [r for r in results if r.problem is not Problem.STARTTLS_OFF]
     served = []
-    for r in checked:
-        if r.chain and r.chain[0]["sha256"] not in served:
+    for r in results:
+        if r.checked and r.chain and r.chain[0]["sha256"] not in served:
             served.append(r.chain[0]["sha256"])
-    passed = bool(checked) and all(r.status is not Status.ERROR for r in checked)
+    checked = [r for r in results if r.checked]
     failed = sum(1 for r in checked if r.status is Status.ERROR)
-    progress.record_probe(mailroot, passed=passed, worst=worst_status(results), served_sha256=served,
+    progress.record_probe(mailroot, passed=passed(results), worst=worst_status(results), served_sha256=served,
                           failed=failed, total=len(checked))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..checks.diagnose import diagnose
 from ..checks.progress import record_diagnosis
+from ..checks.display import with_display_forms
 from ..status import Status
 from .output import (
     EXIT_OK,
@@ -50,7 +51,12 @@ def run(args: argparse.Namespace, out: Out) -> int:
     # Step 1's mark: a diagnosis of this MailRoot has been run.
     record_diagnosis(mr, where="cli")
     if args.json:
-        out.json(report.to_json(out.lang))
+        doc = report.to_json(out.lang)
+        # Names stay as the certificates say (JSON is data); each finding
+        # also gets their escaped twins (subject_display, names_display),
+        # safe for a script to print.
+        doc["findings"] = [with_display_forms(f) for f in doc["findings"]]
+        out.json(doc)
     else:
         print_report(report, out)
     return EXIT_REFUSED if report.count(Status.ERROR) else EXIT_OK

@@ -17,15 +17,16 @@ from ..checks.probe import (
     check_host,
     format_ports,
     parse_ports,
+    passed,
     probe,
     probe_findings,
+    reached_server,
     record,
 )
 from ..errors import XmailnbError
 from ..i18n import Msg
 from ..mailroot.layout import REL_WORKBOOK, MailRoot
 from ..mailroot.workbook import probe_settings, save_probe_settings
-from ..status import Status
 from .output import Help, Out, add_probe_options, mailroot_from
 
 log = logging.getLogger(__name__)
@@ -44,17 +45,19 @@ def probe_from_args(args: argparse.Namespace, mr: Any, servername: str | None, o
     """Run :func:`xmailnb.checks.probe.probe` with the shared options of *args*.
 
     With a MailRoot, a host or ports named on the command line are
-    remembered for it (``--ports default`` forgets the ports), and the
-    check is recorded for the step progress.
+    remembered for it once the check reached a server (a run that reached
+    nothing changes no setting: exit status 1 promises that), and the check
+    is recorded for the step progress.  ``--ports default`` probes XMail's
+    stock listeners in this very run and forgets the named ones.
     """
     saved = probe_settings(mr) if mr is not None else None
     forget = args.ports is not None and args.ports.strip().lower() == "default"
     ports = parse_ports(args.ports) if args.ports is not None and not forget else None
     host = check_host(args.host) if args.host is not None else ((saved.host if saved else None) or "127.0.0.1")
     results = probe(host, ports=ports, servername=servername, cafile=args.cafile, timeout=args.timeout,
-                    mailroot=mr)
+                    mailroot=mr, remembered=not forget)
     if mr is not None:
-        if args.host is not None or args.ports is not None:
+        if (args.host is not None or args.ports is not None) and reached_server(results):
             _remember(mr, saved, host if args.host is not None else None, ports, forget, out)
         record(mr, results)
     return results
@@ -110,4 +113,4 @@ def run(args: argparse.Namespace, out: Any) -> int:
         out.json({"endpoints": [r.to_json(out.lang) for r in results]})
     else:
         print_results(results, out)
-    return 1 if any(r.status is Status.ERROR for r in results) else 0
+    return 0 if passed(results) else 1

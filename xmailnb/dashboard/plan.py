@@ -21,8 +21,10 @@ Choices and why:
   kernels' environment never holds it.
 * The browser is opened with a one-time login address (the browser's command
   line is visible in ``ps`` too): the server answers it with an HTTP-only,
-  SameSite=Strict cookie and a redirect to the page without it.  The printed
-  address with ``?token=`` works the same way.
+  SameSite=Strict session cookie, bound to this run of the server, and a
+  browser key the page keeps to itself (the cookie alone opens nothing:
+  :mod:`xmailnb.dashboard.server`), and a redirect to the page without the
+  code.  The printed address with ``?token=`` works the same way.
 * Our own Voilà template (``xmailnb``, extending ``lab``) loads nothing from
   another host; template and theme overrides from the URL are refused.
 * Tracebacks hidden and sources stripped.

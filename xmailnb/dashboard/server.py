@@ -15,26 +15,41 @@ through the hook Voilà or jupyter_server offers for it:
     than the server's own, get 403 before anything else happens (no kernel
     is started): another site, or another port on 127.0.0.1, cannot drive
     the dashboard through the admin's browser;
-  - everything else needs the login cookie (HTTP-only, SameSite=Strict,
-    signed with a key derived from the token) or ``Authorization: token T``;
-    without it, a 401 page that says a token is needed and offers a form;
+  - everything else needs ``Authorization: token T``, or the login cookie
+    *and* the browser key; without the cookie, a 401 page that says a token
+    is needed and offers a form;
   - ``?token=T`` (the printed address) or ``?login=CODE`` (the one-time
-    address the browser is opened with) set the cookie and redirect to the
-    same page without them, so a secret never stays in the address bar, in
-    the history, or in a log.  (Tokens have at least 16 characters, 256
-    random bits when generated: guessing them over HTTP is hopeless, and a
-    lock-out after wrong guesses would only let any local user lock the
-    admin out.)
+    address the browser is opened with) log a browser in: a new login gets
+    a session cookie (HTTP-only, SameSite=Strict, no Max-Age: gone with the
+    browser session; signed with a secret made at start: useless after a
+    restart) and a browser key, and the browser is sent to the same page
+    without the secret, with a one-time page ticket in the query and the
+    browser key in the fragment (``#xmailnb-key=``), which no browser
+    sends anywhere.  The page's script (``door.js``) keeps the key in the
+    origin's ``localStorage`` and sends it with the page's own requests (a
+    header on ``fetch``, a parameter on the kernel's websocket).  Cookies
+    do not tell ports apart: a page served on another port of 127.0.0.1
+    receives this cookie, but never the key (storage is per origin, port
+    included), so a stolen cookie opens no page, no kernel and no
+    websocket; it gets only the page's static files and a page that asks
+    for the token.  A reload (no ticket, no key header) gets a tiny page
+    whose script trades the stored key for a fresh ticket.  (Tokens have
+    at least 16 characters, 256 random bits when generated: guessing them
+    over HTTP is hopeless, and a lock-out after wrong guesses would only
+    let any local user lock the admin out.)
 
   The same check is the :class:`DoorIdentityProvider` (jupyter_server's
   identity hook) that Voilà's handlers ask, so they agree with the door.
 * **Bounded kernels** (:class:`PageKernelManager`, Voilà's
   ``multi_kernel_manager_class``): a kernel no page has been connected to for
   ``page_timeout`` seconds is stopped (a page that never connected, e.g. a
-  bare GET, included); a kernel that died and was restarted is stopped (its
-  page has lost its widgets); :class:`PageHandler` refuses a page beyond
-  ``max_pages`` with a "too many open pages" page instead of starting one
-  more kernel.  The preheated kernel is never culled.
+  bare GET, included); a kernel whose page was connected and went away is
+  stopped after ``page_grace`` seconds (time for a reconnection); a kernel
+  that died and was restarted is stopped (its page has lost its widgets);
+  :class:`PageHandler` refuses a page beyond ``max_pages`` with a "too many
+  open pages" page instead of starting one more kernel, except for a
+  browser that already holds a page (a reload: its old page is on its way
+  out).  The preheated kernel is never culled.
 * **The page's language**: Voilà passes ``Accept-Language`` to the kernel;
   the kernel reads it through a query socket reached with a per-run key
   (:class:`QuerySocketHandler`, see :mod:`xmailnb.dashboard.page`).
@@ -55,6 +70,7 @@ import http.cookies
 import json
 import logging
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -85,8 +101,26 @@ __all__ = ["Door", "DoorApplication", "DoorIdentityProvider", "PageKernelManager
 
 log = logging.getLogger(__name__)
 
-COOKIE_MAX_AGE_DAYS = 7
+#: Server-side bound on a login cookie's age (the cookie itself has no
+#: Max-Age: the browser drops it at the end of its session).
+COOKIE_MAX_AGE_DAYS = 1
 LOGIN_PATH = "/xmailnb/login"
+TICKET_PATH = "/xmailnb/ticket"
+#: The browser key travels in this header (``fetch``) or query parameter (websockets).
+KEY_HEADER = "X-Xmailnb-Key"
+KEY_PARAM = "xmailnb-key"
+#: The one-time page ticket's query parameter.
+TICKET_PARAM = "xmailnb-page"
+TICKET_TTL = 60.0
+#: At most this many logins are remembered (the oldest go first).
+MAX_LOGINS = 64
+#: Routes a logged-in browser loads without the key: code and styles for
+#: ``<script src>`` and ``<link href>``, which cannot carry a header.  They
+#: hold no data and change nothing.
+_OPEN_PREFIXES = ("/voila/static/", "/voila/templates/", "/voila/labextensions/", "/voila/api/themes/",
+                  "/static/", "/xmailnb/door.js")
+#: Routes that are data, not pages: without the key, a plain refusal.
+_API_PREFIXES = ("/api/", "/voila/api/", "/voila/query/", "/voila/execution/", "/xmailnb/")
 _SECRET_PARAMS = ("token", "login")
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 _KERNEL_ID = r"\w+-\w+-\w+-\w+-\w+"
@@ -101,8 +135,10 @@ def _sha256(value: str) -> bytes:
 class Verdict:
     """What the door answers instead of letting a request through."""
 
-    def __init__(self, status: int, kind: str, *, location: str = "", note: str = "") -> None:
+    def __init__(self, status: int, kind: str, *, location: str = "", note: str = "", login: str = "") -> None:
         self.status, self.kind, self.location, self.note = status, kind, location, note
+        #: The login id the "enter" answer puts into the cookie.
+        self.login = login
 
 
 class Door:
@@ -127,8 +163,14 @@ class Door:
         self._login_deadline = time.monotonic() + login_code_ttl
         self._query_key = bytes.fromhex(query_key_sha256) if query_key_sha256 else None
         self.cookie_name = f"xmailnb-{port}"
-        # Cookies stay valid across restarts with the same token, and die with it.
-        self._cookie_secret = hmac.new(self._token, b"xmailnb login cookie v1", "sha256").hexdigest()
+        #: The browser key's name in the page's localStorage.
+        self.key_name = f"xmailnb-key-{port}"
+        # Made at start: a cookie from an earlier run of the server is no login.
+        self._cookie_secret = secrets.token_hex(32)
+        # login id -> SHA-256 of its browser key, oldest first
+        self._logins: dict[str, bytes] = {}
+        # SHA-256 of a page ticket -> (login id, deadline)
+        self._tickets: dict[bytes, tuple[str, float]] = {}
         self.loopback = loopback
         self.page_lang = page_lang if page_lang in LANGUAGES else ""
 
@@ -149,19 +191,62 @@ class Door:
     def query_key_ok(self, candidate: str) -> bool:
         return self._query_key is not None and hmac.compare_digest(_sha256(candidate), self._query_key)
 
-    def cookie_value(self) -> str:
-        return tornado.web.create_signed_value(self._cookie_secret, self.cookie_name, "1").decode("ascii")
+    # -- logins: a cookie and a browser key ---------------------------------------------
+    def new_login(self) -> tuple[str, str]:
+        """A new browser login: ``(login id, browser key)``."""
+        login, key = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
+        self._logins[login] = _sha256(key)
+        while len(self._logins) > MAX_LOGINS:
+            del self._logins[next(iter(self._logins))]
+        return login, key
 
-    def cookie_ok(self, request: HTTPServerRequest) -> bool:
+    def new_ticket(self, login: str) -> str:
+        """A one-time page ticket for *login*, usable for :data:`TICKET_TTL` seconds."""
+        now = time.monotonic()
+        for digest in [d for d, (_l, deadline) in self._tickets.items() if deadline < now]:
+            del self._tickets[digest]
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[_sha256(ticket)] = (login, now + TICKET_TTL)
+        return ticket
+
+    def cookie_value(self, login: str) -> str:
+        return tornado.web.create_signed_value(self._cookie_secret, self.cookie_name, login).decode("ascii")
+
+    def cookie_login(self, request: HTTPServerRequest) -> str | None:
+        """The login id of the request's cookie, when it is one of this run's logins."""
         try:
             morsel = request.cookies.get(self.cookie_name)
         except (http.cookies.CookieError, ValueError):  # a malformed Cookie header is no cookie
-            return False
+            return None
         if morsel is None:
-            return False
+            return None
         value = tornado.web.decode_signed_value(self._cookie_secret, self.cookie_name, morsel.value,
                                                 max_age_days=COOKIE_MAX_AGE_DAYS)
-        return value == b"1"
+        login = value.decode("ascii", "replace") if value else None
+        return login if login in self._logins else None
+
+    def cookie_ok(self, request: HTTPServerRequest) -> bool:
+        return self.cookie_login(request) is not None
+
+    def key_ok(self, request: HTTPServerRequest, login: str) -> bool:
+        """The request carries *login*'s browser key (header or query parameter)."""
+        expected = self._logins.get(login)
+        if expected is None:
+            return False
+        given = [request.headers.get(KEY_HEADER, "")]
+        given += [v for k, v in parse_qsl(request.query, keep_blank_values=True) if k == KEY_PARAM]
+        return any(g and hmac.compare_digest(_sha256(g), expected) for g in given)
+
+    def ticket_ok(self, request: HTTPServerRequest, login: str) -> bool:
+        """The request carries a fresh page ticket of *login* (used up here)."""
+        for name, value in parse_qsl(request.query, keep_blank_values=True):
+            if name != TICKET_PARAM:
+                continue
+            found = self._tickets.get(_sha256(value))
+            if found is not None and found[0] == login and found[1] >= time.monotonic():
+                del self._tickets[_sha256(value)]
+                return True
+        return False
 
     def header_token_ok(self, request: HTTPServerRequest) -> bool:
         match = IdentityProvider.auth_header_pat.match(request.headers.get("Authorization", ""))
@@ -209,49 +294,72 @@ class Door:
                   or any(self.login_code_ok(v) for k, v in args if k == "login"))
             if not ok:
                 return Verdict(401, "login", note="wrong")
-            rest = [(k, v) for k, v in args if k not in _SECRET_PARAMS]
+            rest = [(k, v) for k, v in args if k not in (*_SECRET_PARAMS, TICKET_PARAM, KEY_PARAM)]
             target = path if _SAFE_PATH.fullmatch(path) else "/"
-            return Verdict(303, "enter", location=target + ("?" + urlencode(rest) if rest else ""))
+            return self.enter(target, rest)
         if path == LOGIN_PATH and request.method == "POST":
             return None  # the form's handler checks the token
-        if self.authenticated(request):
+        if self.header_token_ok(request):
             return None
-        return Verdict(401, "login")
+        login = self.cookie_login(request)
+        if login is None:
+            return Verdict(401, "login")
+        if path.startswith(_OPEN_PREFIXES):
+            return None
+        if self.key_ok(request, login) or (request.method in ("GET", "HEAD") and self.ticket_ok(request, login)):
+            request.xmailnb_login = login  # type: ignore[attr-defined]
+            return None
+        if (request.method == "GET" and request.headers.get("Upgrade", "").lower() != "websocket"
+                and not path.startswith(_API_PREFIXES)):
+            # A reload, or a cookie without its key: the page's script
+            # trades the stored key for a ticket, or asks for the token.
+            return Verdict(200, "bootstrap")
+        return Verdict(403, "refused")
+
+    def enter(self, target: str, rest: list[tuple[str, str]]) -> Verdict:
+        """Log a browser in and send it to *target* (see the module text)."""
+        login, key = self.new_login()
+        query = urlencode([*rest, (TICKET_PARAM, self.new_ticket(login))])
+        return Verdict(303, "enter", location=f"{target}?{query}#{KEY_PARAM}={key}", login=login)
 
     def language(self, request: HTTPServerRequest) -> str:
         return self.page_lang or accept_language(request.headers.get("Accept-Language", "")) or detect_language()
 
     # -- answers -------------------------------------------------------------------------
-    def let_in(self, handler: tornado.web.RequestHandler, location: str) -> None:
-        """Set the login cookie and send the browser to *location*."""
-        handler.set_cookie(self.cookie_name, self.cookie_value(), path="/", httponly=True, samesite="Strict",
-                           secure=handler.request.protocol == "https")
+    def let_in(self, handler: tornado.web.RequestHandler, verdict: Verdict) -> None:
+        """Set the login cookie (a session cookie: no Max-Age, no Expires)
+        and send the browser to the verdict's address."""
+        handler.set_cookie(self.cookie_name, self.cookie_value(verdict.login), path="/", httponly=True,
+                           samesite="Strict", secure=handler.request.protocol == "https")
         # Also tornado's XSRF cookie (double submit), which Voilà's page sends
         # back when it closes so that its kernel is stopped at once.
         handler.xsrf_token  # noqa: B018  (the property sets the cookie)
         handler.set_header("Referrer-Policy", "no-referrer")
         handler.set_header("Cache-Control", "no-store")
-        handler.redirect(location, status=303)
+        handler.redirect(verdict.location, status=303)
 
     def answer(self, handler: tornado.web.RequestHandler, verdict: Verdict) -> None:
         if verdict.kind == "enter":
-            self.let_in(handler, verdict.location)
+            self.let_in(handler, verdict)
             return
         lang = self.language(handler.request)
         handler.set_status(verdict.status)
-        _page_headers(handler)
-        handler.finish(door_page(verdict.kind, lang, note=verdict.note, host=handler.request.host))
+        nonce = secrets.token_urlsafe(16) if verdict.kind == "bootstrap" else ""
+        _page_headers(handler, nonce=nonce)
+        handler.finish(door_page(verdict.kind, lang, note=verdict.note, host=handler.request.host, nonce=nonce,
+                                 key_name=self.key_name))
 
 
-def _page_headers(handler: tornado.web.RequestHandler) -> None:
+def _page_headers(handler: tornado.web.RequestHandler, *, nonce: str = "") -> None:
     handler.set_header("Content-Type", "text/html; charset=utf-8")
     handler.set_header("Cache-Control", "no-store")
     # same-origin, not no-referrer: with no-referrer Chromium sends
     # "Origin: null" with the login form, which the door refuses.
     handler.set_header("Referrer-Policy", "same-origin")
     handler.set_header("X-Frame-Options", "DENY")
-    handler.set_header("Content-Security-Policy",
-                       "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+    script = f"; script-src 'nonce-{nonce}'; connect-src 'self'" if nonce else ""
+    handler.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                       f"frame-ancestors 'none'{script}")
 
 
 _PAGE_STYLE = (
@@ -265,13 +373,47 @@ _PAGE_STYLE = (
 )
 
 
-def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages: int = 0) -> str:
-    """The door's own pages (token needed, refused, too many pages), in *lang*."""
+# Keeps the browser key the login put into the fragment (a page refused
+# for "too many pages" is the first this browser sees of the server).
+_KEEP_KEY_SCRIPT = """(function () {
+  var found = /(?:^#|&)xmailnb-key=([A-Za-z0-9_-]+)/.exec(window.location.hash);
+  if (found) { try { window.localStorage.setItem(__NAME__, found[1]); } catch (e) { /* none to keep */ } }
+})();"""
+
+_BOOTSTRAP_SCRIPT = """(function () {
+  var main = document.querySelector("main"), key = null;
+  function ask() { main.hidden = false; }
+  try { key = window.localStorage.getItem(__NAME__); } catch (e) { key = null; }
+  if (!key) { ask(); return; }
+  fetch(__TICKET__, {method: "POST", headers: {"X-Xmailnb-Key": key}, credentials: "same-origin", cache: "no-store"})
+    .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.text(); })
+    .then(function (ticket) {
+      var url = new URL(window.location.href);
+      url.searchParams.set(__PARAM__, ticket);
+      window.location.replace(url.pathname + url.search);
+    })
+    .catch(ask);
+})();"""
+
+
+def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages: int = 0, nonce: str = "",
+              key_name: str = "") -> str:
+    """The door's own pages (token needed, refused, too many pages, the
+    reload's stepping stone), in *lang*."""
     def t(key: str, **params: Any) -> str:
         return text(key, lang, **params)
 
     esc = html.escape
     body: list[str] = []
+    hidden = ""
+    if kind == "bootstrap":
+        # The login form, shown only when this browser has no key to trade
+        # for a ticket (a cookie that came without its key, say).
+        script = (_BOOTSTRAP_SCRIPT.replace("__NAME__", json.dumps(key_name))
+                  .replace("__TICKET__", json.dumps(TICKET_PATH)).replace("__PARAM__", json.dumps(TICKET_PARAM)))
+        keep = _KEEP_KEY_SCRIPT.replace("__NAME__", json.dumps(key_name))
+        body.append(f'<script nonce="{esc(nonce)}">{keep}\n{script}</script>')
+        kind, hidden = "login", " hidden"
     if kind == "login":
         title = t("serve.page.login.title")
         body.append(f"<p>{esc(t('serve.page.login.text'))}</p>")
@@ -285,6 +427,9 @@ def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages
         title = t("serve.page.too_many.title")
         body.append(f"<p>{esc(t('serve.page.too_many.text', max=max_pages))}</p>")
         body.append(f'<p><a class="button" href="/">{esc(t("serve.page.reload"))}</a></p>')
+        if nonce:
+            keep = _KEEP_KEY_SCRIPT.replace("__NAME__", json.dumps(key_name))
+            body.append(f'<script nonce="{esc(nonce)}">{keep}</script>')
     elif kind == "cross_site":
         title = t("serve.page.cross_site.title")
         body.append(f"<p>{esc(t('serve.page.cross_site.text'))}</p>")
@@ -297,7 +442,8 @@ def door_page(kind: str, lang: str, *, note: str = "", host: str = "", max_pages
     return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{_PAGE_STYLE}</style></head>"
-            f'<body><main class="xm-door xm-door-{kind}"><h1>{esc(title)}</h1>{"".join(body)}</main></body></html>')
+            f'<body><main class="xm-door xm-door-{kind}"{hidden}><h1>{esc(title)}</h1>{"".join(body)}</main>'
+            '</body></html>')
 
 
 class DoorHandler(tornado.web.RequestHandler):
@@ -376,9 +522,28 @@ class LoginHandler(tornado.web.RequestHandler):
 
     def post(self) -> None:
         if self.door.token_ok(self.get_body_argument("token", "").strip()):
-            self.door.let_in(self, "/")
+            self.door.let_in(self, self.door.enter("/", []))
             return
         self.door.answer(self, Verdict(401, "login", note="wrong"))
+
+
+class TicketHandler(tornado.web.RequestHandler):
+    """``POST /xmailnb/ticket``: a one-time page ticket for the browser whose
+    key came with the request (the door let it through only then)."""
+
+    def initialize(self, door: Door) -> None:
+        self.door = door
+
+    def check_xsrf_cookie(self) -> None:  # the key header is the proof; the door checked Origin
+        pass
+
+    def post(self) -> None:
+        login = getattr(self.request, "xmailnb_login", None)
+        if login is None:  # the token header: no browser to give a ticket to
+            raise tornado.web.HTTPError(403)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(self.door.new_ticket(login))
 
 
 class QuerySocketHandler(RequestInfoSocketHandler):
@@ -413,11 +578,16 @@ class DoorScriptHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         words = {lang: {"message": text("serve.banner.disconnected", lang),
                         "reload": text("serve.banner.reload", lang)} for lang in LANGUAGES}
+        door: Door | None = getattr(self.application, "door", None)
         self.set_header("Content-Type", "text/javascript; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         script = (_here() / "door.js").read_text(encoding="utf-8")
         self.finish(script.replace("__WORDS__", json.dumps(words, ensure_ascii=False))
-                    .replace("__PREFIX__", json.dumps(LANG_CLASS_PREFIX)))
+                    .replace("__PREFIX__", json.dumps(LANG_CLASS_PREFIX))
+                    .replace("__KEY_NAME__", json.dumps(door.key_name if door is not None else ""))
+                    .replace("__KEY_HEADER__", json.dumps(KEY_HEADER))
+                    .replace("__KEY_PARAM__", json.dumps(KEY_PARAM))
+                    .replace("__TICKET_PARAM__", json.dumps(TICKET_PARAM)))
 
 
 def _here() -> Path:
@@ -426,22 +596,46 @@ def _here() -> Path:
 
 
 
+_KERNEL_IN_PAGE = re.compile(rf'"kernelId": "({_KERNEL_ID})"')
+
+
 class PageHandler(TornadoVoilaHandler):
     """Voilà's page handler, refusing a page beyond ``max_pages`` before a
-    kernel is started or taken for it."""
+    kernel is started or taken for it (a browser that holds a page already
+    may open one more: a reload), and telling the kernel manager which
+    browser the page's kernel belongs to."""
 
     _holds_slot = False
+    _kernel_seen = False
+    _kernel_id: str | None = None
+
+    @property
+    def _login(self) -> str | None:
+        return getattr(self.request, "xmailnb_login", None)
+
+    def write(self, chunk: Any) -> None:  # type: ignore[override]
+        if not self._kernel_seen and isinstance(chunk, str):
+            found = _KERNEL_IN_PAGE.search(chunk)
+            if found is not None:
+                self._kernel_seen = True
+                self._kernel_id = found.group(1)
+                km = self.settings["xmailnb_app"].kernel_manager
+                if isinstance(km, PageKernelManager) and self._login is not None:
+                    km.set_owner(found.group(1), self._login)
+        super().write(chunk)
 
     async def prepare(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         app: XmailnbVoila = self.settings["xmailnb_app"]
         if self.request.method == "GET" and not (self.path_args and self.path_args[0]):
-            if not app.take_page_slot():
+            if not app.take_page_slot(self._login):
                 door: Door = self.application.door  # type: ignore[attr-defined]
                 lang = door.language(self.request)
                 self.set_status(503)
-                _page_headers(self)
+                nonce = secrets.token_urlsafe(16)
+                _page_headers(self, nonce=nonce)
                 self.set_header("Retry-After", "10")
-                self.finish(door_page("too_many", lang, max_pages=app.max_pages))
+                self.finish(door_page("too_many", lang, max_pages=app.max_pages, nonce=nonce,
+                                      key_name=door.key_name))
                 return
             self._holds_slot = True
         await super().prepare(*args, **kwargs)
@@ -456,7 +650,12 @@ class PageHandler(TornadoVoilaHandler):
         super().on_finish()
 
     def on_connection_close(self) -> None:
+        # The browser left while the page was being sent (closed at once,
+        # or reloaded): its kernel goes like a closed page's.
         self._release()
+        km = self.settings["xmailnb_app"].kernel_manager
+        if self._kernel_id is not None and isinstance(km, PageKernelManager):
+            km.release_later(self._kernel_id)
         super().on_connection_close()
 
 
@@ -476,6 +675,8 @@ class PageKernelManager(AsyncMappingKernelManager):
                          help="Seconds a kernel lives on once no page is connected to it and it is quiet.")
     page_limit = Float(600.0, config=True,
                        help="Seconds a kernel lives on without a page, however busy it is.")
+    page_grace = Float(5.0, config=True,
+                       help="Seconds a kernel whose page was connected and went away waits for it to come back.")
 
     @default("transport_encryption")
     def _transport_encryption_default(self) -> str:
@@ -496,6 +697,22 @@ class PageKernelManager(AsyncMappingKernelManager):
         self._alone_since: dict[str, float] = {}
         self._activity_seen: dict[str, tuple[Any, float]] = {}
         self._starting = 0
+        #: kernel -> the browser login whose page it serves
+        self._owner: dict[str, str] = {}
+        #: kernels a page's websocket has connected to
+        self._connected_once: set[str] = set()
+
+    def set_owner(self, kernel_id: str, login: str) -> None:
+        """*kernel_id* serves a page of the browser *login*."""
+        if kernel_id in self._kernels:
+            self._owner[kernel_id] = login
+
+    def owns_page(self, login: str | None) -> bool:
+        """The browser *login* holds the kernel of a page it has really
+        opened (its websocket connected at least once; a bare GET does not
+        count)."""
+        return login is not None and any(o == login and k in self._kernels and k in self._connected_once
+                                         for k, o in self._owner.items())
 
     def kernel_count(self) -> int:
         """Kernels running or being started."""
@@ -530,11 +747,33 @@ class PageKernelManager(AsyncMappingKernelManager):
     def notify_connect(self, kernel_id: str) -> None:
         super().notify_connect(kernel_id)
         self._alone_since.pop(kernel_id, None)
+        self._connected_once.add(kernel_id)
 
     def notify_disconnect(self, kernel_id: str) -> None:
         super().notify_disconnect(kernel_id)
         if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
             self._alone_since[kernel_id] = time.monotonic()
+            # Its page went away (closed, reloaded): the kernel is given back
+            # once a reconnection had its chance.
+            self.release_later(kernel_id)
+
+    def release_later(self, kernel_id: str) -> None:
+        """Stop *kernel_id* in ``page_grace`` seconds unless a page is connected to it by then."""
+        asyncio.get_event_loop().call_later(self.page_grace, self._release_if_alone, kernel_id)
+
+    def _release_if_alone(self, kernel_id: str) -> None:
+        if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
+            asyncio.ensure_future(self._release(kernel_id))
+
+    async def _release(self, kernel_id: str) -> None:
+        self.log.info("Stopping kernel %s: its page went away.", kernel_id)
+        try:
+            await self.shutdown_kernel(kernel_id, now=True)
+        except KeyError:  # stopped meanwhile (the page's own shutdown request)
+            pass
+        except Exception as exc:  # a bug boundary: the culler gets it later
+            log_unexpected(log, "stopping the kernel of a closed page", exc)
+        self._owner.pop(kernel_id, None)
 
     def _pooled(self) -> set[str]:
         """Kernels waiting in Voilà's preheat pool."""
@@ -551,6 +790,9 @@ class PageKernelManager(AsyncMappingKernelManager):
             del self._alone_since[kernel_id]
         for kernel_id in [k for k in self._activity_seen if k not in self._kernels]:
             del self._activity_seen[kernel_id]
+        for kernel_id in [k for k in self._owner if k not in self._kernels]:
+            del self._owner[kernel_id]
+        self._connected_once &= set(self._kernels)
         for kernel_id in self._pooled():
             # A page's clock starts when the kernel leaves the pool.
             if kernel_id in self._alone_since:
@@ -595,7 +837,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         access.debug(line, *args)
 
 
-_REDACT = re.compile(r"(?i)\b(token|login|_xsrf)=[^&\s'\"]+")
+_REDACT = re.compile(r"(?i)\b(token|login|_xsrf|xmailnb-key|xmailnb-page)=[^&\s'\"]+")
 _REDACT_HEADER = re.compile(r"(?i)\b(token|bearer)\s+[!-~]{8,}")
 
 
@@ -676,11 +918,18 @@ class XmailnbVoila(Voila):
         _install_log_filter(self.log)
 
     # -- page slots ----------------------------------------------------------------------
-    def take_page_slot(self) -> bool:
+    def take_page_slot(self, login: str | None = None) -> bool:
         """Room for one more page?  Counts kernels running or starting (the
-        preheated one included) and pages being rendered; takes a slot if so."""
+        preheated one included) and pages being rendered; takes a slot if so.
+        A browser (*login*) that holds a page already gets one slot beyond
+        the cap: it is reloading, and its old page's kernel goes within
+        ``page_grace`` seconds of the old page closing."""
         pool = max(0, int(self.voila_configuration.default_pool_size))
-        if self.kernel_manager.kernel_count() + self.pages_loading >= self.max_pages + pool:
+        km = self.kernel_manager
+        room = self.max_pages + pool
+        if isinstance(km, PageKernelManager) and km.owns_page(login):
+            room += 1
+        if km.kernel_count() + self.pages_loading >= room:
             return False
         self.pages_loading += 1
         return True
@@ -702,6 +951,7 @@ class XmailnbVoila(Voila):
             handlers.append(route)
         own = [
             (LOGIN_PATH, LoginHandler, {"door": self.door}),
+            (TICKET_PATH, TicketHandler, {"door": self.door}),
             ("/xmailnb/status", StatusHandler, {"app": self}),
             ("/xmailnb/door.js", DoorScriptHandler),
             (_QUERY_ROUTE.pattern, QuerySocketHandler),

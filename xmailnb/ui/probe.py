@@ -14,6 +14,7 @@ from ..flows.practice import PracticeServer
 from ..i18n import Msg
 from ..mailroot.sandbox import suggested_practice_ports
 from ..mailroot.workbook import probe_settings, save_probe_settings
+from ..status import Status
 from . import _html
 from ._base import Activity, Step, button, css_id, html, set_status_class, show
 
@@ -31,14 +32,16 @@ class ProbeStep(Step):
     """Host, ports, Run (in a worker thread) and one result row per endpoint.
 
     The host and ports are the workbook's settings for the MailRoot
-    (:mod:`xmailnb.mailroot.workbook`): shown as remembered, and remembered again on
-    Run (an empty ports field means XMail's stock listeners).  Every run is
-    recorded for the step progress.  On a sandbox MailRoot it can also start
-    and stop the practice server on ports the page shows and the trainee may
-    change (``xm-practice-ports``; free ones by default); once it runs, the
-    check's host and ports are the practice server's (they are not
-    remembered).  ``results`` holds the latest endpoint results; :meth:`wait`
-    waits for a running probe.
+    (:mod:`xmailnb.mailroot.workbook`): shown as remembered, and remembered
+    again after a run that reached a server, whatever they are (the practice
+    server's included: the user notice offers the ports the check used; an
+    empty ports field means XMail's stock listeners, from that run on).
+    Every run is recorded for the step progress.  On a sandbox MailRoot it
+    can also start and stop the practice server on ports the page shows and
+    the trainee may change (``xm-practice-ports``; free ones by default);
+    once it runs, the check's host and ports are the practice server's.
+    ``results`` holds the latest endpoint results; :meth:`wait` waits for a
+    running probe.
     """
 
     STEP = "probe"
@@ -208,18 +211,9 @@ class ProbeStep(Step):
                          daemon=True).start()
         return future
 
-    def _practice_ports(self) -> dict[str, int] | None:
-        if self.server is not None and self.server.running:
-            return dict(self.server.ports)
-        return None
-
     def _remember(self, host: str, ports: dict[str, int] | None) -> Msg | None:
-        """Keep the fields as the workbook's settings (not the practice server's
-        temporary ports); a message when that failed."""
+        """Keep the fields as the workbook's settings; a message when that failed."""
         assert self.mailroot is not None
-        practice = self._practice_ports()
-        if practice is not None and ports == practice:
-            return None
         try:
             save_probe_settings(self.mailroot, host=None if host == "127.0.0.1" else host, ports=ports)
         except XmailnbError as exc:
@@ -231,8 +225,12 @@ class ProbeStep(Step):
         assert self.mailroot is not None
         warning: Msg | None = None
         try:
-            warning = self._remember(host, ports)
-            results = list(probemod.probe(host, ports=ports, mailroot=self.mailroot, timeout=DEFAULT_TIMEOUT))
+            # An empty field means the stock listeners in this very run.
+            results = list(probemod.probe(host, ports=ports, mailroot=self.mailroot, timeout=DEFAULT_TIMEOUT,
+                                          remembered=False))
+            if probemod.reached_server(results):
+                # Only a run that reached a server changes the settings.
+                warning = self._remember(host, ports)
             probemod.record(self.mailroot, results)
         except BaseException as exc:
             with self._ui_lock:
@@ -253,38 +251,34 @@ class ProbeStep(Step):
             self.run_button.disabled = False
             self.results = results
             self._draw_results()
-            statuses = [self._status(r) for r in results]
-            bad = sum(1 for s in statuses if s == "error")
+            ok = probemod.passed(results)
+            bad = sum(1 for r in results if r.status is Status.ERROR)
             extra = [Msg.of("cli.warning", text=warning)] if warning is not None else []
-            if not results:
-                self.message.show("error", Msg.of("probe.nothing"), *extra)
+            if ok:
+                self.message.show("ok", Msg.of("ui.probe.summary.ok", count=len(results)), *extra)
             elif bad:
                 self.message.show("error", Msg.of("ui.probe.summary.errors", count=bad, total=len(results)),
                                   *extra)
-            else:
-                self.message.show("ok", Msg.of("ui.probe.summary.ok", count=len(results)), *extra)
-            self.activity = Activity.IDLE if results and not bad else Activity.FAILED
+            else:  # nothing was probed (every endpoint left out)
+                self.message.show("error", Msg.of("probe.nothing"), *extra)
+            self.activity = Activity.IDLE if ok else Activity.FAILED
         future.set_result(results)
         # The run is in the progress log: the stepper reads it again.
         self.mark_changed()
 
-    def _status(self, result: Any) -> str:
-        status = str(result.to_json(self.lang).get("status") or "info")
-        return status if status in ("ok", "warn", "error", "info") else "info"
-
     def _draw_results(self) -> None:
         rows = []
         for result in self.results:
-            d = result.to_json(self.lang)
-            status = self._status(result)
-            w = html("", "xm-finding", "xm-endpoint", f"xm-endpoint-{css_id(str(d.get('name', '')))}")
+            status = Status(result.status)
+            w = html("", "xm-finding", "xm-endpoint", f"xm-endpoint-{css_id(result.name)}")
             set_status_class(w, status)
-            # The core's message already says version, cipher, trust and match.
-            fixes = [str(d["fix"])] if d.get("fix") else []
-            head = self.t("ui.probe.endpoint", name=d.get("name", ""), host=d.get("host", ""),
-                          port=d.get("port", ""))
+            # The core's message already says version, cipher, trust and
+            # match; both are rendered for the page (its controls, never an
+            # option of the command line).
+            fixes = [result.fix.page(self.lang)] if result.fix is not None else []
+            head = self.t("ui.probe.endpoint", name=result.name, host=result.host, port=result.port)
             w.value = _html.render("endpoint", icon=self.t(f"ui.icon.{status}"), head=head,
-                                   text=str(d.get("message") or ""), fixes=fixes)
+                                   text=result.message.page(self.lang), fixes=fixes)
             rows.append(w)
         self.rows.children = rows
 
