@@ -594,8 +594,6 @@ def _here() -> Path:
     return Path(__file__).resolve().parent
 
 
-
-
 _KERNEL_IN_PAGE = re.compile(rf'"kernelId": "({_KERNEL_ID})"')
 
 
