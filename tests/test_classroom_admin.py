@@ -200,6 +200,7 @@ def test_list_json_names_all_31(room):
 def _finish(mr: MailRoot, at: dt.datetime) -> None:
     """The whole sandbox flow, one step a minute from *at*."""
     with clock.frozen(at):
+        assert run("diagnose", "--mailroot", str(mr.path)).code == 1  # a fresh sandbox has problems to fix
         assert run("csr", "--mailroot", str(mr.path), *CSR_ARGS).code == 0
     with clock.frozen(at + dt.timedelta(minutes=1)):
         practice.sign_pending_csr(mr)
