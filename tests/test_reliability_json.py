@@ -189,7 +189,38 @@ def test_board_state_and_report(tmp_path):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         response = pool.submit(asyncio.run, go()).result()
-    assert response.code == 400
-    assert response.reason == ("report refused: api/report was not read: its brackets nest more than 32 levels "
-                               "deep, far more than the workbook ever writes there.")
+    # The board takes nothing from a report's body (it reads the trainee's
+    # progress from their server, through boundedjson): a bomb is ignored.
+    assert response.code == 200
     assert b"Traceback" not in (response.body or b"")
+
+
+def test_a_trainee_server_answering_a_bomb_leaves_the_row_as_it_was(tmp_path):
+    """What the board does read (a trainee's progress from their server):
+    a bomb counts as a server that did not answer, nothing else changes."""
+    from tornado import web
+
+    from xmailnb.classroom.board import Board, Puller
+
+    root = _class(tmp_path)
+
+    class Bomb(web.RequestHandler):
+        def post(self, name: str) -> None:
+            self.finish(BOMB)
+
+    async def go():
+        board = Board(root)
+        board.open["alice"] = True
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = web.Application([(r"/user/([^/]+)/xmailnb/progress", Bomb)]).listen(port, "127.0.0.1")
+        try:
+            ok = await Puller(board, f"http://127.0.0.1:{port}/", "svc").pull("alice")
+        finally:
+            server.stop()
+        return ok, board
+
+    ok, board = asyncio.run(go())
+    assert ok is False
+    assert board.open["alice"] is False and "alice" not in board.reports

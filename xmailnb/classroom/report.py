@@ -173,11 +173,19 @@ def _finding(f: Any) -> dict[str, Any]:
             "fix": {lang: f.fix.render(lang) for lang in LANGUAGES} if f.fix is not None else None}
 
 
+#: Progress-log events that record what the trainee looked at, not a change.
+_LOOKING = ("step", "diagnose")
+
+
 def _last_change(mr: MailRoot, audited: dt.datetime | None) -> dt.datetime | None:
     """The newest of the store's last change and the progress log's events
-    (a live check, the notice shown): both are something the trainee did."""
+    (a live check, the notice shown): both are something the trainee did.
+    Looking is not progress: the step on screen and a diagnosis shown are
+    left out (else a trainee refused and browsing would never look stuck)."""
     times = [audited] if audited is not None else []
     for record in events(mr)[-50:]:
+        if record.get("event") in _LOOKING:
+            continue
         try:
             when = dt.datetime.fromisoformat(str(record.get("time")))
         except ValueError:
