@@ -68,11 +68,16 @@ def _bomb(mailroot: Path, rel: str) -> None:
 
 def test_acme_settings(mailroot):
     _bomb(mailroot, "sslconf/acme/settings.json")
-    r = run("diagnose", "--mailroot", str(mailroot), "--lang", "en")
+    # One finding among the others: the rest of the diagnosis is still shown.
+    r = run("diagnose", "--mailroot", str(mailroot), "--lang", "en", "--json")
     assert r.code == 1
-    assert "sslconf/acme/settings.json was not read: its brackets nest more than 32 levels deep" in r.err
+    by_check = {f["check"]: f for f in r.json["findings"]}
+    assert by_check["acme.renewal"]["status"] == "error"
+    assert by_check["acme.renewal"]["message"].startswith(
+        "sslconf/acme/settings.json was not read: its brackets nest more than 32 levels deep")
+    assert "cert.present" in by_check
     r = run("diagnose", "--mailroot", str(mailroot), "--lang", "ja")
-    assert "sslconf/acme/settings.json は読み込みませんでした" in r.err
+    assert "sslconf/acme/settings.json は読み込みませんでした" in r.out
 
 
 def test_workbook_settings(mailroot):

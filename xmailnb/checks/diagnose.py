@@ -616,8 +616,13 @@ def diagnose(mr: MailRoot, hostname: str | None = None, *, at: dt.datetime | Non
                 findings.append(Finding(check, Status.ERROR, Msg.of("diagnose.check_failed",
                                                                     error=f"{type(exc).__name__}: {exc}"),
                                         Msg.of("diagnose.check_failed.fix", log=str(where) if where else "-")))
-    # acme.renewal appears only where ACME was used.
-    if (acme := renewal_finding(mr, at=s.at)) is not None:
+    # acme.renewal appears only where ACME was used; a damaged ACME record
+    # is one finding, the rest of the diagnosis still shown.
+    try:
+        acme = renewal_finding(mr, at=s.at)
+    except XmailnbError as exc:
+        acme = Finding("acme.renewal", Status.ERROR, exc.msg, exc.fix)
+    if acme is not None:
         findings.append(acme)
     findings.extend(extra or ())
     return Report(mailroot=mr, findings=findings, hostname=s.hostname)
