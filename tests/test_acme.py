@@ -167,7 +167,9 @@ def outside_acme(root: Path) -> dict[str, str]:
         if rel.startswith("sslconf/acme/") or rel == "sslconf/audit.log":
             continue
         if parts[:2] == ("sslconf", "archive") and len(parts) > 2:
-            manifest = json.loads((root / "sslconf" / "archive" / parts[2] / "manifest.json").read_text())
+            # archive/.order/SEQ-ID is the store's order mark of entry ID.
+            entry = parts[3].split("-", 1)[1] if parts[2] == ".order" else parts[2]
+            manifest = json.loads((root / "sslconf" / "archive" / entry / "manifest.json").read_text())
             if manifest["action"] == "acme" and all(f.startswith("sslconf/acme/") for f in manifest["files"]):
                 continue
         keep[rel] = digest
