@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
-import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -64,8 +63,6 @@ __all__ = [
     "read_checklist",
     "tick_checklist",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
