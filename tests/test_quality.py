@@ -60,6 +60,6 @@ def test_core_is_strictly_typed():
 
 
 def test_no_unused_or_undefined_names():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F,E9", "--quiet",
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F,E9,B", "--quiet",
                              str(ROOT / "xmailnb"), str(ROOT / "tests")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
