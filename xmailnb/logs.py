@@ -7,8 +7,13 @@ state folder, and the message the user sees names that file, so a bug report
 has something to read even though the page never shows a traceback.
 
 The log never holds key material or tokens: messages are built from
-exceptions and fingerprints, and a filter blanks anything that looks like a
-PEM block or a ``token=`` value.
+exceptions and fingerprints, and one filter, :class:`SecretFilter` (used by
+the dashboard server too), blanks anything that looks like a private key, a
+``token=``/``login=`` value or an ``Authorization`` credential.
+
+A user sees the log on stderr with ``--verbose`` (INFO: every change the
+store makes) or ``XMAILNB_LOG=debug`` / ``XMAILNB_LOG=info``:
+:func:`stderr_level` reads the choice, :func:`to_stderr` writes there.
 
 ``XMAILNB_STATE_DIR`` overrides the folder (tests, shared machines).
 """
@@ -16,21 +21,31 @@ PEM block or a ``token=`` value.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping, TextIO
 
+from .errors import UsageError
 from .files import user_folder
 
-__all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter"]
+__all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter", "scrub",
+           "LOG_ENV", "stderr_level", "to_stderr"]
 
 LOG_NAME = "xmailnb.log"
 _MAX_BYTES = 1024 * 1024
 _BACKUPS = 2
 _configured: tuple[Path, logging.Handler] | None = None
 
+#: The environment variable that turns the log on stderr on: its values and their levels.
+LOG_ENV = "XMAILNB_LOG"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
+
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S)
-_TOKEN = re.compile(r"((?:token|login|password|passphrase)=)[^&\s'\"]+", re.I)
+_TOKEN = re.compile(r"\b((?:token|login|password|passphrase|_xsrf|xmailnb-key|xmailnb-page)=)[^&\s'\"]+", re.I)
+_AUTHORIZATION = re.compile(r"\b(token|bearer)\s+[!-~]{8,}", re.I)
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -47,17 +62,70 @@ class SecretFilter(logging.Filter):
     """Blank private keys and credentials in every record, tracebacks included."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the format
+            message = f"{record.msg!s} {record.args!r}"
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = _scrub(message), None
+        record.msg, record.args = scrub(message), None
         if record.exc_text:
-            record.exc_text = _scrub(record.exc_text)
+            record.exc_text = scrub(record.exc_text)
         return True
 
 
-def _scrub(text: str) -> str:
-    return _TOKEN.sub(r"\1[hidden]", _PEM.sub("[private key hidden]", text))
+def scrub(text: str) -> str:
+    """*text* without private keys, ``token=``-style values and ``Authorization`` credentials."""
+    text = _PEM.sub("[private key hidden]", text)
+    return _AUTHORIZATION.sub(r"\1 [hidden]", _TOKEN.sub(r"\1[hidden]", text))
+
+
+def stderr_level(verbose: bool = False, environ: Mapping[str, str] | None = None) -> int | None:
+    """The level of the log the user asked to see on stderr, or ``None``.
+
+    ``--verbose`` (*verbose*) asks for INFO; :data:`LOG_ENV` for ``debug`` or
+    ``info``; with both, the more detailed one wins.
+
+    Raises:
+        UsageError: :data:`LOG_ENV` holds something else.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(LOG_ENV, "").strip().lower()
+    if value and value not in LEVELS:
+        raise UsageError.of("logs.env.unknown", "logs.env.unknown.fix", env=LOG_ENV, value=value)
+    levels = [LEVELS[value]] if value else []
+    if verbose:
+        levels.append(logging.INFO)
+    return min(levels) if levels else None
+
+
+@contextmanager
+def to_stderr(level: int | None, stream: TextIO | None = None) -> Iterator[None]:
+    """While inside, write this process's ``xmailnb`` log records of *level*
+    and up to *stream* (default: stderr) through :class:`SecretFilter`.
+
+    With *level* ``None`` nothing is written there, not even a warning
+    (Python would print those by default): what a user reads on stderr
+    without asking for the log are the command's own messages.
+    """
+    root = logging.getLogger("xmailnb")
+    handler: logging.Handler
+    if level is None:
+        handler = logging.NullHandler()
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setLevel(level)
+        handler.setFormatter(logging.Formatter("xmailnb: %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(SecretFilter())
+    previous = root.level
+    if level is not None and (root.level == logging.NOTSET or root.level > level):
+        root.setLevel(level)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
 
 
 def enable_file_log() -> Path | None:
