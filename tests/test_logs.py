@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
 from helpers import CSR_ARGS, run, tree
 from xmailnb import logs
+from xmailnb.errors import UsageError
 from xmailnb.mailroot.sandbox import create_sandbox
 from xmailnb.mailroot.store import committed_entries
 
@@ -122,3 +126,40 @@ def test_one_scrubber_for_every_log_the_dashboard_server_included():
     assert server.SecretFilter is logs.SecretFilter
     record = logging.LogRecord("tornado.access", logging.ERROR, __file__, 1, "%s", (line,), None)
     assert logs.SecretFilter().filter(record) and record.getMessage() == logs.scrub(line)
+
+
+def test_servers_started_by_a_verbose_command_get_its_level():
+    assert logs.child_environ(logging.INFO, {"A": "1"}) == {"A": "1", "XMAILNB_LOG": "info"}
+    assert logs.child_environ(logging.DEBUG, {"XMAILNB_LOG": "info"}) == {"XMAILNB_LOG": "debug"}
+    assert logs.child_environ(None, {"A": "1"}) == {"A": "1"}
+
+
+def test_serve_verbose_hands_the_level_to_the_dashboard_server(monkeypatch):
+    from xmailnb.cli import serve
+
+    seen: dict[str, str] = {}
+
+    def plan(mailroot, **kw):
+        seen.update(kw["environ"])
+        raise UsageError.of("serve.no_notebook", "serve.no_notebook.fix", path="-")
+
+    monkeypatch.setattr(serve.serving, "plan", plan)
+    assert run("serve", "--verbose", "--no-browser").code == 2
+    assert seen["XMAILNB_LOG"] == "info"
+    seen.clear()
+    assert run("serve", "--no-browser").code == 2
+    assert "XMAILNB_LOG" not in seen and seen
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("info", "xmailnb: INFO xmailnb.kernel: saved with token=[hidden]\n"),
+    ("", ""),
+    ("loud", ""),  # the command that started the process refused it already
+])
+def test_a_started_server_follows_xmailnb_log_through_the_filter(value, expected):
+    code = ("import logging; from xmailnb import logs; logs.follow_environment(); "
+            "logging.getLogger('xmailnb.kernel').info('saved with token=%s', 'abcdef0123456789')")
+    env = {**os.environ, "XMAILNB_LOG": value}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == ""
+    assert result.stderr == expected

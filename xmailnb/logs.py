@@ -14,6 +14,8 @@ the dashboard server too), blanks anything that looks like a private key, a
 A user sees the log on stderr with ``--verbose`` (INFO: every change the
 store makes) or ``XMAILNB_LOG=debug`` / ``XMAILNB_LOG=info``:
 :func:`stderr_level` reads the choice, :func:`to_stderr` writes there.
+``serve`` and ``classroom serve`` hand the choice to the servers they start
+(:func:`child_environ`), which follow it (:func:`follow_environment`).
 
 ``XMAILNB_STATE_DIR`` overrides the folder (tests, shared machines).
 """
@@ -32,12 +34,13 @@ from .errors import UsageError
 from .files import user_folder
 
 __all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter", "scrub",
-           "LOG_ENV", "stderr_level", "to_stderr"]
+           "LOG_ENV", "stderr_level", "to_stderr", "child_environ", "follow_environment"]
 
 LOG_NAME = "xmailnb.log"
 _MAX_BYTES = 1024 * 1024
 _BACKUPS = 2
 _configured: tuple[Path, logging.Handler] | None = None
+_followed: logging.Handler | None = None
 
 #: The environment variable that turns the log on stderr on: its values and their levels.
 LOG_ENV = "XMAILNB_LOG"
@@ -99,6 +102,13 @@ def stderr_level(verbose: bool = False, environ: Mapping[str, str] | None = None
     return min(levels) if levels else None
 
 
+def _stderr_handler(stream: TextIO) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("xmailnb: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter())
+    return handler
+
+
 @contextmanager
 def to_stderr(level: int | None, stream: TextIO | None = None) -> Iterator[None]:
     """While inside, write this process's ``xmailnb`` log records of *level*
@@ -113,10 +123,8 @@ def to_stderr(level: int | None, stream: TextIO | None = None) -> Iterator[None]
     if level is None:
         handler = logging.NullHandler()
     else:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = _stderr_handler(stream or sys.stderr)
         handler.setLevel(level)
-        handler.setFormatter(logging.Formatter("xmailnb: %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(SecretFilter())
     previous = root.level
     if level is not None and (root.level == logging.NOTSET or root.level > level):
         root.setLevel(level)
@@ -172,3 +180,48 @@ def log_unexpected(logger: logging.Logger, what: str, exc: BaseException) -> Pat
     path = enable_file_log()
     logger.error("unexpected error while %s", what, exc_info=(type(exc), exc, exc.__traceback__))
     return path
+
+
+def child_environ(level: int | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server this command starts: *environ* (default:
+    this process's) with :data:`LOG_ENV` set to *level*, so that the server
+    and its kernels log what this command would (``serve --verbose``)."""
+    env = dict(os.environ if environ is None else environ)
+    if level is not None:
+        env[LOG_ENV] = "debug" if level <= logging.DEBUG else "info"
+    return env
+
+
+def follow_environment(*, handler: bool = True) -> int | None:
+    """In a process ``serve`` or ``classroom serve`` started (a server, a
+    kernel): apply the level :data:`LOG_ENV` names to the ``xmailnb`` loggers
+    for the rest of the process and, with *handler*, write their records to
+    the terminal's stderr through :class:`SecretFilter` (in a kernel: the
+    terminal the server was started from, not the page).
+
+    Returns the level, or ``None`` when the log was not switched on (an
+    unknown value included: the command that started the process refused it).
+    """
+    global _followed
+    try:
+        level = stderr_level()
+    except UsageError:
+        return None
+    if level is None:
+        return None
+    root = logging.getLogger("xmailnb")
+    root.setLevel(level)
+    if handler and _followed is None:
+        _followed = _stderr_handler(_terminal_stderr())
+        root.addHandler(_followed)
+    return level
+
+
+def _terminal_stderr() -> TextIO:
+    """Where stderr goes on the terminal.  In a kernel ``sys.stderr`` is sent
+    to the page, and its ``fileno()`` is a copy of the terminal's stderr."""
+    try:
+        return open(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="backslashreplace",
+                    buffering=1)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+        return sys.__stderr__ or sys.stderr

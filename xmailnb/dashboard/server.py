@@ -93,7 +93,7 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from ..i18n import LANGUAGES, detect_language, text
-from ..logs import SecretFilter, log_unexpected
+from ..logs import SecretFilter, follow_environment, log_unexpected
 from .page import LANG_CLASS_PREFIX, accept_language
 from .plan import is_loopback
 
@@ -849,6 +849,7 @@ def _install_log_filter(app_log: logging.Logger) -> None:
         root.addHandler(handler)
     for existing in [*root.handlers, *app_log.handlers]:
         existing.addFilter(redactor)
+    follow_environment(handler=False)  # serve --verbose: the xmailnb records, through the root's handler
 
 
 class XmailnbVoila(Voila):
