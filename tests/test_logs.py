@@ -163,3 +163,34 @@ def test_a_started_server_follows_xmailnb_log_through_the_filter(value, expected
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == ""
     assert result.stderr == expected
+
+
+def test_a_dashboard_kernel_logs_to_the_terminal_not_to_the_page(tmp_path):
+    from jupyter_client.manager import KernelManager
+
+    code = ("from xmailnb.dashboard.page import wait_for_page\npage = wait_for_page()\nimport logging\n"
+            "logging.getLogger('xmailnb.mailroot.store').info('install in /x: token=%s', 'abcdef0123456789')")
+    with open(tmp_path / "stderr", "w+b") as terminal:
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(env={**os.environ, "XMAILNB_LOG": "info"}, stderr=terminal, stdout=subprocess.DEVNULL)
+        kc = km.client()
+        try:
+            kc.start_channels()
+            kc.wait_for_ready(timeout=60)
+            msg_id = kc.execute(code)
+            page = []
+            while True:
+                msg = kc.get_iopub_msg(timeout=60)
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] in ("stream", "error"):
+                    page.append(msg["content"])
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        terminal.seek(0)
+        lines = [line for line in terminal.read().decode().splitlines() if line.startswith(LOG_PREFIX)]
+    assert page == []
+    assert lines == ["xmailnb: INFO xmailnb.mailroot.store: install in /x: token=[hidden]"]
