@@ -18,7 +18,6 @@ import ctypes
 import errno
 import json
 import importlib.util
-import logging
 import os
 import secrets
 import signal
@@ -44,8 +43,6 @@ from .output import Help
 
 __all__ = ["register", "run_init", "run_add", "run_passwd", "run_remove", "run_list", "run_export",
            "run_message", "run_config", "run_serve"]
-
-log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0
 STOP_GRACE = 30.0

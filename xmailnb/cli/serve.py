@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import logging
 import os
 import signal
 import subprocess
@@ -39,8 +38,6 @@ from ..mailroot.layout import describe
 from .output import EXIT_OK, EXIT_REFUSED, Help, mailroot_from
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0  # seconds; a cold start on a slow Windows box takes a while
 STOP_GRACE = 25.0  # the server stops its kernels first (it gives up on them after 20 s)
