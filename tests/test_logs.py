@@ -123,6 +123,7 @@ def test_one_scrubber_for_every_log_the_dashboard_server_included():
     assert logs.scrub(line) == (
         "500 GET /voila/x?a=1&token=[hidden]&login=[hidden]&xmailnb-key=[hidden]&xmailnb-page=[hidden] "
         "(127.0.0.1) Authorization: token [hidden] [private key hidden]")
+    assert logs.scrub("GET /hub/api?access_token=abcdef0123456789&x=1") == "GET /hub/api?access_token=[hidden]&x=1"
     assert server.SecretFilter is logs.SecretFilter
     record = logging.LogRecord("tornado.access", logging.ERROR, __file__, 1, "%s", (line,), None)
     assert logs.SecretFilter().filter(record) and record.getMessage() == logs.scrub(line)

@@ -47,7 +47,7 @@ LOG_ENV = "XMAILNB_LOG"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S)
-_TOKEN = re.compile(r"\b((?:token|login|password|passphrase|_xsrf|xmailnb-key|xmailnb-page)=)[^&\s'\"]+", re.I)
+_TOKEN = re.compile(r"((?:token|login|password|passphrase|_xsrf|xmailnb-key|xmailnb-page)=)[^&\s'\"]+", re.I)
 _AUTHORIZATION = re.compile(r"\b(token|bearer)\s+[!-~]{8,}", re.I)
 
 
