@@ -36,6 +36,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XMAILNB_STATE_DIR", str(data / "state"))
     monkeypatch.delenv("MAIL_ROOT", raising=False)
     monkeypatch.delenv("XMAILNB_LANG", raising=False)
+    monkeypatch.delenv("XMAILNB_LOG", raising=False)
     for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")

@@ -189,7 +189,7 @@ def test_no_private_reach_across_modules():
         bound_modules: dict[str, str] = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                for alias, (target, name) in zip(node.names, _targets(mod, node)):
+                for alias, (target, name) in zip(node.names, _targets(mod, node), strict=True):
                     if name is None and target.startswith("xmailnb"):
                         bound_modules[alias.asname or alias.name] = target
                     elif name is not None and target.startswith("xmailnb") and target != mod and _private(name):

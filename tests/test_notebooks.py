@@ -259,7 +259,7 @@ def test_without_openssl_the_cells_say_so_and_still_give_the_verdict(sandbox, mo
     checks = {_check_id(c): _text(c) for c in _cells(nb, "handcheck")}
     assert "-rw------- " in checks.pop("files")  # ls is there
     missing = Msg.of("handcheck.no_program", program="openssl").render("en")
-    for check, shown in checks.items():
+    for shown in checks.values():
         assert "$ openssl " in shown and missing in shown, shown  # the command, and why it did not run
         assert "xmailnb's verdict: " in shown and "Traceback" not in shown, shown
     assert "xmailnb's verdict: ✔" in checks["cert.pair"]

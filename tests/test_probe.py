@@ -180,7 +180,7 @@ def test_new_certificate_is_served_without_restart(live):
     assert r.code == 0, r.err
     after = probe(ports=server.ports, mailroot=mr, timeout=3)
     new_fp = cert_fingerprint(issue.leaf)
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=True):
         assert old.chain[0]["sha256"] != new_fp
         assert new.chain[0]["sha256"] == new_fp and new.matches_installed is True
 

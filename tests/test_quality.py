@@ -60,6 +60,25 @@ def test_core_is_strictly_typed():
 
 
 def test_no_unused_or_undefined_names():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F,E9", "--quiet",
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F,E9,B", "--quiet",
                              str(ROOT / "xmailnb"), str(ROOT / "tests")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _unused_loggers(source: str) -> list[str]:
+    """Module-level ``name = logging.getLogger(...)`` whose *name* is never read."""
+    tree = ast.parse(source)
+    made = [target.id for node in tree.body if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "getLogger"
+            for target in node.targets if isinstance(target, ast.Name)]
+    read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return [name for name in made if name not in read]
+
+
+def test_no_module_makes_a_logger_it_never_uses():
+    assert _unused_loggers("import logging\nlog = logging.getLogger(__name__)\n") == ["log"]
+    assert _unused_loggers("import logging\nlog = logging.getLogger(__name__)\nlog.info('x')\n") == []
+    unused = {str(p.relative_to(ROOT)): names for p in sorted(PACKAGE.rglob("*.py"))
+              if (names := _unused_loggers(p.read_text(encoding="utf-8")))}
+    assert unused == {}

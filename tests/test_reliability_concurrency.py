@@ -106,7 +106,7 @@ def test_eight_way_mixed_writers_lose_nothing(material, tmp_path):
         for item in items:
             procs[f"tick {item}"] = _tick(target, item, env, start)
         results = {name: (p.wait(180), *p.communicate()) for name, p in procs.items()}
-        for name, (code, out, err) in results.items():
+        for name, (code, _out, err) in results.items():
             assert code == 0, f"round {r}: {name} exited {code}: {err}"
             assert "Traceback" not in err
 

@@ -215,7 +215,7 @@ def test_recovery_itself_killed_at_every_step(material, template, tmp_path):
     for m in range(1, 200):
         mr = _fresh(template, tmp_path / "run")
         assert killed_at(make(mr), split)[0]
-        fired, _ = killed_at(lambda: recover_interrupted(mr), m)
+        fired, _ = killed_at(lambda mr=mr: recover_interrupted(mr), m)
         assert run("history", "--mailroot", str(mr.path)).code == 0
         assert pair_ok(mr.path)
         assert user_view(mr.path) in (before, after)

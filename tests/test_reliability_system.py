@@ -89,7 +89,7 @@ def as_nobody(*argv: str, env: dict | None = None) -> subprocess.CompletedProces
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    for dirpath, dirs, names in os.walk(root):
+    for dirpath, _dirs, names in os.walk(root):
         os.chown(dirpath, uid, gid)
         for name in names:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
@@ -208,7 +208,7 @@ def test_tree_without_write_permission_refuses_every_write_cleanly(shared, files
     mailroot = _mailroot(shared)
     _prepare_history(mailroot, files)
     _chown_tree(mailroot, NOBODY, NOBODY)
-    for dirpath, dirs, names in os.walk(mailroot):  # chmod -R a-w
+    for dirpath, _dirs, names in os.walk(mailroot):  # chmod -R a-w
         for p in [dirpath, *(os.path.join(dirpath, n) for n in names)]:
             os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) & ~0o222)
     before = snapshot(mailroot)

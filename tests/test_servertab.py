@@ -50,12 +50,12 @@ def only_changed(before: bytes, after: bytes) -> list[tuple[bytes | None, bytes 
     """Pairs of (old, new) lines that differ, assuming at most one insertion."""
     old, new = lines(before), lines(after)
     if len(old) == len(new):
-        return [(o, n) for o, n in zip(old, new) if o != n]
+        return [(o, n) for o, n in zip(old, new, strict=True) if o != n]
     assert len(new) == len(old) + 1
     candidates = []
     for k in range(len(new)):
         rest = new[:k] + new[k + 1:]
-        candidates.append([(None, new[k])] + [(o, n) for o, n in zip(old, rest) if o != n])
+        candidates.append([(None, new[k])] + [(o, n) for o, n in zip(old, rest, strict=True) if o != n])
     return min(candidates, key=len)
 
 
@@ -67,7 +67,7 @@ def one_line_inserted(old: list[bytes], new: list[bytes]) -> bool:
     for k in range(len(new)):
         rest = new[:k] + new[k + 1:]
         if all(o == r or (j == k - 1 and not o.endswith(b"\n") and r in (o + b"\n", o + b"\r\n"))
-               for j, (o, r) in enumerate(zip(old, rest))):
+               for j, (o, r) in enumerate(zip(old, rest, strict=True))):
             return True
     return False
 
@@ -299,7 +299,7 @@ def test_property_round_trip_and_minimal_edit(data, name, value):
         return
     old, new = lines(data), lines(after)
     if len(new) == len(old):
-        assert sum(o != n for o, n in zip(old, new)) == 1
+        assert sum(o != n for o, n in zip(old, new, strict=True)) == 1
     else:
         assert one_line_inserted(old, new)
 

@@ -115,7 +115,7 @@ def test_failure_of_fsync_leaves_files(mr, monkeypatch):
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(storemod, "_fsync", bad_fsync)
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError):
         Store(mr).apply("install", {"server.cert": b"new cert", "server.key": b"k"})
     monkeypatch.undo()
     assert tree(mr.path) == before

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import x509lab as lab
@@ -223,7 +224,7 @@ def test_unknown_key_algorithm_is_a_verdict_not_a_crash(mailroot, tmp_path, pki_
     # ecPublicKey (1.2.840.10045.2.1) -> an algorithm nobody knows (…2.9), signed again.
     odd = lab.resign(leaf, inter, lab.replace_bytes(bytes.fromhex("06072a8648ce3d0201"),
                                                     bytes.fromhex("06072a8648ce3d0209")))
-    with pytest.raises(Exception):
+    with pytest.raises(UnsupportedAlgorithm):
         odd.cert.public_key()
     r = _install(mailroot, tmp_path, odd, [inter], root, "--dry-run")
     assert r.code == 1 and r.json["error"]["key"] == "actions.chain.refused"

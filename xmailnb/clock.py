@@ -13,13 +13,10 @@ product in one place and mint its certificates relative to the same instant.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from contextlib import contextmanager
 from typing import Iterator
 
 __all__ = ["now", "frozen", "freeze", "unfreeze"]
-
-log = logging.getLogger(__name__)
 
 _frozen_at: dt.datetime | None = None
 

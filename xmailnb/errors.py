@@ -6,7 +6,6 @@ and the widgets agree on what went wrong without parsing text.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from .i18n import Msg
@@ -18,8 +17,6 @@ __all__ = [
     "MailRootError",
     "BusyError",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class XmailnbError(Exception):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import logging
 import os
 import stat
 from pathlib import Path
@@ -23,8 +22,6 @@ from typing import Literal, Mapping
 
 __all__ = ["NotRegularFile", "FileTooLarge", "read_regular", "write_atomic", "file_kind", "sha256_hex",
            "sha256_fingerprint", "user_folder", "DEFAULT_LIMIT"]
-
-log = logging.getLogger(__name__)
 
 #: Certificates and keys are a few KB; a full public CA bundle ~300 KB.
 DEFAULT_LIMIT = 1024 * 1024

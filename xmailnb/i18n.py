@@ -31,7 +31,6 @@ import datetime as dt
 import gettext
 import io
 import locale
-import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -60,8 +59,6 @@ __all__ = [
     "page_text",
     "shown",
 ]
-
-log = logging.getLogger(__name__)
 
 LANGUAGES: tuple[str, ...] = ("ja", "en")
 DEFAULT_LANGUAGE = "en"

@@ -13,12 +13,9 @@ have always used; code compares members, never strings.
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Iterable
 
 __all__ = ["Status"]
-
-log = logging.getLogger(__name__)
 
 
 class Status(enum.StrEnum):

@@ -58,7 +58,7 @@ def marks(page) -> str:
 def wait_marks(page, wanted: str, timeout: float = 30_000) -> None:
     """Wait until the stepper shows *wanted* (the page refreshes after each change)."""
     by_mark = {mark: name for name, mark in _MARKS.items()}
-    selectors = [f".xm-nav-{step}.xm-state-{by_mark[m[-1]]}" for step, m in zip(STEPS, wanted.split())]
+    selectors = [f".xm-nav-{step}.xm-state-{by_mark[m[-1]]}" for step, m in zip(STEPS, wanted.split(), strict=True)]
     page.wait_for_function("(sels) => sels.every(s => document.querySelector(s))", arg=selectors,
                            timeout=timeout)
     assert marks(page) == wanted

@@ -7,7 +7,6 @@ finding without importing the others.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +17,6 @@ from ..status import Status
 from ..steps import Target
 
 __all__ = ["Finding", "Report", "Status", "finding"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -8,7 +8,6 @@ and never imports the ACME machinery itself: a diagnosis stays offline and fast.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from cryptography import x509
@@ -23,8 +22,6 @@ from .findings import Finding
 from .installed import installed_leaf
 
 __all__ = ["renewal_due", "renewal_finding"]
-
-log = logging.getLogger(__name__)
 
 
 def renewal_due(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *,

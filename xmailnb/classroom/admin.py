@@ -20,7 +20,6 @@ import csv
 import datetime as dt
 import html
 import io
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +36,6 @@ from .roster import Account, Classroom
 
 __all__ = ["TraineeRecord", "trainee_records", "export_csv", "list_doc", "slips_html", "board_reports",
            "CSV_COLUMNS"]
-
-log = logging.getLogger(__name__)
 
 _BOARD_STATE = "hub/board-state.json"
 _MAX_BOARD_BYTES = 16 * 1024 * 1024

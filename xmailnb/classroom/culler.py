@@ -9,12 +9,9 @@ SIGTERM handling before handing over to the culler.
 
 from __future__ import annotations
 
-import logging
 import signal
 
 from jupyterhub_idle_culler import main as culler_main
-
-log = logging.getLogger(__name__)
 
 
 def main() -> None:

@@ -365,15 +365,15 @@ class HubOAuthClient:
                     return
                 base_url = self.base_url
 
-                def xsrf_token(h: RequestHandler) -> bytes:
+                def xsrf_token(h: RequestHandler, base_url: str = base_url) -> bytes:
                     return get_xsrf_token(h, cookie_path=base_url)  # type: ignore[no-any-return]
 
-                setattr(cls, "_xsrf_token_id", property(self._get_xsrf_token_id))
-                setattr(cls, "xsrf_token", property(xsrf_token))
+                setattr(cls, "_xsrf_token_id", property(self._get_xsrf_token_id))  # noqa: B010 (typed: "type" has no such attribute)
+                setattr(cls, "xsrf_token", property(xsrf_token))  # noqa: B010 (typed: "type" has no such attribute)
                 def check_xsrf(h: RequestHandler, _client: HubOAuthClient = self) -> None:
                     _client.check_xsrf_cookie(h)
 
-                setattr(cls, "check_xsrf_cookie", check_xsrf)
+                setattr(cls, "check_xsrf_cookie", check_xsrf)  # noqa: B010
 
     def check_xsrf_cookie(self, handler: RequestHandler) -> None:
         if getattr(handler, "_token_authenticated", False) or handler.settings.get("disable_check_xsrf", False):

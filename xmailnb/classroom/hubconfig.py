@@ -25,7 +25,6 @@ Choices and why:
 
 from __future__ import annotations
 
-import logging
 import pprint
 import shutil
 import sys
@@ -36,8 +35,6 @@ from ..errors import UsageError
 from .roster import Classroom
 
 __all__ = ["BOARD_SERVICE", "REPORT_SCOPE", "HubPlan", "plan", "proxy_command"]
-
-log = logging.getLogger(__name__)
 
 BOARD_SERVICE = "class-board"
 CULLER_SERVICE = "idle-culler"

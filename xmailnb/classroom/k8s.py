@@ -13,7 +13,6 @@ Imported by the hub process only.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Callable
 
@@ -23,8 +22,6 @@ from .board import main as _board
 from .hubconfig import BOARD_SERVICE, TRAINER_ROLE
 
 __all__ = ["CLASS_DIR", "trainer_roles", "spawner_environment", "board_main"]
-
-log = logging.getLogger(__name__)
 
 #: The class folder in the hub pod: on the chart's hub volume (hub-db-dir).
 CLASS_DIR = "/srv/jupyterhub/class"

@@ -9,7 +9,6 @@ order failed (nothing installed); 2 usage; 3 MailRoot busy.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any, Callable
 
@@ -22,8 +21,6 @@ from ..mailroot.acme_state import LETSENCRYPT_STAGING, AcmeSettings, load_settin
 from .output import Help, mailroot_from, print_preview, print_report
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def _positive_int(lang: str, key: str) -> Callable[[str], int]:

@@ -18,7 +18,6 @@ import ctypes
 import errno
 import json
 import importlib.util
-import logging
 import os
 import secrets
 import signal
@@ -39,12 +38,11 @@ from ..dashboard.plan import check_port, is_loopback
 from ..errors import InputError, UsageError
 from ..files import write_atomic
 from ..i18n import Msg
+from ..logs import child_environ, stderr_level
 from .output import Help
 
 __all__ = ["register", "run_init", "run_add", "run_passwd", "run_remove", "run_list", "run_export",
            "run_message", "run_config", "run_serve"]
-
-log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0
 STOP_GRACE = 30.0
@@ -398,7 +396,8 @@ def run_serve(args: argparse.Namespace, out: Any) -> int:
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(plan.render())
-    env = {k: v for k, v in os.environ.items() if k not in ("MAIL_ROOT", "JUPYTERHUB_API_TOKEN")}
+    env = {k: v for k, v in child_environ(stderr_level(args.verbose)).items()
+           if k not in ("MAIL_ROOT", "JUPYTERHUB_API_TOKEN")}
     proxy_token = secrets.token_hex(32)
     env["CONFIGPROXY_AUTH_TOKEN"] = proxy_token
     env["XMAILNB_CLASS_DIR"] = str(room.path)  # inherited by the proxy: see classroom/procs.py

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ..errors import XmailnbError
@@ -14,8 +13,6 @@ from ..pki import csr as csrmod
 from .output import EXIT_OK, Help, Out, mailroot_from
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ..checks.diagnose import diagnose
@@ -20,8 +19,6 @@ from .output import (
 )
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

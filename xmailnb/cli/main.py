@@ -22,7 +22,7 @@ from typing import NoReturn, Sequence, TextIO
 
 from ..errors import InputError, UsageError, XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language
-from ..logs import log_unexpected
+from ..logs import log_unexpected, stderr_level, to_stderr
 from ..mailroot.store import committed_entries
 from .output import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Help, Out, OutputError
 
@@ -94,9 +94,11 @@ def build_parser(lang: str, only: str | None = None, *, with_help: bool = True) 
     # copies a sub-parser's defaults over what was given before the command.
     parser.add_argument("--mailroot", metavar="DIR", default=None, help=t("mailroot"))
     parser.add_argument("--lang", choices=LANGUAGES, default=None, help=t("lang"))
+    parser.add_argument("--verbose", action="store_true", help=t("verbose"))
     common = _Parser(add_help=False)
     common.add_argument("--mailroot", metavar="DIR", default=argparse.SUPPRESS, help=t("mailroot"))
     common.add_argument("--lang", choices=LANGUAGES, default=argparse.SUPPRESS, help=t("lang"))
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=t("verbose"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # The one place modules are imported on demand: a command's module
     # (and what it imports) loads only when that command runs, so start-up
@@ -135,15 +137,19 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             parser.print_help(err_stream)
             return EXIT_USAGE
         func = args.func
-        with warnings.catch_warnings(record=True) as caught:
-            # Library warnings (a file path and a Python class name) are not
-            # messages for an administrator: the code turns what matters
-            # into catalog messages; the rest goes to the debug log.
-            warnings.simplefilter("always")
-            code = int(func(args, out))
-            out.flush()
-        for w in caught:
-            log.debug("warning: %s", w.message)
+        # The log on stderr only when asked for (--verbose, XMAILNB_LOG),
+        # and only while the command runs: an internal error below still
+        # ends as one line naming the log file, never a traceback.
+        with to_stderr(stderr_level(args.verbose), err_stream):
+            with warnings.catch_warnings(record=True) as caught:
+                # Library warnings (a file path and a Python class name) are not
+                # messages for an administrator: the code turns what matters
+                # into catalog messages; the rest goes to the debug log.
+                warnings.simplefilter("always")
+                code = int(func(args, out))
+                out.flush()
+            for w in caught:
+                log.debug("warning: %s", w.message)
         return code
     except XmailnbError as exc:
         try:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ..flows.notice import notice_host, notice_text, record_shown
 from ..i18n import Msg
 from .output import Help, mailroot_from
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import logging
 import os
 import re
 from typing import TYPE_CHECKING, Any, TextIO
@@ -30,8 +29,6 @@ if TYPE_CHECKING:  # annotations only: the diagnosis does not need the flows
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_BUSY", "Help", "Out", "OutputError", "mailroot_from",
            "hostname_option", "print_report", "print_preview", "add_probe_options"]
-
-log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ..errors import InputError
@@ -12,8 +11,6 @@ from ..mailroot.layout import PRACTICE_DIR
 from ..i18n import Msg
 from ..pki import chain
 from .output import Help, mailroot_from
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

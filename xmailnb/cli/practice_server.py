@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import signal
 import threading
@@ -14,8 +13,6 @@ from ..flows.practice import PracticeServer
 from ..i18n import Msg
 from ..mailroot.sandbox import practice_ports
 from .output import Help, mailroot_from
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

@@ -8,7 +8,6 @@ never a live server, so comparing with it by default would mislead.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any
 
@@ -28,8 +27,6 @@ from ..i18n import Msg
 from ..mailroot.layout import REL_WORKBOOK, MailRoot
 from ..mailroot.workbook import probe_settings, save_probe_settings
 from .output import Help, Out, add_probe_options, mailroot_from
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

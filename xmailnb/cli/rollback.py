@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ..flows import actions
@@ -11,8 +10,6 @@ from ..i18n import Msg
 from .output import EXIT_OK, Help, Out, mailroot_from
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

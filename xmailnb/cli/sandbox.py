@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -16,8 +15,6 @@ from ..mailroot.sandbox import archive_folder, generation, reset_sandbox
 from .output import EXIT_OK, EXIT_REFUSED, Help
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

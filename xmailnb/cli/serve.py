@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import logging
 import os
 import signal
 import subprocess
@@ -34,12 +33,11 @@ from ..dashboard.plan import (
 )
 from ..errors import UsageError
 from ..i18n import LANGUAGES, Msg
+from ..logs import child_environ, stderr_level
 from ..mailroot.layout import describe
 from .output import EXIT_OK, EXIT_REFUSED, Help, mailroot_from
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0  # seconds; a cold start on a slow Windows box takes a while
 STOP_GRACE = 25.0  # the server stops its kernels first (it gives up on them after 20 s)
@@ -80,7 +78,8 @@ def run(args: argparse.Namespace, out: Any) -> int:
     token, source = serving.resolve_token(args.token_file)
     mr = mailroot_from(args, out)  # says so on stderr when it is the sandbox
     plan = serving.plan(mr, lang=forced_language(args), port=args.port, ip=args.ip, token=token,
-                        token_source=source, max_pages=args.max_pages, page_timeout=args.page_timeout)
+                        token_source=source, max_pages=args.max_pages, page_timeout=args.page_timeout,
+                        environ=child_environ(stderr_level(args.verbose)))
     if not plan.notebook.is_file():
         raise UsageError.of("serve.no_notebook", "serve.no_notebook.fix", path=str(plan.notebook))
     serving.check_port(plan.ip, plan.port)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ..errors import UsageError
@@ -13,8 +12,6 @@ from ..mailroot.servertab import ServerTab, tls_settings
 from .output import EXIT_OK, Help, Out, mailroot_from
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, t: Help) -> None:

@@ -35,6 +35,7 @@ from typing import Any, Mapping
 from websockets import connect  # Voilà's own client (light: no Voilà, no Jupyter Server)
 
 from ..i18n import LANGUAGES, detect_language
+from ..logs import follow_environment
 
 __all__ = ["Page", "accept_language", "page_language", "wait_for_page", "wait_for_request", "LANG_CLASS_PREFIX"]
 
@@ -168,6 +169,7 @@ def wait_for_page() -> Page:
     Outside a preheated Voilà (a notebook in Jupyter, a kernel started for
     the request) this returns at once.
     """
+    follow_environment()  # serve --verbose: this kernel's store changes on the server's terminal
     if os.environ.get("VOILA_PREHEAT") == "True":
         wait_for_request(os.environ.get(QUERY_URL_ENV) or None)
     return Page(lang=page_language())

@@ -41,7 +41,6 @@ import errno
 import hashlib
 import ipaddress
 import json
-import logging
 import os
 import secrets
 import socket
@@ -78,8 +77,6 @@ __all__ = [
     "check_port",
     "VOILA_ARGS",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8866
 DEFAULT_MAX_PAGES = 4

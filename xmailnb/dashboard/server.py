@@ -54,8 +54,8 @@ through the hook Voilà or jupyter_server offers for it:
   the kernel reads it through a query socket reached with a per-run key
   (:class:`QuerySocketHandler`, see :mod:`xmailnb.dashboard.page`).
 * **Logs**: the request log shows paths without query strings, refusals at
-  debug level only; a filter removes ``token=``/``login=`` values from every
-  log record, tracebacks included.
+  debug level only; the one secret filter (:class:`xmailnb.logs.SecretFilter`)
+  removes ``token=``/``login=`` values from every log record, tracebacks included.
 
 The server is given only SHA-256 digests of its secrets, never a token.
 """
@@ -93,7 +93,7 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from ..i18n import LANGUAGES, detect_language, text
-from ..logs import log_unexpected
+from ..logs import SecretFilter, follow_environment, log_unexpected
 from .page import LANG_CLASS_PREFIX, accept_language
 from .plan import is_loopback
 
@@ -835,37 +835,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         access.debug(line, *args)
 
 
-_REDACT = re.compile(r"(?i)\b(token|login|_xsrf|xmailnb-key|xmailnb-page)=[^&\s'\"]+")
-_REDACT_HEADER = re.compile(r"(?i)\b(token|bearer)\s+[!-~]{8,}")
-
-
-def redact(message: str) -> str:
-    """*message* with the values of ``token=``/``login=`` parameters and of
-    ``Authorization`` credentials replaced."""
-    return _REDACT_HEADER.sub(r"\1 [hidden]", _REDACT.sub(r"\1=[hidden]", message))
-
-
-class RedactingFilter(logging.Filter):
-    """Removes secrets from a record, its arguments and its traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # arguments that do not fit the format
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-            record.exc_info = None
-        return True
-
-
 def _install_log_filter(app_log: logging.Logger) -> None:
-    redactor = RedactingFilter()
+    redactor = SecretFilter()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(redactor)
@@ -878,6 +849,7 @@ def _install_log_filter(app_log: logging.Logger) -> None:
         root.addHandler(handler)
     for existing in [*root.handlers, *app_log.handlers]:
         existing.addFilter(redactor)
+    follow_environment(handler=False)  # serve --verbose: the xmailnb records, through the root's handler
 
 
 class XmailnbVoila(Voila):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import errno
-import logging
 import os
 import subprocess
 import sys
@@ -92,8 +91,6 @@ __all__ = [
     "renew",
     "explain",
 ]
-
-log = logging.getLogger(__name__)
 
 # Tunables (tests shorten them).
 POLL_SECONDS = 1.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
-import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -64,8 +63,6 @@ __all__ = [
     "read_checklist",
     "tick_checklist",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -378,7 +375,8 @@ def _load_certs(upload: Upload, field_name: str, passphrase: bytes | None) -> ce
         # No certificate: say precisely what the file holds instead.
         certfiles.require_certificates(material, field_name)
     except XmailnbError as exc:
-        raise _with_field(exc, field_name)
+        _with_field(exc, field_name)
+        raise
     return material
 
 
@@ -429,7 +427,8 @@ def _choose_key(mr: MailRoot, leaf: x509.Certificate, key_upload: Upload | None,
             key = certfiles.private_key_from(key_upload.data, name=key_upload.name,
                                              passphrase=passphrase, field="key")
         except XmailnbError as exc:
-            raise _with_field(exc, "key")
+            _with_field(exc, "key")
+            raise
         if not keys.public_key_matches(key, leaf):
             raise InputError.of("actions.key.mismatch", "actions.key.mismatch.fix", field="key",
                                 name=key_upload.name, cn=_cn(leaf))
@@ -568,7 +567,8 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
     try:
         leaf = chainmod.pick_leaf(cert_material.certificates)
     except XmailnbError as exc:
-        raise _with_field(exc, "cert")
+        _with_field(exc, "cert")
+        raise
     # A certificate that signs another one given is acting as a CA (a
     # defective one is the verdict's business), not a second server's.
     pool = cert_material.certificates + chain_certs
@@ -766,7 +766,8 @@ def change_settings(mr: MailRoot, assignments: Mapping[str, str | None]) -> Arch
             else:
                 normalised[name] = validate_setting(name, value)
         except XmailnbError as exc:
-            raise _with_field(exc, name)
+            _with_field(exc, name)
+            raise
     # Read and edited under the lock: two admins changing different
     # variables at the same moment both keep their change.
     with Store(mr).transaction("settings", {"set": normalised}) as tx:

@@ -20,7 +20,6 @@ Subject: ...
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from ..checks import progress
@@ -35,8 +34,6 @@ from ..pki import chain
 from ..pki.csr import normalize_hostname_option
 
 __all__ = ["ClientPort", "client_ports", "notice_host", "notice_text", "record_shown"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import logging
 import os
 import secrets
 import selectors
@@ -70,8 +69,6 @@ __all__ = [
     "PracticeServer",
     "running_ports",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Organization of every practice CA certificate (diagnose looks for it).
 ROOT_CN = "xmailnb Practice Root CA \u2014 NOT FOR PRODUCTION"

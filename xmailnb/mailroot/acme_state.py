@@ -13,7 +13,6 @@ live here, below either of them.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,8 +39,6 @@ __all__ = [
     "dump_json",
     "parse_dns_server",
 ]
-
-log = logging.getLogger(__name__)
 
 #: settings.json and status.json are a few KB.
 _MAX_JSON_BYTES = 1024 * 1024

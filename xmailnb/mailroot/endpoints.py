@@ -9,11 +9,8 @@ names.
 
 from __future__ import annotations
 
-import logging
 
 __all__ = ["ENDPOINTS", "DEFAULT_ENDPOINTS", "STARTTLS_ENDPOINTS", "STARTTLS_FLAGS", "PROTOCOLS"]
-
-log = logging.getLogger(__name__)
 
 #: Every endpoint the probe knows, with its standard port.
 ENDPOINTS: dict[str, int] = {"smtp": 25, "submission": 587, "smtps": 465, "pop3": 110, "pop3s": 995,

@@ -6,7 +6,6 @@ business; this module only names places, so every layer can use it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -16,8 +15,6 @@ from ..i18n import Msg
 
 __all__ = ["MailRoot", "sandbox_path", "data_dir", "MANAGED_FILES", "MANAGED_LOGS", "is_managed", "read_problem",
            "describe", "SANDBOX_DIRNAME", "SANDBOX_MARKER", "JOURNAL_NAME"]
-
-log = logging.getLogger(__name__)
 
 SANDBOX_DIRNAME = "sandbox-MailRoot"
 # Written into every sandbox (and kept by a copy of one): practice features

@@ -7,7 +7,6 @@ creates on first use in the user's data folder.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat as statmod
 from collections.abc import Mapping
@@ -21,8 +20,6 @@ from .sandbox import create_sandbox, recover_reset
 from .store import recover_interrupted
 
 __all__ = ["resolve", "describe"]
-
-log = logging.getLogger(__name__)
 
 
 def _unreadable(path: Path) -> MailRootError:

@@ -58,7 +58,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .. import clock
 from ..boundedjson import loads as bounded_loads
@@ -166,6 +166,11 @@ def is_key_file(rel: str) -> bool:
 
 def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or type(exc).__name__)
+
+
+def _names(rels: Iterable[str]) -> str:
+    """File names for the log: "a, b", or "none"."""
+    return ", ".join(sorted(rels)) or "none"
 
 
 def _digest(data: bytes | None) -> str | None:
@@ -1119,6 +1124,10 @@ class Store:
                                 reason=_reason(exc)) from exc
         assert entry is not None
         _COMMITTED.append(entry)
+        log.info("%s in %s: wrote %s; removed %s; previous versions archived as %s (%s): %s", action,
+                 self.mailroot.path, _names(rel for rel, data in todo.items() if data is not None),
+                 _names(rel for rel, data in todo.items() if data is None), entry.id, entry.path,
+                 _names(rel for rel in todo if current[rel] is not None))
         self._audit(session, action, entry.id, current, todo, details, result="ok")
         return entry
 

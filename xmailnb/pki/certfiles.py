@@ -301,7 +301,7 @@ def _extension_reads(oid: x509.ObjectIdentifier, value: bytes) -> bool:
                  .sign(key, hashes.SHA256()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            x509.load_der_x509_certificate(probe.public_bytes(serialization.Encoding.DER)).extensions
+            _ = x509.load_der_x509_certificate(probe.public_bytes(serialization.Encoding.DER)).extensions
     except _PARSE_ERRORS:
         return False
     return True
@@ -339,7 +339,7 @@ def certificate_defect(cert: x509.Certificate) -> Msg | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            cert.version
+            _ = cert.version
         except x509.InvalidVersion as exc:
             return Msg.of("certfiles.defect.version", version=exc.parsed_version + 1)
         for which in ("subject", "issuer"):
@@ -348,7 +348,7 @@ def certificate_defect(cert: x509.Certificate) -> Msg | None:
             except _PARSE_ERRORS:
                 return Msg.of(f"certfiles.defect.{which}")
         try:
-            cert.not_valid_before_utc, cert.not_valid_after_utc
+            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
         except _PARSE_ERRORS:
             return Msg.of("certfiles.defect.validity")
         try:
@@ -430,11 +430,11 @@ class _Loader:
             body = m.group("body")
             if label in _CERT_LABELS:
                 self.add_certificates([
-                    self._decode(label, lambda: x509.load_pem_x509_certificate(
+                    self._decode(label, lambda label=label, body=body: x509.load_pem_x509_certificate(
                         _clean_block(label, body, "CERTIFICATE")))])
             elif label in _CSR_LABELS:
                 self.material.csrs.append(
-                    self._decode(label, lambda: x509.load_pem_x509_csr(
+                    self._decode(label, lambda label=label, body=body: x509.load_pem_x509_csr(
                         _clean_block(label, body, "CERTIFICATE REQUEST"))))
             elif label in _KEY_LABELS:
                 self._pem_key(label, body)

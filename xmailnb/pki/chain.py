@@ -17,7 +17,6 @@ import datetime as dt
 import enum
 import importlib.util
 import ipaddress
-import logging
 import os
 import threading
 import warnings
@@ -87,8 +86,6 @@ __all__ = [
     "verify_trust",
     "describe",
 ]
-
-log = logging.getLogger(__name__)
 
 
 # -- bounded work ----------------------------------------------------------------

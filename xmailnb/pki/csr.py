@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gettext
 import ipaddress
-import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -60,8 +59,6 @@ __all__ = [
     "describe_csr",
     "csr_problems",
 ]
-
-log = logging.getLogger(__name__)
 
 FIELDS: tuple[str, ...] = ("country", "state", "locality", "org", "unit", "cn", "aliases", "email",
                            "keytype", "keysize", "curve", "memo")

@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +60,6 @@ __all__ = [
     "parse_key_field",
     "sha256_fingerprint",
 ]
-
-log = logging.getLogger(__name__)
 
 KEY_TYPES: tuple[str, ...] = ("rsa", "ec")
 RSA_SIZES: tuple[int, ...] = (2048, 3072, 4096)
