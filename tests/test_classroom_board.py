@@ -19,6 +19,7 @@ from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from aio import run_async
 from helpers import sandbox_copy
 from xmailnb.classroom import board as boardmod
 from xmailnb.classroom import admin, roster, singleuser
@@ -245,7 +246,7 @@ def test_a_report_posted_with_a_minted_token_does_not_change_the_row(klass, monk
             server.stop()
             hub.stop()
 
-    row, codes = asyncio.run(scenario())
+    row, codes = run_async(scenario())
     assert codes == [200, 403, 403]
     assert row["reported"] is True
     assert row["steps"]["install"] == "todo" and row["steps"]["csr"] == "todo"
@@ -283,7 +284,7 @@ def test_read_me_again_is_taken_from_a_trainees_report_token_only(klass):
             server.stop()
         return codes
 
-    assert asyncio.run(scenario()) == {"t-alice": 200, "t-sato": 403, "t-noscope": 403, "t-svc": 403,
+    assert run_async(scenario()) == {"t-alice": 200, "t-sato": 403, "t-noscope": 403, "t-svc": 403,
                                        "t-mallory": 403, "unknown": 403, "": 403}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from aio import run_async
 from helpers import run
 from xmailnb import boundedjson
 from xmailnb.i18n import Msg
@@ -226,6 +227,6 @@ def test_a_trainee_server_answering_a_bomb_leaves_the_row_as_it_was(tmp_path):
             server.stop()
         return ok, board
 
-    ok, board = asyncio.run(go())
+    ok, board = run_async(go())
     assert ok is False
     assert board.open["alice"] is False and "alice" not in board.reports

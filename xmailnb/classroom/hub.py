@@ -101,7 +101,7 @@ class ClassSpawner(SimpleLocalProcessSpawner):
             log_file = Path(self.class_dir) / "hub" / "logs"
             log.warning("cannot write %s (%s): the server's messages go to the hub's terminal", log_file, exc)
             return await super().start()
-        configured = self.popen_kwargs
+        configured: dict[str, Any] = self.popen_kwargs  # type: ignore[has-type]  # a traitlets Dict (JupyterHub has no stubs)
         try:
             self.popen_kwargs = {**configured, "stdout": out, "stderr": subprocess.STDOUT}
             return await super().start()
