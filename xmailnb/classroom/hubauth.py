@@ -73,7 +73,7 @@ from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 from traitlets import Instance, default
 
-__all__ = ["HubOAuthClient", "HubIdentityProvider", "HubAuthorizer", "HubLoginHandler", "check_scopes"]
+__all__ = ["HubAuthorizer", "HubIdentityProvider", "HubLoginHandler", "HubOAuthClient", "check_scopes"]
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class HubOAuthClient:
         # the page's scripts send the XSRF token back: Tornado sets its cookie
         # (under the server's prefix in Jupyter Server) when first asked for it
         if handler.settings.get("xsrf_cookies"):
-            handler.xsrf_token
+            _ = handler.xsrf_token
 
     def clear_cookie(self, handler: RequestHandler) -> None:
         self._clear_cookie(handler, self.cookie_name, path=self.cookie_path)

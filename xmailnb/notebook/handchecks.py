@@ -52,6 +52,7 @@ from ..flows.actions import read_user_file
 from ..flows.practice import running_ports
 from ..i18n import Msg
 from ..logs import log_unexpected
+from ..mailroot.endpoints import ENDPOINTS
 from ..mailroot.layout import MailRoot
 from ..mailroot.sandbox import practice_ports
 from ..mailroot.servertab import ServerTab, mail_hostname
@@ -695,7 +696,7 @@ def _served_port(ctx: _Context, endpoint: str) -> int | None:
     saved = probe_settings(ctx.mr).ports
     if saved is not None:
         return saved.get(endpoint)
-    return probe.ENDPOINTS.get(endpoint)
+    return ENDPOINTS.get(endpoint)
 
 
 def _cert_names(ctx: _Context) -> _Plan:
