@@ -295,6 +295,9 @@ class ClassVoila(Voila):  # type: ignore[misc]  # Voilà ships no types
 
     def init_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = super().init_settings()
+        # the XSRF cookie under this server's prefix, as Jupyter Server sets
+        # it (Voilà leaves it at "/", shared with every server of the class)
+        settings.setdefault("xsrf_cookie_kwargs", {"path": self.base_url})
         _lazy_refill(self.kernel_manager)
         return settings
 
