@@ -241,9 +241,8 @@ class HubOAuthClient:
         kwargs.update(self.cookie_options)
         handler.set_secure_cookie(self.cookie_name, access_token, **kwargs)
         # the page's scripts send the XSRF token back: Tornado sets its cookie
-        # (under the server's prefix in Jupyter Server) when first asked for it
-        if handler.settings.get("xsrf_cookies"):
-            _ = handler.xsrf_token
+        # (under the server's prefix, xsrf_cookie_kwargs) when first asked for it
+        _ = handler.xsrf_token
 
     def clear_cookie(self, handler: RequestHandler) -> None:
         self._clear_cookie(handler, self.cookie_name, path=self.cookie_path)
@@ -408,7 +407,7 @@ class HubOAuthClient:
         return check_scopes(required, set(user["scopes"]))
 
     def _persist_url_token_if_set(self, handler: RequestHandler) -> None:
-        url_token = handler.get_argument("token", "")
+        url_token = self._get_token_url(handler)  # only one this server took from the URL
         if not url_token:
             return
         fetch_mode = handler.request.headers.get("Sec-Fetch-Mode", "navigate")
