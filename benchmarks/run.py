@@ -1,6 +1,6 @@
 """Run every benchmark and print a table; write results/latest.json.
 
-Usage: python benchmarks/run.py [--quick] [--only core,probe,dashboard,classroom,board]
+Usage: python benchmarks/run.py [--quick] [--only core,probe,dashboard,classroom,board,memory]
 
 Each figure is a ratio (or a bound) against a baseline measured in the same
 run on the same machine; absolute times alone prove nothing on a noisy
@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, report  # noqa: E402
 
-SUITES = ("core", "probe", "dashboard", "classroom", "board")
+SUITES = ("core", "probe", "dashboard", "classroom", "board", "memory")
 #: A suite run by another module's function (default: ``bench_<suite>.run_all``).
-RUNNERS = {"board": ("bench_classroom", "run_board")}
+RUNNERS = {"board": ("bench_classroom", "run_board"), "memory": ("bench_classroom", "run_memory")}
 
 
 def main(argv: list[str] | None = None) -> int:

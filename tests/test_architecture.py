@@ -2,8 +2,8 @@
 
 - no import cycle among the modules of the core;
 - the import direction of docs/architecture.md: base <- pki <- mailroot <-
-  checks <- flows <- cli / dashboard / ui (a module never imports from a
-  package to its right);
+  checks <- flows <- dashboard / classroom / notebook / ui <- cli (a module
+  never imports from a package to its right);
 - no reach into another module's private names (``from x import _name`` or
   ``x._name``);
 - imports at the top of a module: a function-level import only at the one
@@ -35,9 +35,9 @@ LAYERS: dict[str, int] = {
     "flows": 4,
     "classroom": 5,
     "dashboard": 5,
-    "cli": 6,
     "ui": 5,
     "notebook": 5,
+    "cli": 6,
 }
 
 #: Function-level imports that are allowed, by (module, imported top-level
@@ -259,3 +259,12 @@ def test_the_checks_see_a_violation(rule, tmp_path, monkeypatch):
     else:
         with pytest.raises(AssertionError):
             test_no_private_reach_across_modules()
+
+
+def test_the_documented_import_direction_is_the_one_checked():
+    doc = (PKG.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    line = next(line for line in doc.splitlines() if line.startswith("base  <-"))
+    documented = {name.strip(): rank for rank, group in enumerate(line.split("<-"))
+                  for name in group.split("/")}
+    documented[""] = documented.pop("base")
+    assert documented == LAYERS

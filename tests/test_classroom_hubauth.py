@@ -136,7 +136,8 @@ def _server_app(provider_class, authorizer_class) -> web.Application:
     handlers = [("/user/alice/", Page)]
     handlers += [("/user/alice" + path, *rest) for path, *rest in identity.get_handlers()]
     return web.Application(handlers, cookie_secret=b"s" * 32, identity_provider=identity, authorizer=authorizer,
-                           login_url="/hub/login", xsrf_cookies=True, base_url="/user/alice/")
+                           login_url="/user/alice/login", xsrf_cookies=True, base_url="/user/alice/",
+                           xsrf_cookie_kwargs={"path": "/user/alice/"})
 
 
 PROVIDERS = {
@@ -167,9 +168,15 @@ def _scenario(provider: str, hub_port: int) -> list:
         client = AsyncHTTPClient()
 
         async def fetch(url, **kw):
+            """One request, through the server's own login page if it sends
+            the browser there (xmailnb's way to the hub: one hop more)."""
             kw.setdefault("follow_redirects", False)
             kw.setdefault("raise_error", False)
-            return await client.fetch(url, **kw)
+            response = await client.fetch(url, **kw)
+            location = response.headers.get("Location", "")
+            if response.code == 302 and urlparse(location).path == "/user/alice/login":
+                response = await client.fetch(f"http://127.0.0.1:{port}{location}", **kw)
+            return response
 
         def cookies(response) -> dict[str, str]:
             jar = {}
@@ -249,7 +256,69 @@ def _scenario(provider: str, hub_port: int) -> list:
     return results
 
 
-def _run_isolated(provider: str) -> list:
+def _xmailnb_only(hub_port: int) -> list:
+    """What JupyterHub does differently and xmailnb's login must still get
+    right: where a login may lead back to, and cookies sent from a sibling site."""
+    hub = FakeHub()
+    results: list = []
+
+    async def go():
+        hub_server = hub.app().listen(hub_port, "127.0.0.1")
+        app = _server_app(_load(PROVIDERS["xmailnb"][0]), _load(PROVIDERS["xmailnb"][1]))
+        port = _port()
+        server = app.listen(port, "127.0.0.1")
+        origin = f"http://127.0.0.1:{port}"
+        client = AsyncHTTPClient()
+
+        async def fetch(url, **kw):
+            return await client.fetch(origin + url, follow_redirects=False, raise_error=False, **kw)
+
+        def cookies(response) -> dict[str, str]:
+            return {h.partition("=")[0]: h.split(";", 1)[0].partition("=")[2]
+                    for h in response.headers.get_list("Set-Cookie")}
+
+        async def login(next_url: str) -> tuple[str, dict[str, str]]:
+            r = await fetch("/user/alice/login?" + urlencode({"next": next_url}))
+            jar = cookies(r)
+            code, state = hub.authorize(r.headers["Location"], "alice", ["access:servers!server=alice/"])
+            r = await fetch("/user/alice/oauth_callback?" + urlencode({"code": code, "state": state}),
+                            headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+            return r.headers.get("Location", ""), cookies(r)
+
+        try:
+            for next_url in ("/user/alice/?page=2", "https://evil.example/", "//evil.example/user/alice/",
+                             "/user/bob/"):
+                location, _jar = await login(next_url)
+                results.append(("next", next_url, location))
+            _location, jar = await login("/user/alice/")
+            session = f"{CLIENT_ID}={jar[CLIENT_ID]}; _xsrf={jar['_xsrf']}"
+            for site in ("same-origin", "same-site", "cross-site"):
+                r = await fetch("/user/alice/", method="POST", body=b"x",
+                                headers={"Cookie": session, "X-XSRFToken": jar["_xsrf"],
+                                         "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": site})
+                results.append(("post with xsrf", site, r.code))
+        finally:
+            server.stop()
+            hub_server.stop()
+
+    asyncio.run(go())
+    return results
+
+
+def test_a_login_leads_back_only_to_this_server_and_other_sites_cannot_post():
+    got = _run_isolated("xmailnb", "_xmailnb_only")
+    assert got == [
+        ["next", "/user/alice/?page=2", "/user/alice/?page=2"],
+        ["next", "https://evil.example/", "/user/alice/"],
+        ["next", "//evil.example/user/alice/", "/user/alice/"],
+        ["next", "/user/bob/", "/user/alice/"],
+        ["post with xsrf", "same-origin", 200],
+        ["post with xsrf", "same-site", 403],
+        ["post with xsrf", "cross-site", 403],
+    ]
+
+
+def _run_isolated(provider: str, scenario: str = "_scenario") -> list:
     """Each provider in its own interpreter: both read the environment once,
     and JupyterHub's patches XSRF handling on Jupyter Server's classes."""
     hub_port = _port()
@@ -263,7 +332,8 @@ def _run_isolated(provider: str) -> list:
         "    os.environ.pop(k, None)\n"
         f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
         "import test_classroom_hubauth as t\n"
-        f"print(json.dumps(t._scenario({provider!r}, {hub_port})))\n"
+        + (f"print(json.dumps(t._scenario({provider!r}, {hub_port})))\n" if scenario == "_scenario"
+           else f"print(json.dumps(t.{scenario}({hub_port})))\n")
     )
     out = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -385,3 +385,14 @@ def test_only_printable_utf8_escapes_are_decoded():
     # A control character in a hostile name, or bytes that are not UTF-8, stay escaped.
     assert handchecks._utf8_names(r"CN = evil\1B[2J") == (r"CN = evil\1B[2J", 0)
     assert handchecks._utf8_names(r"CN = \E2\80") == (r"CN = \E2\80", 0)
+
+
+def test_a_report_without_the_chain_checks_falls_back_to_the_public_roots(mr):
+    """A diagnosis that says nothing of the chain (no certificate, or a
+    report cut short) names the public roots, rather than stopping on the
+    KeyError ``Report.by_check`` raises for a check it does not have."""
+    from xmailnb.checks.findings import Report
+
+    import certifi
+
+    assert handchecks.chain_anchor(mr, Report(mr, [])) == certifi.where()

@@ -51,9 +51,13 @@ def test_type_annotations_check():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+#: Held to ``mypy --strict`` besides the core: the ways in that are Jupyter by nature.
+STRICT_PACKAGES = (*CORE_PACKAGES, "classroom", "notebook")
+
+
 @pytest.mark.slow
 def test_core_is_strictly_typed():
-    targets = [str(p) for p in PACKAGE.glob("*.py")] + [str(PACKAGE / pkg) for pkg in CORE_PACKAGES]
+    targets = [str(p) for p in PACKAGE.glob("*.py")] + [str(PACKAGE / pkg) for pkg in STRICT_PACKAGES]
     result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
                              "--no-error-summary", *targets], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -82,3 +86,49 @@ def test_no_module_makes_a_logger_it_never_uses():
     unused = {str(p.relative_to(ROOT)): names for p in sorted(PACKAGE.rglob("*.py"))
               if (names := _unused_loggers(p.read_text(encoding="utf-8")))}
     assert unused == {}
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Imports of another project's private modules or names (``x._y``,
+    ``from x import _y``) and any use of ``unittest.mock``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+            names: list[str] = []
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "xmailnb":
+                continue
+            if module == "unittest.mock" or (module == "unittest" and "mock" in names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} unittest.mock")
+            elif any(part.startswith("_") and not part.startswith("__") for part in parts[1:]):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {module}")
+            elif any(name.startswith("_") and not name.startswith("__") for name in names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {module}: {', '.join(names)}")
+    return found
+
+
+def test_no_private_import_of_another_project_and_no_mock_in_the_package():
+    found = [hit for path in sorted(PACKAGE.rglob("*.py")) for hit in _private_imports(path)]
+    assert found == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from jupyterhub._xsrf_utils import check_xsrf_cookie", ["m.py:1 jupyterhub._xsrf_utils"]),
+    ("import jupyterhub._xsrf_utils", ["m.py:1 jupyterhub._xsrf_utils"]),
+    ("from jupyterhub.services.auth import _ExpiringDict", ["m.py:1 jupyterhub.services.auth: _ExpiringDict"]),
+    ("from unittest import mock", ["m.py:1 unittest.mock"]),
+    ("import unittest.mock", ["m.py:1 unittest.mock"]),
+    ("from jupyterhub.services.auth import HubOAuth\nfrom xmailnb._x import y\nimport __future__", []),
+])
+def test_the_private_import_check_can_fail(tmp_path, monkeypatch, source, expected):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "m.py").write_text(source, encoding="utf-8")
+    assert _private_imports(tmp_path / "m.py") == expected

@@ -397,12 +397,13 @@ def _lang(handler: web.RequestHandler, default: str) -> str:
     return default
 
 
-class _Page(HubOAuthenticated, web.RequestHandler):
+class _Page(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]  # JupyterHub ships no types
     """A page or API call of the trainer (HubOAuth, board access scope)."""
 
     @property
     def board(self) -> Board:
-        return self.settings["board"]
+        board: Board = self.settings["board"]
+        return board
 
     def t(self, key: str, **params: Any) -> str:
         return text(key, self.lang, **params)

@@ -27,7 +27,7 @@ __all__ = ["ClassAuthenticator", "ClassSpawner", "QuietShutdown", "landing", "se
 log = logging.getLogger(__name__)
 
 
-class ClassAuthenticator(Authenticator):
+class ClassAuthenticator(Authenticator):  # type: ignore[misc]  # JupyterHub ships no types
     """Log in with the name and password ``xmailnb classroom init/add`` gave.
 
     Checks the scrypt hashes in ``hub/passwords.json``, read at every login,
@@ -61,7 +61,7 @@ class ClassAuthenticator(Authenticator):
             return False
 
 
-class ClassSpawner(SimpleLocalProcessSpawner):
+class ClassSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]  # JupyterHub ships no types
     """One local process per person: the workbook on their own sandbox.
 
     Their data folder is ``DIR/users/NAME`` (``XMAILNB_DATA_DIR``), so their
@@ -71,9 +71,10 @@ class ClassSpawner(SimpleLocalProcessSpawner):
 
     class_dir = Unicode(config=True, help="The class folder.")
     board_url = Unicode(config=True, help="Where the server reports progress (the board service's URL).")
+    popen_kwargs: dict[str, Any]  # LocalProcessSpawner's trait, typed here
 
     def get_env(self) -> dict[str, str]:
-        env = super().get_env()
+        env: dict[str, str] = super().get_env()
         room = roster.load(self.class_dir)
         account = room.account(self.user.name)
         env["XMAILNB_DATA_DIR"] = str(room.data_dir(self.user.name))
@@ -150,7 +151,7 @@ def landing(class_dir: str) -> Callable[[Any], str]:
         except (XmailnbError, OSError):
             return ""
         if user is not None and getattr(user, "name", None) == trainer:
-            return handler.base_url + f"services/{BOARD_SERVICE}/"
+            return str(handler.base_url) + f"services/{BOARD_SERVICE}/"
         return ""
 
     return default_url

@@ -16,22 +16,34 @@ Team), over Tornado's HTTP client:
 
 * the token comes from the ``Authorization`` header (``token``/``bearer``),
   a ``?token=`` only on websockets (or if ``JUPYTERHUB_ALLOW_TOKEN_IN_URL``),
-  else from the signed, HttpOnly cookie named after the OAuth client id,
-  whose cookie-authenticated non-GET requests need JupyterHub's XSRF token
-  (``jupyterhub._xsrf_utils``, a light module, is used as is);
+  else from the signed, HttpOnly cookie named after the OAuth client id;
+  a cookie opens only page views, websockets and same-origin resources
+  unless the request carries the XSRF token (JupyterHub's rule), checked
+  with Tornado's own XSRF token (the ``_xsrf`` cookie under the server's
+  prefix, as Jupyter Server sets it) where JupyterHub binds its token to
+  the hub session; a cookie never opens a non-read request sent from
+  another site or a sibling subdomain (``Sec-Fetch-Site``), which is what
+  JupyterHub's binding protects against;
 * the hub's ``GET /api/user`` names the owner of a token and its scopes
   (answers cached five minutes per token and session, as JupyterHub does);
 * a user gets in only with one of ``JUPYTERHUB_OAUTH_ACCESS_SCOPES``
   (this server's ``access:servers!server=NAME/`` or
   ``access:servers!user=NAME``, or unfiltered ``access:servers``), checked
   by the identity provider and again by the authorizer;
-* the OAuth login uses a random state kept in a signed, HttpOnly cookie
-  (10 minutes) and on the server, and PKCE (S256);
+* the OAuth login starts at the server's own ``login`` page (Jupyter
+  Server's ``login_url``, one redirect more than JupyterHub, which swaps
+  the application's ``login_url`` during each request) and uses a random
+  state kept in a signed, HttpOnly cookie (10 minutes) and on the server,
+  and PKCE (S256); a user the hub knows but without access is refused
+  there (403);
 * cookies get ``secure`` when the browser sees HTTPS, plus
   ``JUPYTERHUB_COOKIE_OPTIONS``, and the ``__Host-`` prefix when enabled.
 
-``tests/test_classroom_hubauth.py`` checks it against the real
-``HubOAuth``, and the browser test against a real hub.
+Only public interfaces are used: Jupyter Server's ``IdentityProvider``
+(``get_user``, ``get_handlers``, ``is_token_authenticated``) and
+``Authorizer``, Tornado's handlers and XSRF check.  Nothing is patched at
+run time.  ``tests/test_classroom_hubauth.py`` checks it against the real
+``JupyterHubIdentityProvider``, and the browser test against a real hub.
 """
 
 from __future__ import annotations
@@ -47,28 +59,21 @@ import secrets
 import ssl
 import string
 import time
+import weakref
 from typing import Any
-from unittest import mock
 from urllib.parse import urlencode, urlparse
 
 from jupyter_server.auth import Authorizer, IdentityProvider, User
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.logout import LogoutHandler
 from jupyter_server.utils import url_path_join
-from jupyterhub._xsrf_utils import (  # light: tornado and the standard library only
-    _anonymous_xsrf_id,
-    _needs_check_xsrf,
-    _set_xsrf_cookie,
-    check_xsrf_cookie,
-    get_xsrf_token,
-)
 from tornado import httpclient
 from tornado.httputil import url_concat
 from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 from traitlets import Instance, default
 
-__all__ = ["HubOAuthClient", "HubIdentityProvider", "HubAuthorizer", "check_scopes"]
+__all__ = ["HubAuthorizer", "HubIdentityProvider", "HubLoginHandler", "HubOAuthClient", "check_scopes"]
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +117,7 @@ def get_browser_protocol(request: Any) -> str:
     headers = request.headers
     forwarded = headers.get("Forwarded")
     if forwarded:
-        fields = {}
+        fields: dict[str, str] = {}
         for field in forwarded.split(",", 1)[0].strip().split(";"):
             key, _, value = field.partition("=")
             fields[key.strip().lower()] = value.strip()
@@ -235,10 +240,9 @@ class HubOAuthClient:
             kwargs["secure"] = True
         kwargs.update(self.cookie_options)
         handler.set_secure_cookie(self.cookie_name, access_token, **kwargs)
-        # the XSRF token changes after login
-        handler._hub_auth_token_cookie = access_token  # type: ignore[attr-defined]
-        _set_xsrf_cookie(handler, handler._xsrf_token_id,  # type: ignore[attr-defined]
-                         cookie_path=self.base_url, authenticated=True)
+        # the page's scripts send the XSRF token back: Tornado sets its cookie
+        # (under the server's prefix, xsrf_cookie_kwargs) when first asked for it
+        _ = handler.xsrf_token
 
     def clear_cookie(self, handler: RequestHandler) -> None:
         self._clear_cookie(handler, self.cookie_name, path=self.cookie_path)
@@ -324,8 +328,6 @@ class HubOAuthClient:
         return ""
 
     def _get_token_cookie(self, handler: RequestHandler) -> str | None:
-        if hasattr(handler, "_hub_auth_token_cookie"):
-            return handler._hub_auth_token_cookie  # type: ignore[no-any-return]
         fetch_mode = handler.request.headers.get("Sec-Fetch-Mode", "unset")
         if fetch_mode == "websocket" and not self.allow_websocket_cookie_auth:
             return None
@@ -342,90 +344,83 @@ class HubOAuthClient:
             token = self._get_token_cookie(handler)
         return token
 
-    def _get_xsrf_token_id(self, handler: RequestHandler) -> bytes:
-        token = self._get_token_cookie(handler)
-        session_id = self.get_session_id(handler)
-        if token:
-            token_hash = hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
-            if not session_id:
-                session_id = _anonymous_xsrf_id(handler)
-        else:
-            token_hash = _anonymous_xsrf_id(handler)
-        return f"{session_id}:{token_hash}".encode("ascii", "replace")
+    def _cookie_refused(self, handler: RequestHandler) -> str:
+        """Why the login cookie may not open this request ("" if it may).
 
-    def _patch_xsrf(self, handler: RequestHandler) -> None:
-        """JupyterHub's XSRF token and check on the base handler classes."""
-        if isinstance(handler, HubOAuthCallbackHandler):  # has its own
-            return
-        for cls in handler.__class__.__mro__:
-            if (cls.__module__ or "").partition(".")[0] not in {"jupyter_server", "notebook", "tornado"}:
-                continue
-            if "check_xsrf_cookie" in cls.__dict__:
-                if "_get_xsrf_token_id" in cls.__dict__:
-                    return
-                base_url = self.base_url
-
-                def xsrf_token(h: RequestHandler, base_url: str = base_url) -> bytes:
-                    return get_xsrf_token(h, cookie_path=base_url)  # type: ignore[no-any-return]
-
-                setattr(cls, "_xsrf_token_id", property(self._get_xsrf_token_id))  # noqa: B010 (typed: "type" has no such attribute)
-                setattr(cls, "xsrf_token", property(xsrf_token))  # noqa: B010 (typed: "type" has no such attribute)
-                def check_xsrf(h: RequestHandler, _client: HubOAuthClient = self) -> None:
-                    _client.check_xsrf_cookie(h)
-
-                setattr(cls, "check_xsrf_cookie", check_xsrf)  # noqa: B010
-
-    def check_xsrf_cookie(self, handler: RequestHandler) -> None:
-        if getattr(handler, "_token_authenticated", False) or handler.settings.get("disable_check_xsrf", False):
-            return
-        check_xsrf_cookie(handler)
+        JupyterHub's rule (``_needs_check_xsrf``): page views, websockets
+        and same-origin resources need no XSRF token, everything else does.
+        A request that needs one is refused outright when the browser says
+        it comes from another site or a sibling subdomain.
+        """
+        headers = handler.request.headers
+        fetch_mode = headers.get("Sec-Fetch-Mode", "unspecified")
+        fetch_site = headers.get("Sec-Fetch-Site", "unspecified")
+        read_only = handler.request.method in {"GET", "HEAD", "OPTIONS"}
+        if (fetch_mode == "websocket" or (read_only and fetch_mode in {"navigate", "unspecified"})
+                or (read_only and fetch_mode == "no-cors" and fetch_site == "same-origin")):
+            return ""
+        if handler.settings.get("disable_check_xsrf", False):
+            return ""
+        if fetch_site in {"cross-site", "same-site"}:
+            return f"sent from {fetch_site}"
+        try:
+            # Tornado's own check (RequestHandler's, not a subclass's that
+            # may defer it until the user is known)
+            RequestHandler.check_xsrf_cookie(handler)
+        except HTTPError as exc:
+            return exc.log_message or "XSRF check failed"
+        return ""
 
     async def _get_user_cookie(self, handler: RequestHandler) -> dict[str, Any] | None:
         token = self._get_token_cookie(handler)
-        session_id = self.get_session_id(handler)
-        if token and _needs_check_xsrf(handler):
-            try:
-                handler.check_xsrf_cookie()
-            except HTTPError as exc:
-                log.debug("Not accepting cookie auth on %s %s: %s", handler.request.method,
-                          handler.request.path, exc.log_message)
-                return None
-        if token:
-            model = await self.user_for_token(token, session_id=session_id)
-            if model is None:
-                log.warning("Token stored in cookie may have expired")
-                self._clear_cookie(handler, self.cookie_name, path=self.cookie_path)
-            return model
-        return None
+        if not token:
+            return None
+        refused = self._cookie_refused(handler)
+        if refused:
+            log.debug("Not accepting cookie auth on %s %s: %s", handler.request.method,
+                      handler.request.path, refused)
+            return None
+        model = await self.user_for_token(token, session_id=self.get_session_id(handler))
+        if model is None:
+            log.warning("Token stored in cookie may have expired")
+            self._clear_cookie(handler, self.cookie_name, path=self.cookie_path)
+        return model
 
-    async def get_user(self, handler: RequestHandler, *, sync: bool = False) -> dict[str, Any] | None:
-        """The hub's user model for a request (token first, then the cookie)."""
-        if hasattr(handler, "_cached_hub_user"):
-            return handler._cached_hub_user  # type: ignore[no-any-return]
-        self._patch_xsrf(handler)
-        handler._cached_hub_user = model = None  # type: ignore[attr-defined]
+    async def identify(self, handler: RequestHandler) -> tuple[dict[str, Any] | None, bool]:
+        """The hub's user model for a request (token first, then the cookie),
+        and whether a token (not the cookie) identified it."""
         session_id = self.get_session_id(handler)
         token = self.get_token(handler, in_cookie=False)
         if token:
             model = await self.user_for_token(token, session_id=session_id)
             if model:
-                handler._token_authenticated = True  # type: ignore[attr-defined]
-        if model is None:
-            model = await self._get_user_cookie(handler)
-        handler._cached_hub_user = model  # type: ignore[attr-defined]
-        return model
+                return model, True
+        return await self._get_user_cookie(handler), False
+
+    async def get_user(self, handler: RequestHandler, *, sync: bool = False) -> dict[str, Any] | None:
+        """The hub's user model for a request, as ``HubOAuth.get_user``."""
+        if sync:
+            raise ValueError("only the asynchronous form is supported")
+        return (await self.identify(handler))[0]
 
     def check_scopes(self, required: set[str] | str, user: dict[str, Any]) -> set[str]:
         return check_scopes(required, set(user["scopes"]))
 
     def _persist_url_token_if_set(self, handler: RequestHandler) -> None:
-        url_token = handler.get_argument("token", "")
-        if not url_token or not getattr(handler, "_token_authenticated", False):
+        url_token = self._get_token_url(handler)  # only one this server took from the URL
+        if not url_token:
             return
         fetch_mode = handler.request.headers.get("Sec-Fetch-Mode", "navigate")
         if isinstance(handler, WebSocketHandler) or fetch_mode != "navigate":
             return
         self.set_cookie(handler, url_token)
+
+    def login_redirect(self, handler: RequestHandler, next_url: str) -> str:
+        """The hub's authorize URL for a new login, its state cookie set."""
+        verifier, challenge, method = self.generate_pkce_code_challenge()
+        state = self.set_state_cookie(handler, next_url=next_url, code_verifier=verifier)
+        return url_concat(self.login_url, {"code_challenge": challenge, "code_challenge_method": method,
+                                           "state": state})
 
     # -- the OAuth dance -------------------------------------------------
     def generate_pkce_code_challenge(self) -> tuple[str, str, str]:
@@ -462,7 +457,8 @@ class HubOAuthClient:
         return state_id
 
     def _state(self, state_id: str) -> dict[str, Any]:
-        return self._oauth_states.get(state_id) or {}  # type: ignore[no-any-return]
+        state: dict[str, Any] = self._oauth_states.get(state_id) or {}
+        return state
 
     def get_next_url(self, state_id: str = "") -> str:
         return self._state(state_id).get("next_url") or self.base_url
@@ -501,9 +497,36 @@ class HubUser(User):
 class HubLogoutHandler(LogoutHandler):
     @allow_unauthenticated
     def get(self) -> None:
-        hub_auth = self.identity_provider.hub_auth  # type: ignore[attr-defined]
+        hub_auth = _hub_auth_of(self.identity_provider)
         hub_auth.clear_cookie(self)
         self.redirect(hub_auth.hub_host + url_path_join(hub_auth.hub_prefix, "logout"))
+
+
+class HubLoginHandler(RequestHandler):
+    """``<prefix>login``, Jupyter Server's ``login_url``: starts the OAuth
+    login at the hub, or refuses a user the hub knows who has no access."""
+
+    def initialize(self, hub_auth: HubOAuthClient) -> None:
+        self.hub_auth = hub_auth
+
+    def _next_url(self) -> str:
+        """Where to go after the login: a page of this server, nowhere else."""
+        next_url = self.get_argument("next", "")
+        base = self.hub_auth.base_url
+        if next_url.startswith(base) and not next_url.startswith("//") and "\\" not in next_url:
+            return next_url
+        return base
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        user = await self.hub_auth.get_user(self)
+        if user is not None:
+            if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, user):
+                log.warning("Not allowing %s %s", user.get("kind"), user.get("name"))
+                raise HTTPError(403, "{kind} {name} is not allowed.".format(**user))
+            self.redirect(self._next_url())
+            return
+        self.redirect(self.hub_auth.login_redirect(self, self._next_url()))
 
 
 class HubOAuthCallbackHandler(RequestHandler):
@@ -516,17 +539,6 @@ class HubOAuthCallbackHandler(RequestHandler):
         user = await self.hub_auth.get_user(self)
         allowed = user is not None and self.hub_auth.check_scopes(self.hub_auth.access_scopes, user)
         self.current_user = user if allowed else None
-
-    @property
-    def _xsrf_token_id(self) -> bytes:
-        return self.hub_auth._get_xsrf_token_id(self)
-
-    @property
-    def xsrf_token(self) -> bytes:  # type: ignore[override]
-        return get_xsrf_token(self, cookie_path=self.hub_auth.base_url)  # type: ignore[no-any-return]
-
-    def check_xsrf_cookie(self) -> None:
-        return self.hub_auth.check_xsrf_cookie(self)
 
     @allow_unauthenticated
     async def get(self) -> None:
@@ -565,6 +577,12 @@ class HubOAuthCallbackHandler(RequestHandler):
         self.redirect(next_url or hub_auth.base_url)
 
 
+def _hub_auth_of(identity_provider: IdentityProvider) -> HubOAuthClient:
+    if not isinstance(identity_provider, HubIdentityProvider):
+        raise TypeError("the hub's login needs xmailnb.classroom.hubauth.HubIdentityProvider")
+    return identity_provider.hub_auth
+
+
 class HubIdentityProvider(IdentityProvider):
     """JupyterHub's single-user identity provider on :class:`HubOAuthClient`:
     only users with this server's access scopes are identified at all."""
@@ -572,6 +590,11 @@ class HubIdentityProvider(IdentityProvider):
     logout_handler_class = HubLogoutHandler
     hub_auth = Instance(HubOAuthClient)
     token_generated = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # the requests a token (not the login cookie) identified
+        self._by_token: weakref.WeakSet[RequestHandler] = weakref.WeakSet()
 
     @default("hub_auth")
     def _default_hub_auth(self) -> HubOAuthClient:
@@ -581,51 +604,26 @@ class HubIdentityProvider(IdentityProvider):
     def token(self) -> str:  # type: ignore[override]
         return self.hub_auth.api_token
 
-    def _patch_get_login_url(self, handler: Any) -> None:
-        original = handler.get_login_url
-        cached: list[str] = []
-
-        def get_login_url() -> str:
-            if cached:
-                return cached[0]
-            with mock.patch.dict(handler.application.settings, {"login_url": self.hub_auth.login_url}):
-                login_url = original()
-            # the state cookie only once redirecting is allowed (APIs raise 403)
-            params = {}
-            verifier, challenge, method = self.hub_auth.generate_pkce_code_challenge()
-            params["code_challenge"], params["code_challenge_method"] = challenge, method
-            params["state"] = self.hub_auth.set_state_cookie(handler, next_url=handler.request.uri,
-                                                             code_verifier=verifier)
-            cached.append(url_concat(login_url, params))
-            return cached[0]
-
-        handler.get_login_url = get_login_url
-
-    async def get_user(self, handler: Any) -> HubUser | None:  # type: ignore[override]
-        if hasattr(handler, "_jupyterhub_user"):
-            return handler._jupyterhub_user  # type: ignore[no-any-return]
-        self._patch_get_login_url(handler)
-        self.hub_auth._patch_xsrf(handler)
-        user = await self.hub_auth.get_user(handler)
+    async def get_user(self, handler: RequestHandler) -> HubUser | None:
+        user, by_token = await self.hub_auth.identify(handler)
         if user is None:
-            handler._jupyterhub_user = None
             return None
         if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, user):
+            # the login page refuses them (403) when they are sent there
             self.log.warning("Not allowing %s %s", user.get("kind"), user.get("name"))
-
-            def raise_on_redirect(*args: Any, **kwargs: Any) -> None:
-                raise HTTPError(403, "{kind} {name} is not allowed.".format(**user))
-
-            handler.redirect = raise_on_redirect
-            handler._jupyterhub_user = None
             return None
-        handler._jupyterhub_user = HubUser(user)
-        self.hub_auth._persist_url_token_if_set(handler)
-        return handler._jupyterhub_user  # type: ignore[no-any-return]
+        if by_token:
+            self._by_token.add(handler)
+            self.hub_auth._persist_url_token_if_set(handler)
+        return HubUser(user)
+
+    def is_token_authenticated(self, handler: RequestHandler) -> bool:
+        return handler in self._by_token
 
     def get_handlers(self) -> list[Any]:
-        return [("/logout", self.logout_handler_class),
-                ("/oauth_callback", HubOAuthCallbackHandler, {"hub_auth": self.hub_auth})]
+        kwargs = {"hub_auth": self.hub_auth}
+        return [("/login", HubLoginHandler, kwargs), ("/logout", self.logout_handler_class),
+                ("/oauth_callback", HubOAuthCallbackHandler, kwargs)]
 
     def validate_security(self, app: Any, ssl_options: Any = None) -> None:
         return
@@ -635,6 +633,7 @@ class HubAuthorizer(Authorizer):
     """Checks the access scopes again on every authorized action."""
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
-        hub_auth = self.identity_provider.hub_auth  # type: ignore[attr-defined]
-        hub_user = getattr(user, "hub_user", None)
-        return bool(hub_user) and bool(hub_auth.check_scopes(hub_auth.access_scopes, hub_user))
+        hub_auth = _hub_auth_of(self.identity_provider)
+        if not isinstance(user, HubUser):
+            return False
+        return bool(hub_auth.check_scopes(hub_auth.access_scopes, user.hub_user))

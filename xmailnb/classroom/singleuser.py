@@ -258,18 +258,18 @@ class ProgressHandler(web.RequestHandler):
         self.finish(json.dumps(answer))
 
 
-class DashboardHandler(TornadoVoilaHandler):
+class DashboardHandler(TornadoVoilaHandler):  # type: ignore[misc]  # Voilà ships no types
     """The dashboard page; it also sets the ``_xsrf`` cookie, which the
     page's "shut my kernel down" beacon on leaving sends back (without it
-    JupyterHub's XSRF check refuses the beacon and the kernel lingers)."""
+    the XSRF check refuses the beacon and the kernel lingers)."""
 
     async def prepare(self, *args: Any, **kwargs: Any) -> None:
         await super().prepare(*args, **kwargs)
         if self.current_user is not None:
-            self.xsrf_token  # noqa: B018 -- sets the cookie
+            _ = self.xsrf_token  # sets the cookie
 
 
-class ClassVoila(Voila):
+class ClassVoila(Voila):  # type: ignore[misc]  # Voilà ships no types
     """Voilà with the class's routes, pool policy and reporter."""
 
     name = "xmailnb-classroom-singleuser"
@@ -294,7 +294,10 @@ class ClassVoila(Voila):
         super().stop()
 
     def init_settings(self) -> dict[str, Any]:
-        settings = super().init_settings()
+        settings: dict[str, Any] = super().init_settings()
+        # the XSRF cookie under this server's prefix, as Jupyter Server sets
+        # it (Voilà leaves it at "/", shared with every server of the class)
+        settings.setdefault("xsrf_cookie_kwargs", {"path": self.base_url})
         _lazy_refill(self.kernel_manager)
         return settings
 

@@ -24,12 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..checks.progress import STEPS, step_progress
+from ..checks.progress import STEPS, StepState, step_progress
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language
 from ..logs import log_unexpected
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
+from ..steps import Step
 
 __all__ = [
     "NOTEBOOKS",
@@ -49,35 +50,35 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The teaching notebook of each step (in ``notebooks/``).
-NOTEBOOKS: Mapping[str, str] = {
-    "diagnose": "01_diagnose.ipynb",
-    "csr": "02_csr.ipynb",
-    "submit": "03_submit.ipynb",
-    "install": "04_install.ipynb",
-    "settings": "05_settings.ipynb",
-    "probe": "06_probe.ipynb",
-    "notice": "07_notice.ipynb",
+NOTEBOOKS: Mapping[Step, str] = {
+    Step.DIAGNOSE: "01_diagnose.ipynb",
+    Step.CSR: "02_csr.ipynb",
+    Step.SUBMIT: "03_submit.ipynb",
+    Step.INSTALL: "04_install.ipynb",
+    Step.SETTINGS: "05_settings.ipynb",
+    Step.PROBE: "06_probe.ipynb",
+    Step.NOTICE: "07_notice.ipynb",
 }
 START_NOTEBOOK = "00_start_here.ipynb"
 
 #: Steps that must be done before a step can do its work.  The diagnosis is
 #: never required: it stays "not done" while there is no certificate, which
 #: is the very thing the steps after it fix.
-REQUIRES: Mapping[str, tuple[str, ...]] = {
-    "diagnose": (),
-    "csr": (),
-    "submit": ("csr",),
-    "install": ("csr", "submit"),
-    "settings": ("install",),
-    "probe": ("install",),
-    "notice": ("install",),
+REQUIRES: Mapping[Step, tuple[Step, ...]] = {
+    Step.DIAGNOSE: (),
+    Step.CSR: (),
+    Step.SUBMIT: (Step.CSR,),
+    Step.INSTALL: (Step.CSR, Step.SUBMIT),
+    Step.SETTINGS: (Step.INSTALL,),
+    Step.PROBE: (Step.INSTALL,),
+    Step.NOTICE: (Step.INSTALL,),
 }
 #: Steps worth doing first, without which the step still works.
-RECOMMENDS: Mapping[str, tuple[str, ...]] = {
-    "notice": ("probe",),
+RECOMMENDS: Mapping[Step, tuple[Step, ...]] = {
+    Step.NOTICE: (Step.PROBE,),
 }
 
-_MET = ("done", "attention")
+_MET = frozenset({StepState.DONE, StepState.ATTENTION})
 
 
 def language(lang: str | None) -> str:
@@ -85,23 +86,18 @@ def language(lang: str | None) -> str:
     return lang if lang in LANGUAGES else detect_language()
 
 
-def _steps() -> tuple[str, ...]:
-
-    return tuple(str(s) for s in STEPS)
-
-
-def _check_step(step: str) -> str:
-    name = str(step).strip().lower()
-    if name not in _steps():
-        raise ValueError(f"unknown step {step!r}; one of {', '.join(_steps())}")
-    return name
+def _check_step(step: str | Step) -> Step:
+    try:
+        return Step(str(step).strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown step {step!r}; one of {', '.join(STEPS)}") from None
 
 
-def step_ref(step: str) -> Msg:
+def step_ref(step: str | Step) -> Msg:
     """The step as the dashboard names it: ``手順 4「インストール」`` /
     ``step 4 (Install)``."""
     step = _check_step(step)
-    return Msg.of("guide.step", n=_steps().index(step) + 1, name=Msg.of(f"ui.nav.{step}"))
+    return Msg.of("guide.step", n=step.number, name=Msg.of(f"ui.nav.{step}"))
 
 
 def as_mailroot(mailroot: MailRoot | str | os.PathLike[str] | None) -> MailRoot:
@@ -171,8 +167,8 @@ class Requirement:
         required: needed (else only recommended).
     """
 
-    step: str
-    state: str
+    step: Step
+    state: StepState
     required: bool = True
 
     @property
@@ -184,7 +180,7 @@ class Requirement:
         """What to do about it (only meaningful when not met)."""
         params = {"step": step_ref(self.step), "notebook": NOTEBOOKS[self.step]}
         kind = "requires" if self.required else "recommends"
-        state = "broken" if self.state == "broken" else "todo"
+        state = StepState.BROKEN if self.state is StepState.BROKEN else StepState.TODO
         return Msg.of(f"guide.{kind}.{state}", **params)
 
 
@@ -199,7 +195,7 @@ class Prerequisites(_Shown):
         lang: the language it is shown in.
     """
 
-    step: str
+    step: Step
     items: list[Requirement] = field(default_factory=list)
     problem: list[Msg] = field(default_factory=list)
     lang: str = "en"
@@ -221,7 +217,7 @@ class Prerequisites(_Shown):
         out: list[Msg] = []
         for r in self.missing:
             out.append(r.message())
-            if r.step == "submit" and r.state == "todo":
+            if r.step is Step.SUBMIT and r.state is StepState.TODO:
                 out.append(Msg.of("guide.hint.submit", item=Msg.of("ui.submit.item.receive"),
                                   sign=Msg.of("ui.submit.practice.sign")))
         done = [step_ref(r.step) for r in self.items if r.met]
@@ -239,7 +235,7 @@ class Prerequisites(_Shown):
         return "\n".join(m.render(lang) for m in self.messages())
 
 
-def require_steps(step: str, mailroot: MailRoot | str | os.PathLike[str] | None = None, *,
+def require_steps(step: str | Step, mailroot: MailRoot | str | os.PathLike[str] | None = None, *,
                   lang: str | None = None) -> Prerequisites:
     """Whether the steps before *step* are done, for the notebook of *step*.
 
@@ -257,9 +253,9 @@ def require_steps(step: str, mailroot: MailRoot | str | os.PathLike[str] | None 
     Raises:
         ValueError: *step* is not a step of the workbook (a typo in a notebook).
     """
-    step = _check_step(step)
+    wanted_for = _check_step(step)
     lang = language(lang)
-    result = Prerequisites(step=step, lang=lang)
+    result = Prerequisites(step=wanted_for, lang=lang)
     try:
         mr = as_mailroot(mailroot)
 
@@ -270,11 +266,11 @@ def require_steps(step: str, mailroot: MailRoot | str | os.PathLike[str] | None 
     except Exception as exc:  # shown, never a traceback in the notebook
         result.problem = [_unexpected("checking the steps a notebook needs", exc)]
         return result
-    wanted = set(REQUIRES.get(step, ())) | set(RECOMMENDS.get(step, ()))
-    for name in _steps():
+    wanted = set(REQUIRES[wanted_for]) | set(RECOMMENDS.get(wanted_for, ()))
+    for name in STEPS:
         if name in wanted:
-            result.items.append(Requirement(step=name, state=str(states[name]),  # type: ignore[index]
-                                            required=name in REQUIRES.get(step, ())))
+            result.items.append(Requirement(step=name, state=states[name],
+                                            required=name in REQUIRES[wanted_for]))
     return result
 
 
@@ -289,19 +285,19 @@ class Overview(_Shown):
         problem: why the MailRoot could not be looked at.
     """
 
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[Step, StepState] = field(default_factory=dict)
     problem: list[Msg] = field(default_factory=list)
     lang: str = "en"
 
     @property
-    def next_step(self) -> str | None:
+    def next_step(self) -> Step | None:
         """The step to work on next: the diagnosis until one was run, else
         the first broken step, else the first one not done."""
         if not self.states:
             return None
-        if self.states.get("diagnose") == "todo":
-            return "diagnose"
-        for wanted in ("broken", "todo"):
+        if self.states.get(Step.DIAGNOSE) is StepState.TODO:
+            return Step.DIAGNOSE
+        for wanted in (StepState.BROKEN, StepState.TODO):
             for step, state in self.states.items():
                 if state == wanted:
                     return step
@@ -312,7 +308,7 @@ class Overview(_Shown):
             return list(self.problem)
         out = [Msg.of("guide.overview.title")]
         for step, state in self.states.items():
-            out.append(Msg.of("guide.overview.line", n=_steps().index(step) + 1, name=Msg.of(f"ui.nav.{step}"),
+            out.append(Msg.of("guide.overview.line", n=step.number, name=Msg.of(f"ui.nav.{step}"),
                               state=Msg.of(f"guide.state.{state}"), notebook=NOTEBOOKS[step]))
         out.append(Msg.of("guide.overview.legend",
                           done=Msg.of("guide.state.done"), attention=Msg.of("guide.state.attention"),
@@ -340,7 +336,7 @@ def progress_overview(mailroot: MailRoot | str | os.PathLike[str] | None = None,
     try:
         mr = as_mailroot(mailroot)
 
-        result.states = {str(k): str(v) for k, v in step_progress(mr).states.items()}
+        result.states = dict(step_progress(mr).states)
     except XmailnbError as exc:
         result.problem = _problem_lines(exc)
     except Exception as exc:  # shown, never a traceback in the notebook

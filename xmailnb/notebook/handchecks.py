@@ -52,11 +52,20 @@ from ..flows.actions import read_user_file
 from ..flows.practice import running_ports
 from ..i18n import Msg
 from ..logs import log_unexpected
-from ..mailroot.layout import MailRoot
+from ..mailroot.endpoints import ENDPOINTS
+from ..mailroot.layout import (
+    REL_PRACTICE_ISSUED_INTERMEDIATE,
+    REL_PRACTICE_ISSUED_ROOT,
+    REL_PRACTICE_ISSUED_SERVER,
+    REL_PRACTICE_ROOT_CERT,
+    MailRoot,
+)
 from ..mailroot.sandbox import practice_ports
 from ..mailroot.servertab import ServerTab, mail_hostname
 from ..mailroot.workbook import probe_settings
 from ..pki import certfiles, keys
+from ..status import Status
+from ..steps import Step
 from .guide import NOTEBOOKS, as_mailroot, language, step_ref
 
 __all__ = [
@@ -74,18 +83,18 @@ log = logging.getLogger(__name__)
 OPENSSL = "openssl"
 DEFAULT_TIMEOUT = 20.0
 _MAX_OUTPUT = 64 * 1024
-_PRACTICE_ROOTS = ("sslconf/practice-ca/issued/root.crt", "sslconf/practice-ca/root.crt")
-_PRACTICE_SERVER = "sslconf/practice-ca/issued/server.crt"
-_PRACTICE_INTERMEDIATE = "sslconf/practice-ca/issued/intermediate.crt"
+_PRACTICE_ROOTS = (REL_PRACTICE_ISSUED_ROOT, REL_PRACTICE_ROOT_CERT)
+_PRACTICE_SERVER = REL_PRACTICE_ISSUED_SERVER
+_PRACTICE_INTERMEDIATE = REL_PRACTICE_ISSUED_INTERMEDIATE
 # Which step makes a file a check reads (to say what to do when it is missing).
-_MADE_BY = {
-    "server.cert": "install",
-    "server.key": "install",
-    "sslconf/server.key": "csr",
-    "sslconf/server.csr": "csr",
-    _PRACTICE_SERVER: "submit",
-    _PRACTICE_INTERMEDIATE: "submit",
-    _PRACTICE_ROOTS[0]: "submit",
+_MADE_BY: dict[str, Step] = {
+    "server.cert": Step.INSTALL,
+    "server.key": Step.INSTALL,
+    "sslconf/server.key": Step.CSR,
+    "sslconf/server.csr": Step.CSR,
+    _PRACTICE_SERVER: Step.SUBMIT,
+    _PRACTICE_INTERMEDIATE: Step.SUBMIT,
+    _PRACTICE_ROOTS[0]: Step.SUBMIT,
 }
 _PRIVATE_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
                           re.DOTALL)
@@ -149,7 +158,7 @@ class Output:
 class Verdict:
     """xmailnb's own answer to the question a hand check asks."""
 
-    status: str  # ok, info, warn or error
+    status: Status
     message: Msg
 
 
@@ -249,7 +258,7 @@ class _Context:
         for check in checks:
             try:
                 f = report.by_check(check)
-            except StopIteration:
+            except KeyError:
                 continue
             out.append(Verdict(f.status, f.message))
         return out
@@ -340,7 +349,7 @@ def chain_anchor(mr: MailRoot, report: Any = None) -> str:
     for check in ("cert.trust", "cert.chain"):
         try:
             anchor = anchor or report.by_check(check).details.get("anchor")
-        except StopIteration:
+        except KeyError:
             pass
     if anchor == "practice":
         for rel in _PRACTICE_ROOTS:
@@ -471,12 +480,12 @@ def _pending_pair_verdict(ctx: _Context) -> list[Verdict]:
         csr = certfiles.csr_from(read_regular(mr.pending_csr, certfiles.MAX_INPUT_BYTES),
                                  name=mr.rel_pending_csr)
     except XmailnbError as exc:
-        return [Verdict("error", exc.msg)]
+        return [Verdict(Status.ERROR, exc.msg)]
     except OSError as exc:
-        return [Verdict("error", Msg.of("handcheck.unreadable", reason=exc.strerror or type(exc).__name__))]
+        return [Verdict(Status.ERROR, Msg.of("handcheck.unreadable", reason=exc.strerror or type(exc).__name__))]
     if keys.public_key_matches(key, csr):
-        return [Verdict("ok", Msg.of("handcheck.pending.pair.match"))]
-    return [Verdict("error", Msg.of("handcheck.pending.pair.mismatch"))]
+        return [Verdict(Status.OK, Msg.of("handcheck.pending.pair.match"))]
+    return [Verdict(Status.ERROR, Msg.of("handcheck.pending.pair.mismatch"))]
 
 
 def _pending_pair(ctx: _Context) -> _Plan:
@@ -506,7 +515,7 @@ def _pending_fingerprint(ctx: _Context) -> _Plan:
     def verdicts() -> list[Verdict]:
         if ours is None:
             return ctx.findings("csr.pending")
-        return [Verdict("info", Msg.of("handcheck.pending.fingerprint.ours", sha256=ours))]
+        return [Verdict(Status.INFO, Msg.of("handcheck.pending.fingerprint.ours", sha256=ours))]
     return _Plan([command], needs=["sslconf/server.csr"], judge=judge, verdicts=verdicts)
 
 
@@ -570,10 +579,10 @@ def _install_verdict(ctx: _Context) -> list[Verdict]:
                                     [actions.Upload.from_path(str(ctx.mr.path / Path(p).expanduser()))
                                      for p in chain])
     except XmailnbError as exc:
-        return [Verdict("error", Msg.of("handcheck.received.refused", step=step_ref("install"),
+        return [Verdict(Status.ERROR, Msg.of("handcheck.received.refused", step=step_ref(Step.INSTALL),
                                         reason=exc.msg))]
-    return ([Verdict("ok", Msg.of("handcheck.received.accepted", step=step_ref("install")))]
-            + [Verdict("warn", w) for w in plan.warnings])
+    return ([Verdict(Status.OK, Msg.of("handcheck.received.accepted", step=step_ref(Step.INSTALL)))]
+            + [Verdict(Status.WARN, w) for w in plan.warnings])
 
 
 def _settings_grep(ctx: _Context) -> _Plan:
@@ -695,7 +704,7 @@ def _served_port(ctx: _Context, endpoint: str) -> int | None:
     saved = probe_settings(ctx.mr).ports
     if saved is not None:
         return saved.get(endpoint)
-    return probe.ENDPOINTS.get(endpoint)
+    return ENDPOINTS.get(endpoint)
 
 
 def _cert_names(ctx: _Context) -> _Plan:
@@ -706,9 +715,9 @@ def _cert_names(ctx: _Context) -> _Plan:
         try:
             name, warnings = notice.notice_host(ctx.mr)
         except XmailnbError as exc:
-            return [Verdict("error", exc.msg)]
-        return ([Verdict("ok", Msg.of("handcheck.cert.names.notice", hostname=name))]
-                + [Verdict("warn", w) for w in warnings])
+            return [Verdict(Status.ERROR, exc.msg)]
+        return ([Verdict(Status.OK, Msg.of("handcheck.cert.names.notice", hostname=name))]
+                + [Verdict(Status.WARN, w) for w in warnings])
     return _Plan([command], needs=["server.cert"], judge=_ok_run, verdicts=verdicts, verdicts_when_missing=False)
 
 
@@ -735,8 +744,6 @@ CHECKS: Mapping[str, Callable[[_Context], _Plan]] = {
 
 # -- the result, as a notebook shows it -------------------------------------------------
 
-_ICONS = {"ok": "handcheck.icon.ok", "info": "handcheck.icon.info", "warn": "handcheck.icon.warn",
-          "error": "handcheck.icon.error"}
 
 
 def _texts(check: str) -> str:
@@ -803,7 +810,7 @@ class HandCheck:
                 out.append(t(Msg.of("handcheck.reading", text=means)))
                 out.append(t(Msg.of("handcheck.when_failing", text=failure)))
         for v in self.verdicts:
-            out.append(t(Msg.of("handcheck.verdict", icon=Msg.of(_ICONS.get(v.status, _ICONS["info"])),
+            out.append(t(Msg.of("handcheck.verdict", icon=Msg.of(f"handcheck.icon.{v.status}"),
                                 message=v.message)))
         return out
 
@@ -820,7 +827,7 @@ class HandCheck:
 def _missing_notes(ctx: _Context, missing: Sequence[str]) -> list[Msg]:
     """What to do about the missing files: one line per step that makes
     them, then one per file the reader named."""
-    by_step: dict[str, list[str]] = {}
+    by_step: dict[Step, list[str]] = {}
     for rel in missing:
         step = _MADE_BY.get(rel)
         if step is not None:
