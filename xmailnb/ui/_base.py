@@ -313,7 +313,7 @@ def error_msgs(exc: BaseException, what: str = "an action of the workbook") -> l
     return [Msg.of("ui.internal", log=str(path))]
 
 
-class Message(widgets.HTML):
+class Message(widgets.HTML):  # type: ignore[misc]  # ipywidgets ships no type hints
     """An outcome message: status class plus the rendered messages.
 
     ``base_class`` is ``xm-message`` for a step's latest outcome and
@@ -355,7 +355,7 @@ class Message(widgets.HTML):
             set_status_class(self, self.status)
 
 
-class Step(widgets.VBox):
+class Step(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """Base of every step: a VBox with its progress and activity.
 
     Attributes:

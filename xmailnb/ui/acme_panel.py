@@ -47,7 +47,7 @@ class PanelState(StrEnum):
     DONE = "done"
     ERROR = "error"
 
-class AcmePanel(widgets.VBox):
+class AcmePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """Get a free certificate for the pending CSR through ACME, and install it.
 
     Attributes:

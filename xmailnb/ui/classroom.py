@@ -57,7 +57,7 @@ def _ts(value: Any) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
-class ClassControls(widgets.VBox):
+class ClassControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """"I'm stuck", the trainer's message, and the page's record for the board.
 
     Attributes:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 
 from ..checks import diagnose as diagnosemod
-from ..checks.findings import Finding
+from ..checks.findings import Finding, Report
 from ..checks.progress import record_diagnosis
 from ..checks.diagnose import check_title
 from ..i18n import Msg, page_text
@@ -35,7 +35,7 @@ class DiagnoseStep(Step):
     STEP = "diagnose"
 
     def _build(self) -> list[Any]:
-        self.report: diagnosemod.Report | None = None
+        self.report: Report | None = None
         #: Set by the wizard: opens a step (and points at a control there).
         self.navigate: Callable[[Target], None] | None = None
         #: Set by the wizard: "Diagnose again" refreshes the whole workbook.
@@ -78,7 +78,7 @@ class DiagnoseStep(Step):
             self.show_report(diagnosemod.diagnose(self.mailroot))
             record_diagnosis(self.mailroot, where="notebook")
 
-    def show_report(self, report: diagnosemod.Report) -> None:
+    def show_report(self, report: Report) -> None:
         """Show *report* (the wizard hands over the one its progress read)."""
         with self.hold_trait_notifications():
             self.report = report

@@ -87,7 +87,7 @@ class _Steps(Mapping[str, Step]):
         return {n: self._built[n] for n in _STEP_NAMES if n in self._built}
 
 
-class Wizard(widgets.VBox):
+class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """The seven steps with their states; everything is read again after every change.
 
     Attributes:
