@@ -30,12 +30,14 @@ from ..i18n import LANGUAGES, Msg, detect_language, page_text
 from ..logs import log_unexpected
 from ..mailroot import MailRoot, resolve
 from ..checks.progress import StepState, step_progress
-from ..steps import Step as StepName
+from ..status import Status
+from ..steps import Step
 from . import _html
 
 __all__ = [
     "Activity",
-    "Step",
+    "StepView",
+    "STATUS_ICONS",
     "Message",
     "CSS",
     "as_mailroot",
@@ -49,7 +51,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATUS_CLASSES = ("xm-ok", "xm-warn", "xm-error", "xm-info")
+STATUS_CLASSES = tuple(f"xm-{s}" for s in Status)
+#: The mark shown beside an outcome, for eyes that do not tell colours apart.
+STATUS_ICONS: dict[Status, str] = {Status.OK: "✔", Status.INFO: "ℹ", Status.WARN: "⚠", Status.ERROR: "✖"}
 
 
 class Activity(StrEnum):
@@ -274,7 +278,7 @@ def as_mailroot(mailroot: str | os.PathLike[str] | MailRoot | None) -> MailRoot:
     return resolve(mailroot)
 
 
-def set_status_class(widget: Any, status: str | None) -> None:
+def set_status_class(widget: Any, status: Status | None) -> None:
     """Give *widget* exactly one of the status classes (or none)."""
     for cls in STATUS_CLASSES:
         if cls != f"xm-{status}" and cls in widget._dom_classes:
@@ -326,15 +330,15 @@ class Message(widgets.HTML):  # type: ignore[misc]  # ipywidgets ships no type h
         super().__init__(**kw)
         self.add_class(base_class)
         self._lang = lang
-        self.status: str | None = None
+        self.status: Status | None = None
         self.msgs: list[Msg] = []
 
-    def show(self, status: str, *msgs: Msg) -> None:
+    def show(self, status: Status, *msgs: Msg) -> None:
         self.status, self.msgs = status, list(msgs)
         self._draw()
 
     def show_error(self, exc: BaseException, what: str = "an action of the workbook") -> None:
-        self.show("error", *error_msgs(exc, what))
+        self.show(Status.ERROR, *error_msgs(exc, what))
 
     def clear(self) -> None:
         self.status, self.msgs = None, []
@@ -355,7 +359,7 @@ class Message(widgets.HTML):  # type: ignore[misc]  # ipywidgets ships no type h
             set_status_class(self, self.status)
 
 
-class Step(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
+class StepView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """Base of every step: a VBox with its progress and activity.
 
     Attributes:
@@ -369,7 +373,7 @@ class Step(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hint
             could not be used; the step then shows why and nothing else).
     """
 
-    STEP: ClassVar[str] = ""
+    STEP: ClassVar[Step]
 
     state = traitlets.UseEnum(StepState, default_value=StepState.TODO)
     activity = traitlets.UseEnum(Activity, default_value=Activity.IDLE)
@@ -405,10 +409,9 @@ class Step(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hint
         self.refresh()
 
     def _head_html(self, lang: str) -> str:
-        name = StepName(self.STEP)
         # The number is in the circle beside the title: not twice.
         title = re.sub(r"^\s*\d+\.\s*", "", page_text(f"ui.{self.STEP}.title", lang))
-        return _html.render("step_head", number=name.number, title=title,
+        return _html.render("step_head", number=self.STEP.number, title=title,
                             why=page_text(f"ui.{self.STEP}.intro", lang))
 
     # -- to override -------------------------------------------------------------

@@ -14,8 +14,10 @@ from ..pki import certfiles, keys
 from ..pki import csr as csrmod
 from ..errors import XmailnbError
 from ..i18n import Msg
+from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, button, error_msgs, html, set_flag_class, show
+from ._base import Activity, StepView, button, error_msgs, html, set_flag_class, show
 
 __all__ = ["CsrStep"]
 
@@ -26,7 +28,7 @@ _KEYFIX = {"keytype": "type", "keysize": "size", "curve": "curve"}
 _WIDE = ("aliases", "memo")
 
 
-class CsrStep(Step):
+class CsrStep(StepView):
     """Every CSR field with validation as you type; Create makes the key and CSR.
 
     ``inputs[name]`` is the input widget of each field of
@@ -35,7 +37,7 @@ class CsrStep(Step):
     soon as the worker thread has started; :meth:`wait` waits for it.
     """
 
-    STEP = "csr"
+    STEP = Step.CSR
 
     # -- building ----------------------------------------------------------------
     def _build(self) -> list[Any]:
@@ -184,7 +186,7 @@ class CsrStep(Step):
         if self._renewal is None:
             show(self.renew_row, False)
             if self._renewal_reason is not None:
-                self.renew_unavailable.show("info", Msg.of("csr.renew.choice.unavailable",
+                self.renew_unavailable.show(Status.INFO, Msg.of("csr.renew.choice.unavailable",
                                                            reason=self._renewal_reason))
             else:
                 self.renew_unavailable.clear()
@@ -218,10 +220,10 @@ class CsrStep(Step):
                 set_flag_class(widget, "xm-invalid", shown)
                 note = self.notes[name]
                 if shown:
-                    note.show("error", err, Msg.of(f"csr.{name}.fix") if name not in _KEYFIX
+                    note.show(Status.ERROR, err, Msg.of(f"csr.{name}.fix") if name not in _KEYFIX
                               else Msg.of(f"keys.{_KEYFIX[name]}.fix"))
                 elif err is None and name in _TEXT_NOTES and (warn := csrmod.field_note(name, values[name])):
-                    note.show("warn", warn)
+                    note.show(Status.WARN, warn)
                 else:
                     note.clear()
             ec = values["keytype"] == "ec"
@@ -330,7 +332,7 @@ class CsrStep(Step):
             if request is None:
                 self.touched.update(errors)
                 self._validate()
-                self.message.show("error", Msg.of("ui.csr.form_invalid"))
+                self.message.show(Status.ERROR, Msg.of("ui.csr.form_invalid"))
                 return None
             if not confirmed and actions.pending_csr_exists(self.mailroot):
                 self._show_confirm()
@@ -380,7 +382,7 @@ class CsrStep(Step):
             if result.entry is not None and result.replaced_pending:
                 msgs.append(Msg.of("ui.csr.archived"))
             msgs.append(Msg.of("ui.csr.next"))
-            self.message.show("ok", *msgs)
+            self.message.show(Status.OK, *msgs)
             self.generate_button.disabled = bool(self.errors)
             self.activity = Activity.IDLE
         # Outside the lock: the wizard reads the MailRoot again on this.
@@ -392,15 +394,15 @@ class CsrStep(Step):
             field = getattr(exc, "field", None)
             shown = error_msgs(exc, "creating the key and CSR")
             if field == "renew":
-                self.renew_unavailable.show("error", *shown)
+                self.renew_unavailable.show(Status.ERROR, *shown)
             if field in self.notes:
                 # The fix beside the input; the outcome line says what failed.
                 self.touched.add(field)
-                self.notes[field].show("error", *shown)
+                self.notes[field].show(Status.ERROR, *shown)
                 set_flag_class(self.inputs[field], "xm-invalid", True)
-                self.message.show("error", shown[0])
+                self.message.show(Status.ERROR, shown[0])
             else:
-                self.message.show("error", *shown)
+                self.message.show(Status.ERROR, *shown)
             self.generate_button.disabled = bool(self.errors)
             self.activity = Activity.FAILED
 
@@ -409,7 +411,7 @@ class CsrStep(Step):
         assert self.mailroot is not None
         values = actions.pending_form_values(self.mailroot)
         created = actions.read_pending_meta(self.mailroot).get("created")
-        self.replace_warning.show("warn", Msg.of("ui.csr.replace.warning", created=_when(created),
+        self.replace_warning.show(Status.WARN, Msg.of("ui.csr.replace.warning", created=_when(created),
                                                  cn=values.get("cn") or "-"))
         show(self.confirm_box, True)
 

@@ -11,8 +11,10 @@ from ..flows import actions
 from ..mailroot import servertab as st
 from ..errors import XmailnbError
 from ..i18n import Msg, page_text
+from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, button, css_id, html
+from ._base import STATUS_ICONS, Activity, StepView, button, css_id, html
 
 __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 
@@ -20,14 +22,13 @@ __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 # XMail, and the form says which: not set (XMail's default), set to the
 # empty value, or set to a list.
 UNSET, EMPTY, VALUE = "unset", "empty", "value"
-_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖", "info": "ℹ"}
 
 
 def _head_html(var: st.Variable, lang: str) -> str:
     return _html.render("setting_head", name=var.name, summary=var.summary.page(lang))
 
 
-class SettingsStep(Step):
+class SettingsStep(StepView):
     """One input per TLS variable (flags: Checkbox, integers: IntText, lists:
     a choice of "not set", "empty" or a value) with what it does and what the
     current value means; Save writes only the variables that changed,
@@ -38,7 +39,7 @@ class SettingsStep(Step):
     between not set, empty and the text of ``inputs[name]``.
     """
 
-    STEP = "settings"
+    STEP = Step.SETTINGS
 
     def _build(self) -> list[Any]:
         self.inputs: dict[str, Any] = {}
@@ -154,23 +155,23 @@ class SettingsStep(Step):
             note.clear()
         assignments = self.changed()
         if not assignments:
-            self.message.show("ok", Msg.of("cli.settings.unchanged"))
+            self.message.show(Status.OK, Msg.of("cli.settings.unchanged"))
             return None
         try:
             entry = actions.change_settings(self.mailroot, assignments)
         except XmailnbError as exc:
             if exc.field in self.notes:
                 self.notes[exc.field].show_error(exc)
-                self.message.show("error", exc.msg)
+                self.message.show(Status.ERROR, exc.msg)
             else:
                 self.message.show_error(exc)
             self.activity = Activity.FAILED
             return None
         self.activity = Activity.IDLE
         if entry is None:
-            self.message.show("ok", Msg.of("cli.settings.unchanged"))
+            self.message.show(Status.OK, Msg.of("cli.settings.unchanged"))
         else:
-            self.message.show("ok", Msg.of("ui.settings.done", names=", ".join(assignments)))
+            self.message.show(Status.OK, Msg.of("ui.settings.done", names=", ".join(assignments)))
         self.refresh()
         self.mark_changed()
         return entry
@@ -202,7 +203,7 @@ class SettingsStep(Step):
             self._loading_values = False
 
     def _draw_issues(self) -> None:
-        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": _ICONS[i.severity],
+        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": STATUS_ICONS[i.severity],
                  "status": page_text(f"cli.status.{i.severity}", self.lang), "name": "",
                  "text": self.m(i.msg), "fix": self.m(i.fix) if i.fix is not None else ""} for i in self._issues]
         self.issues.value = _html.render("findings", groups=[{
