@@ -819,7 +819,7 @@ def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> d
     return anchor_sets(mr, certs_pem, cafile_certs, given_as="cafile")
 
 
-def _trust_remedy(problem: chainmod.Problem | None) -> Msg | None:
+def _trust_remedy(problem: chainmod.ChainProblem | None) -> Msg | None:
     """What to do about why the served chain did not verify (by its reason,
     never by the wording of the message)."""
     remedy = _TRUST_REMEDIES.get(problem.reason) if problem is not None else None

@@ -459,7 +459,7 @@ _INSTALL_KEYS = {
 }
 
 
-def _refusal(problem: chainmod.Problem, fields: Mapping[str, str], hostname: str | None,
+def _refusal(problem: chainmod.ChainProblem, fields: Mapping[str, str], hostname: str | None,
              hostname_source: str | None, leaf: x509.Certificate) -> InputError:
     """The install refusal for *problem*, beside the input at fault."""
     field_name = "cert"
