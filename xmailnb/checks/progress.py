@@ -48,7 +48,7 @@ from ..errors import XmailnbError
 from ..files import read_regular
 from ..i18n import Msg
 from ..mailroot.layout import REL_PRACTICE_ISSUED_SERVER, REL_PROGRESS_LOG, MailRoot
-from ..mailroot.store import Store
+from ..mailroot.store import Action, Store
 from ..pki import certfiles, keys
 from ..pki import chain as chainmod
 from ..status import Status
@@ -94,7 +94,7 @@ _INSTALL_CHECKS = ("key.present", "key.usable", "key.permissions", "cert.present
                    "cert.validity", "cert.hostname", "cert.chain", "cert.trust")
 # Store actions after which a broken install reads "was done" (the files
 # alone say it too when they are present but broken).
-_INSTALL_ACTIONS = frozenset({"install", "acme"})
+_INSTALL_ACTIONS = frozenset({Action.INSTALL, Action.ACME})
 # server.tab issues that mean "TLS turned off on a service that had it"
 # (XMail's default is on for every service).
 _TLS_OFF = frozenset({"starttls.all_off", "starttls.some_off"})

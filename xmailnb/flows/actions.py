@@ -36,7 +36,7 @@ from .. import boundedjson, clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg
 from ..mailroot.layout import MailRoot
-from ..mailroot.store import ArchiveEntry, Store
+from ..mailroot.store import Action, ArchiveEntry, Store
 from ..pki import csr as csrmod
 from ..pki.csr import normalize_hostname_option
 
@@ -235,7 +235,7 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
     details = {"cn": request.cn, "sans": description["sans"], "key": description["key"],
                "key_source": meta["key_source"],
                "csr_sha256": description["sha256"], "public_key_sha256": description["public_key_sha256"]}
-    with Store(mr).transaction("csr", details) as tx:
+    with Store(mr).transaction(Action.CSR, details) as tx:
         replaced = tx.read(mr.rel_pending_csr) is not None or tx.read(mr.rel_pending_key) is not None
         tx.write(mr.rel_pending_key, key_pem if key_pem is not None else keys.private_key_pem(key))
         tx.write(mr.rel_pending_csr, pem)
@@ -720,7 +720,7 @@ def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
         "key_source": plan.key_source,
         "public_key_sha256": keys.public_key_fingerprint(plan.key),
     }
-    with Store(mr).transaction("install", details) as tx:
+    with Store(mr).transaction(Action.INSTALL, details) as tx:
         tx.write(mr.rel_server_cert, plan.server_cert)
         if not _holds_key(tx.read(mr.rel_server_key), plan.key):
             tx.write(mr.rel_server_key, plan.server_key)
@@ -769,7 +769,7 @@ def change_settings(mr: MailRoot, assignments: Mapping[str, str | None]) -> Arch
             raise _with_field(exc, name)
     # Read and edited under the lock: two admins changing different
     # variables at the same moment both keep their change.
-    with Store(mr).transaction("settings", {"set": normalised}) as tx:
+    with Store(mr).transaction(Action.SETTINGS, {"set": normalised}) as tx:
         data = tx.read(mr.rel_server_tab)
         if data is None:
             raise InputError.of("actions.unreadable", "actions.unreadable.fix", name=mr.rel_server_tab,
@@ -849,13 +849,13 @@ class RollbackEffects:
         return out
 
     def question(self) -> Msg:
-        if self.entry.action == "rollback":
+        if self.entry.action == Action.ROLLBACK:
             # Not "roll back to before a rollback": say it undoes that rollback.
             return Msg.of("rollback.question.undo", time=entry_time(self.entry))
         return Msg.of("rollback.question", what=entry_what(self.entry), time=entry_time(self.entry))
 
     def outcome(self) -> Msg:
-        if self.entry.action == "rollback" and self.changes_anything:
+        if self.entry.action == Action.ROLLBACK and self.changes_anything:
             return Msg.of("rollback.done.undo", time=entry_time(self.entry))
         key = "rollback.done" if self.changes_anything else "rollback.unchanged"
         return Msg.of(key, what=entry_what(self.entry), time=entry_time(self.entry))
@@ -927,17 +927,17 @@ def entry_what(entry: ArchiveEntry) -> Msg:
     """The change *entry* was archived before, in words ("installing the
     certificate for mail.example.jp")."""
     details = entry.details if isinstance(entry.details, Mapping) else {}
-    if entry.action in ("install", "csr"):
-        name = _subject_name(details, "subject") if entry.action == "install" else details.get("cn")
+    if entry.action in (Action.INSTALL, Action.CSR):
+        name = _subject_name(details, "subject") if entry.action == Action.INSTALL else details.get("cn")
         if isinstance(name, str) and name:
             return Msg.of(f"rollback.what.{entry.action}", name=name)
         return Msg.of(f"rollback.what.{entry.action}.unnamed")
-    if entry.action == "settings":
+    if entry.action == Action.SETTINGS:
         changed = details.get("set")
         names = sorted(changed) if isinstance(changed, Mapping) else []
         if names:
             return Msg.of("rollback.what.settings", names=names)
-    if entry.action in ("rollback", "practice-ca"):
+    if entry.action in (Action.ROLLBACK, Action.PRACTICE_CA):
         return Msg.of(f"rollback.what.{entry.action}")
     return Msg.of("rollback.what.other", action=entry.action)
 
@@ -953,15 +953,15 @@ def rollback_choices(entries: Sequence[ArchiveEntry]) -> tuple[list[tuple[Msg, A
     # Right after a rollback, undoing it comes first (the install it undid is
     # already undone).
     newest = entries[0] if entries else None
-    default = (newest.id if newest is not None and newest.action == "rollback"
-               else next((e.id for e in entries if e.action == "install"), newest.id if newest else None))
+    default = (newest.id if newest is not None and newest.action == Action.ROLLBACK
+               else next((e.id for e in entries if e.action == Action.INSTALL), newest.id if newest else None))
     seen: dict[tuple[str, str], int] = {}
     out: list[tuple[Msg, ArchiveEntry]] = []
     for entry in entries:
         what, when = entry_what(entry), entry_time(entry)
-        if entry.id == default and entry.action == "install":
+        if entry.id == default and entry.action == Action.INSTALL:
             label = Msg.of("rollback.label.undo_install", what=what, time=when)
-        elif entry.id == default and entry.action == "rollback":
+        elif entry.id == default and entry.action == Action.ROLLBACK:
             label = Msg.of("rollback.label.undo_rollback", time=when)
         else:
             label = Msg.of("rollback.label", what=what, time=when)
@@ -1008,7 +1008,7 @@ def tick_checklist(mr: MailRoot, item: str, ticked: bool) -> list[str]:
     """
     if item not in CHECKLIST:
         raise InputError.of("actions.checklist.unknown", "actions.checklist.unknown.fix", item=str(item))
-    with Store(mr).transaction("checklist") as tx:
+    with Store(mr).transaction(Action.CHECKLIST) as tx:
         before = set(_checklist_ticked(tx.read(mr.rel_checklist)))
         now = before | {item} if ticked else before - {item}
         result = [i for i in CHECKLIST if i in now]
