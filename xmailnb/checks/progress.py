@@ -72,7 +72,6 @@ __all__ = [
     "record_step",
     "last_step",
     "events",
-    "REL_PROGRESS_LOG",
 ]
 
 log = logging.getLogger(__name__)
