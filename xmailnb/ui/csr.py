@@ -12,7 +12,7 @@ import ipywidgets as widgets
 from ..flows import actions
 from ..pki import certfiles, keys
 from ..pki import csr as csrmod
-from ..errors import XmailnbError
+from ..errors import InputError, XmailnbError
 from ..i18n import Msg
 from ..status import Status
 from ..steps import Step
@@ -23,7 +23,6 @@ __all__ = ["CsrStep"]
 
 _TEXT_NOTES = ("state", "locality", "org", "unit")
 _SUBJECT = ("country", "state", "locality", "org", "unit", "cn", "email")
-_KEYFIX = {"keytype": "type", "keysize": "size", "curve": "curve"}
 # Fields across both columns of the form.
 _WIDE = ("aliases", "memo")
 
@@ -46,7 +45,7 @@ class CsrStep(StepView):
         self.notes: dict[str, Any] = {}
         self.rows: dict[str, widgets.VBox] = {}
         self.touched: set[str] = set()
-        self.errors: dict[str, Msg] = {}
+        self.errors: dict[str, InputError] = {}
         self._loading = False
         self._prefilled = False
         self._csr_text = ""
@@ -219,9 +218,8 @@ class CsrStep(StepView):
                 shown = err is not None and name in self.touched
                 set_flag_class(widget, "xm-invalid", shown)
                 note = self.notes[name]
-                if shown:
-                    note.show(Status.ERROR, err, Msg.of(f"csr.{name}.fix") if name not in _KEYFIX
-                              else Msg.of(f"keys.{_KEYFIX[name]}.fix"))
+                if err is not None and shown:
+                    note.show(Status.ERROR, *error_msgs(err))
                 elif err is None and name in _TEXT_NOTES and (warn := csrmod.field_note(name, values[name])):
                     note.show(Status.WARN, warn)
                 else:
