@@ -101,8 +101,7 @@ def read_user_file(path: str, limit: int | None = None, *, field: str | None = N
             size: int | str = os.stat(path).st_size
         except OSError:
             size = f"> {limit}"
-        raise InputError.of("certfiles.too_large", "certfiles.too_large.fix", field=field,
-                            name=name, size=size, limit=limit) from None
+        raise certfiles.too_large(name, size, field=field, limit=limit) from None
     except NotRegularFile as exc:
         raise InputError.of("actions.not_regular", "actions.not_regular.fix", field=field,
                             name=name, kind=Msg.of(f"mailroot.kind.{exc.kind}")) from None

@@ -10,10 +10,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..flows import actions, practice
-from ..pki import certfiles
 from ..pki import chain as chainmod
 from .. import clock
-from ..errors import InputError, XmailnbError
+from ..errors import XmailnbError
 from ..i18n import Msg
 from ..status import Status
 from ..steps import Step
@@ -177,10 +176,7 @@ class InstallStep(StepView):
         for entry in self.uploads[name].value or ():
             display = str(entry.get("name") or "upload")
             content = entry.get("content")
-            size = len(content) if content is not None else 0
-            if size > certfiles.MAX_INPUT_BYTES:
-                raise InputError.of("certfiles.too_large", "certfiles.too_large.fix", field=name,
-                                    name=display, size=size, limit=certfiles.MAX_INPUT_BYTES)
+            # Its size is checked where it is read (pki.certfiles), as a file's is.
             out.append(actions.Upload(bytes(content) if content is not None else b"", display))
         return out
 
@@ -194,10 +190,8 @@ class InstallStep(StepView):
 
     def _gather(self) -> dict[str, Any] | None:
         """The arguments of :func:`~xmailnb.flows.actions.plan_install` from
-        the widgets (``None`` when no server certificate is given).
-
-        Raises:
-            InputError: an upload larger than the size limit.
+        the widgets (``None`` when no server certificate is given).  An
+        oversized upload is refused where it is read, as a file is.
         """
         certs = self._files("cert")
         chain = self._files("chain")
