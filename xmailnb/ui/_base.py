@@ -38,7 +38,7 @@ from . import _html
 __all__ = [
     "Activity",
     "StepView",
-    "STATUS_ICONS",
+    "status_icon",
     "Message",
     "CSS",
     "as_mailroot",
@@ -53,8 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATUS_CLASSES = tuple(f"xm-{s}" for s in Status)
-#: The mark shown beside an outcome, for eyes that do not tell colours apart.
-STATUS_ICONS: dict[Status, str] = {Status.OK: "✔", Status.INFO: "ℹ", Status.WARN: "⚠", Status.ERROR: "✖"}
 
 
 class Activity(StrEnum):
@@ -116,6 +114,11 @@ def as_mailroot(mailroot: str | os.PathLike[str] | MailRoot | None) -> MailRoot:
     if isinstance(mailroot, MailRoot):
         return mailroot
     return resolve(mailroot)
+
+
+def status_icon(status: Status, lang: str) -> str:
+    """The mark shown beside an outcome (for eyes that do not tell colours apart)."""
+    return page_text(f"ui.icon.{status}", lang)
 
 
 def set_status_class(widget: Any, status: Status | None) -> None:

@@ -14,7 +14,7 @@ from ..i18n import Msg, page_text
 from ..status import Status
 from ..steps import Step, Target
 from . import _html
-from ._base import STATUS_ICONS, StepView, button, css_id, html
+from ._base import StepView, button, css_id, html, status_icon
 
 __all__ = ["DiagnoseStep"]
 
@@ -94,7 +94,7 @@ class DiagnoseStep(StepView):
         return [found[s] for s in sorted(found, key=lambda s: s.number)]
 
     def _row(self, f: Finding, *, name_only: bool = False) -> dict[str, Any]:
-        return {"classes": " ".join(self.row_classes(f.check)), "icon": STATUS_ICONS[f.status],
+        return {"classes": " ".join(self.row_classes(f.check)), "icon": status_icon(f.status, self.lang),
                 "status": self.t(f"cli.status.{f.status}"), "name": check_title(f.check).page(self.lang)
                 if f.check in diagnosemod.CHECK_IDS or f.check == "acme.renewal" else "",
                 "text": "" if name_only else f.message.page(self.lang),

@@ -17,7 +17,7 @@ from ..mailroot.workbook import probe_settings, save_probe_settings
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, StepView, button, css_id, html, set_status_class, show
+from ._base import Activity, StepView, button, css_id, html, set_status_class, show, status_icon
 
 __all__ = ["ProbeStep"]
 
@@ -270,7 +270,7 @@ class ProbeStep(StepView):
     def _draw_results(self) -> None:
         rows = []
         for result in self.results:
-            status = Status(result.status)
+            status = result.status
             w = html("", "xm-finding", "xm-endpoint", f"xm-endpoint-{css_id(result.name)}")
             set_status_class(w, status)
             # The core's message already says version, cipher, trust and
@@ -278,7 +278,7 @@ class ProbeStep(StepView):
             # option of the command line).
             fixes = [result.fix.page(self.lang)] if result.fix is not None else []
             head = self.t("ui.probe.endpoint", name=result.name, host=result.host, port=result.port)
-            w.value = _html.render("endpoint", icon=self.t(f"ui.icon.{status}"), head=head,
+            w.value = _html.render("endpoint", icon=status_icon(status, self.lang), head=head,
                                    text=result.message.page(self.lang), fixes=fixes)
             rows.append(w)
         self.rows.children = rows

@@ -14,7 +14,7 @@ from ..i18n import Msg, page_text
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import STATUS_ICONS, Activity, StepView, button, css_id, html
+from ._base import Activity, StepView, button, css_id, html, status_icon
 
 __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 
@@ -203,7 +203,7 @@ class SettingsStep(StepView):
             self._loading_values = False
 
     def _draw_issues(self) -> None:
-        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": STATUS_ICONS[i.severity],
+        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": status_icon(i.severity, self.lang),
                  "status": page_text(f"cli.status.{i.severity}", self.lang), "name": "",
                  "text": self.m(i.msg), "fix": self.m(i.fix) if i.fix is not None else ""} for i in self._issues]
         self.issues.value = _html.render("findings", groups=[{

@@ -27,7 +27,7 @@ from ..checks.progress import Progress, StepState, step_progress
 from ..mailroot.sandbox import reset_sandbox
 from ..steps import STEPS as ORDER, Step, Target
 from . import _html
-from ._base import CSS, STATUS_ICONS, Message, StepView, as_mailroot, button, error_msgs, html, set_flag_class, show
+from ._base import CSS, Message, StepView, as_mailroot, button, error_msgs, html, set_flag_class, show, status_icon
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
 from .install import InstallStep
@@ -390,7 +390,7 @@ class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hi
             return
         status, lines = self.progress.headline()
         self.header.value = _html.render(
-            "header", title=page_text("ui.app.title", self.lang), status=status, icon=STATUS_ICONS[status],
+            "header", title=page_text("ui.app.title", self.lang), status=status, icon=status_icon(status, self.lang),
             headline=" — ".join(m.page(self.lang) for m in lines),
             where=page_text("ui.app.mailroot", self.lang, path=str(self.mailroot.path)))
 
