@@ -257,7 +257,9 @@ _SUBJECT_FIELDS = ("country", "state", "locality", "org", "unit", "cn", "email")
 def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dict[str, str]:
     """The CSR form's values (names of :data:`xmailnb.csr.FIELDS`, as text)
     for the pending CSR: from the record written beside it, else from the
-    CSR itself; ``{}`` when there is none.
+    CSR itself; ``{}`` when there is none.  A key size or curve the form
+    does not offer (:data:`xmailnb.pki.keys.RSA_SIZES`, ``EC_CURVES``) is
+    left out: the form's default stands for it.
 
     The one place that turns a pending CSR back into form values: the CSR
     step shows them, an ACME renewal asks again for the same subject.
@@ -287,9 +289,13 @@ def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dic
         values["memo"] = meta["memo"]
     kind, _, rest = key_text.partition(" ")
     if kind.lower() == "rsa" and rest.isdigit():
-        values["keytype"], values["keysize"] = "rsa", rest
+        values["keytype"] = "rsa"
+        if int(rest) in keys.RSA_SIZES:
+            values["keysize"] = rest
     elif kind.lower() == "ec" and rest:
-        values["keytype"], values["curve"] = "ec", rest
+        values["keytype"] = "ec"
+        if rest in keys.EC_CURVES:
+            values["curve"] = rest
     if hostname_fallback and not values.get("cn"):
         host = mail_hostname_of(mr)
         if host:

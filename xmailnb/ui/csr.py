@@ -251,13 +251,7 @@ class CsrStep(StepView):
         assert self.mailroot is not None
         values: dict[str, Any] = dict(actions.pending_form_values(self.mailroot, hostname_fallback=True))
         if "keysize" in values:
-            size = int(values["keysize"])
-            if size in keys.RSA_SIZES:
-                values["keysize"] = size
-            else:
-                del values["keysize"]
-        if values.get("curve") not in keys.EC_CURVES:
-            values.pop("curve", None)
+            values["keysize"] = int(values["keysize"])  # the size list's values are numbers
         self._loading = True
         try:
             for name, value in values.items():
