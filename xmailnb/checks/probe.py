@@ -811,12 +811,12 @@ def _fetch(name: str, host: str, port: int, sni: str | None, timeout: float,
 
 def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> dict[str, Sequence[x509.Certificate]]:
     if mr is None:
-        return {"public": chainmod.public_roots(), "cafile": list(cafile_certs)}
+        return {chainmod.Anchor.PUBLIC: chainmod.public_roots(), chainmod.Anchor.CAFILE: list(cafile_certs)}
     try:
         certs_pem = certfiles.load_file(mr.certs_pem).certificates
     except XmailnbError:
         certs_pem = []
-    return anchor_sets(mr, certs_pem, cafile_certs, given_as="cafile")
+    return anchor_sets(mr, certs_pem, cafile_certs, given_as=chainmod.Anchor.CAFILE)
 
 
 def _trust_remedy(problem: chainmod.ChainProblem | None) -> Msg | None:
@@ -934,7 +934,7 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
         r.status = Status.WARN
         r.message = _with(verified, Msg.of("probe.expiring", count=r.days_left))
         r.fix = Msg.of("probe.fix.expired")
-    elif r.anchor in ("practice", "certs.pem"):
+    elif r.anchor in (chainmod.Anchor.PRACTICE, chainmod.Anchor.CERTS_PEM):
         r.status, r.fix = Status.INFO, Msg.of(f"probe.fix.anchor.{r.anchor}")
         r.message = _with(verified, Msg.of("probe.same") if r.matches_installed else None)
     else:

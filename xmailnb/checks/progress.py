@@ -48,6 +48,7 @@ from ..errors import XmailnbError
 from ..files import read_regular
 from ..i18n import Msg
 from ..mailroot.layout import REL_PRACTICE_ISSUED_SERVER, REL_PROGRESS_LOG, MailRoot
+from ..pki.chain import Anchor
 from ..mailroot.store import Action, Store
 from ..pki import certfiles, keys
 from ..pki import chain as chainmod
@@ -323,7 +324,7 @@ def expected_note(mr: MailRoot, found: Finding) -> bool:
     sandbox: expected there, so neither step 4's mark nor the headline
     counts it as a warning."""
     return (mr.is_sandbox and found.check == "cert.trust" and found.status is Status.WARN
-            and found.details.get("anchor") == "practice")
+            and found.details.get("anchor") == Anchor.PRACTICE)
 
 
 def _install_state(f: _Facts) -> StepState:

@@ -603,7 +603,7 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
     anchors = anchor_sets(mr, certs_pem_certs, ca_certs)
     given = chainmod.unique(cert_material.certificates + chain_certs)
     verdict = chainmod.judge(leaf, given, anchors=anchors, hostname=hostname, at=at,
-                             required=["ca"] if ca_certs else [])
+                             required=[chainmod.Anchor.GIVEN] if ca_certs else [])
     warnings: list[Msg] = list(notes)
     if verdict.problem is not None and verdict.anchor_known:
         raise _refusal(verdict.problem, fields, hostname, hostname_source, leaf)
@@ -633,7 +633,7 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
         warnings.append(Msg.of("actions.hostname.unknown"))
     if not verdict.trusted:
         warnings.append(Msg.of("actions.trust.private"))
-    elif verdict.anchor == "practice":
+    elif verdict.anchor == chainmod.Anchor.PRACTICE:
         warnings.append(Msg.of("actions.trust.practice"))
     for w in verdict.warnings:
         warnings.append(Msg.of("actions.rule", rule=w.msg))

@@ -79,6 +79,7 @@ __all__ = [
     "Rule",
     "Role",
     "ChainProblem",
+    "Anchor",
     "Verdict",
     "judge",
     "display_name",
@@ -704,6 +705,17 @@ def _public_by_subject() -> dict[bytes, tuple[x509.Certificate, ...]]:
 @lru_cache(maxsize=1)
 def _public_store() -> Any:
     return Store(list(_public_roots()))
+
+
+class Anchor(enum.StrEnum):
+    """The names of the sets of trusted CAs a verdict is reached against
+    (a verdict's ``anchor`` is one of them)."""
+
+    PUBLIC = "public"        #: the publicly trusted roots (certifi's Mozilla bundle)
+    GIVEN = "ca"             #: the CA certificate the administrator gave with an install
+    CAFILE = "cafile"        #: the CA file given to the live check
+    CERTS_PEM = "certs.pem"  #: XMail's own certs.pem
+    PRACTICE = "practice"    #: the practice CA's root (training)
 
 
 class Reason(enum.Enum):
@@ -1492,7 +1504,7 @@ def _judge(leaf: x509.Certificate, given: Sequence[x509.Certificate], *,
         if strict:
             verdict.trusted, verdict.problem = False, strict[0]
         # Mozilla vets its roots; their own quirks are not the administrator's.
-        verdict.warnings = _rule_warnings(path[:-1] if name == "public" and len(path) > 1 else path)
+        verdict.warnings = _rule_warnings(path[:-1] if name == Anchor.PUBLIC and len(path) > 1 else path)
         verdict.left_out = _left_out(path, pool)
         return verdict
 
