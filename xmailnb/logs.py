@@ -7,8 +7,9 @@ state folder, and the message the user sees names that file, so a bug report
 has something to read even though the page never shows a traceback.
 
 The log never holds key material or tokens: messages are built from
-exceptions and fingerprints, and a filter blanks anything that looks like a
-PEM block or a ``token=`` value.
+exceptions and fingerprints, and one filter (:class:`SecretFilter`, also on
+the dashboard server's log) blanks anything that looks like a PEM block, a
+``token=`` value or an ``Authorization`` credential.
 
 ``XMAILNB_STATE_DIR`` overrides the folder (tests, shared machines).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from .files import user_folder
 
@@ -30,7 +31,8 @@ _BACKUPS = 2
 _configured: tuple[Path, logging.Handler] | None = None
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S)
-_TOKEN = re.compile(r"((?:token|login|password|passphrase)=)[^&\s'\"]+", re.I)
+_SECRET_PARAMS = ("token", "login", "password", "passphrase")
+_CREDENTIAL = re.compile(r"\b((?:token|bearer)\s+)[!-~]{8,}", re.I)  # an Authorization header's value
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -43,21 +45,40 @@ def log_path(environ: Mapping[str, str] | None = None) -> Path:
     return state_dir(environ) / LOG_NAME
 
 
+def _param_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in dict.fromkeys([*_SECRET_PARAMS, *names]))
+    return re.compile(rf"((?:{alternatives})=)[^&\s'\"]+", re.I)
+
+
 class SecretFilter(logging.Filter):
-    """Blank private keys and credentials in every record, tracebacks included."""
+    """Blank private keys and credentials in every record, tracebacks included.
+
+    Args:
+        params: more URL parameters whose values are secret (the dashboard's
+            key and one-time page ticket), beyond ``token``, ``login``,
+            ``password`` and ``passphrase``.
+    """
+
+    def __init__(self, params: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._params = _param_pattern(params)
+
+    def scrub(self, text: str) -> str:
+        """*text* with private keys, secret parameters' values and
+        ``Authorization`` credentials replaced."""
+        return _CREDENTIAL.sub(r"\1[hidden]", self._params.sub(r"\1[hidden]", _PEM.sub("[private key hidden]", text)))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the format: left as they are
+            return True
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = _scrub(message), None
+        record.msg, record.args = self.scrub(message), None
         if record.exc_text:
-            record.exc_text = _scrub(record.exc_text)
+            record.exc_text = self.scrub(record.exc_text)
         return True
-
-
-def _scrub(text: str) -> str:
-    return _TOKEN.sub(r"\1[hidden]", _PEM.sub("[private key hidden]", text))
 
 
 def enable_file_log() -> Path | None:

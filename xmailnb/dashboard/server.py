@@ -93,7 +93,7 @@ from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from ..i18n import LANGUAGES, detect_language, text
-from ..logs import log_unexpected
+from ..logs import SecretFilter, log_unexpected
 from .page import LANG_CLASS_PREFIX, accept_language
 from .plan import is_loopback
 
@@ -835,37 +835,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         access.debug(line, *args)
 
 
-_REDACT = re.compile(r"(?i)\b(token|login|_xsrf|xmailnb-key|xmailnb-page)=[^&\s'\"]+")
-_REDACT_HEADER = re.compile(r"(?i)\b(token|bearer)\s+[!-~]{8,}")
-
-
-def redact(message: str) -> str:
-    """*message* with the values of ``token=``/``login=`` parameters and of
-    ``Authorization`` credentials replaced."""
-    return _REDACT_HEADER.sub(r"\1 [hidden]", _REDACT.sub(r"\1=[hidden]", message))
-
-
-class RedactingFilter(logging.Filter):
-    """Removes secrets from a record, its arguments and its traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # arguments that do not fit the format
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-            record.exc_info = None
-        return True
+#: The log filter of the server: the door's key and one-time page ticket,
+#: and the XSRF cookie's value, are secrets beside the usual ones.
+LOG_FILTER = SecretFilter(params=(KEY_PARAM, TICKET_PARAM, "_xsrf"))
 
 
 def _install_log_filter(app_log: logging.Logger) -> None:
-    redactor = RedactingFilter()
+    redactor = LOG_FILTER
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(redactor)
