@@ -181,8 +181,8 @@ def test_new_certificate_is_served_without_restart(live):
     after = probe(ports=server.ports, mailroot=mr, timeout=3)
     new_fp = cert_fingerprint(issue.leaf)
     for old, new in zip(before, after):
-        assert old.chain[0]["sha256"] != new_fp
-        assert new.chain[0]["sha256"] == new_fp and new.matches_installed is True
+        assert old.chain[0].sha256 != new_fp
+        assert new.chain[0].sha256 == new_fp and new.matches_installed is True
 
 
 def test_misbehaving_servers_each_get_a_clear_finding_in_bounded_time(tmp_path, h):

@@ -17,7 +17,7 @@ from ..i18n import Msg
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, StepView, button, error_msgs, html, set_flag_class, show
+from ._base import Activity, Message, StepView, button, error_msgs, html, set_flag_class, show
 
 __all__ = ["CsrStep"]
 
@@ -42,7 +42,7 @@ class CsrStep(StepView):
     def _build(self) -> list[Any]:
         self.future: concurrent.futures.Future[Any] | None = None
         self.inputs: dict[str, Any] = {}
-        self.notes: dict[str, Any] = {}
+        self.notes: dict[str, Message] = {}
         self.rows: dict[str, widgets.VBox] = {}
         self.touched: set[str] = set()
         self.errors: dict[str, InputError] = {}

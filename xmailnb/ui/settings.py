@@ -14,7 +14,7 @@ from ..i18n import Msg, page_text
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, StepView, button, css_id, html, status_icon
+from ._base import Activity, Message, StepView, button, css_id, html, status_icon
 
 __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 
@@ -45,7 +45,7 @@ class SettingsStep(StepView):
         self.inputs: dict[str, Any] = {}
         self.modes: dict[str, widgets.Dropdown] = {}
         self.meanings: dict[str, widgets.HTML] = {}
-        self.notes: dict[str, Any] = {}
+        self.notes: dict[str, Message] = {}
         self.loaded: dict[str, str | None] = {}
         self._loading_values = False
         groups: dict[str, list[Any]] = {}
