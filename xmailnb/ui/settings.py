@@ -184,15 +184,15 @@ class SettingsStep(StepView):
         try:
             with self.hold_trait_notifications():
                 for row in st.tls_settings(tab):
-                    name = row["name"]
-                    self.loaded[name] = row["value"]
+                    name = row.name
+                    self.loaded[name] = row.value
                     w = self.inputs[name]
-                    if row["kind"] == "flag":
-                        w.value = row["effective"] == "1"
-                    elif row["kind"] == "int":
-                        w.value = st.atoi(row["effective"])
+                    if row.kind == "flag":
+                        w.value = row.effective == "1"
+                    elif row.kind == "int":
+                        w.value = st.atoi(row.effective)
                     else:
-                        value = row["value"]
+                        value = row.value
                         self.modes[name].value = UNSET if value is None else EMPTY if value == "" else VALUE
                         w.value = value or ""
                         w.disabled = self.modes[name].value != VALUE
