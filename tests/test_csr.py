@@ -366,9 +366,13 @@ def test_validate_form_reports_every_bad_field_in_order():
                                          "keysize": "1024", "org": "x" * 65})
     assert request is None
     assert list(errors) == ["country", "state", "locality", "org", "cn", "email", "keysize"]
-    assert errors["state"].key == "csr.text.required"
-    for msg in errors.values():
-        rendered(msg)
+    assert errors["state"].msg.key == "csr.text.required"
+    # Each with the fix that says what its field expects.
+    assert {name: exc.fix.key if exc.fix else None for name, exc in errors.items()} == {
+        "country": "csr.country.fix", "state": "csr.state.fix", "locality": "csr.locality.fix",
+        "org": "csr.org.fix", "cn": "csr.cn.fix", "email": "csr.email.fix", "keysize": "keys.size.fix"}
+    for exc in errors.values():
+        rendered(exc.msg)
 
 
 def test_request_from_values_raises_the_first_problem_with_its_field_and_fix():

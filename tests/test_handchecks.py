@@ -255,7 +255,8 @@ def test_served_chain_verifies_and_matches_the_probe(mr):
         assert " 1 s:" in result.outputs[0].text  # the intermediate is sent
         assert "BEGIN CERTIFICATE" not in result.outputs[0].text  # the excerpt leaves the PEM out
         assert "Intermediate CA \u2014 NOT FOR PRODUCTION" in result.outputs[0].text  # names in UTF-8
-        assert result.verdicts[0].status in ("ok", "info")
+        # Verified, but through the practice CA, which no mail client trusts: told, not "ok".
+        assert result.verdicts[0].status == "info"
     assert "-starttls smtp" in smtp.outputs[0].command.text()
     assert smtp.outputs[0].command.text().endswith("</dev/null")
 

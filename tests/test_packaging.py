@@ -49,3 +49,18 @@ def test_editable_install_is_a_plain_path_without_setuptools_warnings():
         pytest.skip("xmailnb is not installed in editable mode here")
     assert pth[0].read_text().split() == [str(root)]
     assert not list(purelib.glob("__editable___xmailnb*finder.py"))
+
+
+def test_every_data_file_of_the_package_is_in_a_wheel():
+    """A file the package reads at run time (the workbook's stylesheet, the
+    page script, the catalogs) is named by package-data, or a wheel lacks it."""
+    import fnmatch
+    import subprocess
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["xmailnb"]
+    tracked = subprocess.run(["git", "ls-files", "xmailnb"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    data = [p.removeprefix("xmailnb/") for p in tracked if not p.endswith(".py")]
+    assert "ui/workbook.css" in data
+    assert [p for p in data if not any(fnmatch.fnmatch(p, pat) for pat in patterns)] == []

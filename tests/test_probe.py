@@ -181,8 +181,8 @@ def test_new_certificate_is_served_without_restart(live):
     after = probe(ports=server.ports, mailroot=mr, timeout=3)
     new_fp = cert_fingerprint(issue.leaf)
     for old, new in zip(before, after, strict=True):
-        assert old.chain[0]["sha256"] != new_fp
-        assert new.chain[0]["sha256"] == new_fp and new.matches_installed is True
+        assert old.chain[0].sha256 != new_fp
+        assert new.chain[0].sha256 == new_fp and new.matches_installed is True
 
 
 def test_misbehaving_servers_each_get_a_clear_finding_in_bounded_time(tmp_path, h):
@@ -355,8 +355,10 @@ def test_handshake_then_hang_up_is_not_ok(tmp_path, h):
         r = probe(ports={"smtps": server.port}, servername=HOST, cafile=_write(tmp_path, h.root.pem), timeout=2)[0]
     finally:
         server.close()
-    assert r.status == "error" and r.problem in (Problem.CLOSED, Problem.TLS_SESSION)
-    assert "closed" in r.message.render("en") or "broke" in r.message.render("en")
+    # The server read all the client sent (the handshake) and hung up: a
+    # plain end of stream while waiting for the greeting, never a reset.
+    assert r.status == "error" and r.problem is Problem.CLOSED
+    assert "closed the connection (waiting for 220)" in r.message.render("en")
 
 
 def _ctrl_starttls_server(ctx, *, refuse: bool = False):

@@ -16,6 +16,7 @@ from xmailnb.checks import progress
 from xmailnb.checks.diagnose import diagnose
 from xmailnb.checks.findings import Report
 from xmailnb.checks.progress import Step, StepState
+from xmailnb.mailroot.layout import REL_PROGRESS_LOG
 from xmailnb.flows import actions, practice
 from xmailnb.i18n import render
 from xmailnb.mailroot.resolve import resolve
@@ -164,7 +165,7 @@ def test_reload_opens_the_step_last_shown(mr):
 
 def test_progress_log_is_private_and_tolerates_garbage(mr):
     progress.record_notice(mr)
-    log = mr.file(progress.REL_PROGRESS_LOG)
+    log = mr.file(REL_PROGRESS_LOG)
     assert log.stat().st_mode & 0o077 == 0
     with open(log, "ab") as fh:
         fh.write(b"not json\n\xff\xfe\n[1, 2]\n")

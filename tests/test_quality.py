@@ -15,6 +15,8 @@ PACKAGE = ROOT / "xmailnb"
 #: are Jupyter by nature (dashboard/, classroom/, ui/) are left out.
 CORE_PACKAGES = ("pki", "mailroot", "checks", "flows", "cli")
 CORE = [*PACKAGE.glob("*.py"), *(p for pkg in CORE_PACKAGES for p in (PACKAGE / pkg).rglob("*.py"))]
+# Packages held to mypy --strict: the core and the views over it.
+STRICT_PACKAGES = (*CORE_PACKAGES, "ui", "dashboard")
 HEAVY = ("ipywidgets", "IPython", "voila", "jupyter", "jupyterlab", "notebook", "ipykernel", "traitlets")
 
 
@@ -52,11 +54,11 @@ def test_type_annotations_check():
 
 
 #: Held to ``mypy --strict`` besides the core: the ways in that are Jupyter by nature.
-STRICT_PACKAGES = (*CORE_PACKAGES, "classroom", "notebook")
+STRICT_PACKAGES = (*CORE_PACKAGES, "classroom", "notebook", "ui", "dashboard")
 
 
 @pytest.mark.slow
-def test_core_is_strictly_typed():
+def test_core_and_views_are_strictly_typed():
     targets = [str(p) for p in PACKAGE.glob("*.py")] + [str(PACKAGE / pkg) for pkg in STRICT_PACKAGES]
     result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
                              "--no-error-summary", *targets], capture_output=True, text=True)

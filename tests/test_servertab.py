@@ -440,18 +440,18 @@ def test_meaning_texts_say_what_happens():
 
 def test_tls_settings_rows():
     tab = ServerTab.parse(b'"SSLWantVerify"\t"1"\n"EnableSMTP-TLS"\t"1"\n"SmtpNoTLSAuths"\t""\n')
-    rows = {r["name"]: r for r in tls_settings(tab)}
+    rows = {r.name: r for r in tls_settings(tab)}
     assert list(rows) == list(TLS_VARIABLE_NAMES)
     assert list(TLS_VARIABLE_NAMES[:3]) == ["EnableSMTP-TLS", "EnablePOP3-TLS", "EnableCTRL-TLS"]
     verify = rows["SSLWantVerify"]
-    assert (verify["value"], verify["effective"], verify["is_default"], verify["kind"], verify["line"]) == (
+    assert (verify.value, verify.effective, verify.is_default, verify.kind, verify.line) == (
         "1", "1", False, "flag", 1)
-    assert rows["EnableSMTP-TLS"]["is_default"] is True  # explicit 1 equals the default
-    assert rows["EnablePOP3-TLS"]["value"] is None and rows["EnablePOP3-TLS"]["effective"] == "1"
-    assert rows["SmtpNoTLSAuths"]["value"] == "" and rows["SmtpNoTLSAuths"]["is_default"] is False
-    assert rows["SmtpConfig"]["default"] is None
+    assert rows["EnableSMTP-TLS"].is_default is True  # explicit 1 equals the default
+    assert rows["EnablePOP3-TLS"].value is None and rows["EnablePOP3-TLS"].effective == "1"
+    assert rows["SmtpNoTLSAuths"].value == "" and rows["SmtpNoTLSAuths"].is_default is False
+    assert rows["SmtpConfig"].default is None
     for row in rows.values():
-        assert isinstance(row["summary"], Msg) and isinstance(row["meaning"], Msg)
+        assert isinstance(row.summary, Msg) and isinstance(row.meaning, Msg)
 
 
 def test_mail_hostname():
@@ -540,7 +540,7 @@ def test_stock_servertab(crlf):
         assert tab.get(name) is None
         assert tab.commented_line(name) is not None, name
     for row in tls_settings(tab):
-        assert row["is_default"]
+        assert row.is_default
     # Turning a variable on puts it right under its stock comment.
     tab.set("SSLUseCertsFile", "1")
     number = tab.commented_line("SSLUseCertsFile")

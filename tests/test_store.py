@@ -239,3 +239,12 @@ def test_plain_rollback_steps_over_bookkeeping_entries(mr):
     # The bookkeeping files are left as they are, and still reachable by id.
     assert mr.file("sslconf/checklist.json").read_bytes() == b'{"sent": true}'
     assert [e.action for e in s.history(bookkeeping=False)] == ["rollback", "install"]
+
+
+def test_every_action_is_named_in_both_languages():
+    from xmailnb.i18n import text
+    from xmailnb.mailroot.store import Action
+
+    for action in Action:
+        for lang in ("en", "ja"):
+            assert text(f"store.action.{action}", lang) != f"store.action.{action}", (action, lang)

@@ -7,6 +7,8 @@ One model each, shown by the page and the command line alike (issue 12 item
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from helpers import CLI_TALK, CSR_ARGS, run
@@ -142,6 +144,18 @@ def test_pending_form_values_come_back_as_entered(mr):
     mr.pending_meta.unlink()
     again = actions.pending_form_values(mr)
     assert again["cn"] == "mail.example.jp" and again["aliases"] == "smtp.example.jp"
+
+
+def test_pending_form_values_leave_out_a_key_the_form_does_not_offer(mr):
+    # A CSR made elsewhere (or by an older release) with a key size or a
+    # curve the form has no choice for: the form keeps its default there.
+    assert run("csr", *CSR_ARGS).code == 0
+    meta = json.loads(mr.pending_meta.read_text())
+    for key, expected in (("RSA 8192", {"keytype": "rsa"}), ("RSA 3072", {"keytype": "rsa", "keysize": "3072"}),
+                          ("EC P-521", {"keytype": "ec"}), ("EC P-256", {"keytype": "ec", "curve": "P-256"})):
+        mr.pending_meta.write_text(json.dumps(dict(meta, key=key)))
+        values = actions.pending_form_values(mr)
+        assert {k: v for k, v in values.items() if k in ("keytype", "keysize", "curve")} == expected, key
 
 
 def test_no_pending_csr_takes_the_host_name_from_server_tab_when_asked(mr):

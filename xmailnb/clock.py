@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
-__all__ = ["now", "frozen", "freeze", "unfreeze"]
+__all__ = ["now", "frozen", "freeze", "unfreeze", "timestamp"]
 
 _frozen_at: dt.datetime | None = None
 
@@ -53,3 +53,21 @@ def frozen(at: dt.datetime) -> Iterator[dt.datetime]:
         yield _frozen_at
     finally:
         _frozen_at = previous
+
+
+def timestamp(value: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time read from a record (naive
+    = UTC), or ``None`` when *value* is not one.
+
+    >>> timestamp("1970-01-01T00:01:00")
+    60.0
+    >>> timestamp("yesterday") is None
+    True
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()

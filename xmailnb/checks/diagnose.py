@@ -388,11 +388,11 @@ def _check_cert_trust(s: _State) -> Finding:
     if len(s.certs) == 1 and verdict.self_signed:
         return finding("cert.trust", Status.WARN, "diagnose.cert.trust.self_signed", "diagnose.cert.trust.self_signed.fix",
                   details)
-    if verdict.trusted and verdict.anchor == "public":
+    if verdict.trusted and verdict.anchor == chainmod.Anchor.PUBLIC:
         return finding("cert.trust", Status.OK, "diagnose.cert.trust.public", details=details)
-    if (verdict.trusted and verdict.anchor == "practice") or (not verdict.trusted and practice_issued(s.certs)):
+    if (verdict.trusted and verdict.anchor == chainmod.Anchor.PRACTICE) or (not verdict.trusted and practice_issued(s.certs)):
         return finding("cert.trust", Status.WARN, "diagnose.cert.trust.practice", "diagnose.cert.trust.practice.fix",
-                  {**details, "anchor": "practice"})
+                  {**details, "anchor": str(chainmod.Anchor.PRACTICE)})
     if verdict.trusted:
         return finding("cert.trust", Status.INFO, "diagnose.cert.trust.certs_pem", "diagnose.cert.trust.certs_pem.fix",
                   details)

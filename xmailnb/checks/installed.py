@@ -87,14 +87,14 @@ def practice_root(mr: MailRoot) -> x509.Certificate | None:
 
 def anchor_sets(mr: MailRoot, certs_pem: Sequence[x509.Certificate] = (),
                 given: Sequence[x509.Certificate] = (), *,
-                given_as: str = "ca") -> dict[str, Sequence[x509.Certificate]]:
+                given_as: chainmod.Anchor = chainmod.Anchor.GIVEN) -> dict[str, Sequence[x509.Certificate]]:
     """The trust anchors a verdict on *mr* uses, by name, in the order tried:
     the public roots, the CA the administrator gave (named *given_as*:
     ``ca`` for an install, ``cafile`` for the live check), certs.pem and the
     practice root (``practice``)."""
     root = practice_root(mr)
-    return {"public": chainmod.public_roots(), given_as: list(given), "certs.pem": list(certs_pem),
-            "practice": [root] if root is not None else []}
+    return {chainmod.Anchor.PUBLIC: chainmod.public_roots(), given_as: list(given),
+            chainmod.Anchor.CERTS_PEM: list(certs_pem), chainmod.Anchor.PRACTICE: [root] if root is not None else []}
 
 
 def practice_issued(certs: Sequence[x509.Certificate]) -> bool:

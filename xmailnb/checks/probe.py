@@ -75,6 +75,7 @@ __all__ = [
     "Problem",
     "Mismatch",
     "EndpointResult",
+    "ServedCert",
     "probe",
     "parse_ports",
     "format_ports",
@@ -137,6 +138,18 @@ def _mode(name: str) -> str:
     return STARTTLS_ENDPOINTS.get(name, "tls")
 
 
+@dataclass(frozen=True)
+class ServedCert:
+    """One certificate a server sent, as the check reports it."""
+
+    subject: str
+    issuer: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"subject": self.subject, "issuer": self.issuer, "sha256": self.sha256}
+
+
 @dataclass
 class EndpointResult:
     """What one endpoint served and what a client would make of it.
@@ -145,8 +158,8 @@ class EndpointResult:
         name, host, port: the endpoint probed.
         reachable: a TCP connection was established.
         tls_version, cipher: as negotiated (``None`` without a handshake).
-        chain: the certificates the server sent, in its order, each as
-            ``{"subject", "issuer", "sha256"}``.
+        chain: the certificates the server sent, in its order
+            (:class:`ServedCert`).
         verified: the chain verifies for the host name against a trusted root.
         matches_installed: the served chain is exactly the installed
             server.cert (``None`` without a MailRoot to compare with).
@@ -165,7 +178,7 @@ class EndpointResult:
     reachable: bool = False
     tls_version: str | None = None
     cipher: str | None = None
-    chain: list[dict[str, str]] = field(default_factory=list)
+    chain: list[ServedCert] = field(default_factory=list)
     verified: bool = False
     matches_installed: bool | None = None
     status: Status = Status.ERROR
@@ -189,7 +202,7 @@ class EndpointResult:
         escaped, safe to print in a terminal."""
         return {"name": self.name, "host": self.host, "port": self.port, "reachable": self.reachable,
                 "tls_version": self.tls_version, "cipher": self.cipher,
-                "chain": [with_display_forms(c) for c in self.chain],
+                "chain": [with_display_forms(c.to_json()) for c in self.chain],
                 "verified": self.verified, "matches_installed": self.matches_installed, "status": self.status,
                 "problem": str(self.problem) if self.problem is not None else None,
                 "message": self.message.render(lang), "fix": self.fix.render(lang) if self.fix else "",
@@ -811,15 +824,15 @@ def _fetch(name: str, host: str, port: int, sni: str | None, timeout: float,
 
 def _anchors(mr: MailRoot | None, cafile_certs: Sequence[x509.Certificate]) -> dict[str, Sequence[x509.Certificate]]:
     if mr is None:
-        return {"public": chainmod.public_roots(), "cafile": list(cafile_certs)}
+        return {chainmod.Anchor.PUBLIC: chainmod.public_roots(), chainmod.Anchor.CAFILE: list(cafile_certs)}
     try:
         certs_pem = certfiles.load_file(mr.certs_pem).certificates
     except XmailnbError:
         certs_pem = []
-    return anchor_sets(mr, certs_pem, cafile_certs, given_as="cafile")
+    return anchor_sets(mr, certs_pem, cafile_certs, given_as=chainmod.Anchor.CAFILE)
 
 
-def _trust_remedy(problem: chainmod.Problem | None) -> Msg | None:
+def _trust_remedy(problem: chainmod.ChainProblem | None) -> Msg | None:
     """What to do about why the served chain did not verify (by its reason,
     never by the wording of the message)."""
     remedy = _TRUST_REMEDIES.get(problem.reason) if problem is not None else None
@@ -880,7 +893,7 @@ def _name(name: x509.Name) -> str:
 def _fill_served(r: EndpointResult, served: _Served) -> None:
     certs = served.certs
     r.tls_version, r.cipher, r.certificates = served.version, served.cipher, certs
-    r.chain = [{"subject": _name(c.subject), "issuer": _name(c.issuer), "sha256": certfiles.cert_fingerprint(c)} for c in certs]
+    r.chain = [ServedCert(_name(c.subject), _name(c.issuer), certfiles.cert_fingerprint(c)) for c in certs]
 
 
 def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mapping[str, Sequence[x509.Certificate]],
@@ -934,7 +947,7 @@ def _judge(r: EndpointResult, served: _Served, verify_name: str, anchors: Mappin
         r.status = Status.WARN
         r.message = _with(verified, Msg.of("probe.expiring", count=r.days_left))
         r.fix = Msg.of("probe.fix.expired")
-    elif r.anchor in ("practice", "certs.pem"):
+    elif r.anchor in (chainmod.Anchor.PRACTICE, chainmod.Anchor.CERTS_PEM):
         r.status, r.fix = Status.INFO, Msg.of(f"probe.fix.anchor.{r.anchor}")
         r.message = _with(verified, Msg.of("probe.same") if r.matches_installed else None)
     else:
@@ -1098,8 +1111,8 @@ def record(mailroot: MailRoot, results: Sequence[EndpointResult]) -> None:
     """
     served = []
     for r in results:
-        if r.checked and r.chain and r.chain[0]["sha256"] not in served:
-            served.append(r.chain[0]["sha256"])
+        if r.checked and r.chain and r.chain[0].sha256 not in served:
+            served.append(r.chain[0].sha256)
     checked = [r for r in results if r.checked]
     failed = sum(1 for r in checked if r.status is Status.ERROR)
     progress.record_probe(mailroot, passed=passed(results), worst=worst_status(results), served_sha256=served,
@@ -1111,7 +1124,7 @@ def probe_findings(results: Sequence[EndpointResult]) -> list[Finding]:
     findings = []
     for r in results:
         details = {"host": r.host, "port": r.port, "reachable": r.reachable, "tls_version": r.tls_version,
-                   "cipher": r.cipher, "chain": [dict(c) for c in r.chain], "verified": r.verified,
+                   "cipher": r.cipher, "chain": [c.to_json() for c in r.chain], "verified": r.verified,
                    "matches_installed": r.matches_installed, "days_left": r.days_left, "anchor": r.anchor,
                    "problem": str(r.problem) if r.problem is not None else None}
         findings.append(Finding(f"probe.{r.name}", r.status, r.message, r.fix, details))

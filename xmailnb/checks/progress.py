@@ -48,7 +48,8 @@ from ..errors import XmailnbError
 from ..files import read_regular
 from ..i18n import Msg
 from ..mailroot.layout import REL_PRACTICE_ISSUED_SERVER, REL_PROGRESS_LOG, MailRoot
-from ..mailroot.store import Store
+from ..pki.chain import Anchor
+from ..mailroot.store import Action, Store
 from ..pki import certfiles, keys
 from ..pki import chain as chainmod
 from ..status import Status
@@ -72,7 +73,6 @@ __all__ = [
     "record_step",
     "last_step",
     "events",
-    "REL_PROGRESS_LOG",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ _INSTALL_CHECKS = ("key.present", "key.usable", "key.permissions", "cert.present
                    "cert.validity", "cert.hostname", "cert.chain", "cert.trust")
 # Store actions after which a broken install reads "was done" (the files
 # alone say it too when they are present but broken).
-_INSTALL_ACTIONS = frozenset({"install", "acme"})
+_INSTALL_ACTIONS = frozenset({Action.INSTALL, Action.ACME})
 # server.tab issues that mean "TLS turned off on a service that had it"
 # (XMail's default is on for every service).
 _TLS_OFF = frozenset({"starttls.all_off", "starttls.some_off"})
@@ -324,7 +324,7 @@ def expected_note(mr: MailRoot, found: Finding) -> bool:
     sandbox: expected there, so neither step 4's mark nor the headline
     counts it as a warning."""
     return (mr.is_sandbox and found.check == "cert.trust" and found.status is Status.WARN
-            and found.details.get("anchor") == "practice")
+            and found.details.get("anchor") == Anchor.PRACTICE)
 
 
 def _install_state(f: _Facts) -> StepState:

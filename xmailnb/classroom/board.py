@@ -56,6 +56,7 @@ from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
 from .. import boundedjson
+from ..clock import timestamp as _ts
 from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES, text
 from ..checks.progress import STEPS
@@ -85,17 +86,6 @@ def _now() -> float:
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _ts(value: Any) -> float | None:
-    """Seconds since the epoch of an ISO 8601 time (naive = UTC), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 class Board:

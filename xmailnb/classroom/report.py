@@ -38,7 +38,7 @@ from ..checks.progress import events, step_progress
 from ..files import read_regular, write_atomic
 from ..errors import InputError
 from ..i18n import LANGUAGES, Msg
-from ..mailroot.layout import MailRoot
+from ..mailroot.layout import REL_WATCHED, MailRoot
 from ..mailroot.sandbox import generation
 from ..mailroot.store import Store
 
@@ -51,10 +51,6 @@ log = logging.getLogger(__name__)
 #: Step state -> the board cell's class (DESIGN.md section 4).
 BOARD_CLASSES = {"done": "xm-ok", "attention": "xm-warn", "broken": "xm-error", "todo": "xm-pending"}
 
-# Files whose change can change a step's state.
-_WATCHED = ("server.cert", "server.key", "server.tab", "certs.pem", "sslconf", "sslconf/server.csr",
-            "sslconf/server.key", "sslconf/audit.log", "sslconf/progress.jsonl", "sslconf/checklist.json",
-            "sslconf/xmailnb-generation.json", "sslconf/practice-ca/issued/server.crt")
 _HISTORY = 15
 
 PAGE_FILE = "class-page.json"
@@ -158,7 +154,7 @@ def refusal(step: str, msg: Msg) -> dict[str, Any]:
 def signature(path: Path) -> tuple[Any, ...]:
     """A cheap fingerprint of the sandbox: changes whenever a watched file does."""
     out: list[Any] = []
-    for rel in _WATCHED:
+    for rel in REL_WATCHED:
         try:
             st = os.stat(path.joinpath(*rel.split("/")))
             out.append((st.st_ino, st.st_size, st.st_mtime_ns))

@@ -93,7 +93,7 @@ def print_results(results: list[Any], out: Any) -> None:
         out.result(out.t("probe.result", status=Msg.of(f"cli.status.{r.status}"), name=r.name, host=r.host,
                          port=r.port, message=r.message))
         for n, cert in enumerate(r.chain, 1):
-            out.result(out.t("probe.result.cert", n=n, subject=cert["subject"], issuer=cert["issuer"]))
+            out.result(out.t("probe.result.cert", n=n, subject=cert.subject, issuer=cert.issuer))
         if r.fix is not None:
             out.result(f"      -> {r.fix.render(out.lang)}")
 

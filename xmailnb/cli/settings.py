@@ -43,12 +43,9 @@ def run(args: argparse.Namespace, out: Out) -> int:
             out.say(Msg.of("cli.settings.done", names=", ".join(assignments), id=entry.id))
     rows = tls_settings(ServerTab.read(mr.server_tab))
     if args.json:
-        out.json({"mailroot": str(mr.path), "settings": [
-            {"name": r["name"], "value": r["value"], "default": r["default"], "effective": r["effective"],
-             "is_default": r["is_default"], "kind": r["kind"], "summary": r["summary"].render(out.lang),
-             "meaning": r["meaning"].render(out.lang)} for r in rows]})
+        out.json({"mailroot": str(mr.path), "settings": [r.to_json(out.lang) for r in rows]})
         return EXIT_OK
     for r in rows:
-        value = out.t("cli.settings.unset") if r["value"] is None else f'"{r["value"]}"'
-        out.result(out.t("cli.settings.row", name=r["name"], value=value, meaning=r["meaning"]))
+        value = out.t("cli.settings.unset") if r.value is None else f'"{r.value}"'
+        out.result(out.t("cli.settings.row", name=r.name, value=value, meaning=r.meaning))
     return EXIT_OK

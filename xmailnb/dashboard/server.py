@@ -546,11 +546,11 @@ class TicketHandler(tornado.web.RequestHandler):
         self.finish(self.door.new_ticket(login))
 
 
-class QuerySocketHandler(RequestInfoSocketHandler):
+class QuerySocketHandler(RequestInfoSocketHandler):  # type: ignore[misc]  # voila ships no type hints
     """Voilà's request-info socket for the preheated kernel, at a route the
     door lets through only with the per-run key (the kernel has no cookie)."""
 
-    def open(self, key: str, kernel_id: str) -> None:  # type: ignore[override]
+    def open(self, key: str, kernel_id: str) -> None:
         super().open(kernel_id)
 
 
@@ -597,7 +597,7 @@ def _here() -> Path:
 _KERNEL_IN_PAGE = re.compile(rf'"kernelId": "({_KERNEL_ID})"')
 
 
-class PageHandler(TornadoVoilaHandler):
+class PageHandler(TornadoVoilaHandler):  # type: ignore[misc]  # voila ships no type hints
     """Voilà's page handler, refusing a page beyond ``max_pages`` before a
     kernel is started or taken for it (a browser that holds a page already
     may open one more: a reload), and telling the kernel manager which
@@ -611,7 +611,7 @@ class PageHandler(TornadoVoilaHandler):
     def _login(self) -> str | None:
         return getattr(self.request, "xmailnb_login", None)
 
-    def write(self, chunk: Any) -> None:  # type: ignore[override]
+    def write(self, chunk: Any) -> None:
         if not self._kernel_seen and isinstance(chunk, str):
             found = _KERNEL_IN_PAGE.search(chunk)
             if found is not None:
@@ -622,11 +622,11 @@ class PageHandler(TornadoVoilaHandler):
                     km.set_owner(found.group(1), self._login)
         super().write(chunk)
 
-    async def prepare(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:
         app: XmailnbVoila = self.settings["xmailnb_app"]
         if self.request.method == "GET" and not (self.path_args and self.path_args[0]):
             if not app.take_page_slot(self._login):
-                door: Door = self.application.door  # type: ignore[attr-defined]
+                door: Door = self.application.door
                 lang = door.language(self.request)
                 self.set_status(503)
                 nonce = secrets.token_urlsafe(16)
@@ -691,7 +691,7 @@ class PageKernelManager(AsyncMappingKernelManager):
         return max(1, min(10, int(self.page_timeout // 4)))
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
         self._alone_since: dict[str, float] = {}
         self._activity_seen: dict[str, tuple[Any, float]] = {}
         self._starting = 0
@@ -734,7 +734,7 @@ class PageKernelManager(AsyncMappingKernelManager):
         # it; stopping it closes the page's websocket and the page says so.
         self.log.warning("A dashboard kernel died; it is stopped and its page asked to reload.")
         try:
-            await self.shutdown_kernel(kernel_id, now=True)
+            await self.shutdown_kernel(kernel_id, now=True)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
         except Exception as exc:  # a bug boundary: the page is asked to reload anyway
             log_unexpected(log, "stopping a restarted kernel", exc)
         refill = getattr(self, "fill_if_needed", None)
@@ -743,12 +743,12 @@ class PageKernelManager(AsyncMappingKernelManager):
             refill(delay=0, notebook_name=notebook)
 
     def notify_connect(self, kernel_id: str) -> None:
-        super().notify_connect(kernel_id)
+        super().notify_connect(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
         self._alone_since.pop(kernel_id, None)
         self._connected_once.add(kernel_id)
 
     def notify_disconnect(self, kernel_id: str) -> None:
-        super().notify_disconnect(kernel_id)
+        super().notify_disconnect(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
         if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
             self._alone_since[kernel_id] = time.monotonic()
             # Its page went away (closed, reloaded): the kernel is given back
@@ -766,7 +766,7 @@ class PageKernelManager(AsyncMappingKernelManager):
     async def _release(self, kernel_id: str) -> None:
         self.log.info("Stopping kernel %s: its page went away.", kernel_id)
         try:
-            await self.shutdown_kernel(kernel_id, now=True)
+            await self.shutdown_kernel(kernel_id, now=True)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
         except KeyError:  # stopped meanwhile (the page's own shutdown request)
             pass
         except Exception as exc:  # a bug boundary: the culler gets it later
@@ -795,14 +795,14 @@ class PageKernelManager(AsyncMappingKernelManager):
             # A page's clock starts when the kernel leaves the pool.
             if kernel_id in self._alone_since:
                 self._alone_since[kernel_id] = now
-        await super().cull_kernels()
+        await super().cull_kernels()  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
         kernel = self._kernels.get(kernel_id)
         if kernel is None:
             return
         if getattr(kernel, "execution_state", None) == "dead":
-            await self.shutdown_kernel(kernel_id)
+            await self.shutdown_kernel(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
             return
         if self._kernel_connections.get(kernel_id, 0) > 0:
             return
@@ -817,7 +817,7 @@ class PageKernelManager(AsyncMappingKernelManager):
         quiet = now - seen[1]
         if (alone >= self.page_timeout and quiet >= self.page_timeout) or alone >= self.page_limit:
             self.log.info("Stopping kernel %s: no page connected for %d s.", kernel_id, alone)
-            await self.shutdown_kernel(kernel_id)
+            await self.shutdown_kernel(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -852,7 +852,7 @@ def _install_log_filter(app_log: logging.Logger) -> None:
     follow_environment(handler=False)  # serve --verbose: the xmailnb records, through the root's handler
 
 
-class XmailnbVoila(Voila):
+class XmailnbVoila(Voila):  # type: ignore[misc]  # voila ships no type hints
     """Voilà with the door, bounded kernels and the page's language (see the module text)."""
 
     token_sha256 = Unicode("", config=True, help="SHA-256 (hex) of the access token.")
@@ -908,12 +908,12 @@ class XmailnbVoila(Voila):
         self.pages_loading = max(0, self.pages_loading - 1)
 
     # -- Voilà hooks ---------------------------------------------------------------------
-    def init_settings(self) -> dict:
-        settings: dict = super().init_settings()
+    def init_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = super().init_settings()
         settings["xmailnb_app"] = self
         return settings
 
-    def init_handlers(self) -> list:
+    def init_handlers(self) -> list[Any]:
         handlers = []
         for route in super().init_handlers():
             if route[1] is TornadoVoilaHandler:

@@ -53,7 +53,7 @@ from ..mailroot.acme_state import (
     update_status,
 )
 from ..mailroot.servertab import mail_hostname_of
-from ..mailroot.store import ArchiveEntry, Store
+from ..mailroot.store import Action, ArchiveEntry, Store
 from ..pki import certfiles, keys
 from .. import clock
 from ..errors import InputError, UsageError, XmailnbError
@@ -473,7 +473,7 @@ def _register(mr: MailRoot, settings: AcmeSettings, client: Any, net: Any, new_k
             uri = exc.location
             net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
         settings.accounts[settings.directory] = uri
-    with Store(mr).transaction("acme", {"acme": "account", "directory": settings.directory,
+    with Store(mr).transaction(Action.ACME, {"acme": "account", "directory": settings.directory,
                                         "account": uri}) as tx:
         # Accounts registered meanwhile with other CAs are kept.
         recorded = json_doc(tx.read(REL_ACME_SETTINGS)).get("accounts")

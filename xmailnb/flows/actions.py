@@ -35,7 +35,7 @@ from .. import boundedjson, clock
 from ..errors import InputError, XmailnbError
 from ..i18n import Msg
 from ..mailroot.layout import MailRoot
-from ..mailroot.store import ArchiveEntry, Store
+from ..mailroot.store import Action, ArchiveEntry, Store
 from ..pki import csr as csrmod
 from ..pki.csr import normalize_hostname_option
 
@@ -98,8 +98,7 @@ def read_user_file(path: str, limit: int | None = None, *, field: str | None = N
             size: int | str = os.stat(path).st_size
         except OSError:
             size = f"> {limit}"
-        raise InputError.of("certfiles.too_large", "certfiles.too_large.fix", field=field,
-                            name=name, size=size, limit=limit) from None
+        raise certfiles.too_large(name, size, field=field, limit=limit) from None
     except NotRegularFile as exc:
         raise InputError.of("actions.not_regular", "actions.not_regular.fix", field=field,
                             name=name, kind=Msg.of(f"mailroot.kind.{exc.kind}")) from None
@@ -232,7 +231,7 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
     details = {"cn": request.cn, "sans": description["sans"], "key": description["key"],
                "key_source": meta["key_source"],
                "csr_sha256": description["sha256"], "public_key_sha256": description["public_key_sha256"]}
-    with Store(mr).transaction("csr", details) as tx:
+    with Store(mr).transaction(Action.CSR, details) as tx:
         replaced = tx.read(mr.rel_pending_csr) is not None or tx.read(mr.rel_pending_key) is not None
         tx.write(mr.rel_pending_key, key_pem if key_pem is not None else keys.private_key_pem(key))
         tx.write(mr.rel_pending_csr, pem)
@@ -255,7 +254,9 @@ _SUBJECT_FIELDS = ("country", "state", "locality", "org", "unit", "cn", "email")
 def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dict[str, str]:
     """The CSR form's values (names of :data:`xmailnb.csr.FIELDS`, as text)
     for the pending CSR: from the record written beside it, else from the
-    CSR itself; ``{}`` when there is none.
+    CSR itself; ``{}`` when there is none.  A key size or curve the form
+    does not offer (:data:`xmailnb.pki.keys.RSA_SIZES`, ``EC_CURVES``) is
+    left out: the form's default stands for it.
 
     The one place that turns a pending CSR back into form values: the CSR
     step shows them, an ACME renewal asks again for the same subject.
@@ -285,9 +286,13 @@ def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dic
         values["memo"] = meta["memo"]
     kind, _, rest = key_text.partition(" ")
     if kind.lower() == "rsa" and rest.isdigit():
-        values["keytype"], values["keysize"] = "rsa", rest
+        values["keytype"] = "rsa"
+        if int(rest) in keys.RSA_SIZES:
+            values["keysize"] = rest
     elif kind.lower() == "ec" and rest:
-        values["keytype"], values["curve"] = "ec", rest
+        values["keytype"] = "ec"
+        if rest in keys.EC_CURVES:
+            values["curve"] = rest
     if hostname_fallback and not values.get("cn"):
         host = mail_hostname_of(mr)
         if host:
@@ -458,7 +463,7 @@ _INSTALL_KEYS = {
 }
 
 
-def _refusal(problem: chainmod.Problem, fields: Mapping[str, str], hostname: str | None,
+def _refusal(problem: chainmod.ChainProblem, fields: Mapping[str, str], hostname: str | None,
              hostname_source: str | None, leaf: x509.Certificate) -> InputError:
     """The install refusal for *problem*, beside the input at fault."""
     field_name = "cert"
@@ -598,7 +603,7 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
     anchors = anchor_sets(mr, certs_pem_certs, ca_certs)
     given = chainmod.unique(cert_material.certificates + chain_certs)
     verdict = chainmod.judge(leaf, given, anchors=anchors, hostname=hostname, at=at,
-                             required=["ca"] if ca_certs else [])
+                             required=[chainmod.Anchor.GIVEN] if ca_certs else [])
     warnings: list[Msg] = list(notes)
     if verdict.problem is not None and verdict.anchor_known:
         raise _refusal(verdict.problem, fields, hostname, hostname_source, leaf)
@@ -628,7 +633,7 @@ def _plan_install(mr: MailRoot, cert: Upload, chain: Sequence[Upload], *, key: U
         warnings.append(Msg.of("actions.hostname.unknown"))
     if not verdict.trusted:
         warnings.append(Msg.of("actions.trust.private"))
-    elif verdict.anchor == "practice":
+    elif verdict.anchor == chainmod.Anchor.PRACTICE:
         warnings.append(Msg.of("actions.trust.practice"))
     for w in verdict.warnings:
         warnings.append(Msg.of("actions.rule", rule=w.msg))
@@ -720,7 +725,7 @@ def apply_install(mr: MailRoot, plan: InstallPlan) -> ArchiveEntry | None:
         "key_source": plan.key_source,
         "public_key_sha256": keys.public_key_fingerprint(plan.key),
     }
-    with Store(mr).transaction("install", details) as tx:
+    with Store(mr).transaction(Action.INSTALL, details) as tx:
         tx.write(mr.rel_server_cert, plan.server_cert)
         if not _holds_key(tx.read(mr.rel_server_key), plan.key):
             tx.write(mr.rel_server_key, plan.server_key)
@@ -770,7 +775,7 @@ def change_settings(mr: MailRoot, assignments: Mapping[str, str | None]) -> Arch
             raise
     # Read and edited under the lock: two admins changing different
     # variables at the same moment both keep their change.
-    with Store(mr).transaction("settings", {"set": normalised}) as tx:
+    with Store(mr).transaction(Action.SETTINGS, {"set": normalised}) as tx:
         data = tx.read(mr.rel_server_tab)
         if data is None:
             raise InputError.of("actions.unreadable", "actions.unreadable.fix", name=mr.rel_server_tab,
@@ -850,13 +855,13 @@ class RollbackEffects:
         return out
 
     def question(self) -> Msg:
-        if self.entry.action == "rollback":
+        if self.entry.action == Action.ROLLBACK:
             # Not "roll back to before a rollback": say it undoes that rollback.
             return Msg.of("rollback.question.undo", time=entry_time(self.entry))
         return Msg.of("rollback.question", what=entry_what(self.entry), time=entry_time(self.entry))
 
     def outcome(self) -> Msg:
-        if self.entry.action == "rollback" and self.changes_anything:
+        if self.entry.action == Action.ROLLBACK and self.changes_anything:
             return Msg.of("rollback.done.undo", time=entry_time(self.entry))
         key = "rollback.done" if self.changes_anything else "rollback.unchanged"
         return Msg.of(key, what=entry_what(self.entry), time=entry_time(self.entry))
@@ -928,17 +933,17 @@ def entry_what(entry: ArchiveEntry) -> Msg:
     """The change *entry* was archived before, in words ("installing the
     certificate for mail.example.jp")."""
     details = entry.details if isinstance(entry.details, Mapping) else {}
-    if entry.action in ("install", "csr"):
-        name = _subject_name(details, "subject") if entry.action == "install" else details.get("cn")
+    if entry.action in (Action.INSTALL, Action.CSR):
+        name = _subject_name(details, "subject") if entry.action == Action.INSTALL else details.get("cn")
         if isinstance(name, str) and name:
             return Msg.of(f"rollback.what.{entry.action}", name=name)
         return Msg.of(f"rollback.what.{entry.action}.unnamed")
-    if entry.action == "settings":
+    if entry.action == Action.SETTINGS:
         changed = details.get("set")
         names = sorted(changed) if isinstance(changed, Mapping) else []
         if names:
             return Msg.of("rollback.what.settings", names=names)
-    if entry.action in ("rollback", "practice-ca"):
+    if entry.action in (Action.ROLLBACK, Action.PRACTICE_CA):
         return Msg.of(f"rollback.what.{entry.action}")
     return Msg.of("rollback.what.other", action=entry.action)
 
@@ -954,15 +959,15 @@ def rollback_choices(entries: Sequence[ArchiveEntry]) -> tuple[list[tuple[Msg, A
     # Right after a rollback, undoing it comes first (the install it undid is
     # already undone).
     newest = entries[0] if entries else None
-    default = (newest.id if newest is not None and newest.action == "rollback"
-               else next((e.id for e in entries if e.action == "install"), newest.id if newest else None))
+    default = (newest.id if newest is not None and newest.action == Action.ROLLBACK
+               else next((e.id for e in entries if e.action == Action.INSTALL), newest.id if newest else None))
     seen: dict[tuple[str, str], int] = {}
     out: list[tuple[Msg, ArchiveEntry]] = []
     for entry in entries:
         what, when = entry_what(entry), entry_time(entry)
-        if entry.id == default and entry.action == "install":
+        if entry.id == default and entry.action == Action.INSTALL:
             label = Msg.of("rollback.label.undo_install", what=what, time=when)
-        elif entry.id == default and entry.action == "rollback":
+        elif entry.id == default and entry.action == Action.ROLLBACK:
             label = Msg.of("rollback.label.undo_rollback", time=when)
         else:
             label = Msg.of("rollback.label", what=what, time=when)
@@ -1009,7 +1014,7 @@ def tick_checklist(mr: MailRoot, item: str, ticked: bool) -> list[str]:
     """
     if item not in CHECKLIST:
         raise InputError.of("actions.checklist.unknown", "actions.checklist.unknown.fix", item=str(item))
-    with Store(mr).transaction("checklist") as tx:
+    with Store(mr).transaction(Action.CHECKLIST) as tx:
         before = set(_checklist_ticked(tx.read(mr.rel_checklist)))
         now = before | {item} if ticked else before - {item}
         result = [i for i in CHECKLIST if i in now]

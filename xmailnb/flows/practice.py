@@ -56,7 +56,7 @@ from ..mailroot.layout import (
     MailRoot,
 )
 from ..mailroot.servertab import ServerTab, variable
-from ..mailroot.store import Store
+from ..mailroot.store import Action, Store
 from ..pki import certfiles, keys
 from ..pki.certfiles import cert_fingerprint
 from ..pki.chain import issued_by
@@ -262,7 +262,7 @@ def sign_pending_csr(mr: MailRoot, *, days: int = 90) -> PracticeIssue:
     # The CSR and the CA are read under the store's lock: two signings at
     # once never mix a leaf of one CA with the root of another.  The store
     # creates the folders (0700: the CA keys live there) only when it writes.
-    with Store(mr).transaction("practice-ca") as tx:
+    with Store(mr).transaction(Action.PRACTICE_CA) as tx:
         leaf, ca, created, names = _sign(mr, tx.read, days)
         for rel, data in _ca_files(ca, leaf).items():
             tx.write(rel, data)

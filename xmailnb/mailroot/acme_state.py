@@ -24,7 +24,7 @@ from ..i18n import Msg
 from ..pki import certfiles
 from ..pki import csr as csrmod
 from .layout import ACME_DIR, REL_ACME_DIRECTORY_CA, REL_ACME_SETTINGS, REL_ACME_STATUS, MailRoot
-from .store import Store
+from .store import Action, Store
 
 __all__ = [
     "LETSENCRYPT",
@@ -180,7 +180,7 @@ def load_status(mr: MailRoot) -> dict[str, Any]:
 def update_status(mr: MailRoot, edit: Callable[[dict[str, Any]], None], details: Mapping[str, Any]) -> None:
     """Read status.json under the store's lock, let *edit* change it, write it
     back: a renewal and a dashboard recording at the same moment both count."""
-    with Store(mr).transaction("acme", details) as tx:
+    with Store(mr).transaction(Action.ACME, details) as tx:
         status = json_doc(tx.read(REL_ACME_STATUS), REL_ACME_STATUS)
         edit(status)
         tx.write(REL_ACME_STATUS, dump_json(status))

@@ -13,7 +13,7 @@ from typing import Mapping
 from ..files import DEFAULT_LIMIT, FileTooLarge, NotRegularFile, read_regular, user_folder
 from ..i18n import Msg
 
-__all__ = ["MailRoot", "sandbox_path", "data_dir", "MANAGED_FILES", "MANAGED_LOGS", "is_managed", "read_problem",
+__all__ = ["MailRoot", "REL_WATCHED", "sandbox_path", "data_dir", "MANAGED_FILES", "MANAGED_LOGS", "is_managed", "read_problem",
            "describe", "SANDBOX_DIRNAME", "SANDBOX_MARKER", "JOURNAL_NAME"]
 
 SANDBOX_DIRNAME = "sandbox-MailRoot"
@@ -63,6 +63,12 @@ MANAGED_FILES: frozenset[str] = frozenset({
 
 #: The append-only logs of :meth:`xmailnb.mailroot.store.Store.append_log`.
 MANAGED_LOGS: frozenset[str] = frozenset({REL_AUDIT_LOG, REL_PROGRESS_LOG})
+
+#: What a page and the classroom board watch with a cheap ``stat`` each: a
+#: change to any of these means the MailRoot must be read again.  Every
+#: file and log xmailnb writes, the sandbox's generation (a reset), and
+#: ``sslconf`` itself (a folder replaced whole).
+REL_WATCHED: tuple[str, ...] = ("sslconf", *sorted(MANAGED_FILES | MANAGED_LOGS), REL_GENERATION)
 
 #: The folders those files live in ("" is the MailRoot itself).
 MANAGED_FOLDERS: tuple[str, ...] = tuple(sorted({rel.rpartition("/")[0] for rel in MANAGED_FILES}))

@@ -44,6 +44,7 @@ __all__ = [
     "ServerTab",
     "LineChange",
     "Variable",
+    "TlsSetting",
     "Issue",
     "TLS_VARIABLES",
     "TLS_VARIABLE_NAMES",
@@ -674,31 +675,45 @@ def _check_option(token: str) -> None:
 
 # -- reports ------------------------------------------------------------------
 
-def tls_settings(tab: ServerTab) -> list[dict[str, Any]]:
-    """One row per TLS variable, in display order.
+@dataclass(frozen=True)
+class TlsSetting:
+    """One TLS variable as a server.tab sets it.
 
-    Each row: ``name``, ``value`` (as written, ``None`` when not set),
-    ``default``, ``effective`` (what XMail acts on), ``is_default``
-    (the effective value equals the default's), ``kind``, ``group``,
-    ``line`` (1-based line of the definition used, or ``None``),
-    ``summary`` and ``meaning`` (:class:`~xmailnb.i18n.Msg`).
+    Attributes:
+        name, default, kind, group, summary: those of its :class:`Variable`.
+        value: as written (``None`` when not set).
+        effective: what XMail acts on.
+        is_default: the effective value equals the default's.
+        line: 1-based line of the definition used, or ``None``.
+        meaning: what *value* does (:class:`~xmailnb.i18n.Msg`).
     """
+
+    name: str
+    value: str | None
+    default: str | None
+    effective: str | None
+    is_default: bool
+    kind: str
+    group: str
+    line: int | None
+    summary: Msg
+    meaning: Msg
+
+    def to_json(self, lang: str) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "default": self.default, "effective": self.effective,
+                "is_default": self.is_default, "kind": self.kind, "summary": self.summary.render(lang),
+                "meaning": self.meaning.render(lang)}
+
+
+def tls_settings(tab: ServerTab) -> list[TlsSetting]:
+    """One row per TLS variable, in display order."""
     rows = []
     for var in TLS_VARIABLES:
         value = tab.get(var.name)
         effective = var.effective(value)
-        rows.append({
-            "name": var.name,
-            "value": value,
-            "default": var.default,
-            "effective": effective,
-            "is_default": effective == var.effective(None),
-            "kind": var.kind,
-            "group": var.group,
-            "line": tab.line_number(var.name),
-            "summary": var.summary,
-            "meaning": var.meaning(value),
-        })
+        rows.append(TlsSetting(name=var.name, value=value, default=var.default, effective=effective,
+                               is_default=effective == var.effective(None), kind=var.kind, group=var.group,
+                               line=tab.line_number(var.name), summary=var.summary, meaning=var.meaning(value)))
     return rows
 
 

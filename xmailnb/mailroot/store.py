@@ -57,6 +57,7 @@ import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -68,7 +69,7 @@ from ..i18n import Msg
 from ..logs import log_unexpected
 from .layout import JOURNAL_NAME, MANAGED_FOLDERS, MailRoot, is_managed, read_problem
 
-__all__ = ["ArchiveEntry", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
+__all__ = ["Action", "ArchiveEntry", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
            "BOOKKEEPING_ACTIONS", "LOCK_WAIT", "committed_entries"]
 
 
@@ -80,7 +81,21 @@ log = logging.getLogger(__name__)
 # Actions that record the product's own progress (checklist ticks, ACME
 # account and status, the workbook's settings) rather than the mail server's configuration: archived
 # like everything else, but a plain rollback steps over them.
-BOOKKEEPING_ACTIONS = frozenset({"checklist", "acme", "workbook"})
+class Action(StrEnum):
+    """What a transaction did: the ``action`` of its archive entry and audit
+    record (an entry read from disk keeps any other name as a plain string)."""
+
+    CSR = "csr"
+    INSTALL = "install"
+    SETTINGS = "settings"
+    ROLLBACK = "rollback"
+    CHECKLIST = "checklist"
+    ACME = "acme"
+    PRACTICE_CA = "practice-ca"
+    WORKBOOK = "workbook"
+
+
+BOOKKEEPING_ACTIONS = frozenset({Action.CHECKLIST, Action.ACME, Action.WORKBOOK})
 
 KEY_MODE = 0o600
 DIR_MODE = 0o700
@@ -462,7 +477,7 @@ class Transaction:
             or ``None`` when nothing changed.
     """
 
-    def __init__(self, store: "Store", action: str, details: dict[str, Any]) -> None:
+    def __init__(self, store: "Store", action: Action, details: dict[str, Any]) -> None:
         self.store = store
         self.action = action
         self.details = details
@@ -997,11 +1012,11 @@ class Store:
 
     # -- the one write path ----------------------------------------------------
     @contextmanager
-    def transaction(self, action: str, details: Mapping[str, Any] | None = None, *,
+    def transaction(self, action: Action, details: Mapping[str, Any] | None = None, *,
                     wait: float | None = None) -> Iterator[Transaction]:
         """A read-modify-write of the MailRoot under its lock.
 
-        >>> with Store(mr).transaction("settings") as tx:        # doctest: +SKIP
+        >>> with Store(mr).transaction(Action.SETTINGS) as tx:        # doctest: +SKIP
         ...     tab = ServerTab.parse(tx.read("server.tab"))
         ...     tx.write("server.tab", edited(tab))
         >>> tx.entry                                              # doctest: +SKIP
@@ -1035,7 +1050,7 @@ class Store:
             finally:
                 self._active = None
 
-    def apply(self, action: str, changes: Mapping[str, bytes | None], *,
+    def apply(self, action: Action, changes: Mapping[str, bytes | None], *,
               details: Mapping[str, Any] | None = None, wait: float | None = None) -> ArchiveEntry | None:
         """Replace (or, for ``None``, remove) the files in *changes* as one unit.
 
@@ -1538,7 +1553,7 @@ class Store:
                 if ok:
                     log.warning("server.cert and server.key did not match: %s put back from %s", rel, entry.id)
                     # As a change of its own: the version replaced is archived.
-                    tx = Transaction(self, "rollback", {"restored": entry.id, "repaired": "pair"})
+                    tx = Transaction(self, Action.ROLLBACK, {"restored": entry.id, "repaired": "pair"})
                     tx._base[rel] = cert_pem if rel == "server.cert" else key_pem
                     tx.write(rel, data)
                     try:
@@ -1618,7 +1633,7 @@ class Store:
             InputError: no such state, or its archive copy is damaged or
                 names files the product never writes (tampered manifest).
         """
-        with self.transaction("rollback") as tx:
+        with self.transaction(Action.ROLLBACK) as tx:
             target = tx.archive(entry_id)
             contents = self.archived_bytes(target)
             tx.details["restored"] = target.id
@@ -1675,15 +1690,12 @@ class Store:
         return out
 
 
-_ACTIONS = ("csr", "install", "settings", "rollback", "checklist", "acme", "practice-ca")
-
-
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _action_msg(action: str) -> Msg | str:
-    return Msg.of(f"store.action.{action}") if action in _ACTIONS else action
+    return Msg.of(f"store.action.{action}") if action in set(Action) else action
 
 
 def pair_matches(cert_pem: bytes, key_pem: bytes) -> bool | None:

@@ -24,7 +24,7 @@ from ..boundedjson import loads as bounded_loads
 from ..files import FileTooLarge, read_regular
 from .endpoints import ENDPOINTS
 from .layout import REL_WORKBOOK, MailRoot
-from .store import ArchiveEntry, Store
+from .store import Action, ArchiveEntry, Store
 
 __all__ = ["REL_WORKBOOK", "ACTION", "ProbeSettings", "load", "probe_settings", "save_probe_settings"]
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: The store action of a change to this file (a bookkeeping action: a plain
 #: rollback steps over it).
-ACTION = "workbook"
+ACTION = Action.WORKBOOK
 _MAX_BYTES = 64 * 1024
 
 

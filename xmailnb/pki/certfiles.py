@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_INPUT_BYTES",
+    "too_large",
     "MAX_CERTIFICATES",
     "MAX_BUNDLE_CERTIFICATES",
     "MAX_KDF_ROUNDS",
@@ -369,6 +370,12 @@ def _err(key: str, field: str | None, **params: object) -> InputError:
     return InputError.of(key, key + ".fix", field=field, **params)  # type: ignore[return-value]
 
 
+def too_large(name: str, size: int | str, *, field: str | None = None, limit: int = MAX_INPUT_BYTES) -> InputError:
+    """The refusal of an input of *size* bytes over *limit*: the one rule for
+    every file or upload a user hands over (:data:`MAX_INPUT_BYTES`)."""
+    return _err("certfiles.too_large", field, name=name, size=size, limit=limit)
+
+
 class _Loader:
     """Collects what one input holds into a :class:`Material`."""
 
@@ -675,7 +682,7 @@ def load_material(data: bytes, *, name: str, passphrase: bytes | None = None,
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     data = bytes(data)
     if len(data) > MAX_INPUT_BYTES:
-        raise _err("certfiles.too_large", field, name=name, size=len(data), limit=MAX_INPUT_BYTES)
+        raise too_large(name, len(data), field=field)
     text = _normalise(data)
     if not text.strip():
         raise _err("certfiles.empty", field, name=name)
@@ -719,7 +726,7 @@ def load_file(path: str | os.PathLike[str], *, passphrase: bytes | None = None,
     try:
         size = os.stat(path).st_size
         if size > MAX_INPUT_BYTES:
-            raise _err("certfiles.too_large", field, name=name, size=size, limit=MAX_INPUT_BYTES)
+            raise too_large(name, size, field=field)
         with open(path, "rb") as fh:
             # The file may grow between stat and read: never read more than the cap.
             data = fh.read(MAX_INPUT_BYTES + 1)

@@ -77,7 +77,8 @@ __all__ = [
     "Reason",
     "Rule",
     "Role",
-    "Problem",
+    "ChainProblem",
+    "Anchor",
     "Verdict",
     "judge",
     "display_name",
@@ -703,6 +704,17 @@ def _public_store() -> Any:
     return Store(list(_public_roots()))
 
 
+class Anchor(enum.StrEnum):
+    """The names of the sets of trusted CAs a verdict is reached against
+    (a verdict's ``anchor`` is one of them)."""
+
+    PUBLIC = "public"        #: the publicly trusted roots (certifi's Mozilla bundle)
+    GIVEN = "ca"             #: the CA certificate the administrator gave with an install
+    CAFILE = "cafile"        #: the CA file given to the live check
+    CERTS_PEM = "certs.pem"  #: XMail's own certs.pem
+    PRACTICE = "practice"    #: the practice CA's root (training)
+
+
 class Reason(enum.Enum):
     """Why a chain is refused: what a verifying client would trip over.
 
@@ -773,7 +785,7 @@ class Role(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Problem:
+class ChainProblem:
     """One reason a chain is refused, with the certificate at fault."""
 
     reason: Reason
@@ -834,7 +846,7 @@ class Verdict:
     trusted: bool
     path: list[x509.Certificate]
     anchor: str | None = None
-    problem: Problem | None = None
+    problem: ChainProblem | None = None
     anchor_known: bool = False
     warnings: list[Warning_] = field(default_factory=list)
     left_out: list[x509.Certificate] = field(default_factory=list)
@@ -867,14 +879,14 @@ class TrustResult:
         anchor: the name of that set (``"public"``, ``"certs.pem"``, ...).
         self_signed: the server certificate is self-signed.
         reason: why it did not verify, in plain words (``None`` if trusted).
-        problem: the same as a :class:`Problem` (branch on ``problem.reason``).
+        problem: the same as a :class:`ChainProblem` (branch on ``problem.reason``).
     """
 
     trusted: bool
     anchor: str | None = None
     self_signed: bool = False
     reason: Msg | None = None
-    problem: Problem | None = None
+    problem: ChainProblem | None = None
 
 
 def display_name(name: x509.Name | None) -> str | Msg:
@@ -1019,34 +1031,34 @@ def _explicit_curve(cert: x509.Certificate) -> bool:
 _EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")
 
 
-def _key_problem(cert: x509.Certificate, role: Role) -> Problem | None:
+def _key_problem(cert: x509.Certificate, role: Role) -> ChainProblem | None:
     if _explicit_curve(cert):
-        return Problem(Reason.WEAK_KEY, cert, role, {"key": Msg.of("chain.key.explicit")})
+        return ChainProblem(Reason.WEAK_KEY, cert, role, {"key": Msg.of("chain.key.explicit")})
     pub = _public_key(cert)
     if pub is None:
         # cryptography reads every key a public CA may use; what it cannot
         # read is an explicit-curve EC key or an exotic algorithm.
-        return Problem(Reason.WEAK_KEY, cert, role, {"key": Msg.of("chain.key.unreadable")})
+        return ChainProblem(Reason.WEAK_KEY, cert, role, {"key": Msg.of("chain.key.unreadable")})
     if isinstance(pub, rsa.RSAPublicKey):
         if pub.key_size < 2048 or pub.key_size % 8:
-            return Problem(Reason.WEAK_KEY, cert, role, {"key": f"RSA {pub.key_size}"})
+            return ChainProblem(Reason.WEAK_KEY, cert, role, {"key": f"RSA {pub.key_size}"})
         return None
     if isinstance(pub, ec.EllipticCurvePublicKey):
         if pub.curve.name not in _ACCEPTED_CURVES:
-            return Problem(Reason.WEAK_KEY, cert, role, {"key": f"EC {pub.curve.name}"})
+            return ChainProblem(Reason.WEAK_KEY, cert, role, {"key": f"EC {pub.curve.name}"})
         return None
     if isinstance(pub, dsa.DSAPublicKey):
-        return Problem(Reason.WEAK_KEY, cert, role, {"key": f"DSA {pub.key_size}"})
-    return Problem(Reason.WEAK_KEY, cert, role, {"key": type(pub).__name__.removesuffix("PublicKey").lstrip("_")})
+        return ChainProblem(Reason.WEAK_KEY, cert, role, {"key": f"DSA {pub.key_size}"})
+    return ChainProblem(Reason.WEAK_KEY, cert, role, {"key": type(pub).__name__.removesuffix("PublicKey").lstrip("_")})
 
 
-def _signature_problem(cert: x509.Certificate, role: Role) -> Problem | None:
+def _signature_problem(cert: x509.Certificate, role: Role) -> ChainProblem | None:
     try:
         algorithm = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
-        return Problem(Reason.WEAK_SIGNATURE, cert, role, {"algorithm": cert.signature_algorithm_oid.dotted_string})
+        return ChainProblem(Reason.WEAK_SIGNATURE, cert, role, {"algorithm": cert.signature_algorithm_oid.dotted_string})
     if algorithm is not None and algorithm.name in WEAK_HASHES:
-        return Problem(Reason.WEAK_SIGNATURE, cert, role, {"algorithm": hash_label(algorithm.name)})
+        return ChainProblem(Reason.WEAK_SIGNATURE, cert, role, {"algorithm": hash_label(algorithm.name)})
     return None
 
 
@@ -1069,18 +1081,18 @@ def _leaf_names(leaf: x509.Certificate) -> list[x509.GeneralName]:
     return list(san) if san is not None else []
 
 
-def _nc_problem(ca: x509.Certificate, role: Role, leaf: x509.Certificate) -> Problem | None:
+def _nc_problem(ca: x509.Certificate, role: Role, leaf: x509.Certificate) -> ChainProblem | None:
     ext = _ext(ca, x509.NameConstraints)
     if ext is None:
         return None
     nc: x509.NameConstraints = ext.value
     if not nc.permitted_subtrees and not nc.excluded_subtrees:
-        return Problem(Reason.NAME_CONSTRAINTS_INVALID, ca, role)
+        return ChainProblem(Reason.NAME_CONSTRAINTS_INVALID, ca, role)
     names = _leaf_names(leaf)
     constraints = len(nc.permitted_subtrees or ()) + len(nc.excluded_subtrees or ())
     if len(names) * constraints > NAME_CONSTRAINT_CHECKS:
         # As OpenSSL does: refuse rather than spend minutes comparing.
-        return Problem(Reason.NAME_CONSTRAINTS_BUDGET, ca, role,
+        return ChainProblem(Reason.NAME_CONSTRAINTS_BUDGET, ca, role,
                        {"names": len(names), "constraints": constraints, "limit": NAME_CONSTRAINT_CHECKS})
     for general in names:
         value = general.value
@@ -1088,37 +1100,37 @@ def _nc_problem(ca: x509.Certificate, role: Role, leaf: x509.Certificate) -> Pro
             same = [g.value for g in (nc.excluded_subtrees or []) if isinstance(g, x509.DNSName)]
             for base in same:
                 if _dns_in_subtree(value, base) or (value.startswith("*.") and _wildcard_may_match(value, base)):
-                    return Problem(Reason.NAME_EXCLUDED, ca, role, {"name": value, "constraint": base})
+                    return ChainProblem(Reason.NAME_EXCLUDED, ca, role, {"name": value, "constraint": base})
             permitted = [g.value for g in (nc.permitted_subtrees or []) if isinstance(g, x509.DNSName)]
             if permitted and not any(_dns_in_subtree(value, base) for base in permitted):
-                return Problem(Reason.NAME_NOT_PERMITTED, ca, role,
+                return ChainProblem(Reason.NAME_NOT_PERMITTED, ca, role,
                                {"name": value, "constraint": ", ".join(permitted)})
         elif isinstance(general, x509.IPAddress):
             for g in nc.excluded_subtrees or []:
                 if isinstance(g, x509.IPAddress) and isinstance(g.value, (ipaddress.IPv4Network,
                                                                           ipaddress.IPv6Network)):
                     if value in g.value:
-                        return Problem(Reason.NAME_EXCLUDED, ca, role, {"name": str(value), "constraint": str(g.value)})
+                        return ChainProblem(Reason.NAME_EXCLUDED, ca, role, {"name": str(value), "constraint": str(g.value)})
             permitted_ip = [g.value for g in (nc.permitted_subtrees or []) if isinstance(g, x509.IPAddress)
                             and isinstance(g.value, (ipaddress.IPv4Network, ipaddress.IPv6Network))]
             if permitted_ip and not any(value in net for net in permitted_ip):
-                return Problem(Reason.NAME_NOT_PERMITTED, ca, role,
+                return ChainProblem(Reason.NAME_NOT_PERMITTED, ca, role,
                                {"name": str(value), "constraint": ", ".join(map(str, permitted_ip))})
     return None
 
 
-def _aki_problem(child: x509.Certificate, issuer: x509.Certificate | None, role: Role) -> Problem | None:
+def _aki_problem(child: x509.Certificate, issuer: x509.Certificate | None, role: Role) -> ChainProblem | None:
     aki_ext = _ext(child, x509.AuthorityKeyIdentifier)
     if aki_ext is None:
         return None
     aki: x509.AuthorityKeyIdentifier = aki_ext.value
     if aki.key_identifier is None:
-        return Problem(Reason.KEY_IDENTIFIERS, child, role)
+        return ChainProblem(Reason.KEY_IDENTIFIERS, child, role)
     if issuer is None:
         return None
     ski_ext = _ext(issuer, x509.SubjectKeyIdentifier)
     if ski_ext is not None and ski_ext.value.digest != aki.key_identifier:
-        return Problem(Reason.KEY_IDENTIFIERS, child, role)
+        return ChainProblem(Reason.KEY_IDENTIFIERS, child, role)
     if aki.authority_cert_serial_number is not None:
         try:
             with warnings.catch_warnings():
@@ -1127,23 +1139,23 @@ def _aki_problem(child: x509.Certificate, issuer: x509.Certificate | None, role:
         except ValueError:
             serial = None
         if serial != aki.authority_cert_serial_number:
-            return Problem(Reason.KEY_IDENTIFIERS, child, role)
+            return ChainProblem(Reason.KEY_IDENTIFIERS, child, role)
     if child is issuer and (aki.authority_cert_issuer or aki.authority_cert_serial_number is not None):
         # A root naming an issuer of its own cannot be found by clients that
         # use these fields (OpenSSL) to find the issuer.
-        return Problem(Reason.KEY_IDENTIFIERS, child, role)
+        return ChainProblem(Reason.KEY_IDENTIFIERS, child, role)
     return None
 
 
-def _wildcard_problem(leaf: x509.Certificate) -> Problem | None:
+def _wildcard_problem(leaf: x509.Certificate) -> ChainProblem | None:
     for general in _leaf_names(leaf):
         if not isinstance(general, x509.DNSName) or "*" not in general.value:
             continue
         value = general.value.lower()
         if not value.startswith("*.") or "*" in value[2:]:
-            return Problem(Reason.WILDCARD, leaf, Role.LEAF, {"pattern": general.value})
+            return ChainProblem(Reason.WILDCARD, leaf, Role.LEAF, {"pattern": general.value})
         if _is_public_suffix(value[2:]):
-            return Problem(Reason.WILDCARD, leaf, Role.LEAF, {"pattern": general.value})
+            return ChainProblem(Reason.WILDCARD, leaf, Role.LEAF, {"pattern": general.value})
     return None
 
 
@@ -1194,69 +1206,69 @@ def _cn_warning(leaf: x509.Certificate) -> Warning_ | None:
     return None
 
 
-def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.datetime) -> list[Problem]:
+def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.datetime) -> list[ChainProblem]:
     """Every rule *path* (leaf first, anchor last) breaks, in the order a
     client checks them; empty when none of these checks finds anything."""
-    found: list[Problem] = []
+    found: list[ChainProblem] = []
     leaf = path[0]
     for i, cert in enumerate(path):
         role = _role(i, path)
         if cert.not_valid_after_utc < at:
-            found.append(Problem(Reason.EXPIRED, cert, role, {"date": local_date(cert.not_valid_after_utc)}))
+            found.append(ChainProblem(Reason.EXPIRED, cert, role, {"date": local_date(cert.not_valid_after_utc)}))
         elif cert.not_valid_before_utc > at:
-            found.append(Problem(Reason.NOT_YET_VALID, cert, role, {"date": cert.not_valid_before_utc}))
+            found.append(ChainProblem(Reason.NOT_YET_VALID, cert, role, {"date": cert.not_valid_before_utc}))
     for i, cert in enumerate(path):
         role = _role(i, path)
         try:
             # RFC 5280 4.1.2.4/4.1.2.6: the issuer, and a CA's subject, are never empty.
             if len(cert.issuer) == 0 or (i > 0 and len(cert.subject) == 0):
-                found.append(Problem(Reason.EMPTY_NAME, cert, role))
+                found.append(ChainProblem(Reason.EMPTY_NAME, cert, role))
         except PARSE_ERRORS:
-            found.append(Problem(Reason.MALFORMED, cert, role))
+            found.append(ChainProblem(Reason.MALFORMED, cert, role))
         if _version(cert) != x509.Version.v3:
-            found.append(Problem(Reason.VERSION, cert, role))
+            found.append(ChainProblem(Reason.VERSION, cert, role))
         serial, octets = _serial_octets(cert)
         if serial < 0 or octets > 20:
-            found.append(Problem(Reason.SERIAL, cert, role, {"octets": octets}))
+            found.append(ChainProblem(Reason.SERIAL, cert, role, {"octets": octets}))
         if (p := _key_problem(cert, role)) is not None:
             found.append(p)
         if role is not Role.ROOT and (p := _signature_problem(cert, role)) is not None:
             found.append(p)
         exts = _extensions(cert)
         if exts is None:
-            found.append(Problem(Reason.MALFORMED, cert, role))
+            found.append(ChainProblem(Reason.MALFORMED, cert, role))
             continue
         for ext in exts:
             if ext.critical and ext.oid not in _STANDARD_CRITICAL:
-                found.append(Problem(Reason.CRITICAL_EXTENSION, cert, role, {"extension": _ext_name(ext.oid)}))
+                found.append(ChainProblem(Reason.CRITICAL_EXTENSION, cert, role, {"extension": _ext_name(ext.oid)}))
     # The server certificate.
     bc = _ext(leaf, x509.BasicConstraints)
     if bc is not None and bc.value.ca and len(path) > 1:
-        found.append(Problem(Reason.LEAF_IS_CA, leaf, Role.LEAF))
+        found.append(ChainProblem(Reason.LEAF_IS_CA, leaf, Role.LEAF))
     ku = _ext(leaf, x509.KeyUsage)
     if ku is not None and (ku.value.key_cert_sign or not any(getattr(ku.value, f) for f in _SERVER_KU)):
-        found.append(Problem(Reason.LEAF_KEY_USAGE, leaf, Role.LEAF))
+        found.append(ChainProblem(Reason.LEAF_KEY_USAGE, leaf, Role.LEAF))
     eku = _ext(leaf, x509.ExtendedKeyUsage)
     if eku is not None and ExtendedKeyUsageOID.SERVER_AUTH not in eku.value:
-        found.append(Problem(Reason.NOT_SERVER, leaf, Role.LEAF))
+        found.append(ChainProblem(Reason.NOT_SERVER, leaf, Role.LEAF))
     if eku is not None and eku.critical:
-        found.append(Problem(Reason.EXTENSION_CRITICALITY, leaf, Role.LEAF,
+        found.append(ChainProblem(Reason.EXTENSION_CRITICALITY, leaf, Role.LEAF,
                              {"extension": _ext_name(eku.oid)}))
     san = _ext(leaf, x509.SubjectAlternativeName)
     if san is None:
-        found.append(Problem(Reason.NO_SAN, leaf, Role.LEAF))
+        found.append(ChainProblem(Reason.NO_SAN, leaf, Role.LEAF))
     else:
         empty_subject = len(leaf.subject) == 0
         if san.critical != empty_subject:
-            found.append(Problem(Reason.EXTENSION_CRITICALITY, leaf, Role.LEAF,
+            found.append(ChainProblem(Reason.EXTENSION_CRITICALITY, leaf, Role.LEAF,
                                  {"extension": _ext_name(san.oid)}))
         if (p := _wildcard_problem(leaf)) is not None:
             found.append(p)
         if hostname is not None and not covers_hostname(leaf, hostname):
-            found.append(Problem(Reason.HOSTNAME, leaf, Role.LEAF, {"hostname": hostname}))
+            found.append(ChainProblem(Reason.HOSTNAME, leaf, Role.LEAF, {"hostname": hostname}))
     aia = _ext(leaf, x509.AuthorityInformationAccess)
     if aia is not None and aia.critical:
-        found.append(Problem(Reason.EXTENSION_CRITICALITY, leaf, Role.LEAF, {"extension": _ext_name(aia.oid)}))
+        found.append(ChainProblem(Reason.EXTENSION_CRITICALITY, leaf, Role.LEAF, {"extension": _ext_name(aia.oid)}))
     # The CA certificates, from the leaf's issuer up.
     for i in range(1, len(path)):
         ca, role = path[i], _role(i, path)
@@ -1264,22 +1276,22 @@ def _findings(path: Sequence[x509.Certificate], hostname: str | None, at: dt.dat
             continue
         bc = _ext(ca, x509.BasicConstraints)
         if bc is None or not bc.value.ca:
-            found.append(Problem(Reason.NOT_CA, ca, role))
+            found.append(ChainProblem(Reason.NOT_CA, ca, role))
         else:
             if not bc.critical:
-                found.append(Problem(Reason.CA_BASIC_CONSTRAINTS, ca, role))
+                found.append(ChainProblem(Reason.CA_BASIC_CONSTRAINTS, ca, role))
             below = sum(1 for c in path[1:i] if not (c.subject == c.issuer))
             if bc.value.path_length is not None and below > bc.value.path_length:
-                found.append(Problem(Reason.PATH_LENGTH, ca, role,
+                found.append(ChainProblem(Reason.PATH_LENGTH, ca, role,
                                      {"count": bc.value.path_length, "actual": below}))
         ku = _ext(ca, x509.KeyUsage)
         if ku is not None and not ku.value.key_cert_sign:
-            found.append(Problem(Reason.CA_KEY_USAGE, ca, role))
+            found.append(ChainProblem(Reason.CA_KEY_USAGE, ca, role))
         eku = _ext(ca, x509.ExtendedKeyUsage)
         # OpenSSL reads a CA's extended key usage as a limit on what it may
         # certify, and anyExtendedKeyUsage does not name serverAuth.
         if eku is not None and ExtendedKeyUsageOID.SERVER_AUTH not in eku.value:
-            found.append(Problem(Reason.CA_NOT_SERVER, ca, role))
+            found.append(ChainProblem(Reason.CA_NOT_SERVER, ca, role))
         if (p := _nc_problem(ca, role, leaf)) is not None:
             found.append(p)
     # Key identifiers: what OpenSSL uses to find each issuer.
@@ -1328,57 +1340,21 @@ def _rule_warnings(path: Sequence[x509.Certificate]) -> list[Warning_]:
     return out
 
 
-# cryptography's VerificationError text is not an API: these words only
-# narrow down which of our own findings the verifier tripped over.
-_HINTS: tuple[tuple[tuple[str, ...], tuple[Reason, ...]], ...] = (
-    (("not valid at validation time", "expired"), (Reason.EXPIRED, Reason.NOT_YET_VALID)),
-    (("x509v3",), (Reason.VERSION,)),
-    (("serial",), (Reason.SERIAL,)),
-    (("asn.1", "parsing", "duplicate extension"), (Reason.MALFORMED,)),
-    (("unaccounted-for critical",), (Reason.CRITICAL_EXTENSION,)),
-    (("incorrect criticality", "prohibited extension", "must be critical", "must not be critical"),
-     (Reason.EXTENSION_CRITICALITY, Reason.CA_BASIC_CONSTRAINTS)),
-    (("name constraint", "nameconstraints"),
-     (Reason.NAME_EXCLUDED, Reason.NAME_NOT_PERMITTED, Reason.NAME_CONSTRAINTS_INVALID,
-      Reason.NAME_CONSTRAINTS_BUDGET)),
-    (("budget", "exceeded"), (Reason.NAME_CONSTRAINTS_BUDGET,)),
-    (("path length",), (Reason.PATH_LENGTH,)),
-    (("eku",), (Reason.NOT_SERVER, Reason.CA_NOT_SERVER)),
-    (("keyusage", "keycertsign"), (Reason.LEAF_KEY_USAGE, Reason.CA_KEY_USAGE)),
-    (("basicconstraints", "2.5.29.19"), (Reason.NOT_CA, Reason.LEAF_IS_CA, Reason.CA_BASIC_CONSTRAINTS)),
-    (("too weak", "forbidden public key"), (Reason.WEAK_KEY,)),
-    (("forbidden signature",), (Reason.WEAK_SIGNATURE,)),
-    (("no matching subjectaltname",), (Reason.HOSTNAME, Reason.WILDCARD)),
-    (("subjectaltname",), (Reason.NO_SAN, Reason.EXTENSION_CRITICALITY)),
-    (("authoritykeyidentifier", "2.5.29.35"), (Reason.KEY_IDENTIFIERS,)),
-    (("max depth",), (Reason.TOO_LONG,)),
-)
-
-
-def _hinted(text: str) -> set[Reason]:
-    t = text.lower()
-    out: set[Reason] = set()
-    for words, reasons in _HINTS:
-        if any(w in t for w in words):
-            out.update(reasons)
-    return out
-
-
 def _explain(path: Sequence[x509.Certificate], hostname: str | None, at: dt.datetime,
-             text: str | None) -> Problem | None:
-    """The problem to name for *path*: one the verifier's text points at and
-    our own check confirms; else the first our checks find; else what the
-    text alone says; else ``None``."""
+             refused: bool) -> ChainProblem | None:
+    """The problem to name for *path*: the first our checks find, in the
+    order a client checks them; else, when the verifier *refused* the path,
+    a refusal that names no certificate; else ``None``.
+
+    cryptography's error text is not an API (its wording changes between
+    releases): only the fact that the verifier refused is used, never why.
+    """
     found = _findings(path, hostname, at)
-    hints = _hinted(text or "")
-    for problem in found:
-        if problem.reason in hints:
-            return problem
     if found:
         return found[0]
-    # The text names a rule our checks could not confirm on any certificate:
-    # say what is certainly true rather than guess which certificate.
-    return Problem(Reason.REJECTED) if text else None
+    # The verifier refused for a rule our checks could not confirm on any
+    # certificate: say what is certainly true rather than guess which one.
+    return ChainProblem(Reason.REJECTED) if refused else None
 
 
 # -- path building ---------------------------------------------------------------
@@ -1507,28 +1483,25 @@ def _judge(leaf: x509.Certificate, given: Sequence[x509.Certificate], *,
     try:
         subject = _verify_name(leaf, hostname)
     except ValueError:
-        return Verdict(False, [leaf], problem=Problem(Reason.HOSTNAME, leaf, Role.LEAF,
+        return Verdict(False, [leaf], problem=ChainProblem(Reason.HOSTNAME, leaf, Role.LEAF,
                                                       {"hostname": hostname or ""}),
                        anchor_known=True, self_signed=self_signed)
-    texts: dict[str, str] = {}
+    refused_by: set[str] = set()  # the anchor sets whose verification refused the chain
     for name, roots in anchors.items():
         if not roots:
             continue
         store = _public_store() if roots is _public_roots() else Store(list(roots))
         try:
             path = _run_verifier(leaf, pool, store, subject, at)
-        except VerificationError as exc:
-            texts[name] = str(exc)
-            continue
-        except ValueError as exc:  # a certificate the verifier cannot read at all
-            texts[name] = f"asn.1 {exc}"
+        except (VerificationError, ValueError):  # ValueError: a certificate the verifier cannot read
+            refused_by.add(name)
             continue
         verdict = Verdict(True, path, anchor=name, anchor_known=True, self_signed=self_signed)
         strict = [p for p in _findings(path, hostname, at) if p.reason in _STRICT]
         if strict:
             verdict.trusted, verdict.problem = False, strict[0]
         # Mozilla vets its roots; their own quirks are not the administrator's.
-        verdict.warnings = _rule_warnings(path[:-1] if name == "public" and len(path) > 1 else path)
+        verdict.warnings = _rule_warnings(path[:-1] if name == Anchor.PUBLIC and len(path) > 1 else path)
         verdict.left_out = _left_out(path, pool)
         return verdict
 
@@ -1536,10 +1509,10 @@ def _judge(leaf: x509.Certificate, given: Sequence[x509.Certificate], *,
     path, reached = _best_path(candidates, at) if candidates else ([leaf], None)
     verdict = Verdict(False, path, anchor=None, self_signed=self_signed)
     verdict.left_out = _left_out(path, pool)
-    text = texts.get(reached or "", "") if reached else " ".join(texts.values())
+    refused = reached in refused_by if reached else bool(refused_by)
     if reached is not None:
         verdict.anchor_known = True
-        verdict.problem = _explain(path, hostname, at, text) or _issuer_problem(path, anchors)
+        verdict.problem = _explain(path, hostname, at, refused) or _issuer_problem(path, anchors)
         verdict.warnings = _rule_warnings(path)
         return verdict
     # No known anchor signs the top of the chain: check what no anchor could
@@ -1547,12 +1520,10 @@ def _judge(leaf: x509.Certificate, given: Sequence[x509.Certificate], *,
     stand_in = path[-1]
     try:
         _run_verifier(leaf, [c for c in path[1:-1]], Store([stand_in]), subject, at)
-        hypo_text = ""
-    except VerificationError as exc:
-        hypo_text = str(exc)
-    except ValueError as exc:
-        hypo_text = f"asn.1 {exc}"
-    defect = _explain(path, hostname, at, hypo_text) if (hypo_text or len(path) == 1) else None
+        hypo_refused = False
+    except (VerificationError, ValueError):
+        hypo_refused = True
+    defect = _explain(path, hostname, at, hypo_refused) if (hypo_refused or len(path) == 1) else None
     if defect is None:
         defect = next((p for p in _findings(path, hostname, at) if p.reason in _STRICT), None)
     if defect is not None and not (len(path) == 1 and defect.reason in (Reason.LEAF_IS_CA,)):
@@ -1571,17 +1542,17 @@ def _left_out(path: Sequence[x509.Certificate], pool: Sequence[x509.Certificate]
 
 
 def _issuer_problem(path: Sequence[x509.Certificate], anchors: Mapping[str, Sequence[x509.Certificate]],
-                    required: Sequence[str] = ()) -> Problem:
+                    required: Sequence[str] = ()) -> ChainProblem:
     last = path[-1]
     if len(path) == 1 and is_self_signed(last):
-        return Problem(Reason.SELF_SIGNED, last, Role.LEAF)
+        return ChainProblem(Reason.SELF_SIGNED, last, Role.LEAF)
     if required:
         given = [c for n in required for c in anchors.get(n, ())]
-        return Problem(Reason.NOT_GIVEN_ANCHOR, last, _role(len(path) - 1, path),
+        return ChainProblem(Reason.NOT_GIVEN_ANCHOR, last, _role(len(path) - 1, path),
                        {"anchor": [Msg.of("chain.name.plain", name=display_name(c.subject)) for c in given]})
     if is_self_signed(last):
-        return Problem(Reason.UNTRUSTED_ROOT, last, Role.ROOT)
-    return Problem(Reason.UNKNOWN_ISSUER, last, _role(len(path) - 1, path),
+        return ChainProblem(Reason.UNTRUSTED_ROOT, last, Role.ROOT)
+    return ChainProblem(Reason.UNKNOWN_ISSUER, last, _role(len(path) - 1, path),
                    {"issuer": display_name(last.issuer)})
 
 
@@ -1609,7 +1580,7 @@ def verify_trust(
             and not verdict.anchor_known:
         # Whatever else a stand-in check tripped on, no anchor vouches for a
         # self-signed certificate: that is what the administrator needs to hear.
-        problem = Problem(Reason.SELF_SIGNED, leaf, Role.LEAF)
+        problem = ChainProblem(Reason.SELF_SIGNED, leaf, Role.LEAF)
     return TrustResult(False, None, verdict.self_signed, problem.msg, problem)
 
 

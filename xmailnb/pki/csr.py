@@ -480,7 +480,7 @@ def _request(clean: Mapping[str, Any]) -> CsrRequest:
     )
 
 
-def validate_form(values: Mapping[str, Any]) -> tuple[CsrRequest | None, dict[str, Msg]]:
+def validate_form(values: Mapping[str, Any]) -> tuple[CsrRequest | None, dict[str, InputError]]:
     """Check every field of the CSR form.
 
     Missing fields count as empty.  Every given field is checked, including
@@ -488,12 +488,13 @@ def validate_form(values: Mapping[str, Any]) -> tuple[CsrRequest | None, dict[st
     :func:`validate_field` field by field.
 
     Returns:
-        ``(request, {})`` when all is valid, else ``(None, {field: message})``
-        in :data:`FIELDS` order.
+        ``(request, {})`` when all is valid, else ``(None, {field: error})``
+        in :data:`FIELDS` order, each error with its message and the fix
+        that says what the field expects.
     """
     clean, errors = _collect(values)
     if errors:
-        return None, {exc.field: exc.msg for exc in errors if exc.field}
+        return None, {exc.field: exc for exc in errors if exc.field}
     return _request(clean), {}
 
 

@@ -9,7 +9,10 @@ Each step takes ``(mailroot=None, lang=None)``, has ``set_lang(lang)``,
 ``refresh()``, a ``state`` trait (a :class:`xmailnb.checks.progress.StepState`:
 todo, done, attention or broken, from :func:`xmailnb.checks.progress.step_progress`,
 the one rule the command line and the notebooks share) and an ``activity``
-trait (idle, busy, failed).  The widgets only call the core
+trait (idle, busy, failed).  Every step view derives from ``_base.StepView``
+and names its :class:`xmailnb.steps.Step` in ``STEP``; :data:`STEPS` pairs
+the steps of :data:`xmailnb.steps.STEPS`, in that order, with their views,
+and the look is one stylesheet, ``ui/workbook.css``.  The widgets only call the core
 (:mod:`xmailnb.flows.actions`, :mod:`xmailnb.flows.notice`, ...); stable CSS classes
 (``xm-...``) let browser tests find them in any language.
 

@@ -27,6 +27,7 @@ import traitlets
 from ..flows import acme as acmeflow
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, page_text as text
+from ..status import Status
 from ..mailroot import MailRoot
 from . import _html
 from ._base import Message, as_mailroot, set_status_class
@@ -34,7 +35,7 @@ from ._base import Message, as_mailroot, set_status_class
 __all__ = ["AcmePanel", "PanelState"]
 
 _DIRECTORIES = {"letsencrypt": acmeflow.LETSENCRYPT, "staging": acmeflow.LETSENCRYPT_STAGING}
-_AUTHZ_STATUS = {"pending": "info", "valid": "ok", "invalid": "error"}
+_AUTHZ_STATUS = {"pending": Status.INFO, "valid": Status.OK, "invalid": Status.ERROR}
 DNS_CONFIRM_SECONDS = 3600
 
 
@@ -47,7 +48,7 @@ class PanelState(StrEnum):
     DONE = "done"
     ERROR = "error"
 
-class AcmePanel(widgets.VBox):
+class AcmePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """Get a free certificate for the pending CSR through ACME, and install it.
 
     Attributes:
@@ -261,7 +262,7 @@ class AcmePanel(widgets.VBox):
             self.result = result
             msgs = [Msg.of("acme.ui.done", names=", ".join(result.names),
                            not_after=result.not_after), *result.plan.warnings]
-            self.message.show("ok", *msgs)
+            self.message.show(Status.OK, *msgs)
             self.changes += 1
             self.state = PanelState.DONE
         finally:
@@ -315,7 +316,7 @@ class AcmePanel(widgets.VBox):
         for _name, (status, msg) in self._authz.items():
             row = widgets.HTML(_html.render("tag", tag="div", text=msg.page(self.lang)))
             row.add_class("xm-acme-authz-row")
-            set_status_class(row, _AUTHZ_STATUS.get(status, "info"))
+            set_status_class(row, _AUTHZ_STATUS.get(status, Status.INFO))
             rows.append(row)
         self.authz.children = rows
         if self._records:

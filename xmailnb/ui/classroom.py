@@ -47,17 +47,7 @@ def _now() -> str:
     return clock.now().isoformat(timespec="seconds")
 
 
-def _ts(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
-
-
-class ClassControls(widgets.VBox):
+class ClassControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """"I'm stuck", the trainer's message, and the page's record for the board.
 
     Attributes:
@@ -171,7 +161,7 @@ class ClassControls(widgets.VBox):
             return False
         with self._lock:
             self.inbox = inbox
-            hand, cleared = _ts(self.page.get("hand")), _ts(inbox.get("hand_cleared"))
+            hand, cleared = clock.timestamp(self.page.get("hand")), clock.timestamp(inbox.get("hand_cleared"))
             if hand is not None and cleared is not None and cleared >= hand:
                 self.page["hand"] = None
                 self._save()
@@ -204,7 +194,7 @@ class ClassControls(widgets.VBox):
                 self.message.value = ""
                 self.message.layout.display = "none"
                 return
-            when = _ts(latest.get("time"))
+            when = clock.timestamp(latest.get("time"))
             shown = (format_datetime(dt.datetime.fromtimestamp(when, dt.timezone.utc)) if when is not None
                      else str(latest.get("time", "")))
             self.message.value = _html.render("banner", cls="xm-trainer-message", role="status",

@@ -12,21 +12,22 @@ import ipywidgets as widgets
 from ..flows import actions
 from ..pki import certfiles, keys
 from ..pki import csr as csrmod
-from ..errors import XmailnbError
+from ..errors import InputError, XmailnbError
 from ..i18n import Msg
+from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, button, error_msgs, html, set_flag_class, show
+from ._base import Activity, Message, StepView, button, error_msgs, html, set_flag_class, show
 
 __all__ = ["CsrStep"]
 
 _TEXT_NOTES = ("state", "locality", "org", "unit")
 _SUBJECT = ("country", "state", "locality", "org", "unit", "cn", "email")
-_KEYFIX = {"keytype": "type", "keysize": "size", "curve": "curve"}
 # Fields across both columns of the form.
 _WIDE = ("aliases", "memo")
 
 
-class CsrStep(Step):
+class CsrStep(StepView):
     """Every CSR field with validation as you type; Create makes the key and CSR.
 
     ``inputs[name]`` is the input widget of each field of
@@ -35,16 +36,16 @@ class CsrStep(Step):
     soon as the worker thread has started; :meth:`wait` waits for it.
     """
 
-    STEP = "csr"
+    STEP = Step.CSR
 
     # -- building ----------------------------------------------------------------
     def _build(self) -> list[Any]:
         self.future: concurrent.futures.Future[Any] | None = None
         self.inputs: dict[str, Any] = {}
-        self.notes: dict[str, Any] = {}
+        self.notes: dict[str, Message] = {}
         self.rows: dict[str, widgets.VBox] = {}
         self.touched: set[str] = set()
-        self.errors: dict[str, Msg] = {}
+        self.errors: dict[str, InputError] = {}
         self._loading = False
         self._prefilled = False
         self._csr_text = ""
@@ -184,7 +185,7 @@ class CsrStep(Step):
         if self._renewal is None:
             show(self.renew_row, False)
             if self._renewal_reason is not None:
-                self.renew_unavailable.show("info", Msg.of("csr.renew.choice.unavailable",
+                self.renew_unavailable.show(Status.INFO, Msg.of("csr.renew.choice.unavailable",
                                                            reason=self._renewal_reason))
             else:
                 self.renew_unavailable.clear()
@@ -217,11 +218,10 @@ class CsrStep(Step):
                 shown = err is not None and name in self.touched
                 set_flag_class(widget, "xm-invalid", shown)
                 note = self.notes[name]
-                if shown:
-                    note.show("error", err, Msg.of(f"csr.{name}.fix") if name not in _KEYFIX
-                              else Msg.of(f"keys.{_KEYFIX[name]}.fix"))
+                if err is not None and shown:
+                    note.show(Status.ERROR, *error_msgs(err))
                 elif err is None and name in _TEXT_NOTES and (warn := csrmod.field_note(name, values[name])):
-                    note.show("warn", warn)
+                    note.show(Status.WARN, warn)
                 else:
                     note.clear()
             ec = values["keytype"] == "ec"
@@ -251,13 +251,7 @@ class CsrStep(Step):
         assert self.mailroot is not None
         values: dict[str, Any] = dict(actions.pending_form_values(self.mailroot, hostname_fallback=True))
         if "keysize" in values:
-            size = int(values["keysize"])
-            if size in keys.RSA_SIZES:
-                values["keysize"] = size
-            else:
-                del values["keysize"]
-        if values.get("curve") not in keys.EC_CURVES:
-            values.pop("curve", None)
+            values["keysize"] = int(values["keysize"])  # the size list's values are numbers
         self._loading = True
         try:
             for name, value in values.items():
@@ -330,7 +324,7 @@ class CsrStep(Step):
             if request is None:
                 self.touched.update(errors)
                 self._validate()
-                self.message.show("error", Msg.of("ui.csr.form_invalid"))
+                self.message.show(Status.ERROR, Msg.of("ui.csr.form_invalid"))
                 return None
             if not confirmed and actions.pending_csr_exists(self.mailroot):
                 self._show_confirm()
@@ -380,7 +374,7 @@ class CsrStep(Step):
             if result.entry is not None and result.replaced_pending:
                 msgs.append(Msg.of("ui.csr.archived"))
             msgs.append(Msg.of("ui.csr.next"))
-            self.message.show("ok", *msgs)
+            self.message.show(Status.OK, *msgs)
             self.generate_button.disabled = bool(self.errors)
             self.activity = Activity.IDLE
         # Outside the lock: the wizard reads the MailRoot again on this.
@@ -392,15 +386,15 @@ class CsrStep(Step):
             field = getattr(exc, "field", None)
             shown = error_msgs(exc, "creating the key and CSR")
             if field == "renew":
-                self.renew_unavailable.show("error", *shown)
+                self.renew_unavailable.show(Status.ERROR, *shown)
             if field in self.notes:
                 # The fix beside the input; the outcome line says what failed.
                 self.touched.add(field)
-                self.notes[field].show("error", *shown)
+                self.notes[field].show(Status.ERROR, *shown)
                 set_flag_class(self.inputs[field], "xm-invalid", True)
-                self.message.show("error", shown[0])
+                self.message.show(Status.ERROR, shown[0])
             else:
-                self.message.show("error", *shown)
+                self.message.show(Status.ERROR, *shown)
             self.generate_button.disabled = bool(self.errors)
             self.activity = Activity.FAILED
 
@@ -409,7 +403,7 @@ class CsrStep(Step):
         assert self.mailroot is not None
         values = actions.pending_form_values(self.mailroot)
         created = actions.read_pending_meta(self.mailroot).get("created")
-        self.replace_warning.show("warn", Msg.of("ui.csr.replace.warning", created=_when(created),
+        self.replace_warning.show(Status.WARN, Msg.of("ui.csr.replace.warning", created=_when(created),
                                                  cn=values.get("cn") or "-"))
         show(self.confirm_box, True)
 

@@ -7,20 +7,18 @@ from typing import Any, Callable
 import ipywidgets as widgets
 
 from ..checks import diagnose as diagnosemod
-from ..checks.findings import Finding
+from ..checks.findings import Finding, Report
 from ..checks.progress import record_diagnosis
 from ..checks.diagnose import check_title
 from ..i18n import Msg, page_text
-from ..steps import Step as StepName, Target
+from ..status import Status
+from ..steps import Step, Target
 from . import _html
-from ._base import Step, button, css_id, html
+from ._base import StepView, button, css_id, html, status_icon
 
 __all__ = ["DiagnoseStep"]
 
-_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖", "info": "ℹ"}
-
-
-class DiagnoseStep(Step):
+class DiagnoseStep(StepView):
     """The diagnosis, grouped: problems first, then warnings (each with a
     button to the step that fixes it), then every other check, collapsed
     while there is something to fix.
@@ -32,10 +30,10 @@ class DiagnoseStep(Step):
     (:attr:`navigate`).
     """
 
-    STEP = "diagnose"
+    STEP = Step.DIAGNOSE
 
     def _build(self) -> list[Any]:
-        self.report: diagnosemod.Report | None = None
+        self.report: Report | None = None
         #: Set by the wizard: opens a step (and points at a control there).
         self.navigate: Callable[[Target], None] | None = None
         #: Set by the wizard: "Diagnose again" refreshes the whole workbook.
@@ -51,7 +49,7 @@ class DiagnoseStep(Step):
         self.findings = html("", "xm-findings")
         self.goto = widgets.HBox([])
         self.goto.add_class("xm-goto")
-        self._goto_buttons: dict[StepName, widgets.Button] = {}
+        self._goto_buttons: dict[Step, widgets.Button] = {}
         self.others = html("", "xm-findings", "xm-findings-other")
         return [self.summary, self.findings, self.goto, self.others, self.refresh_button]
 
@@ -78,25 +76,25 @@ class DiagnoseStep(Step):
             self.show_report(diagnosemod.diagnose(self.mailroot))
             record_diagnosis(self.mailroot, where="notebook")
 
-    def show_report(self, report: diagnosemod.Report) -> None:
+    def show_report(self, report: Report) -> None:
         """Show *report* (the wizard hands over the one its progress read)."""
         with self.hold_trait_notifications():
             self.report = report
-            self.message.show("ok" if report.ready else "error", report.summary())
+            self.message.show(Status.OK if report.ready else Status.ERROR, report.summary())
             self._relabel()
 
     def targets(self) -> list[Target]:
         """Where the problems shown are fixed, one per step, in step order."""
         if self.report is None:
             return []
-        found: dict[StepName, Target] = {}
+        found: dict[Step, Target] = {}
         for f in self.report.findings:
-            if f.status in ("error", "warn") and f.target is not None:
+            if f.status >= Status.WARN and f.target is not None:
                 found.setdefault(f.target.step, f.target)
         return [found[s] for s in sorted(found, key=lambda s: s.number)]
 
     def _row(self, f: Finding, *, name_only: bool = False) -> dict[str, Any]:
-        return {"classes": " ".join(self.row_classes(f.check)), "icon": _ICONS.get(f.status, "ℹ"),
+        return {"classes": " ".join(self.row_classes(f.check)), "icon": status_icon(f.status, self.lang),
                 "status": self.t(f"cli.status.{f.status}"), "name": check_title(f.check).page(self.lang)
                 if f.check in diagnosemod.CHECK_IDS or f.check == "acme.renewal" else "",
                 "text": "" if name_only else f.message.page(self.lang),
@@ -107,15 +105,15 @@ class DiagnoseStep(Step):
         if report is None:
             return
         t = self.t
-        errors = [f for f in report.findings if f.status == "error"]
-        warnings = [f for f in report.findings if f.status == "warn"]
+        errors = [f for f in report.findings if f.status is Status.ERROR]
+        warnings = [f for f in report.findings if f.status is Status.WARN]
         skipped: dict[str, list[Finding]] = {}
         other = []
         for f in report.findings:
-            reason = f.details.get("skipped") if f.status == "info" else None
+            reason = f.details.get("skipped") if f.status is Status.INFO else None
             if isinstance(reason, str):
                 skipped.setdefault(reason, []).append(f)
-            elif f.status in ("ok", "info"):
+            elif f.status <= Status.INFO:
                 other.append(f)
         groups = []
         if errors:
@@ -152,7 +150,7 @@ class DiagnoseStep(Step):
             buttons.append(b)
         self.goto.children = buttons
 
-    def _go(self, step: StepName) -> None:
+    def _go(self, step: Step) -> None:
         target = next((t for t in self.targets() if t.step is step), Target(step))
         if self.navigate is not None:
             self.navigate(target)

@@ -10,14 +10,15 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..flows import actions, practice
-from ..pki import certfiles
 from ..pki import chain as chainmod
 from .. import clock
-from ..errors import InputError, XmailnbError
+from ..errors import XmailnbError
 from ..i18n import Msg
+from ..status import Status
+from ..steps import Step
 from ..mailroot.store import ArchiveEntry, Store
 from . import _html
-from ._base import Activity, Step, button, error_msgs, html, show
+from ._base import Activity, StepView, button, error_msgs, html, show
 
 __all__ = ["InstallStep", "upload_value", "HISTORY_SHOWN"]
 
@@ -44,7 +45,7 @@ def upload_value(data: bytes, name: str) -> tuple[dict[str, Any], ...]:
              "content": memoryview(data), "last_modified": clock.now()},)
 
 
-class InstallStep(Step):
+class InstallStep(StepView):
     """Uploads, a preview of what will be written, Install, and Roll back.
 
     ``plan`` is the :class:`~xmailnb.flows.actions.InstallPlan` of the current
@@ -54,7 +55,7 @@ class InstallStep(Step):
     replaced and what that means for the server.
     """
 
-    STEP = "install"
+    STEP = Step.INSTALL
 
     def _build(self) -> list[Any]:
         self.plan: actions.InstallPlan | None = None
@@ -175,10 +176,7 @@ class InstallStep(Step):
         for entry in self.uploads[name].value or ():
             display = str(entry.get("name") or "upload")
             content = entry.get("content")
-            size = len(content) if content is not None else 0
-            if size > certfiles.MAX_INPUT_BYTES:
-                raise InputError.of("certfiles.too_large", "certfiles.too_large.fix", field=name,
-                                    name=display, size=size, limit=certfiles.MAX_INPUT_BYTES)
+            # Its size is checked where it is read (pki.certfiles), as a file's is.
             out.append(actions.Upload(bytes(content) if content is not None else b"", display))
         return out
 
@@ -192,10 +190,8 @@ class InstallStep(Step):
 
     def _gather(self) -> dict[str, Any] | None:
         """The arguments of :func:`~xmailnb.flows.actions.plan_install` from
-        the widgets (``None`` when no server certificate is given).
-
-        Raises:
-            InputError: an upload larger than the size limit.
+        the widgets (``None`` when no server certificate is given).  An
+        oversized upload is refused where it is read, as a file is.
         """
         certs = self._files("cert")
         chain = self._files("chain")
@@ -267,7 +263,7 @@ class InstallStep(Step):
                 self._cancel = None
                 show(self.progress_row, False)
                 if isinstance(error, chainmod.Cancelled):
-                    self.message.show("info", Msg.of("ui.install.stopped"))
+                    self.message.show(Status.INFO, Msg.of("ui.install.stopped"))
                     self.activity = Activity.IDLE
                 elif isinstance(error, XmailnbError):
                     self._show_error(error, key_given=bool(self.uploads["key"].value))
@@ -288,7 +284,7 @@ class InstallStep(Step):
         self.apply_button.disabled = plan is None
         if plan is not None:
             self.activity = Activity.IDLE
-            self.message.show("ok", Msg.of("ui.install.checked"))
+            self.message.show(Status.OK, Msg.of("ui.install.checked"))
 
     def _show_names(self) -> None:
         for name, up in self.uploads.items():
@@ -330,8 +326,8 @@ class InstallStep(Step):
             field = "cert"
         if field in self.notes:
             # The fix is shown beside the input; the outcome line says what failed.
-            self.notes[field].show("error", *error_msgs(exc))
-            self.message.show("error", exc.msg)
+            self.notes[field].show(Status.ERROR, *error_msgs(exc))
+            self.message.show(Status.ERROR, exc.msg)
             if field in _MORE:
                 self.more_toggle.value = True
         else:
@@ -392,9 +388,9 @@ class InstallStep(Step):
         self._draw_preview()
         self.rollback_result.clear()
         if entry is None:
-            self.message.show("ok", Msg.of("cli.install.unchanged"))
+            self.message.show(Status.OK, Msg.of("cli.install.unchanged"))
         else:
-            self.message.show("ok", Msg.of("ui.install.done"), Msg.of("ui.install.next"))
+            self.message.show(Status.OK, Msg.of("ui.install.done"), Msg.of("ui.install.next"))
         self._refresh_history()
         self.mark_changed()
         return entry
@@ -413,7 +409,7 @@ class InstallStep(Step):
             cert = issue.server.read_bytes()
             inter = issue.intermediate.read_bytes()
         except OSError as exc:
-            self.message.show("error", *error_msgs(exc, "reading the practice certificate"))
+            self.message.show(Status.ERROR, *error_msgs(exc, "reading the practice certificate"))
             return
         self._loading = True
         try:
@@ -438,9 +434,9 @@ class InstallStep(Step):
         self.rollback_select.disabled = not ids
         self.rollback_button.disabled = not ids
         if not ids:
-            self.rollback_note.show("info", Msg.of("store.history.empty"), Msg.of("store.history.empty.fix"))
+            self.rollback_note.show(Status.INFO, Msg.of("store.history.empty"), Msg.of("store.history.empty.fix"))
             self._hide_rollback_confirm()
-        elif self.rollback_note.status == "info":
+        elif self.rollback_note.status is Status.INFO:
             self.rollback_note.clear()
 
     def _draw_options(self) -> None:
@@ -496,7 +492,7 @@ class InstallStep(Step):
         # Said once, where the rollback was asked for; the install's own
         # outcome above no longer holds.
         self.message.clear()
-        self.rollback_result.show("ok", outcome.outcome(), *outcome.consequences(done=True),
+        self.rollback_result.show(Status.OK, outcome.outcome(), *outcome.consequences(done=True),
                                   *outcome.file_lines(done=True))
         self._refresh_history()
         self.mark_changed()

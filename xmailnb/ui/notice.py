@@ -9,13 +9,15 @@ import ipywidgets as widgets
 from ..flows import notice as noticemod
 from ..errors import XmailnbError
 from ..i18n import Msg
+from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, error_msgs, html
+from ._base import Activity, StepView, error_msgs, html
 
 __all__ = ["NoticeStep"]
 
 
-class NoticeStep(Step):
+class NoticeStep(StepView):
     """The notice text (read-only, to copy or download) in the wizard's language.
 
     The text and the host rule are the core's (:func:`xmailnb.flows.notice.notice_text`,
@@ -25,7 +27,7 @@ class NoticeStep(Step):
     wizard when it opens the step (a step shown on its own is on screen).
     """
 
-    STEP = "notice"
+    STEP = Step.NOTICE
 
     def _build(self) -> list[Any]:
         self.on_screen = self.standalone
@@ -69,8 +71,8 @@ class NoticeStep(Step):
         except XmailnbError as exc:
             # Said once: beside the host name when it is about the host name.
             if exc.field == "hostname":
-                self.hostname_note.show("error", *error_msgs(exc))
-                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.hostname_note.show(Status.ERROR, *error_msgs(exc))
+                self.message.show(Status.ERROR, Msg.of("ui.common.see_field"))
             else:
                 self.message.show_error(exc)
             self._text = ""

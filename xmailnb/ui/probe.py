@@ -15,8 +15,9 @@ from ..i18n import Msg
 from ..mailroot.sandbox import suggested_practice_ports
 from ..mailroot.workbook import probe_settings, save_probe_settings
 from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, button, css_id, html, set_status_class, show
+from ._base import Activity, StepView, button, css_id, html, set_status_class, show, status_icon
 
 __all__ = ["ProbeStep"]
 
@@ -28,7 +29,7 @@ def _ports_text(ports: dict[str, int]) -> str:
     return ",".join(f"{name}={port}" for name, port in ports.items())
 
 
-class ProbeStep(Step):
+class ProbeStep(StepView):
     """Host, ports, Run (in a worker thread) and one result row per endpoint.
 
     The host and ports are the workbook's settings for the MailRoot
@@ -44,7 +45,7 @@ class ProbeStep(Step):
     running probe.
     """
 
-    STEP = "probe"
+    STEP = Step.PROBE
 
     def _build(self) -> list[Any]:
         self.future: concurrent.futures.Future[Any] | None = None
@@ -182,15 +183,15 @@ class ProbeStep(Step):
             self.message.clear()
             host = self.host.value.strip()
             if not host:
-                self.host_note.show("error", Msg.of("ui.probe.host.required"))
-                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.host_note.show(Status.ERROR, Msg.of("ui.probe.host.required"))
+                self.message.show(Status.ERROR, Msg.of("ui.common.see_field"))
                 self.activity = Activity.FAILED
                 return None
             try:
                 host = probemod.check_host(host)
             except XmailnbError as exc:
                 self.host_note.show_error(exc)
-                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.message.show(Status.ERROR, Msg.of("ui.common.see_field"))
                 self.activity = Activity.FAILED
                 return None
             try:
@@ -198,7 +199,7 @@ class ProbeStep(Step):
                 ports = probemod.parse_ports(self.ports.value) if self.ports.value.strip() else None
             except XmailnbError as exc:
                 self.ports_note.show_error(exc)
-                self.message.show("error", Msg.of("ui.common.see_field"))
+                self.message.show(Status.ERROR, Msg.of("ui.common.see_field"))
                 self.activity = Activity.FAILED
                 return None
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -240,7 +241,7 @@ class ProbeStep(Step):
                 if field in ("host", "ports"):
                     # Said beside the field; the outcome line points there.
                     (self.host_note if field == "host" else self.ports_note).show_error(exc)
-                    self.message.show("error", Msg.of("ui.common.see_field"))
+                    self.message.show(Status.ERROR, Msg.of("ui.common.see_field"))
                 else:
                     self.message.show_error(exc, "checking the running server")
                 self.activity = Activity.FAILED
@@ -255,12 +256,12 @@ class ProbeStep(Step):
             bad = sum(1 for r in results if r.status is Status.ERROR)
             extra = [Msg.of("cli.warning", text=warning)] if warning is not None else []
             if ok:
-                self.message.show("ok", Msg.of("ui.probe.summary.ok", count=len(results)), *extra)
+                self.message.show(Status.OK, Msg.of("ui.probe.summary.ok", count=len(results)), *extra)
             elif bad:
-                self.message.show("error", Msg.of("ui.probe.summary.errors", count=bad, total=len(results)),
+                self.message.show(Status.ERROR, Msg.of("ui.probe.summary.errors", count=bad, total=len(results)),
                                   *extra)
             else:  # nothing was probed (every endpoint left out)
-                self.message.show("error", Msg.of("probe.nothing"), *extra)
+                self.message.show(Status.ERROR, Msg.of("probe.nothing"), *extra)
             self.activity = Activity.IDLE if ok else Activity.FAILED
         future.set_result(results)
         # The run is in the progress log: the stepper reads it again.
@@ -269,7 +270,7 @@ class ProbeStep(Step):
     def _draw_results(self) -> None:
         rows = []
         for result in self.results:
-            status = Status(result.status)
+            status = result.status
             w = html("", "xm-finding", "xm-endpoint", f"xm-endpoint-{css_id(result.name)}")
             set_status_class(w, status)
             # The core's message already says version, cipher, trust and
@@ -277,7 +278,7 @@ class ProbeStep(Step):
             # option of the command line).
             fixes = [result.fix.page(self.lang)] if result.fix is not None else []
             head = self.t("ui.probe.endpoint", name=result.name, host=result.host, port=result.port)
-            w.value = _html.render("endpoint", icon=self.t(f"ui.icon.{status}"), head=head,
+            w.value = _html.render("endpoint", icon=status_icon(status, self.lang), head=head,
                                    text=result.message.page(self.lang), fixes=fixes)
             rows.append(w)
         self.rows.children = rows

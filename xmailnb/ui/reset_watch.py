@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 
 
-class ResetNotice(widgets.HTML):
+class ResetNotice(widgets.HTML):  # type: ignore[misc]  # ipywidgets ships no type hints
     """The banner, and the thread that watches for a reset.
 
     Attributes:

@@ -11,8 +11,10 @@ from ..flows import actions
 from ..mailroot import servertab as st
 from ..errors import XmailnbError
 from ..i18n import Msg, page_text
+from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, button, css_id, html
+from ._base import Activity, Message, StepView, button, css_id, html, status_icon
 
 __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 
@@ -20,14 +22,13 @@ __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 # XMail, and the form says which: not set (XMail's default), set to the
 # empty value, or set to a list.
 UNSET, EMPTY, VALUE = "unset", "empty", "value"
-_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖", "info": "ℹ"}
 
 
 def _head_html(var: st.Variable, lang: str) -> str:
     return _html.render("setting_head", name=var.name, summary=var.summary.page(lang))
 
 
-class SettingsStep(Step):
+class SettingsStep(StepView):
     """One input per TLS variable (flags: Checkbox, integers: IntText, lists:
     a choice of "not set", "empty" or a value) with what it does and what the
     current value means; Save writes only the variables that changed,
@@ -38,13 +39,13 @@ class SettingsStep(Step):
     between not set, empty and the text of ``inputs[name]``.
     """
 
-    STEP = "settings"
+    STEP = Step.SETTINGS
 
     def _build(self) -> list[Any]:
         self.inputs: dict[str, Any] = {}
         self.modes: dict[str, widgets.Dropdown] = {}
         self.meanings: dict[str, widgets.HTML] = {}
-        self.notes: dict[str, Any] = {}
+        self.notes: dict[str, Message] = {}
         self.loaded: dict[str, str | None] = {}
         self._loading_values = False
         groups: dict[str, list[Any]] = {}
@@ -154,23 +155,23 @@ class SettingsStep(Step):
             note.clear()
         assignments = self.changed()
         if not assignments:
-            self.message.show("ok", Msg.of("cli.settings.unchanged"))
+            self.message.show(Status.OK, Msg.of("cli.settings.unchanged"))
             return None
         try:
             entry = actions.change_settings(self.mailroot, assignments)
         except XmailnbError as exc:
             if exc.field in self.notes:
                 self.notes[exc.field].show_error(exc)
-                self.message.show("error", exc.msg)
+                self.message.show(Status.ERROR, exc.msg)
             else:
                 self.message.show_error(exc)
             self.activity = Activity.FAILED
             return None
         self.activity = Activity.IDLE
         if entry is None:
-            self.message.show("ok", Msg.of("cli.settings.unchanged"))
+            self.message.show(Status.OK, Msg.of("cli.settings.unchanged"))
         else:
-            self.message.show("ok", Msg.of("ui.settings.done", names=", ".join(assignments)))
+            self.message.show(Status.OK, Msg.of("ui.settings.done", names=", ".join(assignments)))
         self.refresh()
         self.mark_changed()
         return entry
@@ -183,15 +184,15 @@ class SettingsStep(Step):
         try:
             with self.hold_trait_notifications():
                 for row in st.tls_settings(tab):
-                    name = row["name"]
-                    self.loaded[name] = row["value"]
+                    name = row.name
+                    self.loaded[name] = row.value
                     w = self.inputs[name]
-                    if row["kind"] == "flag":
-                        w.value = row["effective"] == "1"
-                    elif row["kind"] == "int":
-                        w.value = st.atoi(row["effective"])
+                    if row.kind == "flag":
+                        w.value = row.effective == "1"
+                    elif row.kind == "int":
+                        w.value = st.atoi(row.effective)
                     else:
-                        value = row["value"]
+                        value = row.value
                         self.modes[name].value = UNSET if value is None else EMPTY if value == "" else VALUE
                         w.value = value or ""
                         w.disabled = self.modes[name].value != VALUE
@@ -202,7 +203,7 @@ class SettingsStep(Step):
             self._loading_values = False
 
     def _draw_issues(self) -> None:
-        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": _ICONS[i.severity],
+        rows = [{"classes": f"xm-finding xm-{i.severity} xm-issue-{css_id(i.code)}", "icon": status_icon(i.severity, self.lang),
                  "status": page_text(f"cli.status.{i.severity}", self.lang), "name": "",
                  "text": self.m(i.msg), "fix": self.m(i.fix) if i.fix is not None else ""} for i in self._issues]
         self.issues.value = _html.render("findings", groups=[{

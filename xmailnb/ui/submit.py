@@ -11,20 +11,22 @@ from ..flows import actions, practice
 from ..flows.actions import CHECKLIST
 from ..errors import XmailnbError
 from ..i18n import Msg, local_date, page_text
+from ..status import Status
+from ..steps import Step
 from . import _html
-from ._base import Activity, Step, button, error_msgs, html, show
+from ._base import Activity, StepView, button, error_msgs, html, show
 
 __all__ = ["SubmitStep", "CHECKLIST"]
 
 
-class SubmitStep(Step):
+class SubmitStep(StepView):
     """Paid CA checklist (ticks saved in ``sslconf/checklist.json``) or ACME.
 
     On a sandbox MailRoot a practice CA can sign the pending CSR
     (``xm-practice-sign``); it is offered first there.
     """
 
-    STEP = "submit"
+    STEP = Step.SUBMIT
 
     def _build(self) -> list[Any]:
         assert self.mailroot is not None
@@ -130,13 +132,13 @@ class SubmitStep(Step):
         try:
             issued = practice.sign_pending_csr(self.mailroot)
         except (XmailnbError, OSError) as exc:
-            self.message.show("error", *error_msgs(exc, "signing with the practice CA"))
+            self.message.show(Status.ERROR, *error_msgs(exc, "signing with the practice CA"))
             self.activity = Activity.FAILED
             return None
         leaf = issued.leaf
         self.practice_issued = True
         self.activity = Activity.IDLE
-        self.message.show("ok", Msg.of("ui.submit.practice.done", subject=leaf.subject.rfc4514_string(),
+        self.message.show(Status.OK, Msg.of("ui.submit.practice.done", subject=leaf.subject.rfc4514_string(),
                                        not_after=local_date(leaf.not_valid_after_utc)),
                           Msg.of("ui.submit.practice.next"))
         self.mark_changed()

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..logs import log_unexpected
 from ..mailroot import MailRoot
-from ..checks.progress import REL_PROGRESS_LOG
+from ..mailroot.layout import REL_WATCHED
 
 __all__ = ["MailRootWatch", "POLL_SECONDS", "watched_files"]
 
@@ -32,10 +32,7 @@ Signature = tuple[tuple[int, int, int] | None, ...]
 
 def watched_files(mr: MailRoot) -> list[str]:
     """The files whose change means the page must read the MailRoot again."""
-    return [str(mr.file(rel)) for rel in (
-        "sslconf/audit.log", REL_PROGRESS_LOG, mr.rel_server_cert, mr.rel_server_key, mr.rel_server_tab,
-        mr.rel_certs_pem, mr.rel_pending_key, mr.rel_pending_csr, mr.rel_checklist,
-        "sslconf/practice-ca/issued/server.crt", "sslconf/xmailnb.json")]
+    return [str(mr.file(rel)) for rel in REL_WATCHED]
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:

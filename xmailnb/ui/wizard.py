@@ -20,13 +20,14 @@ import traitlets
 
 from ..errors import XmailnbError
 from ..i18n import LANGUAGES, Msg, detect_language, page_text
+from ..status import Status
 from ..mailroot import MailRoot
 from ..checks import progress as progressmod
 from ..checks.progress import Progress, StepState, step_progress
 from ..mailroot.sandbox import reset_sandbox
-from ..steps import Target
+from ..steps import STEPS as ORDER, Step, Target
 from . import _html
-from ._base import CSS, Message, Step, as_mailroot, button, error_msgs, html, set_flag_class, show
+from ._base import CSS, Message, StepView, as_mailroot, button, error_msgs, html, set_flag_class, show, status_icon
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
 from .install import InstallStep
@@ -42,18 +43,15 @@ __all__ = ["Wizard", "STEPS"]
 
 log = logging.getLogger(__name__)
 
-#: Step names in order, and their classes.
-STEPS: tuple[tuple[str, type[Step]], ...] = (
-    ("diagnose", DiagnoseStep), ("csr", CsrStep), ("submit", SubmitStep), ("install", InstallStep),
-    ("settings", SettingsStep), ("probe", ProbeStep), ("notice", NoticeStep),
-)
-_STEP_NAMES = tuple(name for name, _cls in STEPS)
+_VIEWS: dict[Step, type[StepView]] = {view.STEP: view for view in (
+    DiagnoseStep, CsrStep, SubmitStep, InstallStep, SettingsStep, ProbeStep, NoticeStep)}
+#: The workbook's steps in order (:data:`xmailnb.steps.STEPS`), and their views.
+STEPS: tuple[tuple[Step, type[StepView]], ...] = tuple((step, _VIEWS[step]) for step in ORDER)
 STATE_CLASSES = tuple(f"xm-state-{s}" for s in StepState)
 _MARKS = {StepState.TODO: "○", StepState.DONE: "✔", StepState.ATTENTION: "⚠", StepState.BROKEN: "✖"}
-_HEADLINE_ICONS = {"ok": "✔", "warn": "⚠", "error": "✖"}
 
 
-class _Steps(Mapping[str, Step]):
+class _Steps(Mapping[Step, StepView]):
     """Step name -> step widget, built on first access.
 
     Every widget costs a message to the browser and a model there: building
@@ -61,45 +59,46 @@ class _Steps(Mapping[str, Step]):
     empty Voilà page; the others are built when first opened.
     """
 
-    def __init__(self, build: Callable[[str], Step]) -> None:
+    def __init__(self, build: Callable[[Step], StepView]) -> None:
         self._build = build
-        self._built: dict[str, Step] = {}
+        self._built: dict[Step, StepView] = {}
 
-    def __getitem__(self, name: str) -> Step:
-        if name not in _STEP_NAMES:
+    def __getitem__(self, name: Step | str) -> StepView:
+        if name not in ORDER:
             raise KeyError(name)
-        if name not in self._built:
-            self._built[name] = self._build(name)
-        return self._built[name]
+        step = Step(name)
+        if step not in self._built:
+            self._built[step] = self._build(step)
+        return self._built[step]
 
     def __contains__(self, name: object) -> bool:
         # Mapping's default would build the step just to answer.
-        return name in _STEP_NAMES
+        return name in ORDER
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(_STEP_NAMES)
+    def __iter__(self) -> Iterator[Step]:
+        return iter(ORDER)
 
     def __len__(self) -> int:
-        return len(_STEP_NAMES)
+        return len(ORDER)
 
-    def built(self) -> dict[str, Step]:
+    def built(self) -> dict[Step, StepView]:
         """The steps built so far, in order."""
-        return {n: self._built[n] for n in _STEP_NAMES if n in self._built}
+        return {n: self._built[n] for n in ORDER if n in self._built}
 
 
-class Wizard(widgets.VBox):
+class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hints
     """The seven steps with their states; everything is read again after every change.
 
     Attributes:
         steps: step name -> step widget, in order; a step is built when it
             is first opened (or looked up).
-        current: the name of the step shown.
+        current: the step shown (a :class:`~xmailnb.steps.Step`).
         nav: step name -> its navigation button (``xm-nav-<step>``), which
             carries exactly one of ``xm-state-todo|done|attention|broken``.
         progress: the latest :class:`~xmailnb.checks.progress.Progress`.
     """
 
-    current = traitlets.Unicode("diagnose")
+    current = traitlets.UseEnum(Step, default_value=Step.DIAGNOSE)
     lang = traitlets.Unicode("en")
 
     def __init__(self, mailroot: str | os.PathLike[str] | MailRoot | None = None,
@@ -117,7 +116,7 @@ class Wizard(widgets.VBox):
                                                  layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.lang_switch.add_class("xm-lang")
         self.steps: _Steps = _Steps(self._build_step)
-        self.nav: dict[str, widgets.Button] = {}
+        self.nav: dict[Step, widgets.Button] = {}
         self.mailroot: MailRoot | None
         try:
             self.mailroot = as_mailroot(mailroot)
@@ -131,7 +130,7 @@ class Wizard(widgets.VBox):
         # The seven buttons share one layout and one style (fewer models).
         nav_layout = widgets.Layout(width="auto")
         nav_style = widgets.ButtonStyle()
-        for name in _STEP_NAMES:
+        for name in ORDER:
             nav_button = widgets.Button(layout=nav_layout, style=nav_style)
             nav_button.add_class("xm-nav")
             nav_button.add_class(f"xm-nav-{name}")
@@ -163,13 +162,13 @@ class Wizard(widgets.VBox):
         # A reload opens the step the trainee was on.
         first = progressmod.last_step(self.mailroot)
         with self._lock:
-            self.current = str(first) if first is not None else "diagnose"
+            self.current = first if first is not None else Step.DIAGNOSE
             self._opened(self.current)
             self.body.children = [self.steps[self.current]]
             self.refresh_all()
 
     # -- building ----------------------------------------------------------------------
-    def _build_step(self, name: str) -> Step:
+    def _build_step(self, name: Step) -> StepView:
         step = dict(STEPS)[name](self.mailroot, self.lang, standalone=False)
         step.observe(lambda _c: self.refresh_all(), "changes")
         if isinstance(step, DiagnoseStep):
@@ -226,7 +225,7 @@ class Wizard(widgets.VBox):
             progressmod.record_diagnosis(self.mailroot)
         self.refresh_all()
 
-    def _opened(self, name: str) -> None:
+    def _opened(self, name: Step) -> None:
         """Remember the step shown (a reload opens it again); opening step 1
         shows the diagnosis, which counts as run."""
         mr = self.mailroot
@@ -235,7 +234,7 @@ class Wizard(widgets.VBox):
 
         def write() -> None:
             progressmod.record_step(mr, name)
-            if name == "diagnose" and not self._diagnosed:
+            if name is Step.DIAGNOSE and not self._diagnosed:
                 progressmod.record_diagnosis(mr)
                 self._diagnosed = True
         self.watch.own_write(write)
@@ -245,11 +244,12 @@ class Wizard(widgets.VBox):
         self.refresh_all()
 
     # -- navigation ----------------------------------------------------------------------
-    def show(self, name: str) -> None:
+    def show(self, name: Step | str) -> None:
         """Open step *name* (any step can be opened directly)."""
         if name not in self.steps:
             raise ValueError(f"unknown step {name!r}")
-        first_diagnosis = name == "diagnose" and not self._diagnosed
+        name = Step(name)
+        first_diagnosis = name is Step.DIAGNOSE and not self._diagnosed
         with self._lock, self.hold_trait_notifications():
             self._opened(name)
             self.current = name
@@ -261,8 +261,8 @@ class Wizard(widgets.VBox):
         # The step is shown from its title: focusing its button in the
         # stepper brings the stepper, and the title under it, into view.
         self.nav[name].focus()
-        notice = self.steps.built().get("notice")
-        if name == "notice" and isinstance(notice, NoticeStep):
+        notice = self.steps.built().get(Step.NOTICE)
+        if name is Step.NOTICE and isinstance(notice, NoticeStep):
             # On screen now: the notice counts as shown (the stepper follows).
             notice.shown()
             self.refresh_all()
@@ -271,39 +271,39 @@ class Wizard(widgets.VBox):
 
     def go_to(self, target: Target) -> None:
         """Open the step of *target* and point at its control."""
-        self.show(str(target.step))
-        step = self.steps[str(target.step)]
+        self.show(target.step)
+        step = self.steps[target.step]
         for widget in _walk(step):
             set_flag_class(widget, "xm-highlight", target.control is not None
                            and target.control in getattr(widget, "_dom_classes", ()))
 
     def next(self) -> None:
-        index = _STEP_NAMES.index(self.current)
-        if index + 1 < len(_STEP_NAMES):
-            self.show(_STEP_NAMES[index + 1])
+        index = ORDER.index(self.current)
+        if index + 1 < len(ORDER):
+            self.show(ORDER[index + 1])
 
-    def state(self, name: str) -> StepState:
+    def state(self, name: Step) -> StepState:
         """The state the stepper shows for step *name*."""
         return self.progress[name] if self.progress is not None else StepState.TODO
 
     def _draw_nav(self) -> None:
         if self.mailroot is None or not self.nav:
             return
-        for index, name in enumerate(_STEP_NAMES, 1):
+        for name in ORDER:
             nav_button = self.nav[name]
             state = self.state(name)
-            nav_button.description = page_text("ui.nav.button", self.lang, n=index, mark=_MARKS[state],
+            nav_button.description = page_text("ui.nav.button", self.lang, n=name.number, mark=_MARKS[state],
                                                name=Msg.of(f"ui.nav.{name}"))
             nav_button.tooltip = page_text(f"ui.state.{state}", self.lang)
             for cls in STATE_CLASSES:
                 set_flag_class(nav_button, cls, cls == f"xm-state-{state}")
             set_flag_class(nav_button, "xm-nav-current", name == self.current)
-        index = _STEP_NAMES.index(self.current)
-        has_next = index + 1 < len(_STEP_NAMES)
+        index = ORDER.index(self.current)
+        has_next = index + 1 < len(ORDER)
         show(self.next_button, has_next)
         if has_next:
-            following = _STEP_NAMES[index + 1]
-            self.next_button.description = page_text("ui.nav.next", self.lang, n=index + 2,
+            following = ORDER[index + 1]
+            self.next_button.description = page_text("ui.nav.next", self.lang, n=following.number,
                                                      name=Msg.of(f"ui.nav.{following}"))
 
     # -- start over (practice sandbox) ------------------------------------------------------
@@ -331,16 +331,16 @@ class Wizard(widgets.VBox):
             return False
         show(self.start_over_box, False)
         with self._lock:
-            probe = self.steps.built().get("probe")
+            probe = self.steps.built().get(Step.PROBE)
             if isinstance(probe, ProbeStep):
                 probe.stop_practice()
             try:
                 reset_sandbox(self.mailroot.path)
             except XmailnbError as exc:
-                self.start_over_message.show("error", *error_msgs(exc))
+                self.start_over_message.show(Status.ERROR, *error_msgs(exc))
                 return False
             except OSError as exc:
-                self.start_over_message.show("error", *error_msgs(exc, "starting over with a fresh sandbox"))
+                self.start_over_message.show(Status.ERROR, *error_msgs(exc, "starting over with a fresh sandbox"))
                 return False
             self.start_afresh()
             # The banner says the sandbox was reset (ui/reset_watch.py), and
@@ -353,15 +353,15 @@ class Wizard(widgets.VBox):
         """Every step starts afresh at step 1 (forms, uploads, messages):
         the sandbox under the page was replaced (here or by the trainer)."""
         with self._lock:
-            probe = self.steps.built().get("probe")
+            probe = self.steps.built().get(Step.PROBE)
             if isinstance(probe, ProbeStep):
                 probe.stop_practice()
             self.steps = _Steps(self._build_step)
             self.progress = None
             self._diagnosed = False
-            self.current = "diagnose"
+            self.current = Step.DIAGNOSE
             self._opened(self.current)
-            self.body.children = [self.steps["diagnose"]]
+            self.body.children = [self.steps[Step.DIAGNOSE]]
 
     # -- language --------------------------------------------------------------------------
     def set_lang(self, lang: str) -> None:
@@ -390,13 +390,13 @@ class Wizard(widgets.VBox):
             return
         status, lines = self.progress.headline()
         self.header.value = _html.render(
-            "header", title=page_text("ui.app.title", self.lang), status=status, icon=_HEADLINE_ICONS[status],
+            "header", title=page_text("ui.app.title", self.lang), status=status, icon=status_icon(status, self.lang),
             headline=" — ".join(m.page(self.lang) for m in lines),
             where=page_text("ui.app.mailroot", self.lang, path=str(self.mailroot.path)))
 
     def _draw_orientation(self) -> None:
         legend = [(_MARKS[s], f"xm-state-{s}", page_text(f"ui.legend.{s}", self.lang))
-                  for s in (StepState.TODO, StepState.DONE, StepState.ATTENTION, StepState.BROKEN)]
+                  for s in StepState]
         self.orientation.value = _html.render("orientation", intro=page_text("ui.app.intro", self.lang),
                                               legend=legend)
 
