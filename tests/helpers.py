@@ -88,10 +88,41 @@ def tree(root: Path, *, exclude: Sequence[str] = (LOCK,), folders: bool = False,
 STORE_BOOKKEEPING = ("sslconf/archive/*", "sslconf/audit.log", LOCK)
 
 
+#: The step progress log (``xmailnb.mailroot.layout.REL_PROGRESS_LOG``).
+PROGRESS_LOG = "sslconf/progress.jsonl"
+
+#: Progress-log records of what the user looked at, not of the MailRoot's
+#: state: a diagnosis was shown (step 1's mark, DESIGN §6; every
+#: ``xmailnb diagnose`` appends one) and the step on screen.
+LOOKED_AT_EVENTS = frozenset({"diagnose", "step"})
+
+
+def _looked_at(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("event") in LOOKED_AT_EVENTS
+
+
 def user_view(root: Path) -> dict[str, Any]:
     """The MailRoot as a user sees it: :func:`tree` of every file but the
-    store's bookkeeping (archive, audit log, lock)."""
-    return tree(root, exclude=STORE_BOOKKEEPING)
+    store's bookkeeping (archive, audit log, lock).
+
+    The progress log counts without its ``diagnose`` and ``step`` lines
+    (:data:`LOOKED_AT_EVENTS`): looking at a MailRoot changes nothing in it.
+    Every other line (a probe, a notice, a line that is not JSON) stays, and
+    a log with no line left is the same as no log.
+    """
+    view = tree(root, exclude=STORE_BOOKKEEPING)
+    log = root / PROGRESS_LOG
+    if PROGRESS_LOG in view and stat.S_ISREG(log.lstat().st_mode):
+        kept = b"".join(line for line in log.read_bytes().splitlines(keepends=True) if not _looked_at(line))
+        if kept:
+            view[PROGRESS_LOG] = hashlib.sha256(kept).hexdigest()
+        else:
+            del view[PROGRESS_LOG]
+    return view
 
 
 def store_leftovers(root: Path) -> list[str]:
