@@ -102,7 +102,7 @@ class ClassSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]  # JupyterH
             log_file = Path(self.class_dir) / "hub" / "logs"
             log.warning("cannot write %s (%s): the server's messages go to the hub's terminal", log_file, exc)
             return await super().start()
-        configured: dict[str, Any] = self.popen_kwargs  # type: ignore[has-type]  # a traitlets Dict (JupyterHub has no stubs)
+        configured: dict[str, Any] = self.popen_kwargs
         try:
             self.popen_kwargs = {**configured, "stdout": out, "stderr": subprocess.STDOUT}
             return await super().start()
