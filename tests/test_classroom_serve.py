@@ -207,10 +207,12 @@ def test_the_class_is_served_over_https_with_the_given_certificate(tmp_path):
         assert info["url"] == f"https://127.0.0.1:{port}/hub/login"
         context = ssl.create_default_context(cafile=str(cert))  # verifies the chain and the name
         conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+        conn.connect()
+        served = conn.sock.getpeercert(binary_form=True)  # before the answer: a closing answer drops the socket
         conn.request("GET", "/hub/login")
         response = conn.getresponse()
         assert response.status == 200 and b'name="password"' in response.read()
-        assert conn.sock.getpeercert(binary_form=True) == leaf.der
+        assert served == leaf.der
         conn.close()
         plain = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         with pytest.raises((ConnectionError, http.client.HTTPException)):
