@@ -24,8 +24,12 @@ PORT ?= 8866
 run: $(STAMP)
 	MAIL_ROOT= $(BIN)/xmailnb serve --port $(PORT)
 
+# The whole suite: everything but the browser tests on every core
+# (pytest-xdist), then the browser tests one at a time (they share the
+# browser and time-bound pages).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto -m "not browser"
+	$(BIN)/python -m pytest -q -m browser
 
 # The quick loop while working (under a minute, on every core with
 # pytest-xdist): everything but the tests
