@@ -211,23 +211,8 @@ class InstallStep(StepView):
         there is nothing to check."""
         assert self.mailroot is not None
         with self._ui_lock, self.hold_trait_notifications():
-            if self._cancel is not None:
-                self._cancel.set()
-                self._cancel = None
-            self.plan = None
-            self.apply_button.disabled = True
-            for note in self.notes.values():
-                note.clear()
-            self._show_names()
-            try:
-                args = self._gather()
-            except XmailnbError as exc:
-                self._show_error(exc, key_given=bool(self.uploads["key"].value))
-                self._draw_preview()
-                return None
+            args = self._fresh_inputs()
             if args is None:
-                self.message.clear()
-                self._draw_preview()
                 return None
             cancel = threading.Event()
             future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -279,6 +264,30 @@ class InstallStep(StepView):
             else:
                 future.set_result(plan)
 
+    def _fresh_inputs(self) -> dict[str, Any] | None:
+        """Under the UI lock: supersede a running check, clear the last
+        result and read the inputs; ``None`` (the reason shown) when there
+        is nothing to check."""
+        if self._cancel is not None:  # a check in a thread is superseded
+            self._cancel.set()
+            self._cancel = None
+            show(self.progress_row, False)
+        self.plan = None
+        self.apply_button.disabled = True
+        for note in self.notes.values():
+            note.clear()
+        self._show_names()
+        try:
+            args = self._gather()
+        except XmailnbError as exc:
+            self._show_error(exc, key_given=bool(self.uploads["key"].value))
+            self._draw_preview()
+            return None
+        if args is None:
+            self.message.clear()
+            self._draw_preview()
+        return args
+
     def _show_plan(self, plan: actions.InstallPlan | None) -> None:
         self.plan = plan
         self.apply_button.disabled = plan is None
@@ -295,21 +304,10 @@ class InstallStep(StepView):
         """Check the current inputs and show what would be written (nothing is written)."""
         assert self.mailroot is not None
         with self._ui_lock, self.hold_trait_notifications():
-            if self._cancel is not None:  # a check in a thread is superseded
-                self._cancel.set()
-                self._cancel = None
-                show(self.progress_row, False)
-            self.plan = None
-            self.apply_button.disabled = True
-            for note in self.notes.values():
-                note.clear()
-            self._show_names()
+            args = self._fresh_inputs()
+            if args is None:
+                return None
             try:
-                args = self._gather()
-                if args is None:
-                    self.message.clear()
-                    self._draw_preview()
-                    return None
                 plan = actions.plan_install(self.mailroot, **args)
             except XmailnbError as exc:
                 self._show_error(exc, key_given=bool(self.uploads["key"].value))
