@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import IO
 from pathlib import Path
 
 from common import Figure
@@ -87,6 +88,24 @@ def _env(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MAIL_ROOT", "XMAILNB_LANG")}
     env.update(LANG="C.UTF-8", XMAILNB_DATA_DIR=str(work / "data"))
     return env
+
+
+def _start_class_and_bare(work: Path, klass: Path, port: int, env: dict[str, str],
+                          log: IO[str]) -> tuple[subprocess.Popen, subprocess.Popen, Path, int]:
+    """The class served on *port* (its terminal into *log*) and, beside it,
+    a bare Voilà server of the one-button notebook: (hub, bare, the
+    notebook, bare's port)."""
+    hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port", str(port),
+                            "--lang", "en"], env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    nb = work / "baseline.ipynb"
+    nb.write_text(json.dumps(BASELINE_NB))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        bport = s.getsockname()[1]
+    bare = subprocess.Popen([sys.executable, "-m", "voila", str(nb), f"--port={bport}", "--no-browser",
+                             "--Voila.ip=127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return hub, bare, nb, bport
 
 
 def _rss(pid: int) -> float:
@@ -237,17 +256,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
     port = free_block()
     base = f"http://127.0.0.1:{port}"
     log = open(work / "classroom.log", "w")
-    hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port", str(port),
-                            "--lang", "en"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    nb = work / "baseline.ipynb"
-    nb.write_text(json.dumps(BASELINE_NB))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        bport = s.getsockname()[1]
-    bare = subprocess.Popen([sys.executable, "-m", "voila", str(nb), f"--port={bport}", "--no-browser",
-                             "--Voila.ip=127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    hub, bare, nb, bport = _start_class_and_bare(work, klass, port, env, log)
     bare_url = f"http://127.0.0.1:{bport}/"
     bare10: subprocess.Popen | None = None
     bare10_tti: list[float] = []
@@ -625,16 +634,7 @@ async def _memory(work: Path, rounds: int) -> tuple[list[float], list[float], di
     port = free_block()
     base = f"http://127.0.0.1:{port}"
     log = open(work / "classroom.log", "w")
-    hub = subprocess.Popen([sys.executable, "-m", "xmailnb", "classroom", "serve", str(klass), "--port", str(port),
-                            "--lang", "en"], env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    nb = work / "baseline.ipynb"
-    nb.write_text(json.dumps(BASELINE_NB))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        bport = s.getsockname()[1]
-    bare = subprocess.Popen([sys.executable, "-m", "voila", str(nb), f"--port={bport}", "--no-browser",
-                             "--Voila.ip=127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    hub, bare, nb, bport = _start_class_and_bare(work, klass, port, env, log)
     bare_url = f"http://127.0.0.1:{bport}/"
     memory: list[float] = []
     bare_memory: list[float] = []
