@@ -181,14 +181,17 @@ def test_a_reset_is_recorded_and_its_note_goes_once_the_trainee_acts(klass, monk
     assert generation(mr).number == 1
     assert (row["resets"], row["reset_note"], row["reset_pending"]) == (1, True, False)
     assert row["refusals"] == 0  # the fresh sandbox starts the count again
-    # The page starts again at step 1 (reset_watch: start_afresh).
+    # The page starts again at step 1 (reset_watch: start_afresh): the page
+    # moved, the trainee did not, so the board still notes the reset.
     assert alice.reset_notice.check() is True
     assert alice.current == "diagnose" and "install" not in alice.steps.built()
-    later = boardmod._now() + 5
-    monkeypatch.setattr(boardmod, "_now", lambda: later)
+    assert _read(board, klass, "alice")["reset_note"] is True
+    # Acting in the same second as the reset (one clock, frozen) is acting after it.
+    frozen = boardmod._now()
+    monkeypatch.setattr(boardmod, "_now", lambda: frozen)
     monkeypatch.setattr(
         "xmailnb.ui.classroom._now",
-        lambda: dt.datetime.fromtimestamp(later, dt.timezone.utc).isoformat(timespec="seconds"))
+        lambda: dt.datetime.fromtimestamp(frozen, dt.timezone.utc).isoformat(timespec="seconds"))
     alice.show("csr")
     row = _read(board, klass, "alice")
     assert (row["resets"], row["reset_note"]) == (1, False)

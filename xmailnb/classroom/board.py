@@ -101,6 +101,8 @@ class Board:
         self.received: dict[str, float] = {}
         self.pending: dict[str, int] = {}
         self.resets: dict[str, list[str]] = {}
+        # The sandbox's generation each trainee's last reset made.
+        self.reset_generation: dict[str, int] = {}
         self.hand_cleared: dict[str, str] = {}
         self.messages: list[dict[str, Any]] = []
         self.stuck_minutes = DEFAULT_STUCK_MINUTES
@@ -119,6 +121,8 @@ class Board:
             self.pending = {k: int(v) for k, v in doc.get("pending", {}).items()}
             self.resets = {k: [str(t) for t in v][-50:] for k, v in doc.get("resets", {}).items()
                            if isinstance(v, list)}
+            self.reset_generation = {k: v for k, v in doc.get("reset_generation", {}).items()
+                                     if isinstance(v, int) and not isinstance(v, bool)}
             self.hand_cleared = {k: str(v) for k, v in doc.get("hand_cleared", {}).items()}
             self.messages = [m for m in doc.get("messages", []) if isinstance(m, dict)][-MAX_MESSAGES:]
             self.stuck_minutes = int(doc.get("stuck_minutes", DEFAULT_STUCK_MINUTES))
@@ -128,6 +132,7 @@ class Board:
 
     def _save(self) -> None:
         doc = {"reports": self.reports, "pages": self.pages, "pending": self.pending, "resets": self.resets,
+               "reset_generation": self.reset_generation,
                "hand_cleared": self.hand_cleared, "messages": self.messages, "stuck_minutes": self.stuck_minutes,
                "queue_offset": self.queue_offset}
         try:
@@ -158,7 +163,7 @@ class Board:
         self.received[name] = _now()
         if asked_reset and name in self.pending:
             del self.pending[name]
-            self.resets.setdefault(name, []).append(_iso(_now()))
+            self._record_reset(name, clean.get("generation"))
             changed = True
         if changed:
             self._save()
@@ -178,10 +183,18 @@ class Board:
         self.pending[name] = int(report.get("generation") or 0)
         self._save()
 
-    def reset_done(self, name: str) -> None:
+    def reset_done(self, name: str, generation: Any = None) -> None:
+        """*name*'s server reset the sandbox; *generation* is the number it answered."""
         self.pending.pop(name, None)
-        self.resets.setdefault(name, []).append(_iso(_now()))
+        self._record_reset(name, generation)
         self._save()
+
+    def _record_reset(self, name: str, generation: Any) -> None:
+        self.resets.setdefault(name, []).append(_iso(_now()))
+        if isinstance(generation, int) and not isinstance(generation, bool):
+            self.reset_generation[name] = generation
+        else:
+            self.reset_generation.pop(name, None)
 
     def clear_hand(self, name: str) -> None:
         self.hand_cleared[name] = _iso(_now())
@@ -248,7 +261,14 @@ class Board:
         if online and at is not None and moved is not None and now - moved > self.stuck_minutes * 60:
             stuck.append("idle")
             since.append(moved + self.stuck_minutes * 60)
-        acted = active is not None and last_reset is not None and active > last_reset
+        # Acted since the reset: something the page did on the sandbox the reset
+        # made (the generation: no two clocks, no same-second tie), else by time.
+        acted_on = page.get("active_generation")
+        reset_gen = self.reset_generation.get(name)
+        if isinstance(acted_on, int) and reset_gen is not None:
+            acted = acted_on >= reset_gen
+        else:
+            acted = active is not None and last_reset is not None and active > last_reset
         viewing = page.get("step") if online and page.get("step") in _STEP_NAMES else None
         step_since = _ts(page.get("step_since"))
         return {
@@ -324,6 +344,9 @@ def _clean_page(page: Any) -> dict[str, Any]:
     for key in ("step", "step_since", "active", "opened", "hand"):
         value = page.get(key)
         out[key] = str(value)[:40] if isinstance(value, str) else None
+    acted_on = page.get("active_generation")
+    out["active_generation"] = (acted_on if isinstance(acted_on, int) and not isinstance(acted_on, bool)
+                                and 0 <= acted_on < 2**53 else None)
     refusals = []
     raw = page.get("refusals")
     for r in (raw if isinstance(raw, list) else [])[-MAX_REFUSALS:]:
@@ -791,6 +814,16 @@ def _trainee(board: Board, name: str) -> None:
         raise web.HTTPError(404)
 
 
+def _generation_answered(body: bytes | None) -> int | None:
+    """The sandbox's generation in a trainee server's answer to a reset, if it says one."""
+    try:
+        doc = boundedjson.loads(body or b"", name="xmailnb/reset", max_bytes=4096)
+    except ValueError:
+        return None
+    number = doc.get("generation") if isinstance(doc, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
 class ResetHandler(_Page):
     @web.authenticated
     async def post(self, name: str) -> None:
@@ -804,12 +837,13 @@ class ResetHandler(_Page):
                                           headers={"Authorization": f"token {self.settings['api_token']}"},
                                           request_timeout=60)
             done = response.code == 200
+            answered = _generation_answered(response.body) if done else None
             if not done:
                 log.info("trainee %s's server did not take the reset (HTTP %s): queued", name, response.code)
         except Exception as exc:
             log.info("trainee %s's server cannot be reached (%s): reset queued", name, exc)
         if done:
-            self.board.reset_done(name)
+            self.board.reset_done(name, answered)
             await self.settings["puller"].pull(name)
         else:
             self.board.ask_reset(name)

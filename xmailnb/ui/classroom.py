@@ -68,7 +68,10 @@ class ClassControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no 
         old = read_page(data_dir)
         now = _now()
         # A reload keeps the raised hand and the refusals; the page starts at its first step.
-        self.page: dict[str, Any] = {"opened": now, "active": now, "step": getattr(wizard, "current", ""),
+        # "active" comes with the sandbox's generation: the board tells "acted
+        # after the reset" by that number, not by comparing two clocks.
+        self.page: dict[str, Any] = {"opened": now, "active": now, "active_generation": self._generation(),
+                                     "step": getattr(wizard, "current", ""),
                                      "step_since": now, "hand": old.get("hand"),
                                      "hand_raises": _count(old.get("hand_raises")),
                                      "refusals": list(old.get("refusals") or [])[-MAX_REFUSALS:]}
@@ -103,7 +106,8 @@ class ClassControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no 
     # -- what the trainee does -------------------------------------------------------------
     def raise_my_hand(self) -> None:
         with self._lock:
-            self.page["hand"] = self.page["active"] = _now()
+            self.page["hand"] = _now()
+            self._acted(self.page["hand"])
             self.page["hand_raises"] = _count(self.page.get("hand_raises")) + 1
             self._save()
         self._draw()
@@ -111,7 +115,9 @@ class ClassControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no 
     def on_step(self, step: str) -> None:
         with self._lock:
             now = _now()
-            self.page.update(step=step, step_since=now, active=now)
+            self.page.update(step=step, step_since=now)
+            if not getattr(self._wizard, "restarting", False):
+                self._acted(now)
             self._save()
         self._hook_steps()
 
@@ -130,11 +136,16 @@ class ClassControls(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no 
             entry = refusal(step_name, reason)
             entry["generation"] = self._generation()
             self.page["refusals"] = (self.page["refusals"] + [entry])[-MAX_REFUSALS:]
-            self.page["active"] = entry["time"]
+            self._acted(entry["time"])
             self._save()
         # Back to idle, so that the same refusal once more is seen (and
         # counted) as a new one: a trait notifies only when its value changes.
         step.activity = Activity.IDLE
+
+    def _acted(self, when: str) -> None:
+        """The trainee did something at *when*, on the sandbox as it is now."""
+        self.page["active"] = when
+        self.page["active_generation"] = self._generation()
 
     def _generation(self) -> int:
         mr = getattr(self._wizard, "mailroot", None)

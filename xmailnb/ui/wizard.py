@@ -96,6 +96,8 @@ class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hi
         nav: step name -> its navigation button (``xm-nav-<step>``), which
             carries exactly one of ``xm-state-todo|done|attention|broken``.
         progress: the latest :class:`~xmailnb.checks.progress.Progress`.
+        restarting: True while :meth:`start_afresh` moves the page to step 1
+            (a change of ``current`` the trainee did not make).
     """
 
     current = traitlets.UseEnum(Step, default_value=Step.DIAGNOSE)
@@ -110,6 +112,7 @@ class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hi
         self._lock = threading.RLock()
         self.progress: Progress | None = None
         self._diagnosed = False
+        self.restarting = False
         self.header = html("", "xm-header")
         self.lang_switch = widgets.ToggleButtons(options=self._lang_options(), value=self.lang,
                                                  style={"button_width": "6em"},
@@ -359,7 +362,13 @@ class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hi
             self.steps = _Steps(self._build_step)
             self.progress = None
             self._diagnosed = False
-            self.current = Step.DIAGNOSE
+            # Step 1 because the sandbox was replaced, not because the trainee
+            # went there: the classroom's record does not count it as acting.
+            self.restarting = True
+            try:
+                self.current = Step.DIAGNOSE
+            finally:
+                self.restarting = False
             self._opened(self.current)
             self.body.children = [self.steps[Step.DIAGNOSE]]
 
