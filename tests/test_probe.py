@@ -15,6 +15,7 @@ from cryptography import x509
 import pki
 from helpers import CSR_ARGS, run
 from xmailnb.flows import practice
+from xmailnb.pki import chain as chainmod
 from xmailnb.pki.certfiles import cert_fingerprint
 from xmailnb.errors import InputError
 from xmailnb.mailroot.sandbox import create_sandbox
@@ -643,3 +644,26 @@ def test_a_check_that_reaches_no_server_remembers_nothing(tmp_path, argv):
     assert len(Store(mr).history(limit=100)) == history
     assert probe_settings(mr).ports is None and probe_settings(mr).host is None
     assert "Remembered" not in r.err
+
+
+def test_a_served_chain_too_costly_to_sort_out_is_named_not_a_generic_failure(tmp_path, h):
+    # The judging of what a server sent shares the signature budget of the
+    # whole check (chain.work_budget); here a small outer budget stands in
+    # for a chain that would need more than 2,000 checks.
+    import hostile
+
+    server = tls_server(tmp_path, h.chain_pem + hostile.pem(hostile.same_name(20)), h.leaf.key_pem(), "costly")
+    cafile = _write(tmp_path, h.root.pem)
+    try:
+        with chainmod.work_budget(3):
+            r = probe(ports={"pop3s": server.port}, servername=HOST, cafile=cafile, timeout=5)[0]
+    finally:
+        server.close()
+    assert r.reachable and r.status == "error" and r.problem == "too_costly" and len(r.chain) == 22
+    assert not passed([r])
+    assert r.message.render("en") == (f"Port {server.port} sent 22 certificates; sorting them out would take "
+                                      "more than 3 signature checks, so they were not judged.")
+    assert r.fix.render("en") == ("Make server.cert hold only the server certificate and its intermediate "
+                                  "certificates, in order (step 4 installs them that way), then check again.")
+    assert r.message.render("ja") == (f"ポート {server.port} から届いた証明書 22 枚は、関係を調べるのに署名の確認が "
+                                      "3 回を超えるため、判定しませんでした。")

@@ -120,6 +120,9 @@ class Problem(enum.StrEnum):
     NOT_VERIFIED = "not_verified"
     #: Not probed: server.tab turns STARTTLS off for this endpoint.
     STARTTLS_OFF = "starttls_off"
+    #: The certificates sent would take more signature checks to sort out
+    #: than the budget allows (:data:`xmailnb.pki.chain.SIGNATURE_BUDGET`).
+    TOO_COSTLY = "too_costly"
     UNEXPECTED = "unexpected"
 
 
@@ -1069,6 +1072,10 @@ def probe(
         r = EndpointResult(name=name, host=host, port=wanted[name], reachable=True)
         try:
             _judge(r, outcome, verify_name, anchors, installed, mailroot is not None, at)
+        except chainmod.WorkLimitExceeded as exc:
+            r.status, r.problem, r.verified, r.anchor = Status.ERROR, Problem.TOO_COSTLY, False, None
+            r.message = Msg.of("probe.too_costly", port=r.port, count=len(outcome.certs), limit=exc.limit)
+            r.fix = Msg.of("probe.too_costly.fix")
         except Exception as exc:  # a bug boundary: a certificate too odd to judge still gets a clear line
             log_unexpected(log, f"judging what {name} port {r.port} served", exc)
             r.status, r.problem = Status.ERROR, Problem.UNEXPECTED
