@@ -59,6 +59,7 @@ from voila.tornado.handler import TornadoVoilaHandler
 from .. import boundedjson
 from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
 from ..dashboard.server import DoorScriptHandler
+from ..logs import follow_in_service
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
 from ..mailroot.sandbox import reset_sandbox
@@ -459,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the trainee's server (JupyterHub's spawner calls this)."""
     global _hub_auth
     logging.basicConfig(level=logging.WARNING)
+    follow_in_service()  # classroom serve --verbose: the xmailnb records in this server's log
     extra = list(sys.argv[1:] if argv is None else argv)
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     _hub_auth = HubOAuthClient(api_token=token)
