@@ -555,3 +555,35 @@ def test_terminal_confirmation_for_dns01(monkeypatch):
     assert acme_cmd._confirm(out)([]) is False  # end of input: cancelled
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
     assert acme_cmd._confirm(out) is None  # no terminal: needs --dns-hook
+
+
+def test_the_status_file_keeps_its_form_and_wrong_values_are_left_out(mr):
+    from dataclasses import replace
+
+    from xmailnb.mailroot.acme_state import AcmeStatus, dump_json, load_status, update_status
+    from xmailnb.mailroot.layout import REL_ACME_STATUS
+
+    # status.json as a failed renewal after a success leaves it.
+    doc = {"issued": ["ab" * 32, "cd" * 32], "renew_days": 20,
+           "last_attempt": {"action": "renew", "time": "2026-05-01T03:00:00+00:00", "result": "failed",
+                            "error": Msg.of("acme.renew.never").to_record(),
+                            "fix": Msg.of("acme.renew.never.fix").to_record()},
+           "last_success": {"action": "issue", "time": "2026-04-01T03:00:00+00:00", "leaf_sha256": "ab" * 32,
+                            "not_after": "2026-06-30T00:00:00+00:00", "names": ["mail.example.jp"]}}
+    path = mr.file(REL_ACME_STATUS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(dump_json(doc))
+    status = load_status(mr)
+    assert status.renew_days == 20 and status.issued == ("ab" * 32, "cd" * 32)
+    assert status.last_attempt.result == "failed" and Msg.from_record(status.last_attempt.error) is not None
+    assert status.last_success.names == ("mail.example.jp",)
+    update_status(mr, lambda st: st, {"acme": "test"})
+    assert path.read_bytes() == dump_json(doc)  # written back key for key
+    update_status(mr, lambda st: replace(st, renew_days=7), {"acme": "test"})
+    assert json.loads(path.read_bytes()) == {**doc, "renew_days": 7}
+
+    path.write_text(json.dumps({"issued": "ab", "renew_days": "30", "last_attempt": [1]}))
+    assert load_status(mr) == AcmeStatus()
+    path.write_text("{}")
+    update_status(mr, lambda st: st, {"acme": "test"})
+    assert json.loads(path.read_bytes()) == {}  # nothing set, nothing written

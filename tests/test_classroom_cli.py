@@ -320,3 +320,61 @@ def test_each_trainees_server_writes_to_its_own_log(tmp_path, monkeypatch):
     assert (path.parent / "alice.log.1").read_bytes() == b"old\n" and path.read_bytes() == b""
     with pytest.raises(InputError):
         hub.server_log(str(root), "../bob")
+
+
+def _config(root, *extra):
+    from traitlets.config import Config
+
+    result = run("classroom", "config", str(root), "--port", "8100", *extra)
+    assert result.code == 0, result.err
+    c = Config()
+    exec(result.out, {"get_config": lambda: c})
+    return c
+
+
+def _spawned_env(c, root) -> dict:
+    """The environment JupyterHub gives alice's server under config *c*."""
+    from types import SimpleNamespace
+
+    from xmailnb.classroom.hub import ClassSpawner
+
+    spawner = ClassSpawner(config=c, class_dir=str(root),
+                           user=SimpleNamespace(name="alice", escaped_name="alice", url="/user/alice/"),
+                           hub=SimpleNamespace(public_host="", api_url="http://127.0.0.1:8101/hub/api",
+                                               base_url="/hub/"))
+    return spawner.get_env()
+
+
+@pytest.mark.parametrize("extra, env, value", [(("--verbose",), {}, "info"),
+                                               ((), {"XMAILNB_LOG": "debug"}, "debug")])
+def test_serve_verbose_reaches_the_trainees_servers_and_the_board(tmp_path, monkeypatch, extra, env, value):
+    _init(tmp_path, "alice")
+    root = tmp_path / "class"
+    monkeypatch.delenv("XMAILNB_LOG", raising=False)
+    quiet = _config(root)
+    assert "XMAILNB_LOG" not in _spawned_env(quiet, root)
+    assert all("XMAILNB_LOG" not in s["environment"] for s in quiet.JupyterHub.services)
+
+    for name, val in env.items():
+        monkeypatch.setenv(name, val)
+    loud = _config(root, *extra)
+    # JupyterHub starts a server with the environment it is told to give:
+    # the hub's own (which has XMAILNB_LOG) does not reach it by itself.
+    assert _spawned_env(loud, root)["XMAILNB_LOG"] == value
+    services = {s["name"]: s for s in loud.JupyterHub.services}
+    assert services["class-board"]["environment"]["XMAILNB_LOG"] == value
+
+
+def test_a_class_server_follows_the_log_it_is_given_without_showing_tokens():
+    # What the trainee's server and the board do first in main().
+    code = ("import logging\n"
+            "from xmailnb.logs import follow_in_service\n"
+            "logging.basicConfig(level=logging.WARNING)\n"
+            "follow_in_service()\n"
+            "logging.getLogger('xmailnb.classroom.x').info('token=abcdef0123456789 seen')\n")
+    env = {**os.environ, "XMAILNB_LOG": "info"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "seen" in result.stderr and "abcdef0123456789" not in result.stderr
+    quiet = {k: v for k, v in env.items() if k != "XMAILNB_LOG"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=quiet, timeout=120)
+    assert "seen" not in result.stderr

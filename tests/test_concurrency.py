@@ -95,11 +95,11 @@ def test_two_processes_installing_at_once(rounds, tmp_path, wait, expected):
 
     store = storemod.Store(mr)
     history = store.history()
-    ok_records = [r for r in store.audit_records() if r["result"] == "ok"]
+    ok_records = [r for r in store.audit_records() if r.result == "ok"]
     # Each write that succeeded archived exactly once.
     assert len(ok_records) == len(history) == ROUNDS * expected.count("ok")
     ids = {e.id for e in history}
-    assert all(r["archive"] in ids for r in ok_records)
+    assert all(r.archive in ids for r in ok_records)
     for entry in history:
         store.archived_bytes(entry)  # every manifest matches its files
     assert not list(target.rglob("*.xmailnb-tmp"))

@@ -180,7 +180,7 @@ def test_pending_key_and_csr_pair_and_fingerprint_match_xmailnb(mr):
     assert hand_check("pending.pair", mr).passed is True
     fp = hand_check("pending.fingerprint", mr, lang="en")
     assert fp.passed is True
-    ours = actions.read_pending_meta(mr)["csr_sha256"]
+    ours = actions.read_pending_meta(mr).csr_sha256
     assert fp.verdicts[0].message == Msg.of("handcheck.pending.fingerprint.ours", sha256=ours)
     assert ours.replace(":", "").lower() in fp.outputs[0].text
 

@@ -137,10 +137,10 @@ def test_eight_way_mixed_writers_lose_nothing(material, tmp_path):
 
     store = Store(mr)
     history = store.history()
-    ok = [rec for rec in store.audit_records() if rec["result"] == "ok"]
+    ok = [rec for rec in store.audit_records() if rec.result == "ok"]
     assert len(ok) == len(history)
     ids = {e.id for e in history}
-    assert all(rec["archive"] in ids for rec in ok)
+    assert all(rec.archive in ids for rec in ok)
     for entry in history:
         store.archived_bytes(entry)
     assert not [p for p in target.rglob("*") if p.name.endswith((".xmailnb-tmp", ".partial"))]

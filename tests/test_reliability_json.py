@@ -141,7 +141,7 @@ def test_sandbox_generation_and_audit_log(mailroot):
     with open(mailroot / "sslconf" / "audit.log", "ab") as fh:
         fh.write(BOMB + b"\n")
     store.apply("settings", {"server.tab": b"# two\n"})
-    assert [r["result"] for r in store.audit_records()] == ["ok", "ok"]
+    assert [r.result for r in store.audit_records()] == ["ok", "ok"]
 
 
 def _class(tmp_path: Path) -> Path:

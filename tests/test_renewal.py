@@ -58,8 +58,8 @@ def test_renew_makes_the_csr_from_the_installed_key_and_install_replaces_only_th
     assert mr.server_cert.read_bytes() != cert_before
     assert mr.server_key.read_bytes() == key_before
     assert os.stat(mr.server_key).st_ino == stat_before.st_ino  # not even rewritten
-    install = [rec for rec in Store(mr).audit_records() if rec["action"] == "install"][-1]
-    assert set(install["files"]) == {"server.cert"}
+    install = [rec for rec in Store(mr).audit_records() if rec.action == "install"][-1]
+    assert set(install.files) == {"server.cert"}
     assert run("diagnose", "--mailroot", str(mr.path)).code == 0
 
 

@@ -85,7 +85,7 @@ def test_failure_on_second_rename_restores_everything(mr, monkeypatch):
     leftovers = [p for p in mr.path.rglob("*") if "xmailnb-tmp" in p.name or p.name.endswith(".partial")]
     assert leftovers == []
     audit = Store(mr).audit_records()
-    assert audit[-1]["result"] == "failed"
+    assert audit[-1].result == "failed"
 
 
 def test_failure_while_archiving_changes_nothing(mr, monkeypatch):
@@ -177,6 +177,24 @@ def test_audit_log_has_fingerprints_not_contents(mr):
     record = json.loads(log.splitlines()[-1])
     assert record["files"]["server.key"]["after"] == sha256_hex(secret)
     assert record["action"] == "install" and record["result"] == "ok"
+
+
+def test_audit_records_are_the_lines_on_disk_and_skip_what_is_not_a_record(mr):
+    secret = b"-----BEGIN RSA PRIVATE KEY-----\nsecret\n-----END RSA PRIVATE KEY-----\n"
+    Store(mr).apply("install", {"server.key": secret}, details={"note": "x", "bits": 2048})
+    with open(mr.audit_log, "a", encoding="utf-8") as fh:  # a line cut short, a line written by hand
+        fh.write('{"time": "2026-\n[1, 2]\n{"result": "ok"}\n')
+    Store(mr).apply("settings", {"server.tab": b"x"})
+    lines = [json.loads(line) for line in mr.audit_log.read_text(encoding="utf-8").splitlines()
+             if line.startswith('{"action"')]
+    records = Store(mr).audit_records()
+    assert [r.to_json() for r in records] == lines  # what the log holds, key for key
+    install = records[0]
+    assert (install.action, install.result, install.ok) == ("install", "ok", True)
+    assert install.files["server.key"]["after"] == sha256_hex(secret) and install.details["bits"] == 2048
+    assert install.when() is not None and install.when().tzinfo is not None
+    assert [r.action for r in records] == ["install", "settings"]
+    assert storemod.AuditRecord.from_json(install.to_json()) == install
 
 
 def _hold_lock(mr, seconds: float | None = None) -> subprocess.Popen:

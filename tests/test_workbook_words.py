@@ -158,6 +158,24 @@ def test_pending_form_values_leave_out_a_key_the_form_does_not_offer(mr):
         assert {k: v for k, v in values.items() if k in ("keytype", "keysize", "curve")} == expected, key
 
 
+def test_the_record_beside_the_pending_csr_keeps_its_form_and_bad_values_are_left_out(mr):
+    assert run("csr", *CSR_ARGS, "--aliases", "smtp.example.jp", "--memo", "order 42").code == 0
+    text = mr.pending_meta.read_text(encoding="utf-8")
+    doc = json.loads(text)
+    assert list(doc) == ["created", "memo", "subject", "sans", "key", "key_source", "csr_sha256",
+                         "public_key_sha256"]
+    meta = actions.read_pending_meta(mr)
+    assert meta is not None and json.dumps(meta.to_json(), indent=2, ensure_ascii=False) + "\n" == text
+    assert meta.sans == ("mail.example.jp", "smtp.example.jp") and meta.key_source == "new"
+    # A hand-edited record: values of the wrong type are dropped, not trusted.
+    mr.pending_meta.write_text(json.dumps(dict(doc, memo=7, sans=["x.example.jp", 3], subject={"cn": ["a"]})))
+    edited = actions.read_pending_meta(mr)
+    assert edited is not None and (edited.memo, edited.sans, edited.subject["cn"]) == ("", ("x.example.jp",), None)
+    mr.pending_meta.write_text("[]")
+    assert actions.read_pending_meta(mr) is None
+    assert actions.pending_form_values(mr)["cn"] == "mail.example.jp"  # from the CSR itself
+
+
 def test_no_pending_csr_takes_the_host_name_from_server_tab_when_asked(mr):
     assert actions.pending_form_values(mr) == {}
     assert actions.pending_form_values(mr, hostname_fallback=True) == {"cn": "mail.example.jp"}

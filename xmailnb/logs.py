@@ -34,7 +34,8 @@ from .errors import UsageError
 from .files import user_folder
 
 __all__ = ["state_dir", "log_path", "enable_file_log", "log_unexpected", "SecretFilter", "scrub",
-           "LOG_ENV", "stderr_level", "to_stderr", "child_environ", "follow_environment"]
+           "LOG_ENV", "stderr_level", "to_stderr", "child_environ", "env_value", "follow_environment",
+           "follow_in_service"]
 
 LOG_NAME = "xmailnb.log"
 _MAX_BYTES = 1024 * 1024
@@ -187,9 +188,28 @@ def child_environ(level: int | None, environ: Mapping[str, str] | None = None) -
     this process's) with :data:`LOG_ENV` set to *level*, so that the server
     and its kernels log what this command would (``serve --verbose``)."""
     env = dict(os.environ if environ is None else environ)
-    if level is not None:
-        env[LOG_ENV] = "debug" if level <= logging.DEBUG else "info"
+    value = env_value(level)
+    if value is not None:
+        env[LOG_ENV] = value
     return env
+
+
+def env_value(level: int | None) -> str | None:
+    """The :data:`LOG_ENV` value that asks for *level* (``None``: no log asked for)."""
+    if level is None:
+        return None
+    return "debug" if level <= logging.DEBUG else "info"
+
+
+def follow_in_service() -> int | None:
+    """:func:`follow_environment` in a server of the class (a trainee's
+    server, the board, the culler): the ``xmailnb`` records go through the
+    root's handler (``logging.basicConfig``, the server's log), which gets
+    the one :class:`SecretFilter`, so nothing it writes shows a token."""
+    redactor = SecretFilter()
+    for existing in logging.getLogger().handlers:
+        existing.addFilter(redactor)
+    return follow_environment(handler=False)
 
 
 def follow_environment(*, handler: bool = True) -> int | None:

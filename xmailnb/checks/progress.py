@@ -49,7 +49,7 @@ from ..files import read_regular
 from ..i18n import Msg
 from ..mailroot.layout import REL_PRACTICE_ISSUED_SERVER, REL_PROGRESS_LOG, MailRoot
 from ..pki.chain import Anchor
-from ..mailroot.store import Action, Store
+from ..mailroot.store import Action, AuditRecord, Store
 from ..pki import certfiles, keys
 from ..pki import chain as chainmod
 from ..status import Status
@@ -198,7 +198,7 @@ class _Facts:
     mr: MailRoot
     report: Report
     leaf_sha256: str | None
-    audit: Sequence[Mapping[str, Any]]
+    audit: Sequence[AuditRecord]
     events: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
     @functools.cached_property
@@ -227,13 +227,13 @@ class _Facts:
 
     def ever(self, actions: Iterable[str]) -> bool:
         wanted = set(actions)
-        return any(r.get("result") == "ok" and r.get("action") in wanted for r in self.audit)
+        return any(r.ok and r.action in wanted for r in self.audit)
 
     def installed_at(self) -> dt.datetime | None:
         """Time of the newest successful change that wrote server.cert."""
         for record in reversed(self.audit):
-            if record.get("result") == "ok" and "server.cert" in (record.get("files") or {}):
-                return _time(record)
+            if record.ok and "server.cert" in record.files:
+                return record.when()
         return None
 
 
@@ -262,9 +262,8 @@ def _from_a_csr(f: _Facts) -> bool:
     if not f.installed_pair or f.installed_cert is None:
         return False
     fingerprint = keys.public_key_fingerprint(f.installed_cert)
-    return any(r.get("result") == "ok" and r.get("action") in _INSTALL_ACTIONS
-               and (r.get("details") or {}).get("key_source") == "pending"
-               and (r.get("details") or {}).get("public_key_sha256") == fingerprint for r in f.audit)
+    return any(r.ok and r.action in _INSTALL_ACTIONS and r.details.get("key_source") == "pending"
+               and r.details.get("public_key_sha256") == fingerprint for r in f.audit)
 
 
 def _csr_state(f: _Facts) -> StepState:
@@ -414,6 +413,7 @@ def _leaf_of(report: Report) -> str | None:
     return sha if isinstance(sha, str) else None
 
 def _time(record: Mapping[str, Any]) -> dt.datetime | None:
+    """The ``time`` of a progress-log event as an aware time."""
     try:
         when = dt.datetime.fromisoformat(str(record.get("time")))
     except ValueError:
@@ -421,9 +421,9 @@ def _time(record: Mapping[str, Any]) -> dt.datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
-def _last_change(audit: Sequence[Mapping[str, Any]]) -> dt.datetime | None:
+def _last_change(audit: Sequence[AuditRecord]) -> dt.datetime | None:
     for record in reversed(audit):
-        if record.get("result") == "ok" and (when := _time(record)) is not None:
+        if record.ok and (when := record.when()) is not None:
             return when
     return None
 

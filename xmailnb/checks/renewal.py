@@ -50,16 +50,16 @@ def renewal_finding(mr: MailRoot, at: dt.datetime | None = None) -> Finding | No
         return None
     at = at or clock.now()
     status = load_status(mr)
-    days = int(status.get("renew_days") or DEFAULT_RENEW_DAYS)
-    last = status.get("last_attempt") or {}
+    days = status.renew_days or DEFAULT_RENEW_DAYS
+    last = status.last_attempt
     details: dict[str, Any] = {"directory": settings.directory, "challenge": settings.challenge,
-                               "renew_days": days, "last_result": last.get("result"),
-                               "last_time": last.get("time")}
-    if last.get("result") == "failed":
-        reason = Msg.from_record(last.get("error")) or Msg.of("acme.renewal.unknown")
-        fix = Msg.from_record(last.get("fix"))
+                               "renew_days": days, "last_result": last.result if last else None,
+                               "last_time": last.time if last else None}
+    if last is not None and last.result == "failed":
+        reason = Msg.from_record(last.error) or Msg.of("acme.renewal.unknown")
+        fix = Msg.from_record(last.fix)
         return Finding("acme.renewal", Status.WARN,
-                       Msg.of("acme.renewal.failed", time=str(last.get("time", "-"))[:16].replace("T", " "),
+                       Msg.of("acme.renewal.failed", time=(last.time or "-")[:16].replace("T", " "),
                               reason=reason),
                        fix or Msg.of("acme.renewal.failed.fix"), details)
     due, leaf, renew_after = renewal_due(mr, days, at=at)
@@ -67,7 +67,7 @@ def renewal_finding(mr: MailRoot, at: dt.datetime | None = None) -> Finding | No
         return Finding("acme.renewal", Status.INFO, Msg.of("acme.renewal.no_cert"), None, details)
     details.update({"not_after": leaf.not_valid_after_utc.isoformat(),
                     "next_renewal": renew_after.date().isoformat()})
-    if certfiles.cert_fingerprint(leaf) not in status.get("issued", []):
+    if certfiles.cert_fingerprint(leaf) not in status.issued:
         return Finding("acme.renewal", Status.INFO, Msg.of("acme.renewal.not_acme"),
                        Msg.of("acme.renewal.not_acme.fix"), details)
     key = "acme.renewal.due" if due else "acme.renewal.next"

@@ -144,11 +144,11 @@ def _iso(value: Any) -> str | None:
 def _reached_from_sandbox(mr: MailRoot) -> dict[str, str]:
     out: dict[str, str] = {}
     for record in Store(mr).audit_records():
-        if not isinstance(record, dict) or record.get("result") != "ok":
+        if not record.ok:
             continue
-        when = _iso(record.get("time"))
+        when = _iso(record.time)
         for step, actions in _REACHED_BY.items():
-            if when and str(step) not in out and record.get("action") in actions:
+            if when and str(step) not in out and record.action in actions:
                 out[str(step)] = when
     for event in events(mr):
         kind, when = event.get("event"), _iso(event.get("time"))

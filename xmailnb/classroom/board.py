@@ -59,6 +59,7 @@ from .. import boundedjson
 from ..clock import timestamp as _ts
 from ..files import read_regular, write_atomic
 from ..i18n import LANGUAGES, text
+from ..logs import follow_in_service
 from ..checks.progress import STEPS
 from . import roster
 from .hubconfig import REPORT_SCOPE
@@ -960,6 +961,7 @@ def make_app(board: Board, *, prefix: str, hub_auth: HubOAuth, hub_url: str, api
 def main() -> None:
     """Run the board (JupyterHub starts it as a managed service)."""
     logging.basicConfig(level=logging.WARNING, format="[class-board] %(message)s")
+    follow_in_service()  # classroom serve --verbose
     # jupyterhub's XSRF helper warns about every plain GET: not news.
     logging.getLogger("tornado.application").setLevel(logging.ERROR)
     hub_auth = HubOAuth(cache_max_age=60)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..logs import LOG_ENV, env_value
 from .roster import Classroom
 
 __all__ = ["BOARD_SERVICE", "REPORT_SCOPE", "HubPlan", "plan", "proxy_command"]
@@ -109,12 +110,16 @@ class _Code:
 def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
          python: str | None = None, proxy: list[str] | None = None,
          idle_timeout: int = DEFAULT_IDLE_TIMEOUT, kernel_cull: int = KERNEL_CULL_SECONDS,
-         ssl_cert: str | None = None, ssl_key: str | None = None) -> HubPlan:
+         ssl_cert: str | None = None, ssl_key: str | None = None, log_level: int | None = None) -> HubPlan:
     """The hub of *room* on *ip*:*port*.
 
     The hub's own API, the proxy's API and the board listen on 127.0.0.1,
     on the three ports after *port*.  With *ssl_cert* and *ssl_key*
     (JupyterHub's ``ssl_cert``/``ssl_key``) the public address is HTTPS.
+    With *log_level* (``classroom serve --verbose``, ``XMAILNB_LOG``) the
+    trainees' servers (and their kernels) and the board log at that level
+    too: JupyterHub starts them with only the environment it is told to
+    give (``Spawner.environment``, a service's ``environment``).
     """
     if not 1 <= port <= 65532:
         raise UsageError.of("classroom.port.invalid", "classroom.port.invalid.fix", field="port", port=port)
@@ -124,6 +129,8 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
     scheme = "https" if ssl_cert and ssl_key else "http"
     public = f"{scheme}://{_url_host(ip)}:{port}"
     hub_dir = room.hub_dir
+    log_value = env_value(log_level)
+    log_env = {LOG_ENV: log_value} if log_value is not None else {}
     tls: list[tuple[str, Any]] = ([("JupyterHub.ssl_cert", ssl_cert), ("JupyterHub.ssl_key", ssl_key)]
                                   if scheme == "https" else [])
     s: list[tuple[str, Any]] = [
@@ -150,6 +157,7 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
         ("Spawner.cmd", [python, "-m", "xmailnb.classroom.singleuser"]),
         ("Spawner.args", [f"--MappingKernelManager.cull_idle_timeout={kernel_cull}",
                           "--MappingKernelManager.cull_interval=60"]),
+        *([("Spawner.environment", log_env)] if log_env else []),
         ("Spawner.http_timeout", 60),
         # Ctrl-C on the class stops every server within seconds.
         ("ClassSpawner.interrupt_timeout", 5),
@@ -173,7 +181,7 @@ def plan(room: Classroom, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
         ("JupyterHub.services", [
             {"name": BOARD_SERVICE, "url": board_url, "display": True, "oauth_no_confirm": True,
              "command": [python, "-m", "xmailnb.classroom.board"],
-             "environment": {"XMAILNB_CLASS_DIR": str(room.path), "XMAILNB_CLASS_HUB_URL": public}},
+             "environment": {"XMAILNB_CLASS_DIR": str(room.path), "XMAILNB_CLASS_HUB_URL": public, **log_env}},
             {"name": CULLER_SERVICE, "environment": {"XMAILNB_CLASS_DIR": str(room.path)},
              "command": [python, "-m", "xmailnb.classroom.culler", f"--timeout={idle_timeout}",
                          f"--cull-every={max(5, min(60, idle_timeout // 2))}",

@@ -197,8 +197,7 @@ def snapshot(mr: MailRoot) -> dict[str, Any]:
     last = _last_change(mr, progress.last_change)
     history = []
     for record in Store(mr).audit_records()[-_HISTORY:]:
-        history.append({"time": str(record.get("time", "")), "action": str(record.get("action", "")),
-                        "result": str(record.get("result", ""))})
+        history.append({"time": record.time, "action": record.action, "result": record.result})
     return {
         "steps": {str(step): str(state) for step, state in progress.states.items()},
         "last_change": last.isoformat() if last else None,

@@ -44,19 +44,22 @@ import os
 import signal
 import sys
 import time
+import uuid
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
 from jupyterhub import __version__
 from tornado import httpclient, ioloop, web
-from traitlets import default
+from traitlets import Float, default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
 from .. import boundedjson
 from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
 from ..dashboard.server import DoorScriptHandler
+from ..logs import follow_in_service
 from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
 from ..mailroot.sandbox import reset_sandbox
@@ -64,7 +67,7 @@ from .hubauth import HubIdentityProvider, HubOAuthClient
 from .hubconfig import BOARD_SERVICE
 from .report import CLASS_ENV, PAGE_FILE, read_page, signature, snapshot, write_inbox
 
-__all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "Sandbox", "main"]
+__all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "Sandbox", "TraineeKernelManager", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +193,7 @@ class Activity:
 def _in_use(app: Voila) -> bool:
     """A page is open: a kernel of this server has a connection."""
     km = getattr(app, "kernel_manager", None)
-    connections = getattr(km, "_kernel_connections", {}) or {}
-    return any(count > 0 for count in connections.values())
+    return isinstance(km, TraineeKernelManager) and km.page_open()
 
 
 def _reset(mr: MailRoot) -> int:
@@ -269,6 +271,113 @@ class DashboardHandler(TornadoVoilaHandler):  # type: ignore[misc]  # Voilà shi
             _ = self.xsrf_token  # sets the cookie
 
 
+class TraineeKernelManager(AsyncMappingKernelManager):
+    """One kernel per trainee: Voilà's ``multi_kernel_manager_class`` here.
+
+    Voilà's pool (``--preheat_kernel``, one kernel) starts a new kernel as
+    soon as a page takes the preheated one; a trainee would then cost two.
+    Here the pool is refilled when no kernel is left, not before:
+
+    * once the first kernel starts, the pool's size (Voilà's public
+      ``kernel_pools_config``) is 0, so Voilà's refill after a page took the
+      preheated kernel starts nothing;
+    * when a kernel is shut down (the page's "shut my kernel down" on
+      leaving, the culler) and none is left, one is preheated at once;
+    * every :attr:`check_seconds` the same is looked at, whatever took the
+      kernels away (one that died and was given up, a page that left
+      without a word and was culled);
+    * a kernel that fails to start is tried again after a pause (the pool's
+      preheat then still gives the next page a kernel instead of an error),
+      until it starts or the server stops.
+
+    Voilà makes its pool class a subclass of this one, so everything here
+    goes through the public methods of jupyter_server's kernel manager
+    (``start_kernel``, ``shutdown_kernel``, ``shutdown_all``,
+    ``list_kernels``) and of Voilà's pool (``fill_if_needed``,
+    ``get_pool_size``, ``kernel_pools_config``, ``notebook_path``).
+    """
+
+    check_seconds = Float(5.0, config=True, help="Seconds between two looks for a server left with no kernel.")
+    retry_seconds = Float(5.0, config=True, help="Seconds before a kernel that failed to start is tried again.")
+
+    #: Voilà's pool settings (a trait of the pool class Voilà derives from this one).
+    kernel_pools_config: dict[str, Any]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
+        self.stopping = False
+        self._starting = 0
+        self._held = False
+        self._watch: ioloop.PeriodicCallback | None = None
+
+    def page_open(self) -> bool:
+        """A page is open: a kernel of this server has a connection."""
+        return any(model.get("connections", 0) > 0 for model in self.list_kernels())  # type: ignore[no-untyped-call]
+
+    async def start_kernel(self, **kwargs: Any) -> str:  # type: ignore[override]
+        self._hold_pool()
+        # Every attempt under one id: jupyter_client keeps the id of a start
+        # that failed among its pending kernels until one under it succeeds
+        # (a stray id there would fail the server's shutdown_all).
+        kwargs.setdefault("kernel_id", str(uuid.uuid4()))
+        self._starting += 1
+        try:
+            while True:
+                try:
+                    kernel_id: str = await super().start_kernel(**kwargs)
+                    return kernel_id
+                except Exception as exc:
+                    if self.stopping:
+                        raise
+                    log.warning("a kernel did not start (%s); trying again in %g s", exc, self.retry_seconds)
+                    await asyncio.sleep(self.retry_seconds)
+        finally:
+            self._starting -= 1
+
+    async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # jupyter_client's run_sync type
+        result = await super().shutdown_kernel(kernel_id, *args, **kwargs)  # type: ignore[no-untyped-call]
+        self.keep_one_ready()
+        return result
+
+    async def shutdown_all(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # jupyter_client's run_sync type
+        self.stopping = True
+        if self._watch is not None:
+            self._watch.stop()
+        return await super().shutdown_all(*args, **kwargs)
+
+    def keep_one_ready(self) -> None:
+        """Preheat a kernel if none is left (running, starting or in the pool)."""
+        if not self._held or self.stopping or self._starting or self.list_kernel_ids():
+            return
+        fill: Callable[..., None] | None = getattr(self, "fill_if_needed", None)
+        pool_size: Callable[[str], int] | None = getattr(self, "get_pool_size", None)
+        notebook: str | None = getattr(self, "notebook_path", None)
+        if fill is None or pool_size is None or notebook is None or pool_size(notebook) > 0:
+            return
+        self._set_pool_size(notebook, 1)
+        try:
+            fill(delay=0, notebook_name=notebook)
+        finally:
+            self._set_pool_size(notebook, 0)
+
+    def _hold_pool(self) -> None:
+        """From the first kernel on, Voilà's own refill starts nothing."""
+        if self._held or not hasattr(self, "kernel_pools_config"):
+            return
+        self._held = True
+        self._set_pool_size(getattr(self, "notebook_path", None), 0)
+        self._watch = ioloop.PeriodicCallback(self.keep_one_ready, self.check_seconds * 1000)
+        self._watch.start()
+
+    def _set_pool_size(self, notebook: str | None, size: int) -> None:
+        pools = dict(self.kernel_pools_config)
+        default = {**pools.get("default", {}), "pool_size": size}
+        pools["default"] = default
+        if notebook is not None and notebook in pools:
+            pools[notebook] = {**pools[notebook], "pool_size": size}
+        self.kernel_pools_config = pools
+
+
 class ClassVoila(Voila):  # type: ignore[misc]  # Voilà ships no types
     """Voilà with the class's routes, pool policy and reporter."""
 
@@ -280,7 +389,7 @@ class ClassVoila(Voila):  # type: ignore[misc]  # Voilà ships no types
     def start(self) -> None:
         # JupyterHub stops a server with SIGINT first, but starts it with
         # SIGINT ignored: handle it like SIGTERM (Voilà's own handler).
-        signal.signal(signal.SIGINT, self._handle_signal_stop)
+        signal.signal(signal.SIGINT, signal.getsignal(signal.SIGTERM))
         super().start()
 
     def stop(self) -> None:
@@ -298,7 +407,6 @@ class ClassVoila(Voila):  # type: ignore[misc]  # Voilà ships no types
         # the XSRF cookie under this server's prefix, as Jupyter Server sets
         # it (Voilà leaves it at "/", shared with every server of the class)
         settings.setdefault("xsrf_cookie_kwargs", {"path": self.base_url})
-        _lazy_refill(self.kernel_manager)
         return settings
 
     def init_handlers(self) -> list[Any]:
@@ -321,63 +429,10 @@ class ClassVoila(Voila):  # type: ignore[misc]  # Voilà ships no types
         if self.reporter is not None:
             callback = ioloop.PeriodicCallback(self.reporter.tick, POLL_SECONDS * 1000)
             ioloop.IOLoop.current().add_callback(callback.start)
-        keep = getattr(self.kernel_manager, "xmailnb_keep_one_ready", None)
-        if keep is not None:
-            ioloop.IOLoop.current().add_callback(ioloop.PeriodicCallback(keep, 5000).start)
         if self.activity is not None:
             beat = ioloop.PeriodicCallback(self.activity.tick, self.activity.interval * 1000)
             ioloop.IOLoop.current().add_callback(beat.start)
         return handlers
-
-
-def _lazy_refill(km: Any) -> None:
-    """Keep at most one kernel per trainee: the pool is refilled when the
-    page's kernel is shut down, not as soon as the page took it.
-
-    :func:`_keep_one_ready` (called every few seconds) also refills the pool
-    when no kernel is left at all, whatever the reason: a kernel that died
-    while starting on a busy machine, one culled, a page that left without
-    a word.
-    """
-    fill = getattr(km, "fill_if_needed", None)
-    if fill is None:
-        return
-    state: dict[str, Any] = {"stopping": False, "args": None}
-
-    def fill_if_needed(delay: float | None = None, notebook_name: str | None = None, **kwargs: Any) -> None:
-        state["args"] = (notebook_name, kwargs)
-        if delay is None:  # a page just took the preheated kernel: wait for it to go
-            return
-        fill(delay=delay, notebook_name=notebook_name, **kwargs)
-
-    def keep_one_ready() -> None:
-        pending = state["args"]
-        if pending is None or state["stopping"]:
-            return
-        notebook_name, fill_kwargs = pending
-        pool = km._pools.get(notebook_name, [])
-        for task in list(pool):  # a preheat that failed would fail every page after it
-            if task.done() and (task.cancelled() or task.exception() is not None):
-                pool.remove(task)
-        if not pool and not km.list_kernel_ids():
-            fill(delay=0, notebook_name=notebook_name, **fill_kwargs)
-
-    shutdown = km.shutdown_kernel
-    shutdown_all = km.shutdown_all
-
-    async def shutdown_kernel(kernel_id: str, *args: Any, **kwargs: Any) -> Any:
-        result = await shutdown(kernel_id, *args, **kwargs)
-        keep_one_ready()
-        return result
-
-    async def stop_all(*args: Any, **kwargs: Any) -> Any:
-        state["stopping"] = True
-        return await shutdown_all(*args, **kwargs)
-
-    km.fill_if_needed = fill_if_needed
-    km.shutdown_kernel = shutdown_kernel
-    km.shutdown_all = stop_all
-    km.xmailnb_keep_one_ready = keep_one_ready
 
 
 def _argv(extra: list[str]) -> list[str]:
@@ -392,6 +447,8 @@ def _argv(extra: list[str]) -> list[str]:
         *VOILA_ARGS,
         "--Voila.identity_provider_class=xmailnb.classroom.singleuser.ClassIdentityProvider",
         "--Voila.authorizer_class=xmailnb.classroom.hubauth.HubAuthorizer",
+        # One kernel per trainee (see TraineeKernelManager).
+        "--VoilaConfiguration.multi_kernel_manager_class=xmailnb.classroom.singleuser.TraineeKernelManager",
         # The page speaks the browser's language (xmailnb.dashboard.page), unless
         # the class fixes one with XMAILNB_PAGE_LANG in the servers' environment.
         "--VoilaConfiguration.http_header_envs=Accept-Language",
@@ -403,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the trainee's server (JupyterHub's spawner calls this)."""
     global _hub_auth
     logging.basicConfig(level=logging.WARNING)
+    follow_in_service()  # classroom serve --verbose: the xmailnb records in this server's log
     extra = list(sys.argv[1:] if argv is None else argv)
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
     _hub_auth = HubOAuthClient(api_token=token)

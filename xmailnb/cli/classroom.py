@@ -281,7 +281,8 @@ def _plan(args: argparse.Namespace) -> Any:
     return hubconfig.plan(room, ip=ip, port=args.port, proxy=hubconfig.proxy_command(),
                           idle_timeout=max(60, args.idle_timeout),
                           ssl_cert=os.path.abspath(cert) if cert else None,
-                          ssl_key=os.path.abspath(key) if key else None)
+                          ssl_key=os.path.abspath(key) if key else None,
+                          log_level=stderr_level(getattr(args, "verbose", False)))
 
 
 def run_config(args: argparse.Namespace, out: Any) -> int:

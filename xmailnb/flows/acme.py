@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import certifi
@@ -44,7 +44,10 @@ from ..mailroot.acme_state import (
     DEFAULT_RENEW_DAYS,
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
+    AcmeAttempt,
     AcmeSettings,
+    AcmeStatus,
+    AcmeSuccess,
     dump_json,
     json_doc,
     load_settings,
@@ -112,26 +115,25 @@ class AcmeError(InputError):
 
 def _record_attempt(mr: MailRoot, action: str, *, error: XmailnbError | None = None,
                     leaf: x509.Certificate | None = None, days: int | None = None) -> None:
-    attempt: dict[str, Any] = {"action": action, "time": clock.now().isoformat(timespec="seconds"),
-                               "result": "failed" if error else "ok"}
-    if error is not None:
-        attempt["error"] = error.msg.to_record()
-        if error.fix is not None:
-            attempt["fix"] = error.fix.to_record()
+    attempt = AcmeAttempt(action=action, time=clock.now().isoformat(timespec="seconds"),
+                          result="failed" if error else "ok",
+                          error=error.msg.to_record() if error is not None else None,
+                          fix=error.fix.to_record() if error is not None and error.fix is not None else None)
 
-    def edit(status: dict[str, Any]) -> None:
-        status["last_attempt"] = attempt
+    def edit(status: AcmeStatus) -> AcmeStatus:
+        status = replace(status, last_attempt=attempt)
         if leaf is not None:
             fp = certfiles.cert_fingerprint(leaf)
-            status["last_success"] = {"action": action, "time": attempt["time"], "leaf_sha256": fp,
-                                      "not_after": leaf.not_valid_after_utc.isoformat(),
-                                      "names": chainmod.hostnames(leaf)}
-            issued = [f for f in status.get("issued", []) if f != fp]
-            status["issued"] = ([fp] + issued)[:_ISSUED_KEPT]
+            success = AcmeSuccess(action=action, time=attempt.time, leaf_sha256=fp,
+                                  not_after=leaf.not_valid_after_utc.isoformat(),
+                                  names=tuple(chainmod.hostnames(leaf)))
+            issued = (fp, *(f for f in status.issued if f != fp))[:_ISSUED_KEPT]
+            status = replace(status, last_success=success, issued=issued)
         if days is not None:
-            status["renew_days"] = days
+            status = replace(status, renew_days=days)
+        return status
 
-    update_status(mr, edit, {"acme": action, "result": attempt["result"]})
+    update_status(mr, edit, {"acme": action, "result": attempt.result})
 
 
 # -- events ------------------------------------------------------------------------
@@ -783,14 +785,14 @@ def renew(mr: MailRoot, days: int = DEFAULT_RENEW_DAYS, *, on_event: EventSink |
         raise AcmeError(Msg.of("acme.renew.never"), Msg.of("acme.renew.never.fix"))
     status = load_status(mr)
     due, leaf, renew_after = renewal_due(mr, days, at=at)
-    if leaf is not None and certfiles.cert_fingerprint(leaf) not in status.get("issued", []):
+    if leaf is not None and certfiles.cert_fingerprint(leaf) not in status.issued:
         return RenewOutcome(False, "not_acme", leaf.not_valid_after_utc, renew_after)
     if not due:
         assert leaf is not None
-        if status.get("renew_days") != days:
+        if status.renew_days != days:
             # Written once per change of --days, so the diagnosis shows the
             # renewal date the scheduled runs will act on.
-            update_status(mr, lambda st: st.__setitem__("renew_days", days),
+            update_status(mr, lambda st: replace(st, renew_days=days),
                            {"acme": "renew_days", "renew_days": days})
         return RenewOutcome(False, "not_due", leaf.not_valid_after_utc, renew_after)
     try:

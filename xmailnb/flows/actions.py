@@ -59,6 +59,8 @@ __all__ = [
     "entry_time",
     "pending_csr_exists",
     "pending_form_values",
+    "PendingMeta",
+    "read_pending_meta",
     "CHECKLIST",
     "read_checklist",
     "tick_checklist",
@@ -189,6 +191,52 @@ def renewal_key(mr: MailRoot) -> RenewalKey:
     return RenewalKey(key=key, pem=data, summary=keys.key_summary(key))
 
 
+_SUBJECT_FIELDS = ("country", "state", "locality", "org", "unit", "cn", "email")
+
+
+@dataclass(frozen=True)
+class PendingMeta:
+    """What :func:`create_csr` records beside the pending CSR
+    (``sslconf/server.csr.json``): its memo, subject, names, key and
+    fingerprints, and when it was made."""
+
+    created: str | None = None
+    memo: str = ""
+    #: The subject's fields (:data:`_SUBJECT_FIELDS`); ``None`` for one left empty.
+    subject: Mapping[str, str | None] = field(default_factory=dict)
+    sans: tuple[str, ...] = ()
+    key: str = ""
+    #: ``new`` (a key made with the CSR) or ``installed`` (a renewal that keeps server.key).
+    key_source: str = ""
+    csr_sha256: str | None = None
+    public_key_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON object, in the order it is written."""
+        return {"created": self.created, "memo": self.memo, "subject": dict(self.subject),
+                "sans": list(self.sans), "key": self.key, "key_source": self.key_source,
+                "csr_sha256": self.csr_sha256, "public_key_sha256": self.public_key_sha256}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> PendingMeta | None:
+        """The record in *doc*, keeping only values of the right type; ``None`` if *doc* is not an object."""
+        if not isinstance(doc, dict):
+            return None
+
+        def text(name: str) -> str | None:
+            value = doc.get(name)
+            return value if isinstance(value, str) else None
+
+        subject_in = doc.get("subject")
+        subject = {name: value if isinstance(value := subject_in.get(name), str) else None
+                   for name in _SUBJECT_FIELDS} if isinstance(subject_in, dict) else {}
+        sans_in = doc.get("sans")
+        sans = tuple(n for n in sans_in if isinstance(n, str)) if isinstance(sans_in, list) else ()
+        return cls(created=text("created"), memo=text("memo") or "", subject=subject, sans=sans,
+                   key=text("key") or "", key_source=text("key_source") or "", csr_sha256=text("csr_sha256"),
+                   public_key_sha256=text("public_key_sha256"))
+
+
 def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool = False) -> CsrResult:
     """Generate a key (unless *key* is given) and a CSR, and write both.
 
@@ -218,37 +266,31 @@ def create_csr(mr: MailRoot, request: Any, *, key: Any = None, reuse_key: bool =
     built = csrmod.build_csr(request, key)
     pem = csrmod.csr_pem(built)
     description = csrmod.describe_csr(built)
-    meta = {
-        "created": clock.now().isoformat(timespec="seconds"),
-        "memo": request.memo,
-        "subject": {k: description.get(k) for k in ("country", "state", "locality", "org", "unit", "cn", "email")},
-        "sans": description["sans"],
-        "key": description["key"],
-        "key_source": "installed" if reuse_key else "new",
-        "csr_sha256": description["sha256"],
-        "public_key_sha256": description["public_key_sha256"],
-    }
+    meta = PendingMeta(created=clock.now().isoformat(timespec="seconds"), memo=request.memo,
+                       subject={k: description.get(k) for k in _SUBJECT_FIELDS},
+                       sans=tuple(description["sans"]), key=description["key"],
+                       key_source="installed" if reuse_key else "new", csr_sha256=description["sha256"],
+                       public_key_sha256=description["public_key_sha256"])
     details = {"cn": request.cn, "sans": description["sans"], "key": description["key"],
-               "key_source": meta["key_source"],
+               "key_source": meta.key_source,
                "csr_sha256": description["sha256"], "public_key_sha256": description["public_key_sha256"]}
     with Store(mr).transaction(Action.CSR, details) as tx:
         replaced = tx.read(mr.rel_pending_csr) is not None or tx.read(mr.rel_pending_key) is not None
         tx.write(mr.rel_pending_key, key_pem if key_pem is not None else keys.private_key_pem(key))
         tx.write(mr.rel_pending_csr, pem)
-        tx.write(mr.rel_pending_meta, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        tx.write(mr.rel_pending_meta,
+                 (json.dumps(meta.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return CsrResult(csr=built, pem=pem, description=description, entry=tx.entry, replaced_pending=replaced,
                      reused_key=reuse_key)
 
 
-def read_pending_meta(mr: MailRoot) -> dict[str, Any]:
+def read_pending_meta(mr: MailRoot) -> PendingMeta | None:
+    """The record beside the pending CSR; ``None`` when there is none or it cannot be read."""
     try:
         doc = boundedjson.loads(mr.read(mr.rel_pending_meta) or b"", name=mr.rel_pending_meta)
     except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-_SUBJECT_FIELDS = ("country", "state", "locality", "org", "unit", "cn", "email")
+        return None
+    return PendingMeta.from_json(doc)
 
 
 def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dict[str, str]:
@@ -266,9 +308,9 @@ def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dic
             mail host name (SmtpServerDomain, else RootDomain) as ``cn``.
     """
     meta = read_pending_meta(mr)
-    subject: dict[str, Any] = meta["subject"] if isinstance(meta.get("subject"), dict) else {}
-    sans: list[Any] = meta["sans"] if isinstance(meta.get("sans"), list) else []
-    key_text = str(meta.get("key") or "")
+    subject: Mapping[str, Any] = meta.subject if meta is not None else {}
+    sans: list[Any] = list(meta.sans) if meta is not None else []
+    key_text = meta.key if meta is not None else ""
     if not subject.get("cn"):
         try:
             data = mr.read(mr.rel_pending_csr)
@@ -282,8 +324,8 @@ def pending_form_values(mr: MailRoot, *, hostname_fallback: bool = False) -> dic
     aliases = [n for n in sans if isinstance(n, str) and n != values.get("cn")]
     if aliases:
         values["aliases"] = " ".join(aliases)
-    if isinstance(meta.get("memo"), str) and meta["memo"]:
-        values["memo"] = meta["memo"]
+    if meta is not None and meta.memo:
+        values["memo"] = meta.memo
     kind, _, rest = key_text.partition(" ")
     if kind.lower() == "rsa" and rest.isdigit():
         values["keytype"] = "rsa"

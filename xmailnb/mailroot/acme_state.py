@@ -33,6 +33,9 @@ __all__ = [
     "DEFAULT_RENEW_DAYS",
     "AcmeSettings",
     "load_settings",
+    "AcmeAttempt",
+    "AcmeStatus",
+    "AcmeSuccess",
     "load_status",
     "update_status",
     "json_doc",
@@ -172,18 +175,114 @@ def load_settings(mr: MailRoot) -> AcmeSettings | None:
         return None
 
 
-def load_status(mr: MailRoot) -> dict[str, Any]:
-    """Outcome of the last attempt and the last success (``{}`` when none)."""
-    return _read_json(mr, REL_ACME_STATUS)
+def _text(doc: Mapping[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    return value if isinstance(value, str) else None
 
 
-def update_status(mr: MailRoot, edit: Callable[[dict[str, Any]], None], details: Mapping[str, Any]) -> None:
-    """Read status.json under the store's lock, let *edit* change it, write it
-    back: a renewal and a dashboard recording at the same moment both count."""
+def _record(doc: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    value = doc.get(name)
+    return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True)
+class AcmeAttempt:
+    """The last order or renewal tried: ``result`` is ``ok`` or ``failed``;
+    a failure keeps its message and fix as :class:`Msg` records."""
+
+    action: str
+    time: str
+    result: str
+    error: Mapping[str, Any] | None = None
+    fix: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"action": self.action, "time": self.time, "result": self.result}
+        if self.error is not None:
+            doc["error"] = dict(self.error)
+        if self.fix is not None:
+            doc["fix"] = dict(self.fix)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> AcmeAttempt | None:
+        if not isinstance(doc, dict):
+            return None
+        return cls(action=_text(doc, "action") or "", time=_text(doc, "time") or "",
+                   result=_text(doc, "result") or "", error=_record(doc, "error"), fix=_record(doc, "fix"))
+
+
+@dataclass(frozen=True)
+class AcmeSuccess:
+    """The last certificate ACME issued and xmailnb installed."""
+
+    action: str
+    time: str
+    leaf_sha256: str
+    not_after: str
+    names: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "time": self.time, "leaf_sha256": self.leaf_sha256,
+                "not_after": self.not_after, "names": list(self.names)}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> AcmeSuccess | None:
+        if not isinstance(doc, dict):
+            return None
+        names = doc.get("names")
+        return cls(action=_text(doc, "action") or "", time=_text(doc, "time") or "",
+                   leaf_sha256=_text(doc, "leaf_sha256") or "", not_after=_text(doc, "not_after") or "",
+                   names=tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ())
+
+
+@dataclass(frozen=True)
+class AcmeStatus:
+    """``sslconf/acme/status.json``: the last attempt, the last success, the
+    fingerprints of the certificates ACME issued here (newest first) and
+    the renewal's ``--days``.  A field never set is left out of the file."""
+
+    last_attempt: AcmeAttempt | None = None
+    last_success: AcmeSuccess | None = None
+    issued: tuple[str, ...] = ()
+    renew_days: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.last_attempt is not None:
+            doc["last_attempt"] = self.last_attempt.to_json()
+        if self.last_success is not None:
+            doc["last_success"] = self.last_success.to_json()
+        if self.issued:
+            doc["issued"] = list(self.issued)
+        if self.renew_days is not None:
+            doc["renew_days"] = self.renew_days
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> AcmeStatus:
+        """The status in *doc*; what is missing or of the wrong type is left at its default."""
+        if not isinstance(doc, dict):
+            return cls()
+        issued, days = doc.get("issued"), doc.get("renew_days")
+        return cls(last_attempt=AcmeAttempt.from_json(doc.get("last_attempt")),
+                   last_success=AcmeSuccess.from_json(doc.get("last_success")),
+                   issued=tuple(f for f in issued if isinstance(f, str)) if isinstance(issued, list) else (),
+                   renew_days=days if isinstance(days, int) and not isinstance(days, bool) else None)
+
+
+def load_status(mr: MailRoot) -> AcmeStatus:
+    """Outcome of the last attempt and the last success (all fields unset when none)."""
+    return AcmeStatus.from_json(_read_json(mr, REL_ACME_STATUS))
+
+
+def update_status(mr: MailRoot, edit: Callable[[AcmeStatus], AcmeStatus], details: Mapping[str, Any]) -> None:
+    """Read status.json under the store's lock, let *edit* make the new
+    status from it, write that back: a renewal and a dashboard recording at
+    the same moment both count."""
     with Store(mr).transaction(Action.ACME, details) as tx:
-        status = json_doc(tx.read(REL_ACME_STATUS), REL_ACME_STATUS)
-        edit(status)
-        tx.write(REL_ACME_STATUS, dump_json(status))
+        status = AcmeStatus.from_json(json_doc(tx.read(REL_ACME_STATUS), REL_ACME_STATUS))
+        tx.write(REL_ACME_STATUS, dump_json(edit(status).to_json()))
 
 
 def parse_dns_server(value: str) -> tuple[str, int]:

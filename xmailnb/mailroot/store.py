@@ -69,7 +69,7 @@ from ..i18n import Msg
 from ..logs import log_unexpected
 from .layout import JOURNAL_NAME, MANAGED_FOLDERS, MailRoot, is_managed, read_problem
 
-__all__ = ["Action", "ArchiveEntry", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
+__all__ = ["Action", "ArchiveEntry", "AuditRecord", "Store", "StoreError", "Transaction", "sha256_hex", "is_key_file",
            "BOOKKEEPING_ACTIONS", "LOCK_WAIT", "committed_entries"]
 
 
@@ -229,6 +229,63 @@ class ArchiveEntry:
         """Sort key, oldest first: by sequence; entries without one (made by
         earlier versions, before any with one) by their id."""
         return (1, self.seq, "") if self.seq is not None else (0, 0, self.id)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One line of the audit log (``sslconf/audit.log``): what a change did.
+
+    ``files`` maps each relative name the change wrote to the SHA-256 of its
+    version ``before`` and ``after`` (``None``: absent); ``archive`` is the
+    id of the archive entry that holds the versions before, if any.
+    """
+
+    time: str
+    action: str
+    result: str
+    archive: str | None = None
+    files: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+    def when(self) -> dt.datetime | None:
+        """:attr:`time` as an aware time (UTC when it names no zone); ``None`` if unreadable."""
+        try:
+            when = dt.datetime.fromisoformat(self.time)
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+    def to_json(self) -> dict[str, Any]:
+        """The line's JSON object, as written (``error`` only when there is one)."""
+        doc: dict[str, Any] = {"time": self.time, "action": self.action, "result": self.result,
+                               "archive": self.archive,
+                               "files": {rel: dict(change) for rel, change in self.files.items()},
+                               "details": dict(self.details)}
+        if self.error:
+            doc["error"] = self.error
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> AuditRecord | None:
+        """The record of a line's JSON object, or ``None`` when it is not one
+        (a line cut short, written by hand)."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
+            return None
+        files_in = doc.get("files")
+        files = {str(rel): {str(k): v if isinstance(v, str) else None for k, v in change.items()}
+                 for rel, change in (files_in.items() if isinstance(files_in, dict) else ())
+                 if isinstance(change, dict)}
+        details = doc.get("details")
+        archive, error = doc.get("archive"), doc.get("error")
+        return cls(time=str(doc.get("time", "")), action=doc["action"], result=str(doc.get("result", "")),
+                   archive=archive if isinstance(archive, str) else None, files=files,
+                   details=details if isinstance(details, dict) else {},
+                   error=error if isinstance(error, str) else None)
 
 
 # -- folders reached without following links ------------------------------------------
@@ -1645,18 +1702,13 @@ class Store:
     def _audit(self, session: _Session, action: str, entry_id: str | None,
                before: Mapping[str, bytes | None], after: Mapping[str, bytes | None],
                details: Mapping[str, Any], *, result: str, error: str | None = None) -> None:
-        record: dict[str, Any] = {
-            "time": clock.now().isoformat(timespec="seconds"),
-            "action": action,
-            "result": result,
-            "archive": entry_id,
-            "files": {rel: {"before": _digest(before.get(rel)), "after": _digest(after.get(rel))}
-                      for rel in after},
-            "details": dict(details),
-        }
-        if error:
-            record["error"] = error
-        line = (json.dumps(record, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        record = AuditRecord(time=clock.now().isoformat(timespec="seconds"), action=action, result=result,
+                             archive=entry_id,
+                             files={rel: {"before": _digest(before.get(rel)), "after": _digest(after.get(rel))}
+                                    for rel in after},
+                             details=dict(details), error=error)
+        line = (json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False, default=str)
+                + "\n").encode("utf-8")
         try:
             d = session.sslconf
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
@@ -1676,7 +1728,8 @@ class Store:
             # The audit log must never turn a completed change into a failure.
             pass
 
-    def audit_records(self) -> list[dict[str, Any]]:
+    def audit_records(self) -> list[AuditRecord]:
+        """The audit log's records, oldest first (unreadable lines left out)."""
         try:
             data = read_regular(self.mailroot.audit_log, 64 * 1024 * 1024, follow_symlinks=False)
         except OSError:
@@ -1684,9 +1737,11 @@ class Store:
         out = []
         for line in data.decode("utf-8", "replace").splitlines():
             try:
-                out.append(bounded_loads(line, name="sslconf/audit.log", max_depth=16))
+                record = AuditRecord.from_json(bounded_loads(line, name="sslconf/audit.log", max_depth=16))
             except ValueError:
                 continue
+            if record is not None:
+                out.append(record)
         return out
 
 

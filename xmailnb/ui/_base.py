@@ -123,17 +123,19 @@ def status_icon(status: Status, lang: str) -> str:
 
 def set_status_class(widget: Any, status: Status | None) -> None:
     """Give *widget* exactly one of the status classes (or none)."""
+    # ipywidgets' add_class/remove_class change (and send) nothing when the
+    # class is already there or already gone.
     for cls in STATUS_CLASSES:
-        if cls != f"xm-{status}" and cls in widget._dom_classes:
+        if cls != f"xm-{status}":
             widget.remove_class(cls)
-    if status is not None and f"xm-{status}" not in widget._dom_classes:
+    if status is not None:
         widget.add_class(f"xm-{status}")
 
 
 def set_flag_class(widget: Any, cls: str, on: bool) -> None:
-    if on and cls not in widget._dom_classes:
+    if on:
         widget.add_class(cls)
-    elif not on and cls in widget._dom_classes:
+    else:
         widget.remove_class(cls)
 
 

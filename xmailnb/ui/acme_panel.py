@@ -30,7 +30,7 @@ from ..i18n import LANGUAGES, Msg, detect_language, page_text as text
 from ..status import Status
 from ..mailroot import MailRoot
 from . import _html
-from ._base import Message, as_mailroot, set_status_class
+from ._base import Message, as_mailroot, set_flag_class, set_status_class
 
 __all__ = ["AcmePanel", "PanelState"]
 
@@ -307,11 +307,7 @@ class AcmePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type
         if running and not step:
             step = text("acme.ui.running", self.lang)
         self.progress.value = _html.render("tag", tag="div", text=step) if step else ""
-        set_flag = "xm-progress"
-        if running and set_flag not in self.progress._dom_classes:
-            self.progress.add_class(set_flag)
-        elif not running and set_flag in self.progress._dom_classes:
-            self.progress.remove_class(set_flag)
+        set_flag_class(self.progress, "xm-progress", running)
         rows = []
         for _name, (status, msg) in self._authz.items():
             row = widgets.HTML(_html.render("tag", tag="div", text=msg.page(self.lang)))

@@ -402,7 +402,8 @@ class CsrStep(StepView):
     def _show_confirm(self) -> None:
         assert self.mailroot is not None
         values = actions.pending_form_values(self.mailroot)
-        created = actions.read_pending_meta(self.mailroot).get("created")
+        meta = actions.read_pending_meta(self.mailroot)
+        created = meta.created if meta is not None else None
         self.replace_warning.show(Status.WARN, Msg.of("ui.csr.replace.warning", created=_when(created),
                                                  cn=values.get("cn") or "-"))
         show(self.confirm_box, True)
