@@ -563,8 +563,8 @@ class StatusHandler(tornado.web.RequestHandler):
 
     def get(self) -> None:
         km = self.voila.kernel_manager
-        pool = getattr(km, "_pools", {}).get(getattr(km, "notebook_path", None), [])
-        preheated = any(task.done() and not task.cancelled() and task.exception() is None for task in pool)
+        notebook = getattr(km, "notebook_path", None)
+        preheated = bool(notebook) and km.get_pool_size(notebook) > 0 and km.has_unclaimed_kernel()
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps({"kernels": km.kernel_count(), "preheated": preheated,
@@ -699,22 +699,38 @@ class PageKernelManager(AsyncMappingKernelManager):
         self._owner: dict[str, str] = {}
         #: kernels a page's websocket has connected to
         self._connected_once: set[str] = set()
+        #: kernels the culler's current round handed to this class (Voilà's
+        #: pool skips the ones it holds before they reach it)
+        self._judged: set[str] = set()
+
+        #: kernel -> websockets connected now, counted by notify_connect and
+        #: notify_disconnect (jupyter_server's public hooks, not its private dict)
+        self._pages: dict[str, int] = {}
+
+    def _connections(self, kernel_id: str) -> int:
+        """Pages (websockets) connected to *kernel_id* now."""
+        return self._pages.get(kernel_id, 0) if kernel_id in self else 0
 
     def set_owner(self, kernel_id: str, login: str) -> None:
         """*kernel_id* serves a page of the browser *login*."""
-        if kernel_id in self._kernels:
+        if kernel_id in self:
             self._owner[kernel_id] = login
 
     def owns_page(self, login: str | None) -> bool:
         """The browser *login* holds the kernel of a page it has really
         opened (its websocket connected at least once; a bare GET does not
         count)."""
-        return login is not None and any(o == login and k in self._kernels and k in self._connected_once
+        return login is not None and any(o == login and k in self and k in self._connected_once
                                          for k, o in self._owner.items())
+
+    def has_unclaimed_kernel(self) -> bool:
+        """A kernel has started that no page has taken yet (with Voilà's
+        preheat, the one waiting in its pool)."""
+        return any(k not in self._owner and k not in self._connected_once for k in self.list_kernel_ids())
 
     def kernel_count(self) -> int:
         """Kernels running or being started."""
-        return len(self._kernels) + self._starting
+        return len(self) + self._starting
 
     async def start_kernel(self, **kwargs: Any) -> str:  # type: ignore[override]
         self._starting += 1
@@ -744,12 +760,18 @@ class PageKernelManager(AsyncMappingKernelManager):
 
     def notify_connect(self, kernel_id: str) -> None:
         super().notify_connect(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
+        self._pages[kernel_id] = self._pages.get(kernel_id, 0) + 1
         self._alone_since.pop(kernel_id, None)
         self._connected_once.add(kernel_id)
 
     def notify_disconnect(self, kernel_id: str) -> None:
         super().notify_disconnect(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
-        if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
+        left = self._pages.get(kernel_id, 0) - 1
+        if left > 0:
+            self._pages[kernel_id] = left
+        else:
+            self._pages.pop(kernel_id, None)
+        if kernel_id in self and self._connections(kernel_id) <= 0:
             self._alone_since[kernel_id] = time.monotonic()
             # Its page went away (closed, reloaded): the kernel is given back
             # once a reconnection had its chance.
@@ -760,7 +782,7 @@ class PageKernelManager(AsyncMappingKernelManager):
         asyncio.get_event_loop().call_later(self.page_grace, self._release_if_alone, kernel_id)
 
     def _release_if_alone(self, kernel_id: str) -> None:
-        if kernel_id in self._kernels and self._kernel_connections.get(kernel_id, 0) <= 0:
+        if kernel_id in self and self._connections(kernel_id) <= 0:
             asyncio.ensure_future(self._release(kernel_id))
 
     async def _release(self, kernel_id: str) -> None:
@@ -773,38 +795,36 @@ class PageKernelManager(AsyncMappingKernelManager):
             log_unexpected(log, "stopping the kernel of a closed page", exc)
         self._owner.pop(kernel_id, None)
 
-    def _pooled(self) -> set[str]:
-        """Kernels waiting in Voilà's preheat pool."""
-        ids = set()
-        for pool in getattr(self, "_pools", {}).values():
-            for task in pool:
-                if task.done() and not task.cancelled() and task.exception() is None:
-                    ids.add(task.result().get("kernel_id"))
-        return ids
-
     async def cull_kernels(self) -> None:
-        now = time.monotonic()
-        for kernel_id in [k for k in self._alone_since if k not in self._kernels]:
+        running = set(self.list_kernel_ids())
+        for kernel_id in [k for k in self._alone_since if k not in running]:
             del self._alone_since[kernel_id]
-        for kernel_id in [k for k in self._activity_seen if k not in self._kernels]:
+        for kernel_id in [k for k in self._activity_seen if k not in running]:
             del self._activity_seen[kernel_id]
-        for kernel_id in [k for k in self._owner if k not in self._kernels]:
+        for kernel_id in [k for k in self._owner if k not in running]:
             del self._owner[kernel_id]
-        self._connected_once &= set(self._kernels)
-        for kernel_id in self._pooled():
-            # A page's clock starts when the kernel leaves the pool.
+        self._connected_once &= running
+        for kernel_id in [k for k in self._pages if k not in running]:
+            del self._pages[kernel_id]
+        self._judged = set()
+        await super().cull_kernels()  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
+        # A kernel that did not reach cull_kernel_if_idle this round waits in
+        # Voilà's preheat pool (its subclass returns early for those): a
+        # page's clock starts when the kernel leaves the pool.
+        now = time.monotonic()
+        for kernel_id in running - self._judged:
             if kernel_id in self._alone_since:
                 self._alone_since[kernel_id] = now
-        await super().cull_kernels()  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
-        kernel = self._kernels.get(kernel_id)
-        if kernel is None:
+        self._judged.add(kernel_id)
+        if kernel_id not in self:
             return
+        kernel = self.get_kernel(kernel_id)
         if getattr(kernel, "execution_state", None) == "dead":
             await self.shutdown_kernel(kernel_id)  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
             return
-        if self._kernel_connections.get(kernel_id, 0) > 0:
+        if self._connections(kernel_id) > 0:
             return
         now = time.monotonic()
         alone = now - self._alone_since.setdefault(kernel_id, now)
