@@ -45,4 +45,19 @@ from .submit import SubmitStep
 from .wizard import STEPS, Wizard
 
 __all__ = ["Wizard", "STEPS", "DiagnoseStep", "CsrStep", "SubmitStep", "InstallStep", "SettingsStep",
-           "ProbeStep", "NoticeStep"]
+           "ProbeStep", "NoticeStep", "preload"]
+
+
+def preload() -> None:
+    """Do now what the first page would otherwise do while its visitor
+    waits: compile the page's templates, read every catalog, load the
+    country tables of step 2's form.  The dashboard notebook calls it in a
+    preheated kernel, before the page is asked for (nothing here reads the
+    MailRoot: the page still shows the MailRoot as it is when asked for)."""
+    from . import _html
+    from .. import i18n
+    from ..pki import csr
+
+    _html.preload()
+    i18n.preload()
+    csr.preload()
