@@ -82,7 +82,7 @@ def _open_first_visit(page, url: str) -> float:
     """A first visit (no step remembered): the page opens on step 1, its
     findings show, then step 2 answers a click."""
     start = time.perf_counter()
-    page.goto(url)
+    page.goto(url, timeout=120_000)
     page.wait_for_selector(".xm-finding", state="visible", timeout=120_000)
     page.click(".xm-nav-csr")
     page.wait_for_selector(".xm-step-csr", state="visible", timeout=60_000)
@@ -93,7 +93,7 @@ def _open_remembered(page, url: str) -> float:
     """A reload on a remembered step (step 2): the page reopens on it, step
     1's findings are one click away, then step 2 answers a click."""
     start = time.perf_counter()
-    page.goto(url)
+    page.goto(url, timeout=120_000)
     page.wait_for_selector(".xm-nav-diagnose", state="visible", timeout=120_000)
     page.click(".xm-nav-diagnose")
     page.wait_for_selector(".xm-finding", state="visible", timeout=120_000)
@@ -104,7 +104,7 @@ def _open_remembered(page, url: str) -> float:
 
 def _open_baseline(page, url: str) -> float:
     start = time.perf_counter()
-    page.goto(url)
+    page.goto(url, timeout=120_000)
     page.wait_for_selector(".widget-button", state="visible", timeout=120_000)
     page.click(".widget-button")
     page.wait_for_function("document.querySelector('.widget-button').textContent.trim() === '1'",
@@ -183,7 +183,7 @@ def _responsiveness(browser, url: str, runs: int) -> Figure:
     """Round trip of another widget while an RSA-4096 key is generated."""
     ctx = browser.new_context()
     page = ctx.new_page()
-    page.goto(url)
+    page.goto(url, timeout=120_000)
     page.wait_for_selector(".xm-nav-diagnose", state="visible", timeout=120_000)
     page.click(".xm-nav-diagnose")  # the page reopens on the step shown last
     page.wait_for_selector(".xm-finding", state="visible", timeout=120_000)
