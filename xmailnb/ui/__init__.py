@@ -35,6 +35,9 @@ plus ``xm-ok|xm-warn|xm-error|xm-info``), ``xm-csr-curve``, ``xm-csr-text``,
 
 from __future__ import annotations
 
+from .. import i18n
+from ..pki import csr as pki_csr
+from . import _html
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
 from .install import InstallStep
@@ -54,10 +57,6 @@ def preload() -> None:
     country tables of step 2's form.  The dashboard notebook calls it in a
     preheated kernel, before the page is asked for (nothing here reads the
     MailRoot: the page still shows the MailRoot as it is when asked for)."""
-    from . import _html
-    from .. import i18n
-    from ..pki import csr
-
     _html.preload()
     i18n.preload()
-    csr.preload()
+    pki_csr.preload()
