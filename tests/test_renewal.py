@@ -154,3 +154,20 @@ def test_csr_step_says_why_an_installed_key_cannot_be_kept(tmp_path):
     step = CsrStep(mr.path, lang="en")
     assert step.renew_row.layout.display == "none"
     assert "passphrase" in step.renew_unavailable.value
+
+
+def test_csr_step_on_screen_follows_a_change_of_the_installed_pair(tmp_path, mr):
+    # The step judges the installed pair again only when server.key or
+    # server.cert changed; a change made elsewhere must still show.
+    step = CsrStep(mr.path, lang="en")
+    assert step.renewing
+    step.refresh()  # nothing changed: still offered
+    assert step.renewing and step.renew_row.layout.display is None
+    other = pki.hierarchy("mail.example.jp")
+    mr.server_key.write_bytes(other.leaf.key_pem())  # no longer the key of server.cert
+    step.refresh()
+    assert not step.renewing and step.renew_row.layout.display == "none"
+    assert step.renew_unavailable.value
+    mr.server_cert.write_bytes(other.chain_pem)  # the pair matches again
+    step.refresh()
+    assert step.renewing and "RSA 2048" in step.renew_hint.value

@@ -57,6 +57,7 @@ __all__ = [
     "render",
     "text",
     "page_text",
+    "preload",
     "shown",
 ]
 
@@ -107,6 +108,14 @@ def _translations(lang: str) -> gettext.GNUTranslations:
         pass
     # Not built (or edited since): compile in memory, never into the package.
     return gettext.GNUTranslations(io.BytesIO(compile_po(po)))
+
+
+def preload() -> None:
+    """Load every language's catalog now (a preheated dashboard kernel does
+    it before the page is asked for; the page's language switch names every
+    language in its own words, so the first page reads them all)."""
+    for lang in LANGUAGES:
+        _translations(lang)
 
 
 def compile_po(po: Path) -> bytes:

@@ -58,6 +58,7 @@ __all__ = [
     "csr_pem",
     "describe_csr",
     "csr_problems",
+    "preload",
 ]
 
 FIELDS: tuple[str, ...] = ("country", "state", "locality", "org", "unit", "cn", "aliases", "email",
@@ -188,6 +189,15 @@ def _check_country(value: str) -> str:
     if suggestion:
         raise _fail("country", Msg.of("csr.country.suggest", value=text, code=suggestion))
     raise _fail("country", Msg.of("csr.country.length", value=text))
+
+
+def preload() -> None:
+    """Load the country tables a CSR form is checked against (kept off
+    start-up, see :func:`_check_country`; a preheated dashboard kernel loads
+    them before the page is asked for, not on the first click on step 2)."""
+    import pycountry
+
+    pycountry.countries.get(alpha_2="JP")
 
 
 def _country_suggestion(text: str) -> str | None:

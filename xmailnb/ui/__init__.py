@@ -35,6 +35,9 @@ plus ``xm-ok|xm-warn|xm-error|xm-info``), ``xm-csr-curve``, ``xm-csr-text``,
 
 from __future__ import annotations
 
+from .. import i18n
+from ..pki import csr as pki_csr
+from . import _html
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
 from .install import InstallStep
@@ -45,4 +48,15 @@ from .submit import SubmitStep
 from .wizard import STEPS, Wizard
 
 __all__ = ["Wizard", "STEPS", "DiagnoseStep", "CsrStep", "SubmitStep", "InstallStep", "SettingsStep",
-           "ProbeStep", "NoticeStep"]
+           "ProbeStep", "NoticeStep", "preload"]
+
+
+def preload() -> None:
+    """Do now what the first page would otherwise do while its visitor
+    waits: compile the page's templates, read every catalog, load the
+    country tables of step 2's form.  The dashboard notebook calls it in a
+    preheated kernel, before the page is asked for (nothing here reads the
+    MailRoot: the page still shows the MailRoot as it is when asked for)."""
+    _html.preload()
+    i18n.preload()
+    pki_csr.preload()

@@ -83,6 +83,8 @@ class CsrStep(StepView):
         self.renew_unavailable = self.new_message("xm-csr-renew-unavailable")
         self._renewal: Any = None
         self._renewal_reason: Msg | None = None
+        #: server.key and server.cert as they were when the renewal was last judged.
+        self._renewal_files: tuple[bytes | None, bytes | None] | None = None
 
         self.generate_button = button("xm-csr-generate", button_style="primary", disabled=True)
         self.bind(self.generate_button, "description", "ui.csr.generate")
@@ -169,6 +171,18 @@ class CsrStep(StepView):
         the default when it first becomes possible (a certificate is
         installed: the admin is renewing)."""
         assert self.mailroot is not None
+        mr = self.mailroot
+        try:
+            files: tuple[bytes | None, bytes | None] | None = (mr.read(mr.rel_server_key),
+                                                               mr.read(mr.rel_server_cert))
+        except OSError:
+            files = None
+        if files is not None and files == self._renewal_files:
+            # The same key and certificate: the same answer, without loading
+            # the key again (a full RSA check costs about 0.1 s, and every
+            # refresh of the page asks).
+            return
+        self._renewal_files = files
         before = self._renewal
         try:
             self._renewal = actions.renewal_key(self.mailroot)
