@@ -374,7 +374,8 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             await board.click("#login_submit")
             await board.wait_for_selector(".xm-class-board .xm-trainee-t10", timeout=60_000)
             open_pages = [await c.new_page() for c in contexts]
-            await asyncio.gather(*(p.goto(f"{base}/user/{n}/") for p, n in zip(open_pages, TRAINEES)))
+            # (goto's 30 s default: seen exceeded at load average 30, which lost the run's 7a)
+            await asyncio.gather(*(p.goto(f"{base}/user/{n}/", timeout=180_000) for p, n in zip(open_pages, TRAINEES)))
             for p in open_pages:
                 await p.wait_for_selector(".xm-finding", state="visible", timeout=180_000)
             board_times = []
