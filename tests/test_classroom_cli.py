@@ -16,7 +16,8 @@ import pytest
 
 from helpers import CSR_ARGS, free_block, run, tree
 from xmailnb.classroom import hubconfig, procs, roster
-from xmailnb.classroom.report import BOARD_CLASSES, snapshot
+from xmailnb.classroom.readout import snapshot
+from xmailnb.classroom.report import BOARD_CLASSES
 
 pytestmark = pytest.mark.slow  # JupyterHub processes
 

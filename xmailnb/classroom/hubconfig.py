@@ -33,11 +33,11 @@ from typing import Any
 
 from ..errors import UsageError
 from ..logs import LOG_ENV, env_value
+from .report import BOARD_SERVICE
 from .roster import Classroom
 
 __all__ = ["BOARD_SERVICE", "REPORT_SCOPE", "HubPlan", "plan", "proxy_command"]
 
-BOARD_SERVICE = "class-board"
 CULLER_SERVICE = "idle-culler"
 REPORT_SCOPE = "custom:xmailnb:report"
 TRAINER_ROLE = "xmailnb-trainer"

@@ -13,18 +13,16 @@ sandbox, so a reset does not move them):
 * The sandbox itself, read by :func:`snapshot`.
 
 The board never trusts what a trainee's token posts: it asks the server for
-:func:`snapshot` with the board service's own credentials
-(:mod:`xmailnb.classroom.board`).  :func:`snapshot` is one call of the one progress rule
-(:func:`xmailnb.checks.progress.step_progress`) turned into JSON, with the open
-problems and the recent history rendered in both languages so that the
-board can show them in the trainer's language without reading the
-trainee's files.  :func:`signature` is what the reporter polls (a few
-``stat`` calls) to notice a change cheaply.
+the sandbox's progress with the board service's own credentials
+(:mod:`xmailnb.classroom.board`); the server computes it in a short-lived
+child process (:mod:`xmailnb.classroom.readout`), so that the progress rule
+and cryptography stay out of every trainee's long-running server.
+:func:`signature` is what the reporter polls (a few ``stat`` calls) to
+notice a change cheaply, and what the server keys its last report by.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -34,24 +32,19 @@ from typing import Any
 
 from .. import boundedjson
 from .. import clock
-from ..checks.progress import events, step_progress
 from ..files import read_regular, write_atomic
 from ..errors import InputError
 from ..i18n import LANGUAGES, Msg
-from ..mailroot.layout import REL_WATCHED, MailRoot
-from ..mailroot.sandbox import generation
-from ..mailroot.store import Store
+from ..mailroot.layout import REL_WATCHED
 
-__all__ = ["BOARD_CLASSES", "CLASS_ENV", "PAGE_FILE", "INBOX_FILE", "MAX_REFUSALS", "MAX_MESSAGE_CHARS",
-           "MESSAGE_QUEUE", "signature", "snapshot", "read_page", "write_page", "read_inbox", "write_inbox",
+__all__ = ["BOARD_CLASSES", "BOARD_SERVICE", "CLASS_ENV", "PAGE_FILE", "INBOX_FILE", "MAX_REFUSALS", "MAX_MESSAGE_CHARS",
+           "MESSAGE_QUEUE", "signature", "read_page", "write_page", "read_inbox", "write_inbox",
            "refusal", "queue_message", "read_queue"]
 
 log = logging.getLogger(__name__)
 
 #: Step state -> the board cell's class (DESIGN.md section 4).
 BOARD_CLASSES = {"done": "xm-ok", "attention": "xm-warn", "broken": "xm-error", "todo": "xm-pending"}
-
-_HISTORY = 15
 
 PAGE_FILE = "class-page.json"
 INBOX_FILE = "class-inbox.json"
@@ -93,6 +86,9 @@ def write_inbox(data_dir: Path, doc: Mapping[str, Any]) -> None:
         _write_json(data_dir / INBOX_FILE, doc)
 
 
+#: The board's name as a JupyterHub service: its token is the only one a
+#: trainee's server answers ``xmailnb/progress`` and ``xmailnb/reset`` for.
+BOARD_SERVICE = "class-board"
 #: Set in a trainee's server's environment (and so its kernel's): the page shows the class controls.
 CLASS_ENV = "XMAILNB_CLASSROOM"
 #: Messages the trainer sends from the command line, for the board to hand over.
@@ -161,48 +157,3 @@ def signature(path: Path) -> tuple[Any, ...]:
         except OSError:
             out.append(None)
     return tuple(out)
-
-
-def _finding(f: Any) -> dict[str, Any]:
-    return {"check": f.check, "status": str(f.status),
-            "message": {lang: f.message.render(lang) for lang in LANGUAGES},
-            "fix": {lang: f.fix.render(lang) for lang in LANGUAGES} if f.fix is not None else None}
-
-
-#: Progress-log events that record what the trainee looked at, not a change.
-_LOOKING = ("step", "diagnose")
-
-
-def _last_change(mr: MailRoot, audited: dt.datetime | None) -> dt.datetime | None:
-    """The newest of the store's last change and the progress log's events
-    (a live check, the notice shown): both are something the trainee did.
-    Looking is not progress: the step on screen and a diagnosis shown are
-    left out (else a trainee refused and browsing would never look stuck)."""
-    times = [audited] if audited is not None else []
-    for record in events(mr)[-50:]:
-        if record.get("event") in _LOOKING:
-            continue
-        try:
-            when = dt.datetime.fromisoformat(str(record.get("time")))
-        except ValueError:
-            continue
-        times.append(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
-    aware = [t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc) for t in times]
-    return max(aware) if aware else None
-
-
-def snapshot(mr: MailRoot) -> dict[str, Any]:
-    """Step states, last change, open problems, all findings and recent history of *mr*."""
-    progress = step_progress(mr)
-    last = _last_change(mr, progress.last_change)
-    history = []
-    for record in Store(mr).audit_records()[-_HISTORY:]:
-        history.append({"time": record.time, "action": record.action, "result": record.result})
-    return {
-        "steps": {str(step): str(state) for step, state in progress.states.items()},
-        "last_change": last.isoformat() if last else None,
-        "problems": [_finding(f) for f in progress.problems],
-        "findings": [_finding(f) for f in progress.report.findings],
-        "history": history,
-        "generation": generation(mr).number,
-    }

@@ -16,7 +16,7 @@ same dashboard notebook and ``xmailnb`` template as ``xmailnb serve``, with:
   is refilled when the page's kernel goes (closed page, culled kernel), so a
   trainee costs one server plus one kernel, and opening the page is as quick
   as with ``xmailnb serve``.
-* A reporter: once a second it looks at the sandbox's files and the page's
+* A reporter: twice a second it looks at the sandbox's files and the page's
   ``class-page.json`` (a few ``stat``) and whether a page is open; when
   something changed (and every 10 s anyway) it tells the board "ask me"
   with the server's JupyterHub token.  That call carries no progress: a
@@ -24,7 +24,8 @@ same dashboard notebook and ``xmailnb`` template as ``xmailnb serve``, with:
   believes only what it reads itself.
 * ``POST <prefix>xmailnb/progress``: the board (and only the board service,
   as the hub tells from its token) reads the progress of the sandbox
-  (:func:`xmailnb.classroom.report.snapshot`) and what the page said, and
+  (:mod:`xmailnb.classroom.readout`, in a short-lived child process, only
+  when the sandbox changed) and what the page said, and
   hands over the trainer's messages, a lowered hand and a reset asked
   while this server was not running.
 * ``POST <prefix>xmailnb/reset``: the board asks for a fresh sandbox; the
@@ -45,6 +46,7 @@ import signal
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
@@ -56,7 +58,7 @@ from traitlets import Float, default
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
-from .. import boundedjson
+from .. import boundedjson, clock
 from ..dashboard.plan import MAX_MESSAGE_BYTES, VOILA_ARGS, dashboard_notebook, share_dir
 from ..dashboard.server import DoorScriptHandler
 from ..logs import follow_in_service
@@ -64,16 +66,24 @@ from ..mailroot.layout import MailRoot
 from ..mailroot.resolve import resolve
 from ..mailroot.sandbox import reset_sandbox
 from .hubauth import HubIdentityProvider, HubOAuthClient
-from .hubconfig import BOARD_SERVICE
-from .report import CLASS_ENV, PAGE_FILE, read_page, signature, snapshot, write_inbox
+from ..i18n import LANGUAGES, text
+from ..status import Status
+from .report import BOARD_SERVICE, CLASS_ENV, PAGE_FILE, read_page, signature, write_inbox
 
-__all__ = ["ClassVoila", "ClassIdentityProvider", "Reporter", "Sandbox", "TraineeKernelManager", "main"]
+__all__ = ["ClassVoila", "ClassIdentityProvider", "ReadoutError", "Reporter", "Sandbox", "TraineeKernelManager",
+           "main", "read_progress"]
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 1.0
+#: The reporter's look at the sandbox (a dozen ``stat``): twice a second, as
+#: reading the progress in a child process (~0.3 s of CPU) comes after it.
+POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 10.0
 ACTIVITY_SECONDS = 30.0
+#: The child that reads a sandbox's progress is killed after this long ...
+READ_SECONDS = 30.0
+#: ... or when it prints more than this (a report is some 10 KiB).
+READ_MAX_BYTES = boundedjson.MAX_BYTES
 _SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 _hub_auth: HubOAuthClient | None = None
 
@@ -96,14 +106,24 @@ class ClassIdentityProvider(HubIdentityProvider):
 
 
 class Sandbox:
-    """The trainee's sandbox as the board reads it: the progress (computed
-    again only when a watched file changed) and what the page said."""
+    """The trainee's sandbox as the board reads it: the progress (read again
+    only when a watched file changed) and what the page said.
+
+    The progress is read in a short-lived child process
+    (:mod:`xmailnb.classroom.readout`): the progress rule needs cryptography,
+    which would otherwise stay loaded in this server for its whole life
+    (about 11 MiB of every trainee's server, figure 7b).  One reading at a
+    time; the last one is kept, keyed by the sandbox's :func:`signature`.
+    """
 
     def __init__(self, mr: MailRoot, in_use: Callable[[], bool] = lambda: False) -> None:
         self.mailroot = mr
         self.data_dir = mr.path.parent
         self.in_use = in_use
         self._cached: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._reading = asyncio.Lock()
+        self.read_seconds = READ_SECONDS
+        self.read_max_bytes = READ_MAX_BYTES
 
     def signature(self) -> tuple[Any, ...]:
         try:
@@ -113,20 +133,97 @@ class Sandbox:
             page = None
         return (signature(self.mailroot.path), page, self.in_use())
 
-    def progress(self) -> dict[str, Any]:
-        sig = signature(self.mailroot.path)
-        if self._cached is None or self._cached[0] != sig:
-            self._cached = (sig, snapshot(self.mailroot))
-        return self._cached[1]
+    async def progress(self) -> dict[str, Any]:
+        """The sandbox's progress, read again when it changed since the last
+        reading; a report that says it could not be read when the reading
+        failed (then it is tried again at the next ask)."""
+        async with self._reading:
+            sig = signature(self.mailroot.path)
+            if self._cached is not None and self._cached[0] == sig:
+                return self._cached[1]
+            try:
+                report = await read_progress(self.mailroot.path, self.read_seconds, self.read_max_bytes)
+            except ReadoutError as exc:
+                log.warning("reading the sandbox's progress failed: %s", exc)
+                return self._unreadable()
+            self._cached = (sig, report)
+            return report
 
-    def answer(self, asked: dict[str, Any]) -> dict[str, Any]:
+    def _unreadable(self) -> dict[str, Any]:
+        """The last reading (if any) with a problem on top: this one failed."""
+        last = dict(self._cached[1]) if self._cached is not None else {
+            "steps": {}, "last_change": None, "problems": [], "findings": [], "history": [], "generation": 0}
+        problem = {"check": "classroom.progress", "status": str(Status.ERROR),
+                   "message": {lang: text("classroom.progress.unreadable", lang) for lang in LANGUAGES},
+                   "fix": {lang: text("classroom.progress.unreadable.fix", lang) for lang in LANGUAGES}}
+        last["problems"] = [problem, *last.get("problems", [])]
+        return last
+
+    async def answer(self, asked: dict[str, Any]) -> dict[str, Any]:
         """Apply what the board hands over (*asked*), then say where the trainee is."""
+        loop = asyncio.get_running_loop()
         if asked.get("reset") is True:
-            _reset(self.mailroot)
+            await loop.run_in_executor(None, _reset, self.mailroot)
+        report = await self.progress()
         inbox = asked.get("inbox")
         if isinstance(inbox, dict):
-            write_inbox(self.data_dir, inbox)
-        return {"report": self.progress(), "page": read_page(self.data_dir), "open": self.in_use()}
+            await loop.run_in_executor(None, write_inbox, self.data_dir, inbox)
+        page = await loop.run_in_executor(None, read_page, self.data_dir)
+        return {"report": report, "page": page, "open": self.in_use()}
+
+
+class ReadoutError(Exception):
+    """The child process did not give a report (see :func:`read_progress`)."""
+
+
+async def _read_at_most(stream: asyncio.StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await stream.read(64 * 1024)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def read_progress(path: Path, timeout: float = READ_SECONDS,
+                        max_bytes: int = READ_MAX_BYTES) -> dict[str, Any]:
+    """The progress of the sandbox at *path*, as
+    ``python -m xmailnb.classroom.readout`` prints it, read without blocking
+    the event loop.
+
+    Raises:
+        ReadoutError: the child failed, took longer than *timeout* seconds
+            (it is killed), printed more than *max_bytes* or not a JSON object.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xmailnb.classroom.readout", "--at", clock.now().isoformat(), str(path),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        out, err = await asyncio.wait_for(
+            asyncio.gather(_read_at_most(proc.stdout, max_bytes), _read_at_most(proc.stderr, 64 * 1024)), timeout)
+        if len(out) > max_bytes:
+            raise ReadoutError(f"more than {max_bytes} bytes")
+        code = await asyncio.wait_for(proc.wait(), timeout)
+    except asyncio.TimeoutError:
+        raise ReadoutError(f"no answer within {timeout:g} s") from None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if code != 0:
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:]
+        raise ReadoutError(f"exit status {code}: {' '.join(tail)}")
+    try:
+        doc = boundedjson.loads(out, name="readout", max_bytes=max_bytes)
+    except ValueError as exc:
+        raise ReadoutError(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise ReadoutError("not a JSON object")
+    return doc
 
 
 class Reporter:
@@ -253,8 +350,7 @@ class ProgressHandler(web.RequestHandler):
             raise web.HTTPError(400) from None
         if not isinstance(asked, dict):
             raise web.HTTPError(400)
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(None, self.sandbox.answer, asked)
+        answer = await self.sandbox.answer(asked)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(answer))
