@@ -364,30 +364,35 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
             _quiet()
             baseline_tti.append(await _bare(browser, bare_url))
 
-            # 7c: the board sees a change within 5 s.
-            _quiet()
-            trainer_ctx = await browser.new_context(viewport={"width": 1366, "height": 900})
-            board = await trainer_ctx.new_page()
-            await board.goto(base + "/hub/login")
-            await board.fill("#username_input", "trainer")
-            await board.fill("#password_input", passwords["trainer"])
-            await board.click("#login_submit")
-            await board.wait_for_selector(".xm-class-board .xm-trainee-t10", timeout=60_000)
-            open_pages = [await c.new_page() for c in contexts]
-            # (goto's 30 s default: seen exceeded at load average 30, which lost the run's 7a)
-            await asyncio.gather(*(p.goto(f"{base}/user/{n}/", timeout=180_000) for p, n in zip(open_pages, TRAINEES)))
-            for p in open_pages:
-                await p.wait_for_selector(".xm-finding", state="visible", timeout=180_000)
+            # 7c: the board sees a change within 5 s.  A failure here (a page
+            # with no finding in time, seen at load average 30) is 7c not
+            # measured: it must not lose the 7a and 7b rounds measured above.
             board_times = []
-            values = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Bench", "cn": "mail.example.jp"}
-            for name in TRAINEES[:5]:
-                mr = MailRoot(klass / "users" / name / "sandbox-MailRoot", is_sandbox=True)
-                start = time.perf_counter()
-                await asyncio.to_thread(actions.create_csr, mr, csrmod.request_from_values(
-                    {**values, "keytype": "ec", "curve": "P-256"}))
-                await board.wait_for_selector(f".xm-trainee-{name} .xm-step-csr.xm-ok", timeout=60_000)
-                board_times.append(time.perf_counter() - start)
-                await asyncio.sleep(1)
+            try:
+                _quiet()
+                trainer_ctx = await browser.new_context(viewport={"width": 1366, "height": 900})
+                board = await trainer_ctx.new_page()
+                await board.goto(base + "/hub/login")
+                await board.fill("#username_input", "trainer")
+                await board.fill("#password_input", passwords["trainer"])
+                await board.click("#login_submit")
+                await board.wait_for_selector(".xm-class-board .xm-trainee-t10", timeout=60_000)
+                open_pages = [await c.new_page() for c in contexts]
+                # (goto's 30 s default: seen exceeded at load average 30, which lost the run's 7a)
+                await asyncio.gather(*(p.goto(f"{base}/user/{n}/", timeout=180_000) for p, n in zip(open_pages, TRAINEES)))
+                for p in open_pages:
+                    await p.wait_for_selector(".xm-finding", state="visible", timeout=180_000)
+                values = {"country": "JP", "state": "Tokyo", "locality": "Minato-ku", "org": "Bench", "cn": "mail.example.jp"}
+                for name in TRAINEES[:5]:
+                    mr = MailRoot(klass / "users" / name / "sandbox-MailRoot", is_sandbox=True)
+                    start = time.perf_counter()
+                    await asyncio.to_thread(actions.create_csr, mr, csrmod.request_from_values(
+                        {**values, "keytype": "ec", "curve": "P-256"}))
+                    await board.wait_for_selector(f".xm-trainee-{name} .xm-step-csr.xm-ok", timeout=60_000)
+                    board_times.append(time.perf_counter() - start)
+                    await asyncio.sleep(1)
+            except Exception as exc:
+                print(f"[classroom] 7c not measured: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
 
             await browser.close()
     finally:

@@ -41,7 +41,8 @@ class Figure:
 
     @property
     def median(self) -> float:
-        return statistics.median(self.value)
+        # nothing measured (a phase that failed): not a number, and not met
+        return statistics.median(self.value) if self.value else float("nan")
 
     @property
     def ratio(self) -> float:
@@ -49,7 +50,7 @@ class Figure:
 
     @property
     def spread(self) -> tuple[float, float]:
-        return (min(self.value), max(self.value))
+        return (min(self.value), max(self.value)) if self.value else (float("nan"), float("nan"))
 
     @property
     def met(self) -> bool | None:
