@@ -75,7 +75,7 @@ def test_a_reading_that_fails_says_so_and_keeps_the_last_reading(sandbox):
     server.read_seconds = singleuser.READ_SECONDS
     again = run_async(server.progress())
     assert again["steps"]["csr"] == "done"
-    assert all(p["check"] != "classroom.progress" for p in again["problems"])
+    assert all(p["check"] != "classroom.progress.unreadable" for p in again["problems"])
 
 
 def test_a_reading_over_its_size_budget_is_refused(sandbox):
@@ -84,4 +84,4 @@ def test_a_reading_over_its_size_budget_is_refused(sandbox):
     server = singleuser.Sandbox(sandbox)
     server.read_max_bytes = 100
     report = run_async(server.progress())  # never the crash of the board's read
-    assert report["problems"][0]["check"] == "classroom.progress" and report["generation"] == 0
+    assert report["problems"][0]["check"] == "classroom.progress.unreadable" and report["generation"] == 0

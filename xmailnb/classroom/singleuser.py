@@ -153,7 +153,7 @@ class Sandbox:
         """The last reading (if any) with a problem on top: this one failed."""
         last = dict(self._cached[1]) if self._cached is not None else {
             "steps": {}, "last_change": None, "problems": [], "findings": [], "history": [], "generation": 0}
-        problem = {"check": "classroom.progress", "status": str(Status.ERROR),
+        problem = {"check": "classroom.progress.unreadable", "status": str(Status.ERROR),
                    "message": {lang: text("classroom.progress.unreadable", lang) for lang in LANGUAGES},
                    "fix": {lang: text("classroom.progress.unreadable.fix", lang) for lang in LANGUAGES}}
         last["problems"] = [problem, *last.get("problems", [])]
