@@ -200,6 +200,18 @@ def _quiet(seconds: float = 60.0) -> None:
             return
 
 
+def _first_visit(klass: Path) -> None:
+    """Each trainee's next page is a first visit: it opens on step 1, as
+    on the day the class starts.  The page reopens on the step shown last
+    (the sandbox's progress log), and every visit here ends on step 2, so
+    without this the next one would never show step 1's findings."""
+    from xmailnb.mailroot.layout import REL_PROGRESS_LOG, MailRoot
+
+    for name in TRAINEES:
+        MailRoot(klass / "users" / name / "sandbox-MailRoot", is_sandbox=True).file(REL_PROGRESS_LOG).unlink(
+            missing_ok=True)
+
+
 async def _dashboard(page, url: str) -> float:
     start = time.perf_counter()
     await page.goto(url)
@@ -325,6 +337,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                 for side in (("class", "bare") if r % 2 == 0 else ("bare", "class")):
                     _quiet()
                     if side == "class":
+                        _first_visit(klass)
                         pages = [await c.new_page() for c in contexts]
                         before = _cpu()
                         tried = await asyncio.gather(*(_dashboard(p, f"{base}/user/{n}/")
@@ -377,6 +390,7 @@ async def _run(work: Path, quick: bool) -> list[Figure]:
                 await board.fill("#password_input", passwords["trainer"])
                 await board.click("#login_submit")
                 await board.wait_for_selector(".xm-class-board .xm-trainee-t10", timeout=60_000)
+                _first_visit(klass)
                 open_pages = [await c.new_page() for c in contexts]
                 # (goto's 30 s default: seen exceeded at load average 30, which lost the run's 7a)
                 await asyncio.gather(*(p.goto(f"{base}/user/{n}/", timeout=180_000) for p, n in zip(open_pages, TRAINEES)))
