@@ -7,7 +7,10 @@ the kernels are counted as processes."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import logging
 import os
 import signal
 import stat
@@ -19,8 +22,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
 
 from helpers import free_port
+from xmailnb.classroom.singleuser import TraineeKernelManager
 
 pytestmark = [pytest.mark.slow]
 
@@ -74,6 +79,17 @@ class Server:
             assert self.proc.poll() is None, self.said()
             time.sleep(0.5)
         pytest.fail(f"{what}: {self.kernels()}\n{self.said()}")
+
+    def preheated(self, times: int = 1) -> dict[int, str]:
+        """Wait until Voilà's pool has been filled *times* times (the
+        preheated kernel started and its page rendered): a page asked for
+        before that is not given the pool's kernel but one of its own."""
+        deadline = time.monotonic() + START
+        while self.said().count("is filled with 1 kernel") < times:
+            assert time.monotonic() < deadline, self.said()
+            assert self.proc.poll() is None, self.said()
+            time.sleep(0.5)
+        return self.kernels()
 
     def said(self) -> str:
         self.log.flush()
@@ -129,7 +145,8 @@ def _wait_for_page(s: Server) -> str:
 
 def test_an_open_page_holds_the_only_kernel_and_leaving_it_preheats_the_next(server):
     s = server()
-    preheated = s.wait(lambda k: len(k) == 1, "the preheated kernel")
+    s.wait(lambda k: len(k) == 1, "the preheated kernel")
+    preheated = s.preheated()
     page = _wait_for_page(s)
     assert "trainee-page" in page
     (kernel_id,) = preheated.values()
@@ -142,6 +159,7 @@ def test_an_open_page_holds_the_only_kernel_and_leaving_it_preheats_the_next(ser
     s.leave(kernel_id)
     fresh = s.wait(lambda k: len(k) == 1 and kernel_id not in k.values(), "a new kernel once the page left",
                    timeout=60)
+    assert s.preheated(2) == fresh
     time.sleep(4)
     assert s.kernels() == fresh  # one, not one per refill
     # The next page opens on the new preheated kernel.
@@ -167,8 +185,51 @@ def test_a_kernel_that_failed_to_start_is_tried_again_and_the_page_gets_it(serve
         time.sleep(0.5)
     program.write_text(f"#!/bin/sh\nexec {sys.executable} -m ipykernel_launcher \"$@\"\n", encoding="utf-8")
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
-    kernels = s.wait(lambda k: len(k) == 1, "the kernel, tried again")
+    s.wait(lambda k: len(k) == 1, "the kernel, tried again")
+    kernels = s.preheated()
     page = _wait_for_page(s)
     assert "trainee-page" in page
     assert next(iter(kernels.values())) in page
     assert s.stop() == 0
+
+
+def test_a_start_that_failed_does_not_take_the_next_ones_connection_file(tmp_path, caplog):
+    # Every try of a kernel start runs under the same kernel id, so writes
+    # the same connection file.  The manager of a failed try removed that
+    # file whenever it was garbage-collected: if that came after the next
+    # try wrote it and before its kernel read it, the kernel chose ports of
+    # its own and never answered, and the page stopped half-way (CI saw it).
+    # Here the collection comes at that worst moment, every time.
+    program = tmp_path / "kernel.sh"
+    spec = tmp_path / "kernels" / "flaky"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(program), "-f", "{connection_file}"], "display_name": "flaky", "language": "python"}))
+    connections = tmp_path / "connections"
+    connections.mkdir()
+    caplog.set_level(logging.WARNING, logger="xmailnb.classroom.singleuser")
+
+    async def scenario() -> None:
+        manager = TraineeKernelManager(root_dir=str(tmp_path), connection_dir=str(connections), retry_seconds=0.5,
+                                       kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]))
+        starting = asyncio.create_task(manager.start_kernel(kernel_name="flaky"))
+        try:
+            while not starting.done() and "did not start" not in caplog.text:
+                await asyncio.sleep(0.05)
+            assert list(connections.iterdir()) == []  # the failed try left nothing behind
+            program.write_text(f"#!/bin/sh\nexec {sys.executable} -m ipykernel_launcher \"$@\"\n", encoding="utf-8")
+            program.chmod(program.stat().st_mode | stat.S_IXUSR)
+            kernel_id = await asyncio.wait_for(starting, START)
+            gc.collect()
+            assert [p.name for p in connections.iterdir()] == [f"kernel-{kernel_id}.json"]
+            client = manager.get_kernel(kernel_id).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=START)  # the kernel answers
+            finally:
+                client.stop_channels()
+        finally:
+            manager.stopping = True
+            await manager.shutdown_all(now=True)
+
+    asyncio.run(scenario())

@@ -405,30 +405,58 @@ class TraineeKernelManager(AsyncMappingKernelManager):
         self._starting = 0
         self._held = False
         self._watch: ioloop.PeriodicCallback | None = None
+        #: the kernel manager of each start under way, by kernel id
+        self._attempts: dict[str, Any] = {}
 
     def page_open(self) -> bool:
         """A page is open: a kernel of this server has a connection."""
         return any(model.get("connections", 0) > 0 for model in self.list_kernels())  # type: ignore[no-untyped-call]
+
+    def pre_start_kernel(self, kernel_name: str | None, kwargs: Any) -> tuple[Any, str, str]:
+        km, name, kernel_id = super().pre_start_kernel(kernel_name, kwargs)
+        self._attempts[kernel_id] = km
+        return km, name, kernel_id
 
     async def start_kernel(self, **kwargs: Any) -> str:  # type: ignore[override]
         self._hold_pool()
         # Every attempt under one id: jupyter_client keeps the id of a start
         # that failed among its pending kernels until one under it succeeds
         # (a stray id there would fail the server's shutdown_all).
-        kwargs.setdefault("kernel_id", str(uuid.uuid4()))
+        kernel_id: str = kwargs.setdefault("kernel_id", str(uuid.uuid4()))
         self._starting += 1
         try:
             while True:
                 try:
-                    kernel_id: str = await super().start_kernel(**kwargs)
-                    return kernel_id
+                    started: str = await super().start_kernel(**dict(kwargs))
+                    return started
                 except Exception as exc:
+                    self._forget_attempt(kernel_id)
                     if self.stopping:
                         raise
                     log.warning("a kernel did not start (%s); trying again in %g s", exc, self.retry_seconds)
                     await asyncio.sleep(self.retry_seconds)
         finally:
             self._starting -= 1
+            self._attempts.pop(kernel_id, None)
+
+    def _forget_attempt(self, kernel_id: str) -> None:
+        """Remove the files a failed start wrote, now.
+
+        The next attempt writes its connection file under the same name
+        (``kernel-<id>.json``).  Left to itself, the failed attempt's
+        manager removes that file whenever it is garbage-collected, which
+        may be after the next attempt wrote it and before its kernel read
+        it: that kernel then listens on ports of its own choosing and never
+        answers ("Kernel didn't respond in 60 seconds").
+        """
+        km = self._attempts.pop(kernel_id, None)
+        if km is None:
+            return
+        try:
+            km.cleanup_connection_file()
+            km.cleanup_ipc_files()
+        except OSError as exc:
+            log.info("files of a kernel that did not start not removed: %s", exc)
 
     async def shutdown_kernel(self, kernel_id: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # jupyter_client's run_sync type
         result = await super().shutdown_kernel(kernel_id, *args, **kwargs)  # type: ignore[no-untyped-call]
