@@ -123,7 +123,7 @@ class Board:
             self.resets = {k: [str(t) for t in v][-50:] for k, v in doc.get("resets", {}).items()
                            if isinstance(v, list)}
             self.reset_generation = {k: v for k, v in doc.get("reset_generation", {}).items()
-                                     if isinstance(v, int) and not isinstance(v, bool)}
+                                     if _whole(v) is not None}
             self.hand_cleared = {k: str(v) for k, v in doc.get("hand_cleared", {}).items()}
             self.messages = [m for m in doc.get("messages", []) if isinstance(m, dict)][-MAX_MESSAGES:]
             self.stuck_minutes = int(doc.get("stuck_minutes", DEFAULT_STUCK_MINUTES))
@@ -192,8 +192,9 @@ class Board:
 
     def _record_reset(self, name: str, generation: Any) -> None:
         self.resets.setdefault(name, []).append(_iso(_now()))
-        if isinstance(generation, int) and not isinstance(generation, bool):
-            self.reset_generation[name] = generation
+        number = _whole(generation)
+        if number is not None:
+            self.reset_generation[name] = number
         else:
             self.reset_generation.pop(name, None)
 
@@ -264,9 +265,9 @@ class Board:
             since.append(moved + self.stuck_minutes * 60)
         # Acted since the reset: something the page did on the sandbox the reset
         # made (the generation: no two clocks, no same-second tie), else by time.
-        acted_on = page.get("active_generation")
+        acted_on = _whole(page.get("active_generation"))
         reset_gen = self.reset_generation.get(name)
-        if isinstance(acted_on, int) and reset_gen is not None:
+        if acted_on is not None and reset_gen is not None:
             acted = acted_on >= reset_gen
         else:
             acted = active is not None and last_reset is not None and active > last_reset
@@ -345,9 +346,8 @@ def _clean_page(page: Any) -> dict[str, Any]:
     for key in ("step", "step_since", "active", "opened", "hand"):
         value = page.get(key)
         out[key] = str(value)[:40] if isinstance(value, str) else None
-    acted_on = page.get("active_generation")
-    out["active_generation"] = (acted_on if isinstance(acted_on, int) and not isinstance(acted_on, bool)
-                                and 0 <= acted_on < 2**53 else None)
+    acted_on = _whole(page.get("active_generation"))
+    out["active_generation"] = acted_on if acted_on is not None and 0 <= acted_on < 2**53 else None
     refusals = []
     raw = page.get("refusals")
     for r in (raw if isinstance(raw, list) else [])[-MAX_REFUSALS:]:
@@ -355,13 +355,12 @@ def _clean_page(page: Any) -> dict[str, Any]:
             continue
         given = r.get("reason")
         reason: dict[str, Any] = given if isinstance(given, dict) else {}
-        generation = r.get("generation")
         refusals.append({"time": str(r.get("time", ""))[:40], "step": str(r.get("step", ""))[:20],
-                         "generation": generation if isinstance(generation, int) else 0,
+                         "generation": _whole(r.get("generation")) or 0,
                          "reason": {lang: str(reason.get(lang, ""))[:300] for lang in LANGUAGES}})
     out["refusals"] = refusals
-    raises = page.get("hand_raises")
-    out["hand_raises"] = raises if isinstance(raises, int) and not isinstance(raises, bool) and raises >= 0 else 0
+    raises = _whole(page.get("hand_raises"))
+    out["hand_raises"] = raises if raises is not None and raises >= 0 else 0
     return out
 
 
@@ -391,11 +390,10 @@ def _clean(payload: Any) -> dict[str, Any]:
                 "result": str(h.get("result", ""))[:40]}
                for h in (raw_history if isinstance(raw_history, list) else [])[:50] if isinstance(h, dict)]
     last = payload.get("last_change")
-    generation = payload.get("generation")
     return {"steps": steps, "last_change": str(last)[:40] if last else None,
             "problems": findings(payload.get("problems")), "findings": findings(payload.get("findings")),
             "history": history,
-            "generation": generation if isinstance(generation, int) and not isinstance(generation, bool) else 0}
+            "generation": _whole(payload.get("generation")) or 0}
 
 
 # -- handlers ----------------------------------------------------------------------------
@@ -821,8 +819,13 @@ def _generation_answered(body: bytes | None) -> int | None:
         doc = boundedjson.loads(body or b"", name="xmailnb/reset", max_bytes=4096)
     except ValueError:
         return None
-    number = doc.get("generation") if isinstance(doc, dict) else None
-    return number if isinstance(number, int) and not isinstance(number, bool) else None
+    return _whole(doc.get("generation")) if isinstance(doc, dict) else None
+
+
+def _whole(value: Any) -> int | None:
+    """*value* if it is a JSON integer (not ``true`` or ``false``, which
+    Python counts as integers), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ResetHandler(_Page):
@@ -900,8 +903,8 @@ class SettingsHandler(_Page):
 
     @web.authenticated
     def post(self) -> None:
-        minutes = _json_body(self).get("stuck_minutes")
-        if isinstance(minutes, bool) or not isinstance(minutes, int):
+        minutes = _whole(_json_body(self).get("stuck_minutes"))
+        if minutes is None:
             raise web.HTTPError(400)
         self.board.set_stuck_minutes(minutes)
         self.set_header("Content-Type", "application/json")

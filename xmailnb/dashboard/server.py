@@ -797,15 +797,12 @@ class PageKernelManager(AsyncMappingKernelManager):
 
     async def cull_kernels(self) -> None:
         running = set(self.list_kernel_ids())
-        for kernel_id in [k for k in self._alone_since if k not in running]:
-            del self._alone_since[kernel_id]
-        for kernel_id in [k for k in self._activity_seen if k not in running]:
-            del self._activity_seen[kernel_id]
-        for kernel_id in [k for k in self._owner if k not in running]:
-            del self._owner[kernel_id]
+        # what is kept per kernel goes with the kernel
+        tables: tuple[dict[str, Any], ...] = (self._alone_since, self._activity_seen, self._owner, self._pages)
+        for table in tables:
+            for kernel_id in table.keys() - running:
+                del table[kernel_id]
         self._connected_once &= running
-        for kernel_id in [k for k in self._pages if k not in running]:
-            del self._pages[kernel_id]
         self._judged = set()
         await super().cull_kernels()  # type: ignore[no-untyped-call]  # jupyter_server's kernel manager is not annotated
         # A kernel that did not reach cull_kernel_if_idle this round waits in
