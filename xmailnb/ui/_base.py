@@ -43,8 +43,11 @@ __all__ = [
     "CSS",
     "as_mailroot",
     "set_status_class",
+    "shared",
     "set_flag_class",
+    "box",
     "button",
+    "classed",
     "html",
     "error_msgs",
     "css_id",
@@ -73,7 +76,7 @@ CSS = f"<style>\n{Path(__file__).with_name('workbook.css').read_text(encoding='u
 _SHARED: dict[str, Any] = {}
 
 
-def _shared(kind: str) -> Any:
+def shared(kind: str) -> Any:
     """One Layout (or style) for every widget that never changes its own:
     one model in the browser instead of one per widget."""
     if kind not in _SHARED:
@@ -82,31 +85,49 @@ def _shared(kind: str) -> Any:
                          "html_style": lambda: HTMLStyle(),
                          "button_style": lambda: widgets.ButtonStyle(),
                          "button_layout": lambda: widgets.Layout(width="auto", align_self="flex-start"),
-                         "text_style": lambda: TextStyle(description_width="initial")}[kind]()
+                         "text_style": lambda: TextStyle(description_width="initial"),
+                         "input_style": lambda: TextStyle()}[kind]()
     return _SHARED[kind]
 
 
-def html(value: str = "", *classes: str, hideable: bool = False) -> widgets.HTML:
-    """An HTML widget; it shares its layout and style unless *hideable*."""
-    kw: dict[str, Any] = {"style": _shared("html_style")}
-    if not hideable:
-        kw["layout"] = _shared("layout")
-    w = widgets.HTML(value, **kw)
-    for cls in classes:
-        w.add_class(cls)
-    return w
+# A widget's CSS classes given when it is made travel in its first message to
+# the page; each add_class afterwards is one more message (a step of the CSR
+# form sent 98 of them when first opened).  `_dom_classes` is the name the
+# widget protocol gives that state (ipywidgets' DOMWidget model).
+def classed(factory: Callable[..., Any], *classes: str, **kw: Any) -> Any:
+    """``factory(**kw)`` with *classes* already on it."""
+    return factory(_dom_classes=classes, **kw)
+
+
+def html(value: str = "", *classes: str, hideable: bool = False, hidden: bool = False) -> widgets.HTML:
+    """An HTML widget; it shares its layout and style unless *hideable*
+    (or *hidden*: made hidden, shown later with :func:`show`)."""
+    kw: dict[str, Any] = {"style": shared("html_style")}
+    if hidden:
+        kw["layout"] = widgets.Layout(display="none")
+    elif not hideable:
+        kw["layout"] = shared("layout")
+    return classed(widgets.HTML, *classes, value=value, **kw)
 
 
 def button(*classes: str, hideable: bool = False, **kw: Any) -> widgets.Button:
     """A button as wide as its label; it shares its layout and style unless *hideable*."""
-    kw.setdefault("style", _shared("button_style"))
+    kw.setdefault("style", shared("button_style"))
     if "layout" not in kw:
         kw["layout"] = (widgets.Layout(width="auto", align_self="flex-start") if hideable
-                        else _shared("button_layout"))
-    b = widgets.Button(**kw)
-    for cls in classes:
-        b.add_class(cls)
-    return b
+                        else shared("button_layout"))
+    return classed(widgets.Button, *classes, **kw)
+
+
+def box(children: Iterable[Any], *classes: str, horizontal: bool = False, hideable: bool = False,
+        hidden: bool = False) -> widgets.Box:
+    """A VBox (HBox if *horizontal*) with its classes; it shares its layout
+    unless *hideable* (or *hidden*: made hidden, shown later with :func:`show`)."""
+    if hidden:
+        layout = widgets.Layout(display="none")
+    else:
+        layout = widgets.Layout() if hideable else shared("layout")
+    return classed(widgets.HBox if horizontal else widgets.VBox, *classes, children=list(children), layout=layout)
 
 
 def as_mailroot(mailroot: str | os.PathLike[str] | MailRoot | None) -> MailRoot:
@@ -169,11 +190,10 @@ class Message(widgets.HTML):  # type: ignore[misc]  # ipywidgets ships no type h
     ``xm-field-message`` for the note beside one input.
     """
 
-    def __init__(self, base_class: str = "xm-message", lang: str = "en", **kw: Any) -> None:
-        kw.setdefault("layout", _shared("layout"))
-        kw.setdefault("style", _shared("html_style"))
-        super().__init__(**kw)
-        self.add_class(base_class)
+    def __init__(self, base_class: str = "xm-message", lang: str = "en", *classes: str, **kw: Any) -> None:
+        kw.setdefault("layout", shared("layout"))
+        kw.setdefault("style", shared("html_style"))
+        super().__init__(_dom_classes=(base_class, *classes), **kw)
         self._lang = lang
         self.status: Status | None = None
         self.msgs: list[Msg] = []
@@ -226,16 +246,14 @@ class StepView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type 
 
     def __init__(self, mailroot: str | os.PathLike[str] | MailRoot | None = None,
                  lang: str | None = None, *, standalone: bool = True, **kw: Any) -> None:
-        super().__init__(**kw)
         self.lang: str = lang if lang in LANGUAGES else detect_language()
+        # the Japanese font stack: xm-ja
+        classes = ("xm-step", f"xm-step-{self.STEP}", *(("xm-ja",) if self.lang == "ja" else ()))
+        super().__init__(_dom_classes=classes, **kw)
         self.standalone = standalone
         self._bindings: list[tuple[Any, str, Callable[[str], str]]] = []
         self._ui_lock = threading.RLock()
-        self.add_class("xm-step")
-        self.add_class(f"xm-step-{self.STEP}")
-        set_flag_class(self, "xm-ja", self.lang == "ja")  # the Japanese font stack
-        self.title = html()
-        self.bind(self.title, "value", self._head_html)
+        self.title = self.bind(html(self._head_html(self.lang)), "value", self._head_html)
         self._message_widgets: list[Message] = []
         self.message = self.new_message()
         css = [html(CSS)] if standalone else []
@@ -331,23 +349,26 @@ class StepView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type 
 
     def label(self, key: str, *classes: str, tag: str = "div", **params: Any) -> widgets.HTML:
         """A text paragraph bound to a catalog entry."""
-        return self.bind(html("", *classes), "value", key, tag=tag, **params)
+        def render(lang: str) -> str:
+            return _html.render("tag", tag=tag, cls=None, text=Msg(key, params).page(lang))
+        # made with its text: binding it then changes (and sends) nothing
+        return self.bind(html(render(self.lang), *classes), "value", render)
 
     def field_label(self, label_key: str, hint_key: str | None = None, optional: bool = False) -> widgets.HTML:
         """A label above an input, with guidance under it."""
-        return self.bind(html(), "value", lambda lang: _html.render(
-            "label", label=page_text(label_key, lang), hint=page_text(hint_key, lang) if hint_key else "",
-            optional=page_text("ui.csr.optional", lang) if optional else ""))
+        def render(lang: str) -> str:
+            return _html.render("label", label=page_text(label_key, lang),
+                                hint=page_text(hint_key, lang) if hint_key else "",
+                                optional=page_text("ui.csr.optional", lang) if optional else "")
+        return self.bind(html(render(self.lang)), "value", render)
 
-    def new_message(self, base_class: str = "xm-message") -> Message:
-        m = Message(base_class=base_class, lang=self.lang)
+    def new_message(self, base_class: str = "xm-message", *classes: str) -> Message:
+        m = Message(base_class, self.lang, *classes)
         self._message_widgets.append(m)
         return m
 
     def field_message(self, name: str) -> Message:
-        m = self.new_message("xm-field-message")
-        m.add_class(f"xm-field-{name}")
-        return m
+        return self.new_message("xm-field-message", f"xm-field-{name}")
 
     def _messages(self) -> Iterable[Message]:
         return list(self._message_widgets)

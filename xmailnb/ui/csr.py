@@ -17,7 +17,8 @@ from ..i18n import Msg
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, Message, StepView, button, error_msgs, html, set_flag_class, show
+from ._base import (Activity, Message, StepView, box, button, classed, error_msgs, html, set_flag_class, shared,
+                    show)
 
 __all__ = ["CsrStep"]
 
@@ -54,103 +55,92 @@ class CsrStep(StepView):
 
         for name in csrmod.FIELDS:
             widget = self._make_input(name)
-            widget.add_class(f"xm-csr-{name}")
             self.inputs[name] = widget
             self.notes[name] = self.field_message(name)
             optional = name not in csrmod.REQUIRED_FIELDS and name not in ("keytype", "keysize", "curve")
             label = self.field_label(f"csr.label.{name}", f"ui.csr.hint.{name}", optional=optional)
-            # Rows that can be hidden need a layout of their own.
-            extra = {"layout": widgets.Layout()} if name in ("keytype", "keysize", "curve") else {}
-            row = widgets.VBox([label, widget, self.notes[name]], **extra)
-            row.add_class("xm-row")
-            row.add_class(f"xm-csr-row-{name}")
-            if name in _WIDE:
-                row.add_class("xm-wide")
+            row = box([label, widget, self.notes[name]], "xm-row", f"xm-csr-row-{name}",
+                      *(("xm-wide",) if name in _WIDE else ()),
+                      hideable=name in ("keytype", "keysize", "curve"))
             self.rows[name] = row
             widget.observe(self.safe(lambda change, n=name: self._changed(n)), "value")
 
         self.keyinfo = html("", "xm-csr-keyinfo", "xm-hint")
 
         # Renewal: a new CSR from the installed key (offered when it can be kept).
-        self.renew = widgets.ToggleButtons(options=self._renew_options(), value="new")
-        self.renew.add_class("xm-csr-renew")
+        self.renew = classed(widgets.ToggleButtons, "xm-csr-renew", options=self._renew_options(), value="new")
         self.renew.observe(self.safe(lambda _c: self._validate()), "value")
         self.renew_hint = html("", "xm-csr-renew-hint", "xm-hint")
-        self.renew_row = widgets.VBox([self.field_label("csr.renew.choice.label"), self.renew, self.renew_hint],
-                                      layout=widgets.Layout(display="none"))
-        self.renew_row.add_class("xm-row")
-        self.renew_row.add_class("xm-csr-row-renew")
+        self.renew_row = box([self.field_label("csr.renew.choice.label"), self.renew, self.renew_hint],
+                             "xm-row", "xm-csr-row-renew", hidden=True)
         self.renew_unavailable = self.new_message("xm-csr-renew-unavailable")
         self._renewal: Any = None
         self._renewal_reason: Msg | None = None
         #: server.key and server.cert as they were when the renewal was last judged.
         self._renewal_files: tuple[bytes | None, bytes | None] | None = None
 
-        self.generate_button = button("xm-csr-generate", button_style="primary", disabled=True)
+        self.generate_button = button("xm-csr-generate", button_style="primary", disabled=True,
+                                      description=self.t("ui.csr.generate"))
         self.bind(self.generate_button, "description", "ui.csr.generate")
         self.generate_button.on_click(self.safe(lambda _b: self.generate()))
 
         self.replace_warning = self.new_message("xm-csr-replace-warning")
-        self.confirm_button = button("xm-csr-confirm", button_style="warning")
+        self.confirm_button = button("xm-csr-confirm", button_style="warning",
+                                     description=self.t("ui.csr.replace.confirm"))
         self.bind(self.confirm_button, "description", "ui.csr.replace.confirm")
         self.confirm_button.on_click(self.safe(lambda _b: self.generate(confirmed=True)))
-        self.cancel_button = button("xm-csr-cancel")
+        self.cancel_button = button("xm-csr-cancel", description=self.t("ui.common.cancel"))
         self.bind(self.cancel_button, "description", "ui.common.cancel")
         self.cancel_button.on_click(self.safe(lambda _b: self._hide_confirm()))
-        confirm_actions = widgets.HBox([self.confirm_button, self.cancel_button])
-        confirm_actions.add_class("xm-actions")
-        self.confirm_box = widgets.VBox([self.replace_warning, confirm_actions], layout=widgets.Layout(display="none"))
-        self.confirm_box.add_class("xm-confirm")
-        self.confirm_box.add_class("xm-csr-confirm-box")
+        confirm_actions = box([self.confirm_button, self.cancel_button], "xm-actions", horizontal=True)
+        self.confirm_box = box([self.replace_warning, confirm_actions], "xm-confirm", "xm-csr-confirm-box",
+                               hidden=True)
 
-        self.progress = html("", "xm-progress", hideable=True)
+        self.progress = html(self.t("ui.csr.progress"), "xm-progress", hidden=True)
         self.bind(self.progress, "value", "ui.csr.progress")
-        show(self.progress, False)
 
         self.result_title = html("", "xm-section-title")
-        self.csr_text = widgets.Textarea(rows=10, layout=widgets.Layout(width="100%"))
-        self.csr_text.add_class("xm-csr-text")
-        self.csr_text.add_class("xm-mono")
+        self.csr_text = classed(widgets.Textarea, "xm-csr-text", "xm-mono", rows=10,
+                                layout=widgets.Layout(width="100%"))
         self.csr_text.observe(self._keep_csr_text, "value")
         self.download = html("", "xm-csr-download")
         self.info = html("", "xm-csr-info")
-        self.result = widgets.VBox([self.result_title, self.download, self.csr_text, self.info],
-                                   layout=widgets.Layout(display="none"))
-        self.result.add_class("xm-section")
-        self.result.add_class("xm-csr-result")
+        self.result = box([self.result_title, self.download, self.csr_text, self.info],
+                          "xm-section", "xm-csr-result", hidden=True)
         self._description: dict[str, Any] | None = None
         self._result_key = "ui.csr.result.new"
 
         r = self.rows
-        subject = widgets.VBox([self.label("ui.csr.section.subject", "xm-section-title"),
-                                self._grid(r["country"], r["state"], r["locality"], r["org"], r["unit"],
-                                           r["email"], r["cn"], r["aliases"])])
-        subject.add_class("xm-section")
-        keybox = widgets.VBox([self.label("ui.csr.section.key", "xm-section-title"), self.renew_row,
-                               self.renew_unavailable, self._grid(r["keytype"], r["keysize"], r["curve"]),
-                               self.keyinfo, self._grid(r["memo"])])
-        keybox.add_class("xm-section")
-        actions_row = widgets.HBox([self.generate_button, self.progress])
-        actions_row.add_class("xm-actions")
+        subject = box([self.label("ui.csr.section.subject", "xm-section-title"),
+                       self._grid(r["country"], r["state"], r["locality"], r["org"], r["unit"],
+                                  r["email"], r["cn"], r["aliases"])], "xm-section")
+        keybox = box([self.label("ui.csr.section.key", "xm-section-title"), self.renew_row,
+                      self.renew_unavailable, self._grid(r["keytype"], r["keysize"], r["curve"]),
+                      self.keyinfo, self._grid(r["memo"])], "xm-section")
+        actions_row = box([self.generate_button, self.progress], "xm-actions", horizontal=True)
         return [subject, keybox, actions_row, self.confirm_box, self.message, self.result]
 
     @staticmethod
-    def _grid(*rows: Any) -> widgets.VBox:
-        box = widgets.VBox(list(rows))
-        box.add_class("xm-fields")
-        return box
+    def _grid(*rows: Any) -> widgets.Box:
+        return box(rows, "xm-fields")
 
     def _make_input(self, name: str) -> Any:
+        # inputs never change their own layout or style: shared (fewer models)
+        cls, layout = f"xm-csr-{name}", shared("layout")
         if name == "keytype":
-            return widgets.ToggleButtons(options=self._keytype_options(), value=keys.DEFAULT_KEY_TYPE)
+            return classed(widgets.ToggleButtons, cls, options=self._keytype_options(), value=keys.DEFAULT_KEY_TYPE,
+                           layout=layout)
         if name == "keysize":
-            return widgets.Dropdown(options=self._keysize_options(), value=keys.DEFAULT_RSA_SIZE)
+            return classed(widgets.Dropdown, cls, options=self._keysize_options(), value=keys.DEFAULT_RSA_SIZE,
+                           layout=layout)
         if name == "curve":
-            return widgets.Dropdown(options=list(keys.EC_CURVES), value=keys.DEFAULT_CURVE)
+            return classed(widgets.Dropdown, cls, options=list(keys.EC_CURVES), value=keys.DEFAULT_CURVE,
+                           layout=layout)
         placeholder = self.t(f"ui.csr.example.{name}") if name in _SUBJECT or name == "aliases" else ""
-        if name in ("aliases", "memo"):
-            return widgets.Textarea(rows=2, continuous_update=True, placeholder=placeholder)
-        return widgets.Text(continuous_update=True, placeholder=placeholder)
+        kind = widgets.Textarea if name in ("aliases", "memo") else widgets.Text
+        extra = {"rows": 2} if kind is widgets.Textarea else {}
+        return classed(kind, cls, continuous_update=True, placeholder=placeholder, layout=layout,
+                       style=shared("input_style"), **extra)
 
     def _keytype_options(self) -> list[tuple[str, str]]:
         return [(self.t(f"ui.csr.keytype.{k}"), k) for k in keys.KEY_TYPES]
