@@ -82,6 +82,10 @@ def shared(kind: str) -> Any:
     if kind not in _SHARED:
         _SHARED[kind] = {"layout": lambda: widgets.Layout(),
                          "wide": lambda: widgets.Layout(width="100%"),
+                         "auto": lambda: widgets.Layout(width="auto"),
+                         "int": lambda: widgets.Layout(width="8em"),
+                         "upload": lambda: widgets.Layout(width="auto", min_width="12em"),
+                         "port": lambda: widgets.Layout(width="9em"),
                          "html_style": lambda: HTMLStyle(),
                          "button_style": lambda: widgets.ButtonStyle(),
                          "button_layout": lambda: widgets.Layout(width="auto", align_self="flex-start"),
@@ -162,6 +166,9 @@ def set_flag_class(widget: Any, cls: str, on: bool) -> None:
 
 def show(widget: Any, visible: bool) -> None:
     """Show or hide a widget created with its own layout."""
+    if any(widget.layout is one for one in _SHARED.values()):
+        # hiding it would hide every widget that shares the layout
+        raise ValueError(f"{type(widget).__name__} shares its layout: make it hideable")
     widget.layout.display = None if visible else "none"
 
 

@@ -18,7 +18,7 @@ from ..status import Status
 from ..steps import Step
 from ..mailroot.store import ArchiveEntry, Store
 from . import _html
-from ._base import Activity, StepView, button, error_msgs, html, show
+from ._base import Activity, StepView, box, button, classed, error_msgs, html, shared, show
 
 __all__ = ["InstallStep", "upload_value", "HISTORY_SHOWN"]
 
@@ -70,105 +70,93 @@ class InstallStep(StepView):
         self.names: dict[str, widgets.HTML] = {}
         self.notes = {name: self.field_message(name) for name in _FIELDS}
         rows: dict[str, Any] = {}
+        # Widgets are made with their classes, labels and layouts: the step's
+        # first opening is one message per widget (ui/_base.py, classed).
         for name in _UPLOADS:
-            up = widgets.FileUpload(multiple=(name == "chain"), layout=widgets.Layout(width="auto", min_width="12em"))
-            up.add_class(f"xm-install-{name}")
-            self.bind(up, "description", "ui.install.choose_files" if name == "chain" else "ui.install.choose_file")
+            choose = "ui.install.choose_files" if name == "chain" else "ui.install.choose_file"
+            up = classed(widgets.FileUpload, f"xm-install-{name}", multiple=(name == "chain"),
+                         description=self.t(choose), layout=shared("upload"))
+            self.bind(up, "description", choose)
             up.observe(self.safe(lambda _c: self._inputs_changed()), "value")
             self.uploads[name] = up
             self.names[name] = html("", f"xm-install-{name}-names", "xm-hint")
-            picker = widgets.HBox([up, self.names[name]])
-            picker.add_class("xm-actions")
-            rows[name] = self._row(name, picker)
-        self.passphrase = widgets.Password()
-        self.passphrase.add_class("xm-install-passphrase")
+            rows[name] = self._row(name, box([up, self.names[name]], "xm-actions", horizontal=True))
+        self.passphrase = classed(widgets.Password, "xm-install-passphrase", layout=shared("layout"),
+                                  style=shared("input_style"))
         self.passphrase.observe(self.safe(lambda _c: self._inputs_changed()), "value")
         rows["passphrase"] = self._row("passphrase", self.passphrase)
-        self.hostname = widgets.Text(placeholder="mail.example.jp")
-        self.hostname.add_class("xm-install-hostname")
+        self.hostname = classed(widgets.Text, "xm-install-hostname", placeholder="mail.example.jp",
+                                layout=shared("layout"), style=shared("input_style"))
         self.hostname.observe(self.safe(lambda _c: self._inputs_changed()), "value")
         rows["hostname"] = self._row("hostname", self.hostname)
-        self.allow_incomplete = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"))
-        self.allow_incomplete.add_class("xm-install-allow-incomplete")
+        self.allow_incomplete = classed(widgets.Checkbox, "xm-install-allow-incomplete", value=False, indent=False,
+                                        description=self.t("ui.install.allow_incomplete"), layout=shared("auto"))
         self.bind(self.allow_incomplete, "description", "ui.install.allow_incomplete")
         self.allow_incomplete.observe(self.safe(lambda _c: self._inputs_changed()), "value")
 
-        self.use_practice = button("xm-install-use-practice", button_style="info", hideable=True)
+        self.use_practice = button("xm-install-use-practice", button_style="info",
+                                   description=self.t("ui.install.use_practice"),
+                                   layout=widgets.Layout(width="auto", align_self="flex-start", display="none"))
         self.bind(self.use_practice, "description", "ui.install.use_practice")
         self.use_practice.on_click(self.safe(lambda _b: self.load_practice()))
-        show(self.use_practice, False)
 
         # Key, passphrase, CA certificate, host name: rarely needed.
-        self.more_toggle = widgets.ToggleButton(value=False, layout=widgets.Layout(width="auto"))
-        self.more_toggle.add_class("xm-install-more")
+        self.more_toggle = classed(widgets.ToggleButton, "xm-install-more", value=False,
+                                   description=self.t("ui.install.more"), layout=shared("auto"))
         self.bind(self.more_toggle, "description", "ui.install.more")
         # The grid is inside: its "display: grid" would override the hidden box's display.
-        grid = widgets.VBox([rows[n] for n in _MORE])
-        grid.add_class("xm-fields")
-        self.more = widgets.VBox([grid], layout=widgets.Layout(display="none"))
-        self.more.add_class("xm-install-more-fields")
+        grid = box([rows[n] for n in _MORE], "xm-fields")
+        self.more = box([grid], "xm-install-more-fields", hidden=True)
         self.more_toggle.observe(lambda c: show(self.more, bool(c["new"])), "value")
 
-        self.progress = html("", "xm-progress", "xm-install-progress", hideable=True)
+        self.progress = html(self.t("ui.install.checking"), "xm-progress", "xm-install-progress", hideable=True)
         self.bind(self.progress, "value", "ui.install.checking")
-        self.stop_button = button("xm-install-stop", hideable=True)
+        self.stop_button = button("xm-install-stop", hideable=True, description=self.t("ui.install.stop"))
         self.bind(self.stop_button, "description", "ui.install.stop")
         self.stop_button.on_click(self.safe(lambda _b: self.stop()))
-        self.progress_row = widgets.HBox([self.progress, self.stop_button], layout=widgets.Layout(display="none"))
-        self.progress_row.add_class("xm-actions")
+        self.progress_row = box([self.progress, self.stop_button], "xm-actions", horizontal=True, hidden=True)
         self.preview_html = html("", "xm-install-preview", hideable=True)
-        self.apply_button = button("xm-install-apply", button_style="primary", disabled=True)
+        self.apply_button = button("xm-install-apply", button_style="primary", disabled=True,
+                                   description=self.t("ui.install.apply"))
         self.bind(self.apply_button, "description", "ui.install.apply")
         self.apply_button.on_click(self.safe(lambda _b: self.apply()))
-        inputs = widgets.VBox([self.label("ui.install.section.files", "xm-section-title"), self.use_practice,
-                               rows["cert"], rows["chain"], self.allow_incomplete, self.more_toggle, self.more,
-                               self.progress_row])
-        inputs.add_class("xm-section")
-        self.preview_box = widgets.VBox([self.preview_html, self.apply_button], layout=widgets.Layout(display="none"))
-        self.preview_box.add_class("xm-section")
-        self.preview_box.add_class("xm-install-preview-box")
+        inputs = box([self.label("ui.install.section.files", "xm-section-title"), self.use_practice,
+                      rows["cert"], rows["chain"], self.allow_incomplete, self.more_toggle, self.more,
+                      self.progress_row], "xm-section")
+        self.preview_box = box([self.preview_html, self.apply_button], "xm-section", "xm-install-preview-box",
+                               hidden=True)
 
         # Rollback
         self.history: list[ArchiveEntry] = []
         self._labels: dict[str, Msg] = {}
-        self.rollback_select = widgets.Dropdown(options=[], layout=widgets.Layout(width="auto", flex="1 1 auto"))
-        self.rollback_select.add_class("xm-rollback-select")
+        self.rollback_select = classed(widgets.Dropdown, "xm-rollback-select", options=[],
+                                       layout=widgets.Layout(width="auto", flex="1 1 auto"))
         self.rollback_select.observe(lambda _c: self._hide_rollback_confirm(), "value")
-        self.rollback_button = button("xm-rollback")
+        self.rollback_button = button("xm-rollback", description=self.t("ui.rollback.button"))
         self.bind(self.rollback_button, "description", "ui.rollback.button")
         self.rollback_button.on_click(self.safe(lambda _b: self.ask_rollback()))
         self.rollback_note = self.field_message("rollback")
-        self.rollback_result = self.new_message("xm-rollback-result")
-        self.rollback_result.add_class("xm-message-like")
+        self.rollback_result = self.new_message("xm-rollback-result", "xm-message-like")
         self.rollback_warning = html("", "xm-rollback-warning")
-        self.rollback_yes = button("xm-rollback-yes", button_style="danger")
+        self.rollback_yes = button("xm-rollback-yes", button_style="danger", description=self.t("ui.rollback.confirm"))
         self.bind(self.rollback_yes, "description", "ui.rollback.confirm")
         self.rollback_yes.on_click(self.safe(lambda _b: self.rollback()))
-        self.rollback_cancel = button("xm-rollback-cancel")
+        self.rollback_cancel = button("xm-rollback-cancel", description=self.t("ui.common.cancel"))
         self.bind(self.rollback_cancel, "description", "ui.common.cancel")
         self.rollback_cancel.on_click(self.safe(lambda _b: self._hide_rollback_confirm()))
-        confirm_actions = widgets.HBox([self.rollback_yes, self.rollback_cancel])
-        confirm_actions.add_class("xm-actions")
-        self.rollback_box = widgets.VBox([self.rollback_warning, confirm_actions],
-                                         layout=widgets.Layout(display="none"))
-        self.rollback_box.add_class("xm-confirm")
-        self.rollback_box.add_class("xm-rollback-confirm")
+        confirm_actions = box([self.rollback_yes, self.rollback_cancel], "xm-actions", horizontal=True)
+        self.rollback_box = box([self.rollback_warning, confirm_actions], "xm-confirm", "xm-rollback-confirm",
+                                hidden=True)
         self._confirming: actions.RollbackEffects | None = None
-        chooser = widgets.HBox([self.rollback_select, self.rollback_button])
-        chooser.add_class("xm-actions")
-        rollback = widgets.VBox([self.label("ui.rollback.title", "xm-section-title"),
-                                 self.label("ui.rollback.intro", "xm-hint"), chooser, self.rollback_note,
-                                 self.rollback_box, self.rollback_result])
-        rollback.add_class("xm-section")
-        rollback.add_class("xm-rollback-section")
+        chooser = box([self.rollback_select, self.rollback_button], "xm-actions", horizontal=True)
+        rollback = box([self.label("ui.rollback.title", "xm-section-title"),
+                        self.label("ui.rollback.intro", "xm-hint"), chooser, self.rollback_note,
+                        self.rollback_box, self.rollback_result], "xm-section", "xm-rollback-section")
         return [inputs, self.preview_box, self.message, rollback]
 
-    def _row(self, name: str, widget: Any) -> widgets.VBox:
+    def _row(self, name: str, widget: Any) -> widgets.Box:
         label = self.field_label(f"ui.install.label.{name}", f"ui.install.hint.{name}")
-        row = widgets.VBox([label, widget, self.notes[name]])
-        row.add_class("xm-row")
-        row.add_class(f"xm-install-row-{name}")
-        return row
+        return box([label, widget, self.notes[name]], "xm-row", f"xm-install-row-{name}")
 
     # -- inputs -------------------------------------------------------------------------
     def _files(self, name: str) -> list[actions.Upload]:

@@ -12,7 +12,7 @@ from ..i18n import Msg
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, StepView, error_msgs, html
+from ._base import Activity, StepView, box, classed, error_msgs, html, shared
 
 __all__ = ["NoticeStep"]
 
@@ -31,22 +31,18 @@ class NoticeStep(StepView):
 
     def _build(self) -> list[Any]:
         self.on_screen = self.standalone
-        self.hostname = widgets.Text(placeholder="mail.example.jp", layout=widgets.Layout(width="100%",
-                                                                                          max_width="32em"))
-        self.hostname.add_class("xm-notice-hostname")
+        self.hostname = classed(widgets.Text, "xm-notice-hostname", placeholder="mail.example.jp",
+                                layout=widgets.Layout(width="100%", max_width="32em"))
         self.hostname.observe(self.safe(lambda _c: self.refresh()), "value")
         host_label = self.field_label("ui.notice.hostname", "ui.notice.hostname.hint")
         self.hostname_note = self.field_message("hostname")
         self.warnings = html("", "xm-notice-warnings")
-        self.text = widgets.Textarea(rows=16, layout=widgets.Layout(width="100%"))
-        self.text.add_class("xm-notice-text")
-        self.text.add_class("xm-mono")
+        self.text = classed(widgets.Textarea, "xm-notice-text", "xm-mono", rows=16, layout=shared("wide"))
         self._text = ""
         self.text.observe(self._keep_text, "value")
         self.download = html("", "xm-notice-download")
-        box = widgets.VBox([host_label, self.hostname, self.hostname_note, self.warnings, self.text, self.download])
-        box.add_class("xm-section")
-        return [box, self.message]
+        return [box([host_label, self.hostname, self.hostname_note, self.warnings, self.text, self.download],
+                    "xm-section"), self.message]
 
     def _keep_text(self, change: dict[str, Any]) -> None:
         # Read-only: selectable and copyable, but not editable by accident.

@@ -17,7 +17,7 @@ from ..mailroot.workbook import probe_settings, save_probe_settings
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, StepView, button, css_id, html, set_status_class, show, status_icon
+from ._base import Activity, StepView, box, button, classed, css_id, html, set_status_class, shared, show, status_icon
 
 __all__ = ["ProbeStep"]
 
@@ -52,58 +52,48 @@ class ProbeStep(StepView):
         self.results: list[Any] = []
         self.server: Any = None  # the practice server (xmailnb.flows.practice.PracticeServer)
         self._loaded = False
-        self.host = widgets.Text(value="127.0.0.1", layout=widgets.Layout(width="100%", max_width="24em"))
-        self.host.add_class("xm-probe-host")
-        self.ports = widgets.Text(value="", placeholder="smtps=465,pop3s=995",
-                                  layout=widgets.Layout(width="100%", max_width="40em"))
-        self.ports.add_class("xm-probe-ports")
+        # Widgets are made with their classes and labels (one message each, ui/_base.py).
+        self.host = classed(widgets.Text, "xm-probe-host", value="127.0.0.1",
+                            layout=widgets.Layout(width="100%", max_width="24em"))
+        self.ports = classed(widgets.Text, "xm-probe-ports", value="", placeholder="smtps=465,pop3s=995",
+                             layout=widgets.Layout(width="100%", max_width="40em"))
         self.host_note = self.field_message("host")
         self.ports_note = self.field_message("ports")
-        self.run_button = button("xm-probe-run", button_style="primary")
+        self.run_button = button("xm-probe-run", button_style="primary", description=self.t("ui.probe.run"))
         self.bind(self.run_button, "description", "ui.probe.run")
         self.run_button.on_click(self.safe(lambda _b: self.run()))
-        self.progress = html("", "xm-progress", hideable=True)
+        self.progress = html(self.t("ui.probe.progress"), "xm-progress", hidden=True)
         self.bind(self.progress, "value", "ui.probe.progress")
-        show(self.progress, False)
-        self.rows = widgets.VBox()
-        self.rows.add_class("xm-probe-results")
-        actions = widgets.HBox([self.run_button, self.progress])
-        actions.add_class("xm-actions")
-        self.form = widgets.VBox([self.label("ui.probe.section.check", "xm-section-title"),
-                                  self.field_label("ui.probe.host"), self.host, self.host_note,
-                                  self.field_label("ui.probe.ports", "ui.probe.ports.hint"), self.ports,
-                                  self.ports_note, actions, self.rows])
-        self.form.add_class("xm-section")
+        self.rows = box([], "xm-probe-results")
+        actions = box([self.run_button, self.progress], "xm-actions", horizontal=True)
+        self.form = box([self.label("ui.probe.section.check", "xm-section-title"),
+                         self.field_label("ui.probe.host"), self.host, self.host_note,
+                         self.field_label("ui.probe.ports", "ui.probe.ports.hint"), self.ports,
+                         self.ports_note, actions, self.rows], "xm-section")
 
         # The practice server (sandbox only): its ports, shown before it starts.
         self.practice_port: dict[str, widgets.BoundedIntText] = {}
         port_rows = []
         for name in _PRACTICE_PORTS:
-            field = widgets.BoundedIntText(value=0, min=0, max=65535, layout=widgets.Layout(width="9em"))
-            field.add_class(f"xm-practice-port-{name}")
+            field = classed(widgets.BoundedIntText, f"xm-practice-port-{name}", value=0, min=0, max=65535,
+                            layout=shared("port"))
             self.practice_port[name] = field
-            row = widgets.VBox([self.field_label(f"ui.probe.practice.port.{name}"), field])
-            row.add_class("xm-row")
-            port_rows.append(row)
-        self.practice_ports = widgets.HBox(port_rows)
-        self.practice_ports.add_class("xm-practice-ports")
-        self.practice_ports.add_class("xm-actions")
+            port_rows.append(box([self.field_label(f"ui.probe.practice.port.{name}"), field], "xm-row"))
+        self.practice_ports = box(port_rows, "xm-practice-ports", "xm-actions", horizontal=True)
         self.practice_ports_note = self.field_message("practice-ports")
         self.practice_status = html("", "xm-practice-status")
-        self.start_button = button("xm-practice-start", button_style="primary")
+        self.start_button = button("xm-practice-start", button_style="primary",
+                                   description=self.t("ui.probe.practice.start"))
         self.bind(self.start_button, "description", "ui.probe.practice.start")
         self.start_button.on_click(self.safe(lambda _b: self.start_practice()))
-        self.stop_button = button("xm-practice-stop")
+        self.stop_button = button("xm-practice-stop", description=self.t("ui.probe.practice.stop"))
         self.bind(self.stop_button, "description", "ui.probe.practice.stop")
         self.stop_button.on_click(self.safe(lambda _b: self.stop_practice()))
-        practice_actions = widgets.HBox([self.start_button, self.stop_button])
-        practice_actions.add_class("xm-actions")
-        self.practice_box = widgets.VBox([
+        practice_actions = box([self.start_button, self.stop_button], "xm-actions", horizontal=True)
+        self.practice_box = box([
             self.label("ui.probe.section.practice", "xm-section-title"),
             self.label("ui.probe.practice.intro", "xm-hint"), self.practice_ports, self.practice_ports_note,
-            practice_actions, self.practice_status], layout=widgets.Layout(display="none"))
-        self.practice_box.add_class("xm-section")
-        self.practice_box.add_class("xm-practice")
+            practice_actions, self.practice_status], "xm-section", "xm-practice", hidden=True)
         return [self.practice_box, self.form, self.message]
 
     # -- practice server ------------------------------------------------------------------

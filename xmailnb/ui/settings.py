@@ -14,7 +14,7 @@ from ..i18n import Msg, page_text
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, Message, StepView, button, css_id, html, status_icon
+from ._base import Activity, Message, StepView, box, button, classed, css_id, html, shared, status_icon
 
 __all__ = ["SettingsStep", "UNSET", "EMPTY", "VALUE"]
 
@@ -50,44 +50,41 @@ class SettingsStep(StepView):
         self._loading_values = False
         groups: dict[str, list[Any]] = {}
         for var in st.TLS_VARIABLES:
+            cls = f"xm-setting-{var.name}"
+            # Widgets are made with their classes and share their layouts:
+            # the step's first opening is one message per widget (fewer models).
             if var.kind == "flag":
                 # The label says the value shown: "On (1)" ticked, "Off (0)" not (see _show_meaning).
-                w: Any = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"))
+                w: Any = classed(widgets.Checkbox, cls, value=False, indent=False, layout=shared("auto"))
                 control: Any = w
             elif var.kind == "int":
-                w = widgets.IntText(value=0, layout=widgets.Layout(width="8em"))
+                w = classed(widgets.IntText, cls, value=0, layout=shared("int"))
                 control = w
             else:
-                mode = widgets.Dropdown(options=self._mode_options(var), value=UNSET,
-                                        layout=widgets.Layout(width="100%"))
-                mode.add_class(f"xm-setting-mode-{var.name}")
-                w = widgets.Text(value="", placeholder=self.t(f"ui.settings.example.{var.slug}"),
-                                 layout=widgets.Layout(width="100%"))
+                mode = classed(widgets.Dropdown, f"xm-setting-mode-{var.name}", options=self._mode_options(var),
+                               value=UNSET, layout=shared("wide"))
+                w = classed(widgets.Text, cls, value="", placeholder=self.t(f"ui.settings.example.{var.slug}"),
+                            layout=shared("wide"), style=shared("input_style"))
                 mode.observe(self.safe(lambda c, n=var.name: self._mode_changed(n)), "value")
                 w.observe(self.safe(lambda c, n=var.name: self._typed(n)), "value")
                 self.modes[var.name] = mode
-                control = widgets.VBox([mode, w])
-            w.add_class(f"xm-setting-{var.name}")
+                control = box([mode, w])
             w.observe(self.safe(lambda _c, n=var.name: self._show_meaning(n)), "value")
             self.inputs[var.name] = w
             self.meanings[var.name] = html("", "xm-setting-meaning", "xm-hint")
             self.notes[var.name] = self.field_message(f"setting-{var.name}")
-            head = self.bind(html(), "value", functools.partial(_head_html, var))
-            left = widgets.VBox([control])
-            right = widgets.VBox([head, self.meanings[var.name], self.notes[var.name]])
-            right.add_class("xm-row")
-            row = widgets.HBox([left, right])
-            row.add_class("xm-setting")
-            if var.name in self.modes:
-                row.add_class("xm-setting-list")  # a wider column: the choices are read in full
-            row.add_class(f"xm-setting-row-{var.name}")
+            render = functools.partial(_head_html, var)
+            head = self.bind(html(render(self.lang)), "value", render)
+            left = box([control])
+            right = box([head, self.meanings[var.name], self.notes[var.name]], "xm-row")
+            # xm-setting-list: a wider column, the choices are read in full
+            row = box([left, right], "xm-setting", *(("xm-setting-list",) if var.name in self.modes else ()),
+                      f"xm-setting-row-{var.name}", horizontal=True)
             groups.setdefault(var.group, []).append(row)
         sections = []
         for group, rows in groups.items():
-            section = widgets.VBox([self.label(f"ui.settings.group.{group}", "xm-section-title"), *rows])
-            section.add_class("xm-section")
-            sections.append(section)
-        self.save_button = button("xm-settings-save", button_style="primary")
+            sections.append(box([self.label(f"ui.settings.group.{group}", "xm-section-title"), *rows], "xm-section"))
+        self.save_button = button("xm-settings-save", button_style="primary", description=self.t("ui.settings.save"))
         self.bind(self.save_button, "description", "ui.settings.save")
         self.save_button.on_click(self.safe(lambda _b: self.save()))
         self.issues = html("", "xm-settings-issues")

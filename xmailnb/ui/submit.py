@@ -14,7 +14,7 @@ from ..i18n import Msg, local_date, page_text
 from ..status import Status
 from ..steps import Step
 from . import _html
-from ._base import Activity, StepView, button, error_msgs, html, show
+from ._base import Activity, StepView, box, button, classed, error_msgs, html, show
 
 __all__ = ["SubmitStep", "CHECKLIST"]
 
@@ -30,39 +30,35 @@ class SubmitStep(StepView):
 
     def _build(self) -> list[Any]:
         assert self.mailroot is not None
-        self.mode = widgets.ToggleButtons(options=self._mode_options(), value="ca",
-                                          style={"button_width": "auto"})
-        self.mode.add_class("xm-submit-mode")
+        # Widgets are made with their classes and labels (one message each, ui/_base.py).
+        self.mode = classed(widgets.ToggleButtons, "xm-submit-mode", options=self._mode_options(), value="ca",
+                            style={"button_width": "auto"})
         self.mode.observe(self.safe(lambda _c: self._show_mode()), "value")
 
         self.checks: dict[str, widgets.Checkbox] = {}
         rows = []
         box_layout = widgets.Layout(width="2em", flex="0 0 2em")
         for item in CHECKLIST:
-            box = widgets.Checkbox(value=False, indent=False, layout=box_layout)
-            box.add_class(f"xm-checklist-{item}")
-            box.observe(self.safe(lambda change, i=item: self._ticked(i, change)), "value")
-            self.checks[item] = box
-            text = self.bind(html(), "value", functools.partial(self._item_html, item))
-            row = widgets.HBox([box, text])
-            row.add_class("xm-checklist-item")
-            rows.append(row)
-        self.checklist = widgets.VBox([self.label("ui.submit.checklist.intro", "xm-hint"), *rows])
-        self.checklist.add_class("xm-checklist")
-        self.checklist.add_class("xm-section")
+            tick = classed(widgets.Checkbox, f"xm-checklist-{item}", value=False, indent=False, layout=box_layout)
+            tick.observe(self.safe(lambda change, i=item: self._ticked(i, change)), "value")
+            self.checks[item] = tick
+            render = functools.partial(self._item_html, item)
+            text = self.bind(html(render(self.lang)), "value", render)
+            rows.append(box([tick, text], "xm-checklist-item", horizontal=True))
+        self.checklist = box([self.label("ui.submit.checklist.intro", "xm-hint"), *rows], "xm-checklist",
+                             "xm-section")
         self._loading = False
 
-        self.practice_sign = button("xm-practice-sign", button_style="info")
+        self.practice_sign = button("xm-practice-sign", button_style="info",
+                                    description=self.t("ui.submit.practice.sign"))
         self.bind(self.practice_sign, "description", "ui.submit.practice.sign")
         self.practice_sign.on_click(self.safe(lambda _b: self.sign_practice()))
-        self.practice_box = widgets.VBox([self.label("ui.submit.practice.intro"), self.practice_sign],
-                                         layout=widgets.Layout(display=None if self.mailroot.is_sandbox else "none"))
-        self.practice_box.add_class("xm-practice")
-        self.practice_box.add_class("xm-practice-notice")
+        self.practice_box = classed(widgets.VBox, "xm-practice", "xm-practice-notice",
+                                    children=[self.label("ui.submit.practice.intro"), self.practice_sign],
+                                    layout=widgets.Layout(display=None if self.mailroot.is_sandbox else "none"))
         self.practice_issued = False
 
-        self.acme_box = widgets.VBox(layout=widgets.Layout(display="none"))
-        self.acme_box.add_class("xm-submit-acme")
+        self.acme_box = box([], "xm-submit-acme", hidden=True)
         self.acme_panel: Any = None
         self.ca_box = widgets.VBox([self.checklist], layout=widgets.Layout())
         return [self.practice_box, self.message, self.label("ui.submit.choose", "xm-section-title"), self.mode,
@@ -94,13 +90,13 @@ class SubmitStep(StepView):
 
     # -- checklist ----------------------------------------------------------------------
     def ticked(self) -> list[str]:
-        return [item for item, box in self.checks.items() if box.value]
+        return [item for item, tick in self.checks.items() if tick.value]
 
     def _set_ticks(self, saved: list[str]) -> None:
         self._loading = True
         try:
-            for name, box in self.checks.items():
-                box.value = name in saved
+            for name, tick in self.checks.items():
+                tick.value = name in saved
         finally:
             self._loading = False
 

@@ -27,7 +27,8 @@ from ..checks.progress import Progress, StepState, step_progress
 from ..mailroot.sandbox import reset_sandbox
 from ..steps import STEPS as ORDER, Step, Target
 from . import _html
-from ._base import CSS, Message, StepView, as_mailroot, button, error_msgs, html, set_flag_class, show, status_icon
+from ._base import (CSS, Message, StepView, as_mailroot, box, button, classed, error_msgs, html, set_flag_class, shared,
+                    show, status_icon)
 from .csr import CsrStep
 from .diagnose import DiagnoseStep
 from .install import InstallStep
@@ -105,19 +106,19 @@ class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hi
 
     def __init__(self, mailroot: str | os.PathLike[str] | MailRoot | None = None,
                  lang: str | None = None, *, watch_interval: float | None = 2.0, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.add_class("xm-app")
-        self.lang = lang if lang in LANGUAGES else detect_language()
-        set_flag_class(self, "xm-ja", self.lang == "ja")  # the Japanese font stack
+        lang = lang if lang in LANGUAGES else detect_language()
+        # made with its classes (one message, ui/_base.py); xm-ja: the Japanese font stack
+        super().__init__(_dom_classes=("xm-app", *(("xm-ja",) if lang == "ja" else ())), **kw)
+        self.lang = lang
         self._lock = threading.RLock()
         self.progress: Progress | None = None
         self._diagnosed = False
         self.restarting = False
-        self.header = html("", "xm-header")
-        self.lang_switch = widgets.ToggleButtons(options=self._lang_options(), value=self.lang,
-                                                 style={"button_width": "6em"},
-                                                 layout=widgets.Layout(width="auto", flex="0 0 auto"))
-        self.lang_switch.add_class("xm-lang")
+        self.header = classed(widgets.HTML, "xm-header", value="", style=shared("html_style"),
+                              layout=widgets.Layout(flex="1 1 auto"))
+        self.lang_switch = classed(widgets.ToggleButtons, "xm-lang", options=self._lang_options(), value=self.lang,
+                                   style={"button_width": "6em"},
+                                   layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.steps: _Steps = _Steps(self._build_step)
         self.nav: dict[Step, widgets.Button] = {}
         self.mailroot: MailRoot | None
@@ -134,23 +135,16 @@ class Wizard(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type hi
         nav_layout = widgets.Layout(width="auto")
         nav_style = widgets.ButtonStyle()
         for name in ORDER:
-            nav_button = widgets.Button(layout=nav_layout, style=nav_style)
-            nav_button.add_class("xm-nav")
-            nav_button.add_class(f"xm-nav-{name}")
+            nav_button = classed(widgets.Button, "xm-nav", f"xm-nav-{name}", layout=nav_layout, style=nav_style)
             nav_button.on_click(lambda _b, n=name: self.show(n))
             self.nav[name] = nav_button
-        self.navbar = widgets.HBox(list(self.nav.values()))
-        self.navbar.add_class("xm-navbar")
+        self.navbar = box(self.nav.values(), "xm-navbar", horizontal=True)
         self.orientation = html("", "xm-orientation-box")
         self.next_button = button("xm-next", hideable=True)
         self.next_button.on_click(lambda _b: self.next())
-        footer = widgets.HBox([self.next_button])
-        footer.add_class("xm-footer")
-        self.body = widgets.VBox()
-        self.body.add_class("xm-body")
-        self.header.layout = widgets.Layout(flex="1 1 auto")
-        top = widgets.HBox([self.header, self.lang_switch])
-        top.add_class("xm-top")
+        footer = box([self.next_button], "xm-footer", horizontal=True)
+        self.body = box([], "xm-body")
+        top = box([self.header, self.lang_switch], "xm-top", horizontal=True)
         practice = self._practice_bar() if self.mailroot.is_sandbox else []
         # Banner after a sandbox reset (classroom board, `xmailnb sandbox --reset`): ui/reset_watch.py.
         self.reset_notice = watch_resets(self)
