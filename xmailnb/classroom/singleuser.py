@@ -427,7 +427,7 @@ class TraineeKernelManager(AsyncMappingKernelManager):
         try:
             while True:
                 try:
-                    started: str = await super().start_kernel(**dict(kwargs))
+                    started: str = await super().start_kernel(**kwargs)
                     return started
                 except Exception as exc:
                     self._forget_attempt(kernel_id)

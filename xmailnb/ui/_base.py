@@ -190,6 +190,19 @@ def error_msgs(exc: BaseException, what: str = "an action of the workbook") -> l
     return [Msg.of("ui.internal", log=str(path))]
 
 
+def _renderer(key: str | Msg | Callable[[str], str], *, tag: str | None = None, cls: str | None = None,
+              **params: Any) -> Callable[[str], str]:
+    """The text of *key* in a language (in a *tag* element if given, escaped)."""
+    if callable(key) and not isinstance(key, (str, Msg)):
+        return key
+    msg = key if isinstance(key, Msg) else Msg(key, params)
+
+    def render(lang: str) -> str:
+        value = msg.page(lang)
+        return _html.render("tag", tag=tag, cls=cls, text=value) if tag else value
+    return render
+
+
 class Message(widgets.HTML):  # type: ignore[misc]  # ipywidgets ships no type hints
     """An outcome message: status class plus the rendered messages.
 
@@ -342,22 +355,20 @@ class StepView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no type 
 
         *tag* puts the (escaped) text in that HTML element.
         """
-        if callable(key) and not isinstance(key, (str, Msg)):
-            render = key
-        else:
-            msg = key if isinstance(key, Msg) else Msg(key, params)
-
-            def render(lang: str) -> str:
-                value = msg.page(lang)
-                return _html.render("tag", tag=tag, cls=cls, text=value) if tag else value
+        render = _renderer(key, tag=tag, cls=cls, **params)
         self._bindings.append((widget, attr, render))
         setattr(widget, attr, render(self.lang))
         return widget
 
+    def bound(self, factory: Callable[..., Any], attr: str, key: str, /, *args: Any, **kw: Any) -> Any:
+        """``factory(*args, attr=<key's text>, **kw)``, bound to *key*: made
+        with its text, so binding it changes (and sends) nothing more."""
+        render = _renderer(key)
+        return self.bind(factory(*args, **{attr: render(self.lang)}, **kw), attr, render)
+
     def label(self, key: str, *classes: str, tag: str = "div", **params: Any) -> widgets.HTML:
         """A text paragraph bound to a catalog entry."""
-        def render(lang: str) -> str:
-            return _html.render("tag", tag=tag, cls=None, text=Msg(key, params).page(lang))
+        render = _renderer(key, tag=tag, **params)
         # made with its text: binding it then changes (and sends) nothing
         return self.bind(html(render(self.lang), *classes), "value", render)
 

@@ -79,18 +79,15 @@ class CsrStep(StepView):
         #: server.key and server.cert as they were when the renewal was last judged.
         self._renewal_files: tuple[bytes | None, bytes | None] | None = None
 
-        self.generate_button = button("xm-csr-generate", button_style="primary", disabled=True,
-                                      description=self.t("ui.csr.generate"))
-        self.bind(self.generate_button, "description", "ui.csr.generate")
+        self.generate_button = self.bound(button, "description", "ui.csr.generate", "xm-csr-generate",
+                                          button_style="primary", disabled=True)
         self.generate_button.on_click(self.safe(lambda _b: self.generate()))
 
         self.replace_warning = self.new_message("xm-csr-replace-warning")
-        self.confirm_button = button("xm-csr-confirm", button_style="warning",
-                                     description=self.t("ui.csr.replace.confirm"))
-        self.bind(self.confirm_button, "description", "ui.csr.replace.confirm")
+        self.confirm_button = self.bound(button, "description", "ui.csr.replace.confirm", "xm-csr-confirm",
+                                         button_style="warning")
         self.confirm_button.on_click(self.safe(lambda _b: self.generate(confirmed=True)))
-        self.cancel_button = button("xm-csr-cancel", description=self.t("ui.common.cancel"))
-        self.bind(self.cancel_button, "description", "ui.common.cancel")
+        self.cancel_button = self.bound(button, "description", "ui.common.cancel", "xm-csr-cancel")
         self.cancel_button.on_click(self.safe(lambda _b: self._hide_confirm()))
         confirm_actions = box([self.confirm_button, self.cancel_button], "xm-actions", horizontal=True)
         self.confirm_box = box([self.replace_warning, confirm_actions], "xm-confirm", "xm-csr-confirm-box",

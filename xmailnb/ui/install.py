@@ -74,9 +74,8 @@ class InstallStep(StepView):
         # first opening is one message per widget (ui/_base.py, classed).
         for name in _UPLOADS:
             choose = "ui.install.choose_files" if name == "chain" else "ui.install.choose_file"
-            up = classed(widgets.FileUpload, f"xm-install-{name}", multiple=(name == "chain"),
-                         description=self.t(choose), layout=shared("upload"))
-            self.bind(up, "description", choose)
+            up = self.bound(classed, "description", choose, widgets.FileUpload, f"xm-install-{name}",
+                            multiple=(name == "chain"), layout=shared("upload"))
             up.observe(self.safe(lambda _c: self._inputs_changed()), "value")
             self.uploads[name] = up
             self.names[name] = html("", f"xm-install-{name}-names", "xm-hint")
@@ -89,21 +88,19 @@ class InstallStep(StepView):
                                 layout=shared("layout"), style=shared("input_style"))
         self.hostname.observe(self.safe(lambda _c: self._inputs_changed()), "value")
         rows["hostname"] = self._row("hostname", self.hostname)
-        self.allow_incomplete = classed(widgets.Checkbox, "xm-install-allow-incomplete", value=False, indent=False,
-                                        description=self.t("ui.install.allow_incomplete"), layout=shared("auto"))
-        self.bind(self.allow_incomplete, "description", "ui.install.allow_incomplete")
+        self.allow_incomplete = self.bound(classed, "description", "ui.install.allow_incomplete", widgets.Checkbox,
+                                           "xm-install-allow-incomplete", value=False, indent=False,
+                                           layout=shared("auto"))
         self.allow_incomplete.observe(self.safe(lambda _c: self._inputs_changed()), "value")
 
-        self.use_practice = button("xm-install-use-practice", button_style="info",
-                                   description=self.t("ui.install.use_practice"),
-                                   layout=widgets.Layout(width="auto", align_self="flex-start", display="none"))
-        self.bind(self.use_practice, "description", "ui.install.use_practice")
+        self.use_practice = self.bound(button, "description", "ui.install.use_practice", "xm-install-use-practice",
+                                       button_style="info",
+                                       layout=widgets.Layout(width="auto", align_self="flex-start", display="none"))
         self.use_practice.on_click(self.safe(lambda _b: self.load_practice()))
 
         # Key, passphrase, CA certificate, host name: rarely needed.
-        self.more_toggle = classed(widgets.ToggleButton, "xm-install-more", value=False,
-                                   description=self.t("ui.install.more"), layout=shared("auto"))
-        self.bind(self.more_toggle, "description", "ui.install.more")
+        self.more_toggle = self.bound(classed, "description", "ui.install.more", widgets.ToggleButton,
+                                      "xm-install-more", value=False, layout=shared("auto"))
         # The grid is inside: its "display: grid" would override the hidden box's display.
         grid = box([rows[n] for n in _MORE], "xm-fields")
         self.more = box([grid], "xm-install-more-fields", hidden=True)
@@ -111,14 +108,12 @@ class InstallStep(StepView):
 
         self.progress = html(self.t("ui.install.checking"), "xm-progress", "xm-install-progress", hideable=True)
         self.bind(self.progress, "value", "ui.install.checking")
-        self.stop_button = button("xm-install-stop", hideable=True, description=self.t("ui.install.stop"))
-        self.bind(self.stop_button, "description", "ui.install.stop")
+        self.stop_button = self.bound(button, "description", "ui.install.stop", "xm-install-stop", hideable=True)
         self.stop_button.on_click(self.safe(lambda _b: self.stop()))
         self.progress_row = box([self.progress, self.stop_button], "xm-actions", horizontal=True, hidden=True)
         self.preview_html = html("", "xm-install-preview", hideable=True)
-        self.apply_button = button("xm-install-apply", button_style="primary", disabled=True,
-                                   description=self.t("ui.install.apply"))
-        self.bind(self.apply_button, "description", "ui.install.apply")
+        self.apply_button = self.bound(button, "description", "ui.install.apply", "xm-install-apply",
+                                       button_style="primary", disabled=True)
         self.apply_button.on_click(self.safe(lambda _b: self.apply()))
         inputs = box([self.label("ui.install.section.files", "xm-section-title"), self.use_practice,
                       rows["cert"], rows["chain"], self.allow_incomplete, self.more_toggle, self.more,
@@ -132,17 +127,15 @@ class InstallStep(StepView):
         self.rollback_select = classed(widgets.Dropdown, "xm-rollback-select", options=[],
                                        layout=widgets.Layout(width="auto", flex="1 1 auto"))
         self.rollback_select.observe(lambda _c: self._hide_rollback_confirm(), "value")
-        self.rollback_button = button("xm-rollback", description=self.t("ui.rollback.button"))
-        self.bind(self.rollback_button, "description", "ui.rollback.button")
+        self.rollback_button = self.bound(button, "description", "ui.rollback.button", "xm-rollback")
         self.rollback_button.on_click(self.safe(lambda _b: self.ask_rollback()))
         self.rollback_note = self.field_message("rollback")
         self.rollback_result = self.new_message("xm-rollback-result", "xm-message-like")
         self.rollback_warning = html("", "xm-rollback-warning")
-        self.rollback_yes = button("xm-rollback-yes", button_style="danger", description=self.t("ui.rollback.confirm"))
-        self.bind(self.rollback_yes, "description", "ui.rollback.confirm")
+        self.rollback_yes = self.bound(button, "description", "ui.rollback.confirm", "xm-rollback-yes",
+                                       button_style="danger")
         self.rollback_yes.on_click(self.safe(lambda _b: self.rollback()))
-        self.rollback_cancel = button("xm-rollback-cancel", description=self.t("ui.common.cancel"))
-        self.bind(self.rollback_cancel, "description", "ui.common.cancel")
+        self.rollback_cancel = self.bound(button, "description", "ui.common.cancel", "xm-rollback-cancel")
         self.rollback_cancel.on_click(self.safe(lambda _b: self._hide_rollback_confirm()))
         confirm_actions = box([self.rollback_yes, self.rollback_cancel], "xm-actions", horizontal=True)
         self.rollback_box = box([self.rollback_warning, confirm_actions], "xm-confirm", "xm-rollback-confirm",

@@ -59,8 +59,7 @@ class ProbeStep(StepView):
                              layout=widgets.Layout(width="100%", max_width="40em"))
         self.host_note = self.field_message("host")
         self.ports_note = self.field_message("ports")
-        self.run_button = button("xm-probe-run", button_style="primary", description=self.t("ui.probe.run"))
-        self.bind(self.run_button, "description", "ui.probe.run")
+        self.run_button = self.bound(button, "description", "ui.probe.run", "xm-probe-run", button_style="primary")
         self.run_button.on_click(self.safe(lambda _b: self.run()))
         self.progress = html(self.t("ui.probe.progress"), "xm-progress", hidden=True)
         self.bind(self.progress, "value", "ui.probe.progress")
@@ -82,12 +81,10 @@ class ProbeStep(StepView):
         self.practice_ports = box(port_rows, "xm-practice-ports", "xm-actions", horizontal=True)
         self.practice_ports_note = self.field_message("practice-ports")
         self.practice_status = html("", "xm-practice-status")
-        self.start_button = button("xm-practice-start", button_style="primary",
-                                   description=self.t("ui.probe.practice.start"))
-        self.bind(self.start_button, "description", "ui.probe.practice.start")
+        self.start_button = self.bound(button, "description", "ui.probe.practice.start", "xm-practice-start",
+                                       button_style="primary")
         self.start_button.on_click(self.safe(lambda _b: self.start_practice()))
-        self.stop_button = button("xm-practice-stop", description=self.t("ui.probe.practice.stop"))
-        self.bind(self.stop_button, "description", "ui.probe.practice.stop")
+        self.stop_button = self.bound(button, "description", "ui.probe.practice.stop", "xm-practice-stop")
         self.stop_button.on_click(self.safe(lambda _b: self.stop_practice()))
         practice_actions = box([self.start_button, self.stop_button], "xm-actions", horizontal=True)
         self.practice_box = box([

@@ -84,8 +84,8 @@ class SettingsStep(StepView):
         sections = []
         for group, rows in groups.items():
             sections.append(box([self.label(f"ui.settings.group.{group}", "xm-section-title"), *rows], "xm-section"))
-        self.save_button = button("xm-settings-save", button_style="primary", description=self.t("ui.settings.save"))
-        self.bind(self.save_button, "description", "ui.settings.save")
+        self.save_button = self.bound(button, "description", "ui.settings.save", "xm-settings-save",
+                                      button_style="primary")
         self.save_button.on_click(self.safe(lambda _b: self.save()))
         self.issues = html("", "xm-settings-issues")
         self._issues: list[st.Issue] = []

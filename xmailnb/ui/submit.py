@@ -49,9 +49,8 @@ class SubmitStep(StepView):
                              "xm-section")
         self._loading = False
 
-        self.practice_sign = button("xm-practice-sign", button_style="info",
-                                    description=self.t("ui.submit.practice.sign"))
-        self.bind(self.practice_sign, "description", "ui.submit.practice.sign")
+        self.practice_sign = self.bound(button, "description", "ui.submit.practice.sign", "xm-practice-sign",
+                                        button_style="info")
         self.practice_sign.on_click(self.safe(lambda _b: self.sign_practice()))
         self.practice_box = classed(widgets.VBox, "xm-practice", "xm-practice-notice",
                                     children=[self.label("ui.submit.practice.intro"), self.practice_sign],
